@@ -1,0 +1,31 @@
+# The two commands of the README: `make serve` and `make test`.
+# Both create a virtual environment in .venv on first use, so a fresh machine
+# needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: serve test lint bench compare clean
+
+$(BIN)/xmlchat: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,metrics,plots]'
+	touch $@
+
+serve: $(BIN)/xmlchat
+	$(BIN)/xmlchat serve
+
+test: $(BIN)/xmlchat
+	$(BIN)/ruff check xmlchat tests examples benchmarks
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+bench: $(BIN)/xmlchat
+	$(BIN)/python -m benchmarks.run
+
+compare: $(BIN)/xmlchat
+	$(BIN)/xmlchat compare
+
+clean:
+	rm -rf $(VENV) build *.egg-info

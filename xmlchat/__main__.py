@@ -1,0 +1,3 @@
+from xmlchat.cli import main
+
+raise SystemExit(main())

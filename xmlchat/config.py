@@ -1,0 +1,291 @@
+"""Configuration: one typed, frozen object.
+
+Sources, later ones winning: built-in defaults, a TOML file, then environment
+variables named after the key path: ``[listeners.native] port = 5290`` is
+``XMLCHAT_LISTENERS_NATIVE_PORT=5290``; top-level ``hosts`` is ``XMLCHAT_HOSTS``
+(comma separated). Unknown keys are errors, so a typo never goes unnoticed.
+``docs/configuration.md`` lists every key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+TlsMode = Literal["none", "starttls", "direct"]
+LogFormat = Literal["text", "json"]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Listener:
+    enabled: bool = True
+    address: str = "127.0.0.1"
+    port: int = 0
+    # "direct": TLS from the first byte; "starttls": XMPP negotiates it (RFC 6120 §5);
+    # "none": plaintext.
+    tls: TlsMode = "none"
+
+
+@dataclass(frozen=True)
+class Listeners:
+    # Native protocol over TLS: on by default.
+    native: Listener = Listener(port=5290, tls="direct")
+    # Native protocol in plaintext: for loopback demos and benchmarks only.
+    native_plain: Listener = Listener(enabled=False, port=5291, tls="none")
+    # XMPP client-to-server with STARTTLS (RFC 6120), and direct TLS (XEP-0368).
+    xmpp: Listener = Listener(port=5222, tls="starttls")
+    xmpp_tls: Listener = Listener(enabled=False, port=5223, tls="direct")
+
+
+@dataclass(frozen=True)
+class Tls:
+    # PEM files; when both are empty a self-signed pair is generated into data_dir.
+    cert_file: str = ""
+    key_file: str = ""
+
+
+@dataclass(frozen=True)
+class Limits:
+    # Prosody's c2s_stanza_size_limit is 256 KiB; its unauthenticated limit is 10 000 B.
+    max_stanza_bytes: int = 256 * 1024
+    max_unauthenticated_stanza_bytes: int = 10_000
+    max_depth: int = 32
+    # Seconds a connection may stay silent before it is pinged, then dropped.
+    idle_timeout: float = 300.0
+    # Seconds allowed from connect to successful login.
+    login_timeout: float = 60.0
+    # Outbound bytes queued for a slow reader before it is disconnected.
+    max_send_buffer_bytes: int = 4 * 1024 * 1024
+    # Token bucket of inbound stanzas per connection (0 disables).
+    stanzas_per_second: float = 200.0
+    stanza_burst: int = 1000
+    # Failed logins allowed on one connection before it is closed.
+    max_login_attempts: int = 3
+    # Offline messages kept per user; older ones are refused with an error.
+    max_offline_messages: int = 1000
+
+
+@dataclass(frozen=True)
+class Xmpp:
+    # As Prosody's c2s_require_encryption / allow_unencrypted_plain_auth.
+    require_encryption: bool = True
+    allow_unencrypted_plain_auth: bool = False
+
+
+@dataclass(frozen=True)
+class Native:
+    # Allow passwords over the plaintext native listener only where the operator says so.
+    allow_plaintext_login: bool = True
+    # The plaintext listener refuses non-loopback addresses unless this is set.
+    allow_plaintext_on_network: bool = False
+
+
+@dataclass(frozen=True)
+class Storage:
+    # SQLite file; relative paths are inside data_dir.
+    path: str = "xmlchat.sqlite3"
+    # PBKDF2 iterations for new SCRAM keys (RFC 7677 recommends at least 4096).
+    scram_iterations: int = 4096
+
+
+@dataclass(frozen=True)
+class Log:
+    level: str = "info"
+    format: LogFormat = "text"
+    # Log whole stanzas (bodies included) at debug level: never on in production.
+    stanzas: bool = False
+
+
+@dataclass(frozen=True)
+class Metrics:
+    enabled: bool = False
+    address: str = "127.0.0.1"
+    port: int = 9290
+
+
+@dataclass(frozen=True)
+class Config:
+    hosts: tuple[str, ...] = ("localhost",)
+    data_dir: str = "./xmlchat-data"
+    listeners: Listeners = field(default_factory=Listeners)
+    tls: Tls = field(default_factory=Tls)
+    limits: Limits = field(default_factory=Limits)
+    xmpp: Xmpp = field(default_factory=Xmpp)
+    native: Native = field(default_factory=Native)
+    storage: Storage = field(default_factory=Storage)
+    log: Log = field(default_factory=Log)
+    metrics: Metrics = field(default_factory=Metrics)
+
+    @property
+    def domain(self) -> str:
+        """The default virtual host: where bare user names (``alice``) live."""
+        return self.hosts[0]
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_path / self.storage.path
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def load(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Defaults, then the TOML file at ``path``, then ``XMLCHAT_*`` from ``env``,
+    then ``overrides`` (dotted key paths, e.g. from command-line flags)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: {e}") from e
+        except OSError as e:
+            raise ConfigError(f"{path}: {e.strerror}") from e
+    env = os.environ if env is None else env
+    for key, value in _env_items(Config, "XMLCHAT", (), env):
+        _set_path(data, key, value)
+    for dotted, value in (overrides or {}).items():
+        _set_path(data, tuple(dotted.split(".")), value)
+    return _build(Config, data, ())
+
+
+def _env_items(
+    cls: type, prefix: str, path: tuple[str, ...], env: Mapping[str, str]
+) -> list[tuple[tuple[str, ...], str]]:
+    out = []
+    for f in dataclasses.fields(cls):
+        key = (*path, f.name)
+        ftype = _hints(cls)[f.name]
+        if dataclasses.is_dataclass(ftype):
+            out += _env_items(typing.cast(type, ftype), prefix, key, env)
+            continue
+        name = "_".join((prefix, *key)).upper()
+        if name in env:
+            out.append((key, env[name]))
+    return out
+
+
+def _set_path(data: dict[str, Any], key: tuple[str, ...], value: Any) -> None:
+    for part in key[:-1]:
+        data = data.setdefault(part, {})
+    data[key[-1]] = value
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _build(cls: type, data: Any, path: tuple[str, ...]) -> Any:
+    where = ".".join(path) or "top level"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table")
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown key {'.'.join((*path, unknown[0]))!r}")
+    kwargs = {}
+    for name, raw in data.items():
+        kwargs[name] = _convert(hints[name], raw, (*path, name))
+    if path == () and not data:
+        return cls()
+    if dataclasses.is_dataclass(cls):
+        defaults = _defaults(cls)
+        for name in names - set(kwargs):
+            kwargs[name] = defaults[name]
+    return cls(**kwargs)
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    return {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls)}
+
+
+def _convert(tp: Any, raw: Any, path: tuple[str, ...]) -> Any:
+    key = ".".join(path)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(raw, dict):
+            # Fill from the field's own default (e.g. the native listener's port).
+            return _merge_dataclass(tp, raw, path)
+        raise ConfigError(f"{key}: expected a table")
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if raw not in choices:
+            raise ConfigError(f"{key}: must be one of {', '.join(map(repr, choices))}, not {raw!r}")
+        return raw
+    if origin is tuple:
+        if isinstance(raw, str):
+            raw = [p.strip() for p in raw.split(",") if p.strip()]
+        if not isinstance(raw, list) or not raw or not all(isinstance(x, str) for x in raw):
+            raise ConfigError(f"{key}: expected a non-empty list of strings")
+        return tuple(raw)
+    if origin in (types.UnionType, typing.Union):
+        raise ConfigError(f"{key}: unsupported type")
+    return _convert_scalar(tp, raw, key)
+
+
+def _convert_scalar(tp: Any, raw: Any, key: str) -> Any:
+    if tp is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return raw.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{key}: expected true or false, not {raw!r}")
+    if tp is int:
+        try:
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected an integer, not {raw!r}") from None
+    if tp is float:
+        try:
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, not {raw!r}") from None
+    if tp is str:
+        if not isinstance(raw, str):
+            raise ConfigError(f"{key}: expected a string, not {raw!r}")
+        return raw
+    raise ConfigError(f"{key}: unsupported type {tp!r}")
+
+
+def _merge_dataclass(tp: type, raw: dict[str, Any], path: tuple[str, ...]) -> Any:
+    # Start from the parent's default instance for this field, so a partial
+    # [listeners.native] table keeps the native listener's default port and TLS mode.
+    base = _field_default(path)
+    hints = _hints(tp)
+    names = {f.name for f in dataclasses.fields(tp)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"unknown key {'.'.join((*path, unknown[0]))!r}")
+    changes = {name: _convert(hints[name], value, (*path, name)) for name, value in raw.items()}
+    return dataclasses.replace(base, **changes)
+
+
+def _field_default(path: tuple[str, ...]) -> Any:
+    obj: Any = Config()
+    for part in path:
+        obj = getattr(obj, part)
+    return obj

@@ -1,0 +1,87 @@
+"""JIDs (RFC 7622): ``local@domain/resource``.
+
+Native-protocol users are addressed by the same JIDs, so ``alice`` on the
+native protocol is ``alice@<domain>`` to XMPP users.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+# RFC 7622 §3.3.1 / §3.4.1: localpart excludes these characters.
+_LOCAL_FORBIDDEN = frozenset('"&\'/:<>@ \t\r\n')
+_MAX_PART = 1023  # RFC 7622 §3.2/3.3/3.4: each part is 1..1023 octets
+
+
+class InvalidJID(ValueError):
+    """The string is not a valid JID."""
+
+
+def _prep_local(local: str) -> str:
+    # A pragmatic subset of PRECIS UsernameCaseMapped (RFC 8265 §3.3): NFC + case fold.
+    out = unicodedata.normalize("NFC", local).lower()
+    if not out or len(out.encode()) > _MAX_PART or any(c in _LOCAL_FORBIDDEN for c in out):
+        raise InvalidJID(f"invalid localpart {local!r}")
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in out):
+        raise InvalidJID(f"invalid localpart {local!r}")
+    return out
+
+
+def _prep_domain(domain: str) -> str:
+    out = unicodedata.normalize("NFC", domain).lower().rstrip(".")
+    if not out or len(out.encode()) > _MAX_PART or any(c in _LOCAL_FORBIDDEN for c in out):
+        raise InvalidJID(f"invalid domainpart {domain!r}")
+    return out
+
+
+def _prep_resource(resource: str) -> str:
+    out = unicodedata.normalize("NFC", resource)
+    if not out or len(out.encode()) > _MAX_PART:
+        raise InvalidJID(f"invalid resourcepart {resource!r}")
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in out):
+        raise InvalidJID(f"invalid resourcepart {resource!r}")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class JID:
+    local: str | None
+    domain: str
+    resource: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> JID:
+        """Parse and normalise ``text``; raises :class:`InvalidJID`."""
+        rest, slash, resource = text.partition("/")
+        local, at, domain = rest.rpartition("@")
+        if slash and not resource:
+            raise InvalidJID(f"empty resource in {text!r}")
+        return cls(
+            _prep_local(local) if at else None,
+            _prep_domain(domain),
+            _prep_resource(resource) if slash else None,
+        )
+
+    @classmethod
+    def user(cls, name: str, default_domain: str) -> JID:
+        """Parse a user address, accepting a bare name (``alice``) on ``default_domain``."""
+        jid = cls.parse(name if "@" in name else f"{name}@{default_domain}")
+        if jid.local is None:
+            raise InvalidJID(f"{name!r} is not a user address")
+        return jid
+
+    @property
+    def bare(self) -> JID:
+        return JID(self.local, self.domain) if self.resource is not None else self
+
+    @property
+    def is_bare(self) -> bool:
+        return self.resource is None
+
+    def with_resource(self, resource: str) -> JID:
+        return JID(self.local, self.domain, _prep_resource(resource))
+
+    def __str__(self) -> str:
+        out = f"{self.local}@{self.domain}" if self.local is not None else self.domain
+        return f"{out}/{self.resource}" if self.resource is not None else out

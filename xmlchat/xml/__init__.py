@@ -1,0 +1,1 @@
+"""XML streams: incremental parsing (sans-IO) and serialisation."""
