@@ -1,0 +1,249 @@
+"""Database work for :class:`~xmlchat.storage.sqlite.Storage`.
+
+Every function here takes the connection first and runs on the storage worker
+thread only; each public operation is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from xmlchat.jid import JID
+from xmlchat.storage.base import (
+    NoSuchUser,
+    OfflineMessage,
+    OfflineQueueFull,
+    RosterItem,
+    ScramCredentials,
+    UserExists,
+)
+from xmlchat.storage.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+# Another process (``xmlchat adduser`` beside a running server) may hold the write lock.
+BUSY_TIMEOUT_MS: Final = 5000
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: autocommit; we issue BEGIN/COMMIT ourselves.
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        # Durable at each checkpoint, not each commit: a power cut may lose the
+        # last transactions but never corrupts the database.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        version = migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    log.info("storage: opened %s (schema %d)", path, version)
+    return conn
+
+
+def close(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA optimize")
+    conn.close()
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[None]:
+    conn.execute(f"BEGIN {mode}")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def create_user(
+    conn: sqlite3.Connection, jid: str, host: str, keys: list[ScramCredentials]
+) -> None:
+    with _transaction(conn):
+        try:
+            conn.execute(
+                "INSERT INTO users (jid, host, created) VALUES (?, ?, ?)", (jid, host, _now())
+            )
+        except sqlite3.IntegrityError:
+            raise UserExists(jid) from None
+        _write_scram(conn, jid, keys)
+
+
+def set_scram(conn: sqlite3.Connection, jid: str, keys: list[ScramCredentials]) -> None:
+    with _transaction(conn):
+        if not user_exists(conn, jid):
+            raise NoSuchUser(jid)
+        _write_scram(conn, jid, keys)
+
+
+def _write_scram(conn: sqlite3.Connection, jid: str, keys: list[ScramCredentials]) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO scram"
+        " (jid, mechanism, salt, iterations, stored_key, server_key) VALUES (?, ?, ?, ?, ?, ?)",
+        [(jid, k.mechanism, k.salt, k.iterations, k.stored_key, k.server_key) for k in keys],
+    )
+
+
+def delete_user(conn: sqlite3.Connection, jid: str) -> bool:
+    with _transaction(conn):
+        existed = conn.execute("DELETE FROM users WHERE jid = ?", (jid,)).rowcount > 0
+        for table in ("scram", "roster", "roster_version", "offline", "subscription_requests"):
+            conn.execute(f"DELETE FROM {table} WHERE jid = ?", (jid,))
+    return existed
+
+
+def user_exists(conn: sqlite3.Connection, jid: str) -> bool:
+    return conn.execute("SELECT 1 FROM users WHERE jid = ?", (jid,)).fetchone() is not None
+
+
+def list_users(conn: sqlite3.Connection, host: str | None) -> list[JID]:
+    if host is None:
+        rows = conn.execute("SELECT jid FROM users ORDER BY jid")
+    else:
+        domain = JID.parse(host).domain
+        rows = conn.execute("SELECT jid FROM users WHERE host = ? ORDER BY jid", (domain,))
+    return [JID.parse(jid) for (jid,) in rows]
+
+
+def get_scram(conn: sqlite3.Connection, jid: str, mechanism: str) -> ScramCredentials | None:
+    row = conn.execute(
+        "SELECT salt, iterations, stored_key, server_key FROM scram"
+        " WHERE jid = ? AND mechanism = ?",
+        (jid, mechanism),
+    ).fetchone()
+    return None if row is None else ScramCredentials(mechanism, *row)
+
+
+def store_offline(
+    conn: sqlite3.Connection, jid: str, stanza: bytes, received: str, limit: int
+) -> int:
+    with _transaction(conn):
+        if count_offline(conn, jid) >= limit:
+            raise OfflineQueueFull(jid)
+        cur = conn.execute(
+            "INSERT INTO offline (jid, stanza, received) VALUES (?, ?, ?)", (jid, stanza, received)
+        )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def fetch_offline(conn: sqlite3.Connection, jid: str) -> list[OfflineMessage]:
+    rows = conn.execute(
+        "SELECT id, stanza, received FROM offline WHERE jid = ? ORDER BY id", (jid,)
+    )
+    return [OfflineMessage(i, s, datetime.fromisoformat(r)) for i, s, r in rows]
+
+
+def delete_offline(conn: sqlite3.Connection, jid: str, up_to_id: int) -> None:
+    conn.execute("DELETE FROM offline WHERE jid = ? AND id <= ?", (jid, up_to_id))
+
+
+def count_offline(conn: sqlite3.Connection, jid: str | None) -> int:
+    if jid is None:
+        row = conn.execute("SELECT count(*) FROM offline").fetchone()
+    else:
+        row = conn.execute("SELECT count(*) FROM offline WHERE jid = ?", (jid,)).fetchone()
+    return int(row[0])
+
+
+_ROSTER_COLUMNS: Final = "contact, name, subscription, ask, approved, groups"
+
+
+def _roster_item(
+    contact: str, name: str | None, subscription: str, ask: int, approved: int, groups: str
+) -> RosterItem:
+    return RosterItem(
+        JID.parse(contact), name, subscription, bool(ask), bool(approved), tuple(json.loads(groups))
+    )
+
+
+def get_roster(conn: sqlite3.Connection, jid: str) -> tuple[list[RosterItem], int]:
+    with _transaction(conn, "DEFERRED"):
+        rows = conn.execute(
+            f"SELECT {_ROSTER_COLUMNS} FROM roster WHERE jid = ? ORDER BY contact", (jid,)
+        ).fetchall()
+        version = _roster_version(conn, jid)
+    return [_roster_item(*row) for row in rows], version
+
+
+def get_roster_item(conn: sqlite3.Connection, jid: str, contact: str) -> RosterItem | None:
+    row = conn.execute(
+        f"SELECT {_ROSTER_COLUMNS} FROM roster WHERE jid = ? AND contact = ?", (jid, contact)
+    ).fetchone()
+    return None if row is None else _roster_item(*row)
+
+
+def put_roster_item(conn: sqlite3.Connection, jid: str, item: RosterItem) -> int:
+    values = (
+        jid,
+        str(item.jid.bare),
+        item.name,
+        item.subscription,
+        item.ask,
+        item.approved,
+        json.dumps(list(item.groups)),
+    )
+    with _transaction(conn):
+        conn.execute(
+            f"INSERT OR REPLACE INTO roster (jid, {_ROSTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            values,
+        )
+        return _bump_roster_version(conn, jid)
+
+
+def delete_roster_item(conn: sqlite3.Connection, jid: str, contact: str) -> int:
+    with _transaction(conn):
+        cur = conn.execute("DELETE FROM roster WHERE jid = ? AND contact = ?", (jid, contact))
+        if cur.rowcount == 0:
+            return _roster_version(conn, jid)
+        return _bump_roster_version(conn, jid)
+
+
+def _roster_version(conn: sqlite3.Connection, jid: str) -> int:
+    row = conn.execute("SELECT version FROM roster_version WHERE jid = ?", (jid,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _bump_roster_version(conn: sqlite3.Connection, jid: str) -> int:
+    conn.execute(
+        "INSERT INTO roster_version (jid, version) VALUES (?, 1)"
+        " ON CONFLICT (jid) DO UPDATE SET version = version + 1",
+        (jid,),
+    )
+    return _roster_version(conn, jid)
+
+
+def add_subscription_request(
+    conn: sqlite3.Connection, jid: str, contact: str, stanza: bytes
+) -> None:
+    conn.execute(
+        "INSERT INTO subscription_requests (jid, contact, stanza) VALUES (?, ?, ?)"
+        " ON CONFLICT (jid, contact) DO UPDATE SET stanza = excluded.stanza",
+        (jid, contact, stanza),
+    )
+
+
+def get_subscription_requests(conn: sqlite3.Connection, jid: str) -> list[tuple[JID, bytes]]:
+    rows = conn.execute(
+        "SELECT contact, stanza FROM subscription_requests WHERE jid = ? ORDER BY rowid", (jid,)
+    )
+    return [(JID.parse(contact), stanza) for contact, stanza in rows]
+
+
+def delete_subscription_request(conn: sqlite3.Connection, jid: str, contact: str) -> None:
+    conn.execute("DELETE FROM subscription_requests WHERE jid = ? AND contact = ?", (jid, contact))

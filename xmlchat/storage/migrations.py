@@ -1,0 +1,100 @@
+"""Schema migrations: ``PRAGMA user_version`` counts the scripts already applied.
+
+Append new scripts to :data:`MIGRATIONS`; never edit one that has shipped.
+Each runs in its own transaction together with the ``user_version`` bump
+(the header field is transactional in SQLite), so a failed step leaves the
+database at the previous version.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    # 1: accounts, SCRAM keys, offline messages, rosters, pending subscription requests.
+    """
+    CREATE TABLE users (
+        jid     TEXT PRIMARY KEY,           -- bare JID, str() form
+        host    TEXT NOT NULL,              -- its domainpart, for list_users(host)
+        created TEXT NOT NULL               -- ISO 8601, UTC
+    ) WITHOUT ROWID;
+    CREATE INDEX users_host ON users (host);
+
+    CREATE TABLE scram (
+        jid        TEXT NOT NULL REFERENCES users (jid) ON DELETE CASCADE,
+        mechanism  TEXT NOT NULL,           -- 'SCRAM-SHA-1' | 'SCRAM-SHA-256'
+        salt       BLOB NOT NULL,
+        iterations INTEGER NOT NULL,
+        stored_key BLOB NOT NULL,
+        server_key BLOB NOT NULL,
+        PRIMARY KEY (jid, mechanism)
+    ) WITHOUT ROWID;
+
+    -- AUTOINCREMENT: ids never come back, so delete_offline(up_to_id) cannot
+    -- remove a message stored after the fetch it answers.
+    CREATE TABLE offline (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        jid      TEXT NOT NULL,             -- recipient bare JID
+        stanza   BLOB NOT NULL,
+        received TEXT NOT NULL              -- ISO 8601, UTC
+    );
+    CREATE INDEX offline_jid ON offline (jid, id);
+
+    CREATE TABLE roster (
+        jid          TEXT NOT NULL,         -- owner bare JID
+        contact      TEXT NOT NULL,         -- contact bare JID
+        name         TEXT,
+        subscription TEXT NOT NULL DEFAULT 'none'
+                     CHECK (subscription IN ('none', 'to', 'from', 'both')),
+        ask          INTEGER NOT NULL DEFAULT 0,
+        approved     INTEGER NOT NULL DEFAULT 0,
+        groups       TEXT NOT NULL DEFAULT '[]',   -- JSON array of group names
+        PRIMARY KEY (jid, contact)
+    ) WITHOUT ROWID;
+
+    -- RFC 6121 §2.6: one version per roster, bumped on every change.
+    CREATE TABLE roster_version (
+        jid     TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE subscription_requests (
+        jid     TEXT NOT NULL,              -- the local user asked
+        contact TEXT NOT NULL,              -- who asked
+        stanza  BLOB NOT NULL,
+        UNIQUE (jid, contact)
+    );
+    """,
+)
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer xmlchat than this one."""
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every pending script in order; returns the resulting version.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``).
+    """
+    current = schema_version(conn)
+    if current > len(MIGRATIONS):
+        raise SchemaTooNew(f"database schema {current} is newer than {len(MIGRATIONS)}")
+    for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+        _apply(conn, script, version)
+    return schema_version(conn)
+
+
+def _apply(conn: sqlite3.Connection, script: str, version: int) -> None:
+    try:
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
