@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -165,7 +164,8 @@ def load(
         _set_path(data, key, value)
     for dotted, value in (overrides or {}).items():
         _set_path(data, tuple(dotted.split(".")), value)
-    return _build(Config, data, ())
+    config: Config = _merge(Config(), data, ())
+    return config
 
 
 def _env_items(
@@ -194,38 +194,30 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _build(cls: type, data: Any, path: tuple[str, ...]) -> Any:
-    where = ".".join(path) or "top level"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a table")
-    hints = _hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+def _merge(base: Any, raw: Any, path: tuple[str, ...]) -> Any:
+    """``base`` (a dataclass instance) with the values of table ``raw`` applied.
+
+    Nested tables merge into the base's own field value, so a partial
+    ``[listeners.native]`` keeps the native listener's default port and TLS mode.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{'.'.join(path) or 'top level'}: expected a table")
+    hints = _hints(type(base))
+    unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(base)})
     if unknown:
         raise ConfigError(f"unknown key {'.'.join((*path, unknown[0]))!r}")
-    kwargs = {}
-    for name, raw in data.items():
-        kwargs[name] = _convert(hints[name], raw, (*path, name))
-    if path == () and not data:
-        return cls()
-    if dataclasses.is_dataclass(cls):
-        defaults = _defaults(cls)
-        for name in names - set(kwargs):
-            kwargs[name] = defaults[name]
-    return cls(**kwargs)
-
-
-def _defaults(cls: type) -> dict[str, Any]:
-    return {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls)}
+    changes = {}
+    for name, value in raw.items():
+        current = getattr(base, name)
+        if dataclasses.is_dataclass(current):
+            changes[name] = _merge(current, value, (*path, name))
+        else:
+            changes[name] = _convert(hints[name], value, (*path, name))
+    return dataclasses.replace(base, **changes)
 
 
 def _convert(tp: Any, raw: Any, path: tuple[str, ...]) -> Any:
     key = ".".join(path)
-    if dataclasses.is_dataclass(tp):
-        if isinstance(raw, dict):
-            # Fill from the field's own default (e.g. the native listener's port).
-            return _merge_dataclass(tp, raw, path)
-        raise ConfigError(f"{key}: expected a table")
     origin = typing.get_origin(tp)
     if origin is Literal:
         choices = typing.get_args(tp)
@@ -238,8 +230,6 @@ def _convert(tp: Any, raw: Any, path: tuple[str, ...]) -> Any:
         if not isinstance(raw, list) or not raw or not all(isinstance(x, str) for x in raw):
             raise ConfigError(f"{key}: expected a non-empty list of strings")
         return tuple(raw)
-    if origin in (types.UnionType, typing.Union):
-        raise ConfigError(f"{key}: unsupported type")
     return _convert_scalar(tp, raw, key)
 
 
@@ -269,23 +259,3 @@ def _convert_scalar(tp: Any, raw: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a string, not {raw!r}")
         return raw
     raise ConfigError(f"{key}: unsupported type {tp!r}")
-
-
-def _merge_dataclass(tp: type, raw: dict[str, Any], path: tuple[str, ...]) -> Any:
-    # Start from the parent's default instance for this field, so a partial
-    # [listeners.native] table keeps the native listener's default port and TLS mode.
-    base = _field_default(path)
-    hints = _hints(tp)
-    names = {f.name for f in dataclasses.fields(tp)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ConfigError(f"unknown key {'.'.join((*path, unknown[0]))!r}")
-    changes = {name: _convert(hints[name], value, (*path, name)) for name, value in raw.items()}
-    return dataclasses.replace(base, **changes)
-
-
-def _field_default(path: tuple[str, ...]) -> Any:
-    obj: Any = Config()
-    for part in path:
-        obj = getattr(obj, part)
-    return obj

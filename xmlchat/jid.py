@@ -10,7 +10,7 @@ import unicodedata
 from dataclasses import dataclass
 
 # RFC 7622 §3.3.1 / §3.4.1: localpart excludes these characters.
-_LOCAL_FORBIDDEN = frozenset('"&\'/:<>@ \t\r\n')
+_LOCAL_FORBIDDEN = frozenset("\"&'/:<>@ \t\r\n")
 _MAX_PART = 1023  # RFC 7622 §3.2/3.3/3.4: each part is 1..1023 octets
 
 

@@ -1,0 +1,113 @@
+"""The ``xmlchat`` command: wiring only, the logic lives in the package.
+
+xmlchat serve                      start the server (Ctrl-C stops it cleanly)
+xmlchat adduser alice@localhost    create an account (prompts for the password)
+xmlchat passwd / deluser / users   manage accounts, like prosodyctl
+xmlchat chat alice@localhost       interactive native-protocol client
+xmlchat send alice bob "hi"        send one message and exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from xmlchat import __version__
+from xmlchat import config as config_mod
+from xmlchat import log as log_mod
+from xmlchat.cli import accounts, chat
+from xmlchat.config import Config, ConfigError
+
+# Listener flags: --native 127.0.0.1:5290 sets listeners.native.{address,port} and enables it.
+LISTENER_FLAGS = ("native", "native-plain", "xmpp", "xmpp-tls")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        config = _load_config(args)
+    except ConfigError as e:
+        print(f"xmlchat: configuration error: {e}", file=sys.stderr)
+        return 2
+    # Only the server logs at the configured level; tools stay quiet unless asked.
+    default_level = config.log.level if run_is_serve(args) else "warning"
+    log_mod.setup(args.log_level or default_level, config.log.format)
+    try:
+        run: Callable[[argparse.Namespace, Config], int] = args.run
+        return run(args, config)
+    except KeyboardInterrupt:
+        return 130
+
+
+def run_is_serve(args: argparse.Namespace) -> bool:
+    return bool(args.run is _serve)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xmlchat", description="XML chat server: XMPP and a native protocol."
+    )
+    parser.add_argument("--version", action="version", version=f"xmlchat {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", help="TOML configuration file")
+    common.add_argument("-d", "--data-dir", help="data directory (database, certificate)")
+    common.add_argument("--log-level", help="debug, info, warning, error")
+    sub = parser.add_subparsers(title="commands")
+
+    serve = sub.add_parser("serve", parents=[common], help="run the server")
+    for flag in LISTENER_FLAGS:
+        serve.add_argument(f"--{flag}", metavar="ADDRESS:PORT", help=f"enable the {flag} listener here")
+    serve.set_defaults(run=_serve)
+
+    accounts.register(sub, common)
+    chat.register(sub, common)
+    return parser
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    for flag in LISTENER_FLAGS:
+        value = getattr(args, flag.replace("-", "_"), None)
+        if value:
+            address, _, port = value.rpartition(":")
+            name = flag.replace("-", "_")
+            overrides[f"listeners.{name}.address"] = address.strip("[]") or "127.0.0.1"
+            overrides[f"listeners.{name}.port"] = port
+            overrides[f"listeners.{name}.enabled"] = True
+    return config_mod.load(getattr(args, "config", None), overrides=overrides)
+
+
+def _serve(args: argparse.Namespace, config: Config) -> int:
+    from xmlchat.server.app import Server
+
+    async def serve() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            server = await Server.open(config)
+            bound = await server.start()
+        except (OSError, ValueError) as e:
+            print(f"xmlchat: cannot start: {e}", file=sys.stderr)
+            return 1
+        for b in bound:
+            print(b, flush=True)
+        print(f"ready: serving {', '.join(config.hosts)}; data in {config.data_path.resolve()}", flush=True)
+        await stop.wait()
+        logging.getLogger("xmlchat").info("shutting down")
+        await server.stop()
+        return 0
+
+    return asyncio.run(serve())

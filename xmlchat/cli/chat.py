@@ -1,0 +1,147 @@
+"""``chat`` and ``send``: the native-protocol client from the command line.
+
+$ xmlchat chat alice@localhost
+bob: hello            send "hello" to bob
+/contacts             list contacts and who is online
+/add bob  /remove bob manage contacts
+/quit                 leave
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from xmlchat.cli.common import ask_password, run_async, user_jid
+from xmlchat.client.native import (
+    IncomingMessage,
+    LoginFailed,
+    NativeClient,
+    PresenceUpdate,
+    ServerError,
+)
+from xmlchat.config import Config
+from xmlchat.server.tls import client_context
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    connect = argparse.ArgumentParser(add_help=False, parents=[common])
+    connect.add_argument("--server", metavar="HOST:PORT", help="default: the configured native listener")
+    connect.add_argument("--plain", action="store_true", help="use the plaintext native listener")
+    connect.add_argument("--cafile", help="trust this certificate (default: the data directory's)")
+    connect.add_argument("--insecure", action="store_true", help="do not verify the certificate")
+    connect.add_argument("--password", help="for scripts; prompted for when absent")
+    chat = sub.add_parser("chat", parents=[connect], help="interactive native-protocol chat")
+    chat.add_argument("jid")
+    chat.set_defaults(run=_chat)
+    send = sub.add_parser("send", parents=[connect], help="send one message over the native protocol")
+    send.add_argument("jid", help="sender")
+    send.add_argument("to", help="recipient")
+    send.add_argument("text")
+    send.set_defaults(run=_send)
+
+
+def make_client(args: argparse.Namespace, config: Config, **kwargs: Any) -> NativeClient:
+    listener = config.listeners.native_plain if args.plain else config.listeners.native
+    host, port = listener.address, listener.port
+    if args.server:
+        host, _, port_text = args.server.rpartition(":")
+        port = int(port_text)
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    ssl = None
+    if not args.plain:
+        cafile = args.cafile
+        default_cert = config.data_path / "tls" / "cert.pem"
+        if cafile is None and default_cert.exists():
+            cafile = str(default_cert)
+        ssl = client_context(cafile, args.insecure)
+    jid = user_jid(args.jid, config)
+    password = args.password if args.password is not None else ask_password(confirm=False)
+    return NativeClient(str(jid), password, host=host, port=port, ssl=ssl, **kwargs)
+
+
+def _send(args: argparse.Namespace, config: Config) -> int:
+    client = make_client(args, config, reconnect=False)
+
+    async def run() -> int:
+        try:
+            await client.start()
+            ack = await client.send(args.to, args.text)
+        except (LoginFailed, ServerError) as e:
+            print(f"xmlchat: {e}", file=sys.stderr)
+            return 1
+        except OSError as e:
+            print(f"xmlchat: cannot connect: {e}", file=sys.stderr)
+            return 1
+        finally:
+            await client.close()
+        print(f"sent (id {ack.id}, accepted {ack.time.isoformat()})")
+        return 0
+
+    return run_async(run())
+
+
+def _print_message(msg: IncomingMessage) -> None:
+    print(f"[{msg.time.astimezone():%H:%M:%S}] {msg.sender}: {msg.body}", flush=True)
+
+
+def _print_presence(update: PresenceUpdate) -> None:
+    print(f"* {update.user} is {'online' if update.online else 'offline'}", flush=True)
+
+
+def _chat(args: argparse.Namespace, config: Config) -> int:
+    client = make_client(
+        args,
+        config,
+        on_message=_print_message,
+        on_presence=_print_presence,
+        on_state=lambda state, why: print(f"~ {state}: {why}", flush=True),
+    )
+
+    async def run() -> int:
+        try:
+            await client.start()
+        except (LoginFailed, OSError) as e:
+            print(f"xmlchat: {e}", file=sys.stderr)
+            return 1
+        print(
+            f"logged in as {client.address}; type 'bob: hello', /contacts, /add, /remove, /quit", flush=True
+        )
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                line = await loop.run_in_executor(None, sys.stdin.readline)
+                if not line or line.strip() == "/quit":
+                    return 0
+                await _command(client, line.strip())
+        finally:
+            await client.close()
+
+    return run_async(run())
+
+
+async def _command(client: NativeClient, line: str) -> None:
+    try:
+        if line == "/contacts":
+            contacts = await client.contacts()
+            for jid, online in contacts:
+                print(f"  {jid} {'online' if online else 'offline'}")
+            if not contacts:
+                print("  (no contacts: /add NAME)")
+        elif line.startswith(("/add ", "/remove ")):
+            command, _, jid = line.partition(" ")
+            change = client.add_contact if command == "/add" else client.remove_contact
+            await change(jid.strip())
+            print(f"  ok: {command[1:]} {jid.strip()}")
+        elif ":" in line:
+            to, _, text = line.partition(":")
+            await client.send(to.strip(), text.strip())
+        elif line:
+            print("  type 'name: message', /contacts, /add NAME, /remove NAME or /quit")
+    except ServerError as e:
+        print(f"! {e}", flush=True)
+    except (ConnectionError, TimeoutError) as e:
+        print(f"! not sent: {e}", flush=True)

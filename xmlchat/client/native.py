@@ -1,0 +1,348 @@
+"""The native-protocol client library (spec: docs/native-protocol.md).
+
+    client = NativeClient("alice@localhost", "secret", port=5290, ssl=ctx)
+    await client.start()                 # connects, logs in, keeps reconnecting
+    ack = await client.send("bob", "hi")
+    message = await client.incoming.get()
+    await client.close()
+
+It never treats one ``recv()`` as one message: bytes go through the same
+incremental parser as the server's. While idle it sends ``<ping/>``; when the
+connection drops it reconnects with exponential backoff and full jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import ssl as ssl_mod
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from lxml import etree
+
+from xmlchat.protocol.native import NS, VERSION, element_xml
+from xmlchat.xml.stream import (
+    StanzaReceived,
+    StanzaStream,
+    StreamClosed,
+    StreamLimits,
+    StreamOpened,
+)
+
+log = logging.getLogger(__name__)
+
+State = Literal["disconnected", "connecting", "online", "waiting", "closed"]
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    id: str
+    sender: str
+    to: str
+    time: datetime
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceUpdate:
+    user: str
+    online: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    id: str
+    time: datetime
+
+
+class ServerError(Exception):
+    """An ``<error/>`` or ``<login-failed/>`` from the server."""
+
+    def __init__(self, condition: str, text: str = "", ref: str | None = None) -> None:
+        super().__init__(f"{condition}: {text}" if text else condition)
+        self.condition, self.text, self.ref = condition, text, ref
+
+
+class LoginFailed(ServerError):
+    pass
+
+
+class ConnectionLost(ConnectionError):
+    pass
+
+
+def _text(el: etree._Element, name: str) -> str:
+    child = el.find(f"{{{NS}}}{name}")
+    return "" if child is None else (child.text or "")
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class NativeClient:
+    def __init__(
+        self,
+        user: str,
+        password: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 5290,
+        ssl: ssl_mod.SSLContext | None = None,
+        resource: str | None = None,
+        heartbeat: float = 30.0,
+        timeout: float = 10.0,
+        reconnect: bool = True,
+        min_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        on_message: Callable[[IncomingMessage], None] | None = None,
+        on_presence: Callable[[PresenceUpdate], None] | None = None,
+        on_state: Callable[[State, str], None] | None = None,
+    ) -> None:
+        self.user, self._password, self.resource = user, password, resource
+        self.host, self.port, self.ssl = host, port, ssl
+        self.heartbeat, self.timeout = heartbeat, timeout
+        self.reconnect = reconnect
+        self.min_backoff, self.max_backoff = min_backoff, max_backoff
+        self.on_message, self.on_presence, self.on_state = on_message, on_presence, on_state
+        self.state: State = "disconnected"
+        self.address: str | None = None
+        self.incoming: asyncio.Queue[IncomingMessage] = asyncio.Queue()
+        self.connects = 0  # successful logins so far (reconnects = connects - 1)
+        self._writer: asyncio.StreamWriter | None = None
+        self._online = asyncio.Event()
+        self._pending: dict[str, asyncio.Future[Ack]] = {}
+        self._contacts: asyncio.Future[list[tuple[str, bool]]] | None = None
+        self._ids = (f"c{n}" for n in itertools.count(1))
+        self._runner: asyncio.Task[None] | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._last_heard = 0.0
+        self._closing = False
+
+    # ---- lifecycle
+
+    async def start(self) -> None:
+        """Connect and log in; then keep the session up in the background."""
+        await self._connect_once()
+        self._runner = asyncio.create_task(self._keep_alive())
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in (self._runner, self._reader_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self._writer is not None and not self._writer.is_closing():
+            with contextlib.suppress(Exception):
+                self._writer.write(b"</session>")
+                await asyncio.wait_for(self._writer.drain(), 1)
+            self._writer.close()
+        self._set_state("closed", "closed by user")
+
+    def _set_state(self, state: State, why: str) -> None:
+        if state != self.state:
+            self.state = state
+            log.info("%s: %s (%s)", self.user, state, why)
+            if self.on_state is not None:
+                self.on_state(state, why)
+
+    # ---- one connection
+
+    async def _connect_once(self) -> None:
+        self._set_state("connecting", f"{self.host}:{self.port}")
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                self.host, self.port, ssl=self.ssl, server_hostname=self.host if self.ssl else None
+            ),
+            self.timeout,
+        )
+        stream = StanzaStream(StreamLimits(max_stanza_bytes=16 * 1024 * 1024))
+        login = element_xml(
+            "login", [("user", self.user), ("password", self._password), ("resource", self.resource)]
+        )
+        # The root and the login go in one write: one round trip to log in.
+        writer.write(f"<session xmlns='{NS}' version='{VERSION}'>".encode() + login)
+        try:
+            await asyncio.wait_for(self._await_login(reader, stream), self.timeout)
+        except BaseException:
+            writer.close()
+            raise
+        self._writer = writer
+        self.connects += 1
+        self._online.set()
+        self._set_state("online", self.address or "")
+        self._reader_task = asyncio.create_task(self._read(reader, stream))
+
+    async def _await_login(self, reader: asyncio.StreamReader, stream: StanzaStream) -> None:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionLost("server closed the connection during login")
+            for event in stream.feed(data):
+                if not isinstance(event, StanzaReceived):
+                    continue
+                el = event.element
+                name = etree.QName(el).localname
+                if name == "login-ok":
+                    self.address = _text(el, "address")
+                    return
+                if name in ("login-failed", "error"):
+                    raise LoginFailed(_text(el, "condition"), _text(el, "text"))
+                self._dispatch(el)  # e.g. nothing yet; keep order anyway
+
+    async def _read(self, reader: asyncio.StreamReader, stream: StanzaStream) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_heard = loop.time()
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionLost("server closed the connection")
+            self._last_heard = loop.time()
+            for event in stream.feed(data):
+                if isinstance(event, StanzaReceived):
+                    self._dispatch(event.element)
+                elif isinstance(event, StreamClosed):
+                    raise ConnectionLost("server ended the session")
+                elif isinstance(event, StreamOpened):
+                    pass
+
+    def _dispatch(self, el: etree._Element) -> None:
+        name = etree.QName(el).localname
+        if name == "message":
+            msg = IncomingMessage(
+                _text(el, "id"),
+                _text(el, "from"),
+                _text(el, "to"),
+                _time(_text(el, "time")),
+                _text(el, "body"),
+            )
+            self.incoming.put_nowait(msg)
+            if self.on_message is not None:
+                self.on_message(msg)
+        elif name == "presence":
+            update = PresenceUpdate(_text(el, "from"), _text(el, "status") == "online")
+            if self.on_presence is not None:
+                self.on_presence(update)
+        elif name == "ack":
+            future = self._pending.pop(_text(el, "id"), None)
+            if future is not None and not future.done():
+                future.set_result(Ack(_text(el, "id"), _time(_text(el, "time"))))
+        elif name == "error":
+            self._error(ServerError(_text(el, "condition"), _text(el, "text"), _text(el, "id") or None))
+        elif name == "ping":
+            self._write(element_xml("pong", [("id", _text(el, "id") or None)]))
+        elif name == "contacts":
+            contacts = [(_text(c, "jid"), _text(c, "status") == "online") for c in el]
+            if self._contacts is not None and not self._contacts.done():
+                self._contacts.set_result(contacts)
+
+    def _error(self, error: ServerError) -> None:
+        future = self._pending.pop(error.ref, None) if error.ref else None
+        if future is not None and not future.done():
+            future.set_exception(error)
+        elif self._contacts is not None and not self._contacts.done():
+            self._contacts.set_exception(error)
+        else:
+            log.warning("%s: server error %s", self.user, error)
+
+    # ---- keeping the session up
+
+    async def _keep_alive(self) -> None:
+        attempt = 0
+        while not self._closing:
+            assert self._reader_task is not None
+            why = await self._watch(self._reader_task)
+            self._connection_lost(why)
+            if not self.reconnect:
+                self._set_state("closed", why)
+                return
+            while not self._closing:
+                # Exponential backoff with full jitter (AWS architecture blog's
+                # "full jitter"): a restarted server is not stampeded.
+                delay = random.uniform(0, min(self.max_backoff, self.min_backoff * 2**attempt))
+                attempt += 1
+                self._set_state("waiting", f"{why}; reconnecting in {delay:.1f}s")
+                await asyncio.sleep(delay)
+                try:
+                    await self._connect_once()
+                except LoginFailed as e:
+                    self._set_state("closed", f"login refused: {e}")
+                    return
+                except (OSError, TimeoutError, ConnectionLost, ssl_mod.SSLError) as e:
+                    why = f"{type(e).__name__}: {e}"
+                    continue
+                attempt = 0
+                break
+
+    async def _watch(self, reader_task: asyncio.Task[None]) -> str:
+        """Wait until the connection is lost; heartbeat while it is idle."""
+        loop = asyncio.get_running_loop()
+        pinged_at: float | None = None
+        while True:
+            done, _ = await asyncio.wait({reader_task}, timeout=min(self.heartbeat, self.timeout) / 2)
+            if done:
+                exc = reader_task.exception()
+                return f"{type(exc).__name__}: {exc}" if exc else "connection closed"
+            idle = loop.time() - self._last_heard
+            if (
+                pinged_at is not None
+                and self._last_heard < pinged_at
+                and loop.time() - pinged_at > self.timeout
+            ):
+                reader_task.cancel()
+                return "no answer to heartbeat"
+            if idle >= self.heartbeat and (pinged_at is None or self._last_heard >= pinged_at):
+                pinged_at = loop.time()
+                self._write(b"<ping/>")
+
+    def _connection_lost(self, why: str) -> None:
+        self._online.clear()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionLost(why))
+        self._pending.clear()
+        self._set_state("disconnected", why)
+
+    # ---- requests
+
+    def _write(self, data: bytes) -> None:
+        if self._writer is None or self._writer.is_closing():
+            raise ConnectionLost("not connected")
+        self._writer.write(data)
+
+    async def wait_online(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._online.wait(), timeout)
+
+    async def send(self, to: str, body: str, id: str | None = None) -> Ack:
+        """Send a message; return when the server took responsibility for it."""
+        await self.wait_online(self.timeout)
+        id = id or next(self._ids)
+        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        self._pending[id] = future
+        self._write(element_xml("message", [("id", id), ("to", to), ("body", body)]))
+        return await asyncio.wait_for(future, self.timeout)
+
+    async def contacts(self) -> list[tuple[str, bool]]:
+        return await self._contacts_request(b"<contacts-get/>")
+
+    async def add_contact(self, jid: str) -> list[tuple[str, bool]]:
+        return await self._contacts_request(element_xml("contact-add", [("jid", jid)]))
+
+    async def remove_contact(self, jid: str) -> list[tuple[str, bool]]:
+        return await self._contacts_request(element_xml("contact-remove", [("jid", jid)]))
+
+    async def _contacts_request(self, data: bytes) -> list[tuple[str, bool]]:
+        await self.wait_online(self.timeout)
+        self._contacts = asyncio.get_running_loop().create_future()
+        self._write(data)
+        return await asyncio.wait_for(self._contacts, self.timeout)

@@ -1,0 +1,328 @@
+"""The native protocol, server side, sans-IO (spec: docs/native-protocol.md).
+
+Bytes go in through :meth:`NativeServerStream.receive_data`, which returns
+events; replies are queued by the ``send_*`` methods and collected with
+:meth:`NativeServerStream.data_to_send`. Framing, schema validation, the
+login state and every protocol error live here; the server decides what a
+login or a message means (storage, routing).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Final
+from xml.sax.saxutils import escape
+
+from lxml import etree
+
+from xmlchat.errors import (
+    StanzaCondition,
+    StanzaError,
+    StreamCondition,
+    StreamError,
+)
+from xmlchat.xml.stream import (
+    StanzaReceived,
+    StanzaStream,
+    StreamClosed,
+    StreamLimits,
+    StreamOpened,
+)
+
+NS: Final = "urn:xmlchat:native:1"
+ROOT: Final = f"{{{NS}}}session"
+VERSION: Final = "1"
+
+# Stanzas a client may send before logging in; anything else is not-authorized.
+_BEFORE_LOGIN: Final = frozenset({"login", "ping", "pong", "logout"})
+# Stanzas only the server sends: a client sending them gets bad-request.
+_SERVER_ONLY: Final = frozenset({"login-ok", "login-failed", "ack", "presence", "contacts", "error"})
+
+
+@cache
+def schema() -> etree.XMLSchema:
+    """The protocol's XSD (schemas/native.xsd), parsed once."""
+    source = resources.files("xmlchat").joinpath("schemas/native.xsd").read_bytes()
+    return etree.XMLSchema(etree.fromstring(source))
+
+
+class State(enum.Enum):
+    AWAITING_HEADER = "awaiting-header"
+    AWAITING_LOGIN = "awaiting-login"
+    LOGGED_IN = "logged-in"
+    CLOSED = "closed"
+
+
+# ---- events -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The client's root element arrived and was accepted."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRequested:
+    user: str
+    password: str
+    resource: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    to: str
+    body: str
+    id: str | None
+    sender: str | None  # the <from> the client claims, if any
+
+
+@dataclass(frozen=True, slots=True)
+class PingReceived:
+    id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PongReceived:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ContactsRequested:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ContactAddRequested:
+    jid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRemoveRequested:
+    jid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The client closed the session (``</session>`` or ``<logout/>``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A fatal error: the closing ``<error/>`` is queued; flush and disconnect."""
+
+    error: StreamError
+
+
+Event = (
+    Opened
+    | LoginRequested
+    | MessageReceived
+    | PingReceived
+    | PongReceived
+    | ContactsRequested
+    | ContactAddRequested
+    | ContactRemoveRequested
+    | Closed
+    | Failed
+)
+
+
+# ---- serialisation --------------------------------------------------------------
+
+# A literal CR would be normalised to LF by the reader's parser (XML 1.0 §2.11).
+_TEXT_ENTITIES: Final = {"\r": "&#13;"}
+
+
+def element_xml(tag: str, fields: Iterable[tuple[str, str | None]] = ()) -> bytes:
+    """``<tag><k>v</k>...</tag>`` with text escaped; None values are left out.
+
+    Stanzas are written with string formatting rather than lxml trees: they are
+    flat and this is the hot path for every message.
+    """
+    inner = "".join(f"<{k}>{escape(v, _TEXT_ENTITIES)}</{k}>" for k, v in fields if v is not None)
+    return (f"<{tag}>{inner}</{tag}>" if inner else f"<{tag}/>").encode()
+
+
+def timestamp(moment: datetime) -> str:
+    """XSD dateTime in UTC with milliseconds: 2026-11-22T10:00:00.123Z."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def stream_header(attrs: dict[str, str]) -> bytes:
+    rendered = "".join(f" {k}='{escape(v, {chr(39): '&apos;'})}'" for k, v in attrs.items())
+    return f"<session xmlns='{NS}'{rendered}>".encode()
+
+
+# ---- the state machine ---------------------------------------------------------
+
+
+class NativeServerStream:
+    """One native-protocol connection, server side."""
+
+    def __init__(self, server_name: str, limits: StreamLimits, unauthenticated_limit: int) -> None:
+        self.server_name = server_name
+        self.state = State.AWAITING_HEADER
+        self._limits = limits
+        self._stream = StanzaStream(
+            StreamLimits(min(unauthenticated_limit, limits.max_stanza_bytes), limits.max_depth)
+        )
+        self._out: list[bytes] = []
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    # -- input
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Parse ``data``; return what the client asked for, in order."""
+        if self.closed:
+            return []
+        events: list[Event] = []
+        try:
+            for item in self._stream.feed(data):
+                if isinstance(item, StanzaReceived):
+                    self._stanza(item.element, events)
+                elif isinstance(item, StreamOpened):
+                    self._open(item)
+                    events.append(Opened())
+                elif isinstance(item, StreamClosed):
+                    self._close()
+                    events.append(Closed())
+                if self.closed:
+                    break
+        except StreamError as e:
+            self.send_stream_error(e)
+            events.append(Failed(e))
+        return events
+
+    def _open(self, opened: StreamOpened) -> None:
+        if opened.tag != ROOT:
+            raise StreamError(StreamCondition.INVALID_NAMESPACE, f"expected <session xmlns='{NS}'>")
+        if opened.attrib.get("version", VERSION) != VERSION:
+            raise StreamError(StreamCondition.UNSUPPORTED_VERSION, f"this server speaks version {VERSION}")
+        self._out.append(stream_header({"version": VERSION, "server": self.server_name}))
+        self.state = State.AWAITING_LOGIN
+
+    def _stanza(self, el: etree._Element, events: list[Event]) -> None:
+        ns, _, name = el.tag.partition("}") if isinstance(el.tag, str) else ("", "", "")
+        ref = _child_text(el, "id")
+        if ns != "{" + NS or name in _SERVER_ONLY:
+            self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, f"unknown stanza <{name}>"), ref)
+            return
+        if not schema().validate(el):
+            self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, _schema_message()), ref)
+            return
+        if self.state is State.AWAITING_LOGIN and name not in _BEFORE_LOGIN:
+            self.send_error(StanzaError(StanzaCondition.NOT_AUTHORIZED, "log in first"), ref)
+            return
+        event = self._event(name, el)
+        if isinstance(event, LoginRequested) and self.state is State.LOGGED_IN:
+            self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, "already logged in"), ref)
+            return
+        if isinstance(event, Closed):
+            self._close()
+        events.append(event)
+
+    @staticmethod
+    def _event(name: str, el: etree._Element) -> Event:
+        text = _child_text
+        match name:
+            case "message":
+                return MessageReceived(
+                    to=text(el, "to") or "",
+                    body=text(el, "body") or "",
+                    id=text(el, "id"),
+                    sender=text(el, "from"),
+                )
+            case "login":
+                return LoginRequested(
+                    text(el, "user") or "", text(el, "password") or "", text(el, "resource")
+                )
+            case "ping":
+                return PingReceived(text(el, "id"))
+            case "pong":
+                return PongReceived()
+            case "contacts-get":
+                return ContactsRequested()
+            case "contact-add":
+                return ContactAddRequested(text(el, "jid") or "")
+            case "contact-remove":
+                return ContactRemoveRequested(text(el, "jid") or "")
+            case _:  # "logout": the schema admits nothing else
+                return Closed()
+
+    def _close(self) -> None:
+        if self.state is not State.CLOSED:
+            self._out.append(b"</session>")
+            self.state = State.CLOSED
+
+    # -- output
+
+    def data_to_send(self) -> bytes:
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    def logged_in(self, address: str) -> None:
+        self.state = State.LOGGED_IN
+        self._stream.limits = self._limits
+        self._out.append(element_xml("login-ok", [("address", address)]))
+
+    def login_failed(self, condition: StanzaCondition, text: str) -> None:
+        self._out.append(element_xml("login-failed", [("condition", condition), ("text", text)]))
+
+    def send_message(self, id_: str, sender: str, to: str, sent: datetime, body: str) -> None:
+        fields = [("id", id_), ("from", sender), ("to", to), ("time", timestamp(sent)), ("body", body)]
+        self._out.append(element_xml("message", fields))
+
+    def send_ack(self, id_: str, accepted: datetime) -> None:
+        self._out.append(element_xml("ack", [("id", id_), ("time", timestamp(accepted))]))
+
+    def send_presence(self, sender: str, online: bool) -> None:
+        status = "online" if online else "offline"
+        self._out.append(element_xml("presence", [("from", sender), ("status", status)]))
+
+    def send_contacts(self, contacts: Iterable[tuple[str, bool]]) -> None:
+        items = "".join(
+            element_xml("contact", [("jid", jid), ("status", "online" if on else "offline")]).decode()
+            for jid, on in contacts
+        )
+        self._out.append(f"<contacts>{items}</contacts>".encode() if items else b"<contacts/>")
+
+    def send_ping(self) -> None:
+        self._out.append(b"<ping/>")
+
+    def send_pong(self, id_: str | None = None) -> None:
+        self._out.append(element_xml("pong", [("id", id_)]))
+
+    def send_error(self, error: StanzaError, ref: str | None = None) -> None:
+        """A non-fatal error answering one stanza (``ref`` is its id)."""
+        fields = [("condition", str(error.condition)), ("text", error.text[:1024] or None), ("id", ref)]
+        self._out.append(element_xml("error", fields))
+
+    def send_stream_error(self, error: StreamError) -> None:
+        """A fatal error: ``<error/>`` then ``</session>``; the connection must close."""
+        if self.state is State.CLOSED:
+            return
+        if self.state is State.AWAITING_HEADER:
+            # Answer with our root first so the client can parse the error.
+            self._out.append(stream_header({"version": VERSION, "server": self.server_name}))
+        fields = [("condition", str(error.condition)), ("text", error.text[:1024] or None)]
+        self._out.append(element_xml("error", fields))
+        self._close()
+
+
+def _child_text(el: etree._Element, name: str) -> str | None:
+    child = el.find(f"{{{NS}}}{name}")
+    return None if child is None else (child.text or "")
+
+
+def _schema_message() -> str:
+    last = schema().error_log.last_error
+    return f"schema: {last.message}" if last is not None else "schema-invalid stanza"

@@ -1,0 +1,154 @@
+"""The asyncio transport: drive one sans-IO protocol core over a TCP stream.
+
+One task per connection reads, feeds the core, performs what it asks, and
+writes. Everything here is about I/O: buffers, timeouts, throttling, closing.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import secrets
+import ssl
+from typing import TYPE_CHECKING, Final
+
+from xmlchat.errors import StreamCondition, StreamError
+from xmlchat.log import ConnectionLogger
+
+if TYPE_CHECKING:
+    from xmlchat.server.app import Server
+
+log = logging.getLogger("xmlchat.connection")
+
+READ_SIZE: Final = 64 * 1024
+
+
+class TokenBucket:
+    """Stanzas per second with a burst; a deficit becomes a pause in reading,
+    so a flooding client slows itself down and nobody else (TCP backpressure)."""
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate, self.burst = rate, float(burst)
+        self.tokens, self.updated = float(burst), now
+
+    def take(self, n: int, now: float) -> float:
+        """Spend ``n`` tokens; return how long to wait before reading again."""
+        if self.rate <= 0:
+            return 0.0
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        self.tokens -= n
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+class Connection(abc.ABC):
+    """Base of the native and XMPP connections."""
+
+    protocol: str = "?"
+
+    def __init__(
+        self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool
+    ) -> None:
+        self.server = server
+        self.reader, self.writer = reader, writer
+        self.tls = tls
+        self.id = f"{self.protocol}#{secrets.token_hex(3)}"
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.log = ConnectionLogger(log, {"conn": self.id})
+        loop = asyncio.get_running_loop()
+        self.opened_at = self.last_received = loop.time()
+        self.pinged = False
+        self.closing = False
+        limits = server.config.limits
+        self._bucket = TokenBucket(limits.stanzas_per_second, limits.stanza_burst, loop.time())
+
+    # ---- what a protocol implements
+
+    @property
+    @abc.abstractmethod
+    def authenticated(self) -> bool: ...
+
+    @abc.abstractmethod
+    async def data_received(self, data: bytes) -> int:
+        """Feed the core; perform its events; return the number of stanzas handled."""
+
+    @abc.abstractmethod
+    def send_keepalive(self) -> None:
+        """Ask the peer for a sign of life (native ``<ping/>``, XMPP XEP-0199)."""
+
+    @abc.abstractmethod
+    def close(self, error: StreamError) -> None:
+        """Send the protocol's fatal error and close after flushing."""
+
+    @abc.abstractmethod
+    async def finish(self) -> None:
+        """Called once after the connection ended, for any reason."""
+
+    # ---- the loop
+
+    async def run(self) -> None:
+        self.log.info("connected from %s%s", self.peer, " (TLS)" if self.tls else "")
+        loop = asyncio.get_running_loop()
+        reason = "closed by peer"
+        try:
+            while not self.closing:
+                data = await self.reader.read(READ_SIZE)
+                if not data:
+                    break
+                self.last_received = loop.time()
+                self.pinged = False
+                handled = await self.data_received(data)
+                pause = self._bucket.take(handled, loop.time())
+                if self.writer.transport.get_write_buffer_size() > 0:
+                    await self.writer.drain()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+        except (ConnectionError, ssl.SSLError, TimeoutError) as e:
+            reason = f"{type(e).__name__}: {e}"
+        except Exception:
+            self.log.exception("internal error")
+            self.close(StreamError(StreamCondition.INTERNAL_SERVER_ERROR))
+            reason = "internal error"
+        finally:
+            self.closing = True
+            try:
+                await self.finish()
+            finally:
+                self._close_transport()
+                self.log.info("disconnected: %s", reason)
+
+    # ---- output
+
+    def send(self, data: bytes) -> None:
+        """Queue bytes; a peer that stops reading is cut off, not buffered forever."""
+        if not data or self.writer.is_closing():
+            return
+        transport = self.writer.transport
+        if transport.get_write_buffer_size() + len(data) > self.server.config.limits.max_send_buffer_bytes:
+            self.log.warning("disconnecting a slow reader: send buffer over limit")
+            self.closing = True
+            transport.abort()
+            return
+        self.writer.write(data)
+
+    def close_after_flush(self) -> None:
+        self.closing = True
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        if not self.writer.is_closing():
+            self.writer.close()
+
+    # ---- timers, driven by the server's sweeper
+
+    def check_idle(self, now: float) -> None:
+        limits = self.server.config.limits
+        if not self.authenticated and now - self.opened_at > limits.login_timeout:
+            self.close(StreamError(StreamCondition.CONNECTION_TIMEOUT, "login took too long"))
+        elif now - self.last_received > limits.idle_timeout:
+            self.close(StreamError(StreamCondition.CONNECTION_TIMEOUT, "no response to ping"))
+        elif not self.pinged and now - self.last_received > limits.idle_timeout / 2:
+            self.pinged = True
+            self.send_keepalive()

@@ -1,0 +1,59 @@
+"""The session registry: who is connected, under which full JIDs.
+
+Routing *rules* (RFC 6121 §8.5: bare vs full JIDs, priorities, offline storage)
+live in :mod:`xmlchat.modules.messages`; the router only finds sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from xmlchat.jid import JID
+from xmlchat.server.session import Session
+
+
+class Router:
+    def __init__(self) -> None:
+        self._by_bare: dict[JID, dict[str, Session]] = {}
+
+    def add(self, session: Session) -> Session | None:
+        """Register ``session``; return the session it replaces (same full JID),
+        which the caller must close with ``conflict`` (RFC 6120 §7.7.2.2)."""
+        jid = session.jid
+        assert jid.resource is not None
+        resources = self._by_bare.setdefault(jid.bare, {})
+        old = resources.get(jid.resource)
+        resources[jid.resource] = session
+        return old if old is not session else None
+
+    def remove(self, session: Session) -> None:
+        jid = session.jid
+        resources = self._by_bare.get(jid.bare)
+        if resources is None or jid.resource is None or resources.get(jid.resource) is not session:
+            return  # already replaced by a newer session with the same resource
+        del resources[jid.resource]
+        if not resources:
+            del self._by_bare[jid.bare]
+
+    def get(self, full: JID) -> Session | None:
+        if full.resource is None:
+            return None
+        return self._by_bare.get(full.bare, {}).get(full.resource)
+
+    def sessions_of(self, bare: JID) -> list[Session]:
+        return list(self._by_bare.get(bare.bare, {}).values())
+
+    def available_sessions(self, bare: JID) -> list[Session]:
+        """Sessions a message to the bare JID goes to: available, priority >= 0
+        (RFC 6121 §8.5.2.1.1 lets a server deliver to all of them)."""
+        return [s for s in self._by_bare.get(bare.bare, {}).values() if s.available and s.priority >= 0]
+
+    def is_online(self, bare: JID) -> bool:
+        return any(s.available for s in self._by_bare.get(bare.bare, {}).values())
+
+    def __iter__(self) -> Iterator[Session]:
+        for resources in list(self._by_bare.values()):
+            yield from list(resources.values())
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self._by_bare.values())

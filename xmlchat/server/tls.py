@@ -1,0 +1,103 @@
+"""TLS: the server certificate and SSL contexts.
+
+With no certificate configured, a self-signed one is generated into the data
+directory on first start (as Prosody's and ejabberd's packages do at install),
+so TLS is on from the first run. Clients pin it or use ``--insecure``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import logging
+import os
+import ssl
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from xmlchat.config import Config
+
+log = logging.getLogger(__name__)
+
+
+class CertificateError(ValueError):
+    """The configured certificate or key cannot be used."""
+
+
+def certificate_paths(config: Config) -> tuple[Path, Path]:
+    if config.tls.cert_file or config.tls.key_file:
+        if not (config.tls.cert_file and config.tls.key_file):
+            raise CertificateError("set both tls.cert_file and tls.key_file, or neither")
+        return Path(config.tls.cert_file), Path(config.tls.key_file)
+    return config.data_path / "tls" / "cert.pem", config.data_path / "tls" / "key.pem"
+
+
+def ensure_certificate(config: Config) -> tuple[Path, Path]:
+    """Return (cert, key) paths, generating a self-signed pair if none is configured."""
+    cert, key = certificate_paths(config)
+    configured = bool(config.tls.cert_file)
+    if not cert.exists() or not key.exists():
+        if configured:
+            missing = cert if not cert.exists() else key
+            raise CertificateError(f"{missing}: no such file")
+        generate_self_signed(config.hosts, cert, key)
+        log.info("generated a self-signed certificate for %s in %s", ", ".join(config.hosts), cert)
+    return cert, key
+
+
+def generate_self_signed(hosts: tuple[str, ...], cert_path: Path, key_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
+    now = datetime.datetime.now(datetime.UTC)
+    alt_names: list[x509.GeneralName] = [x509.DNSName(h) for h in hosts]
+    alt_names += [
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    # The key is written owner-only before any byte of it lands on disk.
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_bytes)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def server_context(cert: Path, key: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as e:
+        raise CertificateError(f"cannot load {cert} / {key}: {e}") from e
+    return ctx
+
+
+def client_context(cafile: str | None = None, insecure: bool = False) -> ssl.SSLContext:
+    """For the bundled clients: verify against ``cafile`` (e.g. the server's own
+    generated cert.pem, i.e. pinning) or the system store; ``insecure`` skips it."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx

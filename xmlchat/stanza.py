@@ -1,0 +1,75 @@
+"""Small helpers for XMPP stanzas as lxml elements (``jabber:client``)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Final
+
+from lxml import etree
+
+from xmlchat.errors import StanzaError
+
+CLIENT_NS: Final = "jabber:client"
+STANZAS_NS: Final = "urn:ietf:params:xml:ns:xmpp-stanzas"
+DELAY_NS: Final = "urn:xmpp:delay"
+SID_NS: Final = "urn:xmpp:sid:0"
+
+MESSAGE: Final = f"{{{CLIENT_NS}}}message"
+PRESENCE: Final = f"{{{CLIENT_NS}}}presence"
+IQ: Final = f"{{{CLIENT_NS}}}iq"
+BODY: Final = f"{{{CLIENT_NS}}}body"
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+def make(tag: str, attrib: dict[str, str] | None = None, text: str | None = None) -> etree._Element:
+    """A jabber:client element: ``make("message", {"to": "bob@localhost"})``."""
+    el = etree.Element(f"{{{CLIENT_NS}}}{tag}", attrib or {}, nsmap={None: CLIENT_NS})
+    if text is not None:
+        el.text = text
+    return el
+
+
+def kind(stanza: etree._Element) -> str:
+    """``message``, ``presence`` or ``iq`` (the local name)."""
+    tag = stanza.tag
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+
+
+def body_text(stanza: etree._Element) -> str | None:
+    body = stanza.find(BODY)
+    return None if body is None else (body.text or "")
+
+
+def error_reply(stanza: etree._Element, error: StanzaError) -> etree._Element:
+    """RFC 6120 §8.3.1: same kind and id, from/to swapped, type='error'.
+    The original payload is not echoed (§8.3.1 lets us omit it; it saves bytes)."""
+    reply = make(kind(stanza), {"type": "error"})
+    for ours, theirs in (("from", "to"), ("to", "from")):
+        value = stanza.get(theirs)
+        if value is not None:
+            reply.set(ours, value)
+    if stanza.get("id") is not None:
+        reply.set("id", stanza.get("id", ""))
+    err = etree.SubElement(reply, f"{{{CLIENT_NS}}}error", type=str(error.type))
+    etree.SubElement(err, f"{{{STANZAS_NS}}}{error.condition}", nsmap={None: STANZAS_NS})
+    if error.text:
+        text = etree.SubElement(err, f"{{{STANZAS_NS}}}text", nsmap={None: STANZAS_NS})
+        text.text = error.text
+    return reply
+
+
+def to_bytes(stanza: etree._Element) -> bytes:
+    return etree.tostring(stanza, encoding="utf-8", with_tail=False)
+
+
+# For stanzas the server itself stored: still no DTDs or entities.
+_TRUSTED_PARSER: Final = etree.XMLParser(
+    resolve_entities=False, load_dtd=False, no_network=True, collect_ids=False
+)
+
+
+def from_bytes(data: bytes) -> etree._Element:
+    return etree.fromstring(data, _TRUSTED_PARSER)
