@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -23,7 +24,15 @@ LogFormat = Literal["text", "json"]
 
 
 class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message names the key."""
+    """A configuration file or override is invalid; the message names the key.
+
+    ``key`` is the dotted key path at fault, when there is one; ``where`` says
+    where its value came from (``xmlchat.toml line 7``, ``XMLCHAT_LIMITS_...``).
+    """
+
+    def __init__(self, message: str, key: str | None = None, where: str | None = None) -> None:
+        super().__init__(f"{message} ({where})" if where else message)
+        self.key, self.where = key, where
 
 
 @dataclass(frozen=True)
@@ -151,21 +160,72 @@ def load(
     """Defaults, then the TOML file at ``path``, then ``XMLCHAT_*`` from ``env``,
     then ``overrides`` (dotted key paths, e.g. from command-line flags)."""
     data: dict[str, Any] = {}
+    text = ""
     if path is not None:
         try:
             with open(path, "rb") as f:
-                data = tomllib.load(f)
-        except tomllib.TOMLDecodeError as e:
+                text = f.read().decode("utf-8")
+            data = tomllib.loads(text)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: {e}") from e
         except OSError as e:
             raise ConfigError(f"{path}: {e.strerror}") from e
     env = os.environ if env is None else env
+    sources: dict[tuple[str, ...], str] = {}
     for key, value in _env_items(Config, "XMLCHAT", (), env):
         _set_path(data, key, value)
+        sources[key] = env_name(key)
     for dotted, value in (overrides or {}).items():
         _set_path(data, tuple(dotted.split(".")), value)
-    config: Config = _merge(Config(), data, ())
+        sources[tuple(dotted.split("."))] = "command line"
+    try:
+        config: Config = _merge(Config(), data, ())
+    except ConfigError as e:
+        if e.key is None or e.where is not None:
+            raise
+        key = tuple(e.key.split("."))
+        where = sources.get(key)
+        if where is None and path is not None:
+            line = toml_line(text, key)
+            where = f"{path} line {line}" if line else str(path)
+        raise ConfigError(str(e), e.key, where) from None
     return config
+
+
+def env_name(key: tuple[str, ...]) -> str:
+    """The environment variable that sets ``key``: ``XMLCHAT_LISTENERS_NATIVE_PORT``."""
+    return "_".join(("XMLCHAT", *key)).upper()
+
+
+def toml_line(text: str, key: tuple[str, ...]) -> int | None:
+    """The line of ``text`` (TOML) that sets ``key`` or opens its table, if found.
+
+    A line scanner rather than a parser (tomllib keeps no positions): it follows
+    ``[table]`` headers and ``a.b = ...`` keys, and falls back to the line of an
+    inline table that contains the key.
+    """
+    table: tuple[str, ...] = ()
+    fallback = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = re.match(r"^\[\[?([^\]]+)\]\]?", stripped)
+        if header:
+            table = _key_parts(header.group(1))
+            if table == key:
+                return number
+            continue
+        assignment = re.match(r"^([A-Za-z0-9_\-.\"' ]+?)\s*=", stripped)
+        if assignment:
+            full = table + _key_parts(assignment.group(1))
+            if full == key:
+                return number
+            if fallback is None and key[: len(full)] == full:
+                fallback = number
+    return fallback
+
+
+def _key_parts(dotted: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in dotted.split("."))
 
 
 def _env_items(
@@ -201,11 +261,12 @@ def _merge(base: Any, raw: Any, path: tuple[str, ...]) -> Any:
     ``[listeners.native]`` keeps the native listener's default port and TLS mode.
     """
     if not isinstance(raw, dict):
-        raise ConfigError(f"{'.'.join(path) or 'top level'}: expected a table")
+        raise ConfigError(f"{'.'.join(path) or 'top level'}: expected a table", ".".join(path) or None)
     hints = _hints(type(base))
     unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(base)})
     if unknown:
-        raise ConfigError(f"unknown key {'.'.join((*path, unknown[0]))!r}")
+        bad = ".".join((*path, unknown[0]))
+        raise ConfigError(f"unknown key {bad!r}", bad)
     changes = {}
     for name, value in raw.items():
         current = getattr(base, name)
@@ -222,13 +283,13 @@ def _convert(tp: Any, raw: Any, path: tuple[str, ...]) -> Any:
     if origin is Literal:
         choices = typing.get_args(tp)
         if raw not in choices:
-            raise ConfigError(f"{key}: must be one of {', '.join(map(repr, choices))}, not {raw!r}")
+            raise ConfigError(f"{key}: must be one of {', '.join(map(repr, choices))}, not {raw!r}", key)
         return raw
     if origin is tuple:
         if isinstance(raw, str):
             raw = [p.strip() for p in raw.split(",") if p.strip()]
         if not isinstance(raw, list) or not raw or not all(isinstance(x, str) for x in raw):
-            raise ConfigError(f"{key}: expected a non-empty list of strings")
+            raise ConfigError(f"{key}: expected a non-empty list of strings", key)
         return tuple(raw)
     return _convert_scalar(tp, raw, key)
 
@@ -239,23 +300,23 @@ def _convert_scalar(tp: Any, raw: Any, key: str) -> Any:
             return raw
         if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
             return raw.lower() in ("1", "true", "yes", "on")
-        raise ConfigError(f"{key}: expected true or false, not {raw!r}")
+        raise ConfigError(f"{key}: expected true or false, not {raw!r}", key)
     if tp is int:
         try:
             if isinstance(raw, bool):
                 raise ValueError
             return int(raw)
         except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected an integer, not {raw!r}") from None
+            raise ConfigError(f"{key}: expected an integer, not {raw!r}", key) from None
     if tp is float:
         try:
             if isinstance(raw, bool):
                 raise ValueError
             return float(raw)
         except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected a number, not {raw!r}") from None
+            raise ConfigError(f"{key}: expected a number, not {raw!r}", key) from None
     if tp is str:
         if not isinstance(raw, str):
-            raise ConfigError(f"{key}: expected a string, not {raw!r}")
+            raise ConfigError(f"{key}: expected a string, not {raw!r}", key)
         return raw
-    raise ConfigError(f"{key}: unsupported type {tp!r}")
+    raise ConfigError(f"{key}: unsupported type {tp!r}", key)
