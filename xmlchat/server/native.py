@@ -48,7 +48,7 @@ class NativeConnection(Connection):
 
     @property
     def available(self) -> bool:
-        return self._jid is not None and not self.closing
+        return self._jid is not None  # a native login is available presence
 
     @property
     def priority(self) -> int:
