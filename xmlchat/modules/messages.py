@@ -46,6 +46,11 @@ class Messages:
         Raises StanzaError when the sender must be told it failed; the caller
         answers (XMPP: an error stanza, §8.3; native: ``<error>``).
         """
+        outcome = await self._route(stanza, stamp)
+        self.server.metrics.routed(outcome)
+        return outcome
+
+    async def _route(self, stanza: etree._Element, stamp: datetime | None) -> Outcome:
         stamp = stamp or datetime.now(UTC)
         try:
             to = JID.parse(stanza.get("to", ""))

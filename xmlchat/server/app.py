@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from xmlchat.config import Config, Listener
 from xmlchat.errors import StreamCondition, StreamError
+from xmlchat.metrics import Metrics
 from xmlchat.modules.base import Module, ModuleFactory, Registry
 from xmlchat.modules.messages import Messages
 from xmlchat.modules.presence import Presence
@@ -62,6 +63,7 @@ class Server:
         self.config = config
         self.storage = storage
         self.router = Router()
+        self.metrics = Metrics.create(config.metrics)
         self.registry = Registry()
         self.messages = Messages(self)
         self.presence = Presence(self)
@@ -97,6 +99,7 @@ class Server:
         for name, listener in _listeners(self.config).items():
             if listener.enabled and name in PROTOCOLS:
                 await self._listen(name, listener)
+        self.bound += await self.metrics.start(self)
         self._spawn(self._sweep())
         return self.bound
 
@@ -180,6 +183,7 @@ class Server:
         for srv in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(srv.wait_closed(), 1)
+        await self.metrics.stop()
         await self.storage.close()
         log.info("stopped")
 

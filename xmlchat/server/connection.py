@@ -57,6 +57,7 @@ class Connection(abc.ABC):
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.log = ConnectionLogger(log, {"conn": self.id})
+        server.metrics.connection_opened(self.protocol)
         loop = asyncio.get_running_loop()
         self.opened_at = self.last_received = loop.time()
         self.pinged = False

@@ -14,6 +14,7 @@ from lxml import etree
 
 from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID, InvalidJID
+from xmlchat.metrics import native_kind
 from xmlchat.protocol import native
 from xmlchat.server.connection import Connection
 from xmlchat.stanza import BODY, body_text, kind, make, new_id
@@ -67,6 +68,7 @@ class NativeConnection(Connection):
         return self._jid is not None
 
     def deliver(self, stanza: etree._Element, stamp: datetime, delayed: bool = False) -> None:
+        self.server.metrics.stanza_out(self.protocol, kind(stanza))
         if self._held is not None:
             self._held.append((stanza, stamp, delayed))
             return
@@ -113,6 +115,7 @@ class NativeConnection(Connection):
 
     def close(self, error: StreamError) -> None:
         self.log.info("closing: %s", error)
+        self.server.metrics.error(self.protocol, error)
         self.core.send_stream_error(error)
         self.flush()
         self.close_after_flush()
@@ -120,13 +123,15 @@ class NativeConnection(Connection):
     # ---- input
 
     async def data_received(self, data: bytes) -> int:
-        events = self.core.receive_data(data)
+        with self.server.metrics.parsing(self.protocol):
+            events = self.core.receive_data(data)
         for event in events:
             await self._handle(event)
         self.flush()
         return len(events)
 
     async def _handle(self, event: native.Event) -> None:
+        self.server.metrics.stanza_in(self.protocol, native_kind(event))
         match event:
             case native.MessageReceived():
                 await self._message(event)
@@ -145,6 +150,7 @@ class NativeConnection(Connection):
                 self.close_after_flush()
             case native.Failed(error):
                 self.log.info("protocol error: %s", error)
+                self.server.metrics.error(self.protocol, error)
                 self.flush()
                 self.close_after_flush()
 
@@ -170,6 +176,7 @@ class NativeConnection(Connection):
         self.core.logged_in(str(self._jid))
         self.flush()
         self.log.info("logged in as %s", self._jid)
+        self.server.metrics.login(self.protocol, True)
         await self.server.session_started(self)
         await self.server.presence.broadcast_available(self)
         await self.server.messages.deliver_offline(self)
@@ -180,6 +187,7 @@ class NativeConnection(Connection):
     async def _login_failed(self, user: str) -> None:
         self._failed_logins += 1
         self.log.info("login failed for %r (%d)", user, self._failed_logins)
+        self.server.metrics.login(self.protocol, False)
         self.core.login_failed(StanzaCondition.NOT_AUTHORIZED, "wrong user name or password")
         if self._failed_logins >= self.server.config.limits.max_login_attempts:
             self.close(StreamError(StreamCondition.POLICY_VIOLATION, "too many failed logins"))
@@ -190,6 +198,7 @@ class NativeConnection(Connection):
             stamp = datetime.now(UTC)
             await self.server.messages.route(stanza, stamp)
         except StanzaError as e:
+            self.server.metrics.error(self.protocol, e)
             self.core.send_error(e, event.id)
             return
         self.core.send_ack(stanza.get("id", ""), stamp)
