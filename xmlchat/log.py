@@ -3,6 +3,11 @@
 ``text`` (default): ``2026-11-22 10:00:00 INFO  xmlchat.connection [native#a1b2c3] connected``.
 ``json``: one JSON object per line with the same fields, for log shippers.
 Passwords are never logged; message bodies only with ``log.stanzas = true``.
+
+The connection id reaches every line logged while a connection's task runs,
+whatever the logger (a module, storage): :data:`CONNECTION` is a context
+variable that ``Connection.run`` sets, and the handler's filter copies it into
+records that lack one. Lines about the server as a whole have no id.
 """
 
 from __future__ import annotations
@@ -11,16 +16,47 @@ import json
 import logging
 import sys
 from collections.abc import MutableMapping
+from contextvars import ContextVar
 from typing import Any
+
+# The id of the connection whose task is running ("native#a1b2c3"), if any.
+CONNECTION: ContextVar[str | None] = ContextVar("xmlchat_connection", default=None)
 
 
 class ConnectionLogger(logging.LoggerAdapter[logging.Logger]):
-    """Prefixes every line with the connection id, and passes it to JSON logs."""
+    """Tags every record with the connection id (``record.conn``); the
+    formatters show it: ``[native#a1b2c3]`` in text, ``"conn"`` in JSON."""
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
-        conn = (self.extra or {}).get("conn", "?")
-        kwargs.setdefault("extra", {})["conn"] = conn
-        return f"[{conn}] {msg}", kwargs
+        kwargs.setdefault("extra", {})["conn"] = (self.extra or {}).get("conn", "?")
+        return msg, kwargs
+
+
+class ConnectionFilter(logging.Filter):
+    """Gives records logged inside a connection's task that connection's id."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "conn", None) is None:
+            conn = CONNECTION.get()
+            if conn is not None:
+                record.conn = conn
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s %(message)s", "%Y-%m-%d %H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        conn = getattr(record, "conn", None)
+        if conn is None:
+            return super().formatMessage(record)
+        saved = record.message
+        record.message = f"[{conn}] {saved}"
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = saved
 
 
 class JsonFormatter(logging.Formatter):
@@ -41,12 +77,8 @@ class JsonFormatter(logging.Formatter):
 
 def setup(level: str = "info", format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s %(message)s", "%Y-%m-%d %H:%M:%S")
-        )
+    handler.addFilter(ConnectionFilter())
+    handler.setFormatter(JsonFormatter() if format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

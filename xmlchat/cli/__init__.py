@@ -5,6 +5,8 @@ xmlchat adduser alice@localhost    create an account (prompts for the password)
 xmlchat passwd / deluser / users   manage accounts, like prosodyctl
 xmlchat chat alice@localhost       interactive native-protocol client
 xmlchat send alice bob "hi"        send one message and exit
+xmlchat check                      validate config, certificate and listeners
+xmlchat health                     is the running server answering? (exit 0/1)
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -20,7 +23,7 @@ from typing import Any
 from xmlchat import __version__
 from xmlchat import config as config_mod
 from xmlchat import log as log_mod
-from xmlchat.cli import accounts, chat
+from xmlchat.cli import accounts, chat, ops
 from xmlchat.config import Config, ConfigError
 
 # Listener flags: --native 127.0.0.1:5290 sets listeners.native.{address,port} and enables it.
@@ -37,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         config = _load_config(args)
     except ConfigError as e:
         print(f"xmlchat: configuration error: {e}", file=sys.stderr)
-        return 2
+        status: int = getattr(args, "config_error_status", 2)
+        return status
     # Only the server logs at the configured level; tools stay quiet unless asked.
     default_level = config.log.level if run_is_serve(args) else "warning"
     log_mod.setup(args.log_level or default_level, config.log.format)
@@ -58,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"xmlchat {__version__}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", help="TOML configuration file")
+    common.add_argument(
+        "-c", "--config", default=os.environ.get("XMLCHAT_CONFIG"), help="TOML file (default $XMLCHAT_CONFIG)"
+    )
     common.add_argument("-d", "--data-dir", help="data directory (database, certificate)")
     common.add_argument("--log-level", help="debug, info, warning, error")
     sub = parser.add_subparsers(title="commands")
@@ -70,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
 
     accounts.register(sub, common)
     chat.register(sub, common)
+    ops.register(sub, common)
     return parser
 
 

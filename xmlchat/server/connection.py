@@ -14,7 +14,7 @@ import ssl
 from typing import TYPE_CHECKING, Final
 
 from xmlchat.errors import StreamCondition, StreamError
-from xmlchat.log import ConnectionLogger
+from xmlchat.log import CONNECTION, ConnectionLogger
 
 if TYPE_CHECKING:
     from xmlchat.server.app import Server
@@ -90,6 +90,7 @@ class Connection(abc.ABC):
     # ---- the loop
 
     async def run(self) -> None:
+        CONNECTION.set(self.id)  # this task's lines carry the id, whatever logs them
         self.log.info("connected from %s%s", self.peer, " (TLS)" if self.tls else "")
         loop = asyncio.get_running_loop()
         reason = "closed by peer"
