@@ -1,0 +1,475 @@
+"""Server-side SASL mechanisms as small sans-IO state machines (RFC 4422, RFC 6120 §6).
+
+No I/O and no storage: a mechanism asks for what it needs by returning a step,
+and the caller answers through a method. The XML framing (``<auth/>``,
+``<challenge/>``, base64) is the stream's business (:mod:`xmlchat.protocol.xmpp`);
+here data is raw bytes.
+
+Steps returned by :meth:`ServerMechanism.start`, :meth:`~ServerMechanism.respond`,
+:meth:`~ServerMechanism.provide_credentials` and :meth:`~ServerMechanism.password_checked`:
+
+* :class:`Challenge` — send these bytes to the client, wait for its response;
+* :class:`CredentialsNeeded` — SCRAM: look up the stored keys for ``authcid``,
+  then call ``provide_credentials(creds_or_None)``;
+* :class:`PasswordCheckNeeded` — PLAIN: verify the password, then call
+  ``password_checked(ok)``;
+* :class:`Success` — authenticated; ``data`` is the additional data for
+  ``<success/>`` (SCRAM's server-final message) or None.
+
+Every failure is raised as :class:`SaslFailure` with an RFC 6120 §6.5 condition;
+after one, the mechanism object is spent.
+
+Mechanisms:
+
+* ``PLAIN`` (RFC 4616). The password is handed over as sent (UTF-8 decoded, not
+  SASLprepped): whoever checks it derives SCRAM keys from it, and scramp's
+  ``make_auth_info`` applies SASLprep (RFC 4013) itself.
+* ``SCRAM-SHA-1``, ``SCRAM-SHA-256`` (RFC 5802, RFC 7677) and their ``-PLUS``
+  variants, via scramp's server. scramp wants the stored keys from a synchronous
+  callback inside ``set_client_first``; we parse the client-first message
+  ourselves to learn the user name, ask for the keys, and only then run scramp
+  with a callback that returns what the caller provided.
+
+  Channel binding (RFC 5056): scramp 1.5 implements ``tls-unique`` and
+  ``tls-server-end-point`` only; it refuses ``tls-exporter`` (RFC 9266), the only
+  type defined for TLS 1.3. So ``-PLUS`` is offered only when the transport
+  supplies data for one of the first two.
+
+  Unknown users get a simulated exchange (RFC 5802 §5.1 "Upon receipt of
+  [an unknown username]…"): a challenge with a salt derived from the user name
+  and a per-server secret, then ``not-authorized`` after the proof. A client
+  cannot tell an unknown account from a wrong password.
+
+  scramp refuses a non-empty gs2 authzid (``a=``), so SCRAM with an authzid
+  fails with ``invalid-authzid``; PLAIN accepts one that names the user itself.
+"""
+
+from __future__ import annotations
+
+import abc
+import hmac
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final, Protocol
+
+import scramp
+from scramp.utils import saslprep
+
+# Mechanisms this module implements, strongest first (the order they are offered).
+SCRAM_MECHANISMS: Final = ("SCRAM-SHA-256", "SCRAM-SHA-1")
+PLUS_MECHANISMS: Final = ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS")
+ALL_MECHANISMS: Final = (*PLUS_MECHANISMS, *SCRAM_MECHANISMS, "PLAIN")
+
+# Channel-binding types scramp can verify, in order of preference. tls-exporter
+# (RFC 9266) is missing: scramp 1.5 raises on it.
+SUPPORTED_CHANNEL_BINDINGS: Final = ("tls-server-end-point", "tls-unique")
+
+# scramp's own bounds (RFC 7677 §4 recommends at least 4096 iterations; scramp
+# refuses fewer, and salts shorter than 12 bytes).
+MIN_ITERATIONS: Final = 4096
+DEFAULT_FAKE_ITERATIONS: Final = 4096
+_MAX_ITERATIONS: Final = 10_000_000
+_MIN_SALT_BYTES: Final = 12
+
+# RFC 4616 §2: authzid, authcid and passwd are each at most 255 octets.
+_PLAIN_MAX_FIELD: Final = 255
+
+
+class SaslCondition(StrEnum):
+    """RFC 6120 §6.5 SASL failure conditions."""
+
+    ABORTED = "aborted"
+    ACCOUNT_DISABLED = "account-disabled"
+    CREDENTIALS_EXPIRED = "credentials-expired"
+    ENCRYPTION_REQUIRED = "encryption-required"
+    INCORRECT_ENCODING = "incorrect-encoding"
+    INVALID_AUTHZID = "invalid-authzid"
+    INVALID_MECHANISM = "invalid-mechanism"
+    MALFORMED_REQUEST = "malformed-request"
+    MECHANISM_TOO_WEAK = "mechanism-too-weak"
+    NOT_AUTHORIZED = "not-authorized"
+    TEMPORARY_AUTH_FAILURE = "temporary-auth-failure"
+
+
+class SaslFailure(Exception):
+    """The exchange failed; answer with ``<failure><condition/></failure>``."""
+
+    def __init__(self, condition: SaslCondition, text: str = "") -> None:
+        super().__init__(f"{condition}: {text}" if text else str(condition))
+        self.condition = condition
+        self.text = text
+
+
+class ScramCredentialsLike(Protocol):
+    """What ``xmlchat.storage.ScramCredentials`` holds (RFC 5802 §3), structurally.
+
+    A Protocol so this package never imports storage (which imports asyncio).
+    """
+
+    @property
+    def mechanism(self) -> str: ...
+    @property
+    def salt(self) -> bytes: ...
+    @property
+    def iterations(self) -> int: ...
+    @property
+    def stored_key(self) -> bytes: ...
+    @property
+    def server_key(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Success:
+    data: bytes | None = None  # additional data with success (RFC 6120 §6.4.6)
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsNeeded:
+    authcid: str  # SASLprepped user name as sent (may still need JID localpart prep)
+    authzid: str | None
+    mechanism: str  # the credential type: "SCRAM-SHA-1" or "SCRAM-SHA-256", never -PLUS
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordCheckNeeded:
+    authcid: str
+    authzid: str | None
+    password: str = field(repr=False)
+
+
+Step = Challenge | Success | CredentialsNeeded | PasswordCheckNeeded
+
+
+class ServerMechanism(abc.ABC):
+    """One SASL exchange, server side. Use each instance for one exchange only."""
+
+    name: str
+
+    @abc.abstractmethod
+    def start(self, initial_response: bytes | None) -> Step:
+        """Begin; ``initial_response`` is None when the client sent none (RFC 6120 §6.4.2)."""
+
+    @abc.abstractmethod
+    def respond(self, response: bytes) -> Step:
+        """The client's ``<response/>`` to our last challenge."""
+
+    def provide_credentials(self, credentials: ScramCredentialsLike | None) -> Step:
+        raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "unexpected credentials")
+
+    def password_checked(self, ok: bool) -> Step:
+        raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "unexpected password check")
+
+
+class Plain(ServerMechanism):
+    """RFC 4616: ``[authzid] NUL authcid NUL passwd`` in one message."""
+
+    name = "PLAIN"
+
+    def __init__(self) -> None:
+        self._state = "start"
+
+    def start(self, initial_response: bytes | None) -> Step:
+        if self._state != "start":
+            raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "exchange already started")
+        if initial_response is None:
+            # RFC 4422 §3.3: no initial response, so send an empty challenge.
+            self._state = "challenged"
+            return Challenge(b"")
+        return self._parse(initial_response)
+
+    def respond(self, response: bytes) -> Step:
+        if self._state != "challenged":
+            raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "no challenge outstanding")
+        return self._parse(response)
+
+    def _parse(self, message: bytes) -> Step:
+        self._state = "checking"
+        parts = message.split(b"\0")
+        if len(parts) != 3:
+            raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "expected authzid NUL authcid NUL passwd")
+        try:
+            authzid, authcid, password = (p.decode("utf-8") for p in parts)
+        except UnicodeDecodeError:
+            raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "not UTF-8") from None
+        if not authcid or not password or any(len(p) > _PLAIN_MAX_FIELD for p in parts):
+            raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "empty or overlong field")
+        try:
+            authcid = saslprep(authcid)
+        except scramp.ScramException:
+            raise SaslFailure(SaslCondition.NOT_AUTHORIZED, "invalid user name") from None
+        return PasswordCheckNeeded(authcid, authzid or None, password)
+
+    def password_checked(self, ok: bool) -> Step:
+        if self._state != "checking":
+            return super().password_checked(ok)
+        self._state = "done"
+        if not ok:
+            raise SaslFailure(SaslCondition.NOT_AUTHORIZED)
+        return Success()
+
+
+@dataclass(frozen=True, slots=True)
+class _ClientFirst:
+    message: str  # the whole client-first-message, for scramp
+    cb_flag: str  # "n", "y" or "p"
+    cb_name: str | None
+    authzid: str | None
+    username: str  # unescaped and SASLprepped
+
+
+def _parse_client_first(data: bytes) -> _ClientFirst:
+    """Enough of RFC 5802 §7 to learn the user name; scramp checks the rest later."""
+    try:
+        message = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "not UTF-8") from None
+    parts = message.split(",", 2)
+    if len(parts) != 3:
+        raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "no gs2 header")
+    flag, authz, bare = parts
+    cb_name: str | None = None
+    if flag.startswith("p="):
+        flag, cb_name = "p", flag[2:]
+    elif flag not in ("n", "y"):
+        raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "bad gs2 channel-binding flag")
+    authzid: str | None = None
+    if authz:
+        if not authz.startswith("a="):
+            raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "bad gs2 authzid")
+        authzid = _scram_unescape(authz[2:])
+    if not bare.startswith("n="):
+        # An "m=" extension comes first when present; we support none (RFC 5802 §5.1).
+        raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "client-first-message must start with n=")
+    raw_name = bare[2:].split(",", 1)[0]
+    try:
+        username = saslprep(_scram_unescape(raw_name))
+    except scramp.ScramException:
+        raise SaslFailure(SaslCondition.NOT_AUTHORIZED, "invalid user name") from None
+    if not username or ",r=" not in bare:
+        raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "missing user name or nonce")
+    return _ClientFirst(message, flag, cb_name, authzid, username)
+
+
+def _scram_unescape(value: str) -> str:
+    # RFC 5802 §5.1: ',' and '=' are sent as '=2C' and '=3D'; any other '=' is an error.
+    pieces = value.split("=")
+    for piece in pieces[1:]:
+        if piece[:2] not in ("2C", "3D"):
+            raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "bad '=' escape in saslname")
+    return value.replace("=2C", ",").replace("=3D", "=")
+
+
+# scramp ServerError values that mean "wrong secret or binding", as opposed to
+# "the message was malformed".
+_NOT_AUTHORIZED_ERRORS: Final = frozenset(
+    {
+        "invalid-proof",
+        "channel-bindings-dont-match",
+        "unknown-user",
+        "server-does-support-channel-binding",
+        "channel-binding-not-supported",
+        "unsupported-channel-binding-type",
+    }
+)
+
+
+def _scram_failure(e: scramp.ScramException) -> SaslFailure:
+    code = e.server_error.value if e.server_error is not None else ""
+    if code in _NOT_AUTHORIZED_ERRORS:
+        return SaslFailure(SaslCondition.NOT_AUTHORIZED)
+    return SaslFailure(SaslCondition.MALFORMED_REQUEST, str(e.args[0]) if e.args else "")
+
+
+class Scram(ServerMechanism):
+    """SCRAM-SHA-1/-256 and -PLUS (RFC 5802, RFC 7677) over scramp's server.
+
+    ``channel_binding`` maps a channel-binding type to its data for this TLS
+    connection (RFC 5929 / RFC 9266 values, e.g. the certificate hash for
+    ``tls-server-end-point``). ``plus_offered`` says whether we advertised any
+    ``-PLUS`` mechanism: then a client that sends gs2 flag 'y' ("I could bind,
+    but you don't offer it") reveals a downgrade and is refused (RFC 5802 §6).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        channel_binding: Mapping[str, bytes] | None = None,
+        plus_offered: bool = False,
+        nonce: str | None = None,
+        fake_secret: bytes = b"",
+        fake_iterations: int = DEFAULT_FAKE_ITERATIONS,
+    ) -> None:
+        if name not in SCRAM_MECHANISMS + PLUS_MECHANISMS:
+            raise ValueError(f"not a SCRAM mechanism we implement: {name}")
+        self.name = name
+        self.plus = name.endswith("-PLUS")
+        self.credential_mechanism = name.removesuffix("-PLUS")
+        self._bindings = {k: v for k, v in (channel_binding or {}).items() if k in SUPPORTED_CHANNEL_BINDINGS}
+        self._plus_offered = plus_offered
+        self._nonce = nonce
+        self._fake_secret = fake_secret or secrets.token_bytes(32)
+        self._fake_iterations = max(fake_iterations, MIN_ITERATIONS)
+        self._client_first: _ClientFirst | None = None
+        self._server: scramp.core.ScramServer | None = None
+        self._state = "start"
+
+    def start(self, initial_response: bytes | None) -> Step:
+        if self._state != "start":
+            raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "exchange already started")
+        if not initial_response:
+            # SCRAM is client-first; without an initial response the client sends
+            # its first message as the response to an empty challenge (RFC 6120 §6.4.2).
+            self._state = "want-client-first"
+            return Challenge(b"")
+        return self._client_first_received(initial_response)
+
+    def respond(self, response: bytes) -> Step:
+        if self._state == "want-client-first":
+            return self._client_first_received(response)
+        if self._state == "want-client-final":
+            return self._client_final_received(response)
+        raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "no challenge outstanding")
+
+    def _client_first_received(self, data: bytes) -> Step:
+        first = _parse_client_first(data)
+        if first.authzid is not None:
+            raise SaslFailure(SaslCondition.INVALID_AUTHZID, "authzid not supported with SCRAM")
+        if self.plus and first.cb_flag != "p":
+            raise SaslFailure(SaslCondition.MALFORMED_REQUEST, f"{self.name} requires channel binding")
+        if not self.plus and first.cb_flag == "p":
+            raise SaslFailure(SaslCondition.MALFORMED_REQUEST, f"{self.name} has no channel binding")
+        if first.cb_flag == "p" and first.cb_name not in self._bindings:
+            raise SaslFailure(SaslCondition.NOT_AUTHORIZED, "unsupported channel-binding type")
+        if first.cb_flag == "y" and self._plus_offered:
+            # "I support channel binding but think you don't": we offered -PLUS,
+            # so someone removed it on the way — a downgrade (RFC 5802 §6).
+            raise SaslFailure(SaslCondition.NOT_AUTHORIZED, "channel-binding downgrade detected")
+        self._client_first = first
+        self._state = "want-credentials"
+        return CredentialsNeeded(first.username, None, self.credential_mechanism)
+
+    def provide_credentials(self, credentials: ScramCredentialsLike | None) -> Step:
+        first = self._client_first
+        if self._state != "want-credentials" or first is None:
+            return super().provide_credentials(credentials)
+        if credentials is None or credentials.mechanism != self.credential_mechanism:
+            # Unknown user, or no keys of this mechanism's hash: simulate (RFC 5802 §5.1).
+            auth_info = self._fake_auth_info(first.username)
+        else:
+            auth_info = _checked_auth_info(credentials)
+        binding: tuple[str, bytes] | None = None
+        if first.cb_flag == "p" and first.cb_name is not None:
+            binding = (first.cb_name, self._bindings[first.cb_name])
+        try:
+            server = scramp.ScramMechanism(self.name).make_server(
+                lambda _username: auth_info, channel_binding=binding, s_nonce=self._nonce
+            )
+            server.set_client_first(first.message)
+            server_first: str = server.get_server_first()
+        except scramp.ScramException as e:
+            raise _scram_failure(e) from None
+        self._server = server
+        self._state = "want-client-final"
+        return Challenge(server_first.encode())
+
+    def _client_final_received(self, data: bytes) -> Step:
+        server = self._server
+        assert server is not None
+        self._state = "done"
+        try:
+            message = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SaslFailure(SaslCondition.MALFORMED_REQUEST, "not UTF-8") from None
+        try:
+            server.set_client_final(message)
+            server_final: str = server.get_server_final()
+        except scramp.ScramException as e:
+            raise _scram_failure(e) from None
+        return Success(server_final.encode())
+
+    def _fake_auth_info(self, username: str) -> tuple[bytes, bytes, bytes, int]:
+        # A stable salt per (server secret, user name), so repeated attempts for
+        # an unknown user look like a real account; random keys so no proof fits.
+        salt = hmac.new(self._fake_secret, b"salt:" + username.encode(), "sha256").digest()[:16]
+        size = _DIGEST_SIZE[self.credential_mechanism]
+        return salt, secrets.token_bytes(size), secrets.token_bytes(size), self._fake_iterations
+
+
+_DIGEST_SIZE: Final = {"SCRAM-SHA-1": 20, "SCRAM-SHA-256": 32}
+
+
+def _checked_auth_info(credentials: ScramCredentialsLike) -> tuple[bytes, bytes, bytes, int]:
+    """The stored keys as scramp wants them, or temporary-auth-failure if unusable.
+
+    scramp refuses salts under 12 bytes and iteration counts outside
+    4096..10 000 000; such keys are a server-side problem, not the client's.
+    """
+    salt, iterations = credentials.salt, credentials.iterations
+    if (
+        not isinstance(salt, bytes)
+        or len(salt) < _MIN_SALT_BYTES
+        or not isinstance(iterations, int)
+        or not MIN_ITERATIONS <= iterations <= _MAX_ITERATIONS
+    ):
+        raise SaslFailure(SaslCondition.TEMPORARY_AUTH_FAILURE, "unusable stored credentials")
+    return salt, credentials.stored_key, credentials.server_key, iterations
+
+
+def offered_mechanisms(
+    enabled: Sequence[str],
+    *,
+    encrypted: bool,
+    allow_unencrypted_plain: bool,
+    channel_binding: Mapping[str, bytes] | None,
+) -> list[str]:
+    """The mechanisms to advertise, in ``enabled`` order.
+
+    PLAIN only over TLS unless explicitly allowed (RFC 6120 §13.8, §6.4.1);
+    ``-PLUS`` only with channel-binding data scramp can check.
+    """
+    can_bind = any(k in SUPPORTED_CHANNEL_BINDINGS for k in (channel_binding or {}))
+    out = []
+    for name in enabled:
+        if name not in ALL_MECHANISMS:
+            raise ValueError(f"unknown SASL mechanism {name!r}")
+        if name in PLUS_MECHANISMS and not (encrypted and can_bind):
+            continue
+        if name == "PLAIN" and not (encrypted or allow_unencrypted_plain):
+            continue
+        out.append(name)
+    return out
+
+
+def channel_binding_types(channel_binding: Mapping[str, bytes] | None) -> list[str]:
+    """Types to advertise with XEP-0440 ``<sasl-channel-binding/>``."""
+    return [k for k in SUPPORTED_CHANNEL_BINDINGS if k in (channel_binding or {})]
+
+
+def make_mechanism(
+    name: str,
+    *,
+    channel_binding: Mapping[str, bytes] | None = None,
+    plus_offered: bool = False,
+    nonce_factory: Callable[[], str] | None = None,
+    fake_secret: bytes = b"",
+    fake_iterations: int = DEFAULT_FAKE_ITERATIONS,
+) -> ServerMechanism:
+    """A fresh server mechanism called ``name`` (one of :data:`ALL_MECHANISMS`)."""
+    if name == "PLAIN":
+        return Plain()
+    return Scram(
+        name,
+        channel_binding=channel_binding,
+        plus_offered=plus_offered,
+        nonce=nonce_factory() if nonce_factory is not None else None,
+        fake_secret=fake_secret,
+        fake_iterations=fake_iterations,
+    )

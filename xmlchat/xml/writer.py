@@ -1,0 +1,156 @@
+"""Serialisation for XMPP streams: headers, features, errors, stanzas. Sans-IO.
+
+Everything here returns ``bytes`` ready to write to a stream whose header came
+from :func:`stream_header` (default namespace ``jabber:client``, the stream
+namespace bound to the ``stream`` prefix), or builds an element for
+:func:`serialize`. Elements are always written with ``with_tail=False``: a tail
+belongs to the tree an element was cut from, never to the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from lxml import etree
+
+from xmlchat.errors import StanzaError, StreamError
+
+NS_STREAMS: Final = "http://etherx.jabber.org/streams"
+NS_CLIENT: Final = "jabber:client"
+NS_XML: Final = "http://www.w3.org/XML/1998/namespace"
+NS_STREAM_ERRORS: Final = "urn:ietf:params:xml:ns:xmpp-streams"  # RFC 6120 §4.9.2
+NS_STANZA_ERRORS: Final = "urn:ietf:params:xml:ns:xmpp-stanzas"  # RFC 6120 §8.3.2
+NS_TLS: Final = "urn:ietf:params:xml:ns:xmpp-tls"  # RFC 6120 §5
+NS_SASL: Final = "urn:ietf:params:xml:ns:xmpp-sasl"  # RFC 6120 §6
+NS_BIND: Final = "urn:ietf:params:xml:ns:xmpp-bind"  # RFC 6120 §7
+NS_SESSION: Final = "urn:ietf:params:xml:ns:xmpp-session"  # RFC 3921 §3, draft-cridland-xmpp-session
+NS_XMPP_ERRORS: Final = "urn:xmpp:errors"  # application conditions, e.g. stanza-too-big
+NS_SASL_CB: Final = "urn:xmpp:sasl-cb:0"  # XEP-0440 channel-binding types
+
+XML_LANG: Final = f"{{{NS_XML}}}lang"
+
+STREAM_FOOTER: Final = b"</stream:stream>"
+
+_CLIENT_DECL: Final = b' xmlns="jabber:client"'
+
+
+def _attr(value: str) -> str:
+    """Escape ``value`` for an attribute written between single quotes."""
+    return (
+        value.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("'", "&apos;")
+        .replace('"', "&quot;")
+    )
+
+
+def stream_header(*, from_: str, stream_id: str, lang: str, version: str = "1.0") -> bytes:
+    """Our response stream header (RFC 6120 §4.7), byte for byte as Prosody writes it.
+
+    The XML declaration is repeated on every header, also after a restart: a
+    restart begins a new XML document (§4.3.3), and aioxmpp does the same.
+    """
+    return (
+        "<?xml version='1.0'?>"
+        f"<stream:stream xmlns='{NS_CLIENT}' xmlns:stream='{NS_STREAMS}'"
+        f" from='{_attr(from_)}' version='{_attr(version)}' xml:lang='{_attr(lang)}'"
+        f" id='{_attr(stream_id)}'>"
+    ).encode()
+
+
+def stream_features(features: Iterable[etree._Element]) -> bytes:
+    """``<stream:features>`` holding ``features`` (RFC 6120 §4.3.2)."""
+    body = b"".join(etree.tostring(f, with_tail=False) for f in features)
+    return b"<stream:features>" + body + b"</stream:features>"
+
+
+def stream_error(error: StreamError, lang: str = "en") -> bytes:
+    """``<stream:error>`` for ``error`` (RFC 6120 §4.9.2), without the closing stream tag.
+
+    ``error.app_condition`` is an element name in ``urn:xmpp:errors`` (as Prosody's
+    ``stanza-too-big``) or a Clark name ``{ns}local`` for another namespace (§4.9.4).
+    """
+    streams = {None: NS_STREAM_ERRORS}
+    parts = [etree.Element(f"{{{NS_STREAM_ERRORS}}}{error.condition.value}", nsmap=streams)]
+    if error.text:
+        text = etree.Element(f"{{{NS_STREAM_ERRORS}}}text", {XML_LANG: lang}, nsmap=streams)
+        text.text = error.text
+        parts.append(text)
+    if error.app_condition:
+        app = error.app_condition
+        qname = etree.QName(app if app.startswith("{") else f"{{{NS_XMPP_ERRORS}}}{app}")
+        parts.append(etree.Element(qname.text, nsmap={None: qname.namespace or NS_XMPP_ERRORS}))
+    body = b"".join(etree.tostring(p) for p in parts)
+    return b"<stream:error>" + body + b"</stream:error>"
+
+
+def stanza_error_element(error: StanzaError, lang: str = "en") -> etree._Element:
+    """The ``<error/>`` child of an error stanza (RFC 6120 §8.3.2)."""
+    el = etree.Element(f"{{{NS_CLIENT}}}error", {"type": error.type.value}, nsmap={None: NS_CLIENT})
+    etree.SubElement(el, f"{{{NS_STANZA_ERRORS}}}{error.condition.value}", nsmap={None: NS_STANZA_ERRORS})
+    if error.text:
+        text = etree.SubElement(
+            el, f"{{{NS_STANZA_ERRORS}}}text", {XML_LANG: lang}, nsmap={None: NS_STANZA_ERRORS}
+        )
+        text.text = error.text
+    return el
+
+
+def error_reply(stanza: etree._Element, error: StanzaError, lang: str = "en") -> etree._Element:
+    """An error stanza answering ``stanza`` (RFC 6120 §8.3.1).
+
+    Same kind and id, ``type='error'``, 'from' and 'to' swapped; the original
+    payload is not echoed (§8.3.1 makes that optional, and it could leak it).
+    The caller must never answer a stanza of type 'error' (§8.3.1 rule 4).
+    """
+    local = etree.QName(stanza).localname
+    reply = etree.Element(f"{{{NS_CLIENT}}}{local}", nsmap={None: NS_CLIENT})
+    for name, swapped in (("from", "to"), ("to", "from")):
+        value = stanza.get(name)
+        if value is not None:
+            reply.set(swapped, value)
+    stanza_id = stanza.get("id")
+    if stanza_id is not None:
+        reply.set("id", stanza_id)
+    reply.set("type", "error")
+    reply.append(stanza_error_element(error, lang))
+    return reply
+
+
+def serialize(stanza: etree._Element) -> bytes:
+    """A top-level element for a stream whose default namespace is ``jabber:client``.
+
+    A stanza in ``jabber:client`` is written without the redundant default
+    namespace declaration (``<message to=…>``, as servers do); its descendants
+    in that namespace then inherit the stream's default. Elements in any other
+    namespace (SASL, TLS, stream management…) keep their own declaration.
+    """
+    tag = etree.QName(stanza)
+    if tag.namespace == NS_CLIENT and (stanza.prefix is not None or stanza.nsmap.get(None) != NS_CLIENT):
+        stanza = _rebuild_default_client(stanza)
+    data = etree.tostring(stanza, with_tail=False)
+    if tag.namespace == NS_CLIENT:
+        head = b"<" + tag.localname.encode()
+        if data.startswith(head + _CLIENT_DECL):
+            data = head + data[len(head) + len(_CLIENT_DECL) :]
+    return data
+
+
+def _rebuild_default_client(stanza: etree._Element) -> etree._Element:
+    """Copy ``stanza`` into a tree whose root declares ``jabber:client`` as the default."""
+    root = etree.Element(stanza.tag, dict(stanza.attrib), nsmap={None: NS_CLIENT})
+    _copy_children(stanza, root)
+    return root
+
+
+def _copy_children(source: etree._Element, target: etree._Element) -> None:
+    # SubElement reuses the declarations in scope, so jabber:client children
+    # stay unprefixed; comments and PIs (never on the wire) are dropped.
+    target.text = source.text
+    for child in source:
+        if isinstance(child.tag, str):
+            copy = etree.SubElement(target, child.tag, dict(child.attrib))
+            _copy_children(child, copy)
+            copy.tail = child.tail
