@@ -7,10 +7,7 @@ from typing import Final
 
 from lxml import etree
 
-from xmlchat.errors import StanzaError
-
 CLIENT_NS: Final = "jabber:client"
-STANZAS_NS: Final = "urn:ietf:params:xml:ns:xmpp-stanzas"
 DELAY_NS: Final = "urn:xmpp:delay"
 SID_NS: Final = "urn:xmpp:sid:0"
 
@@ -41,24 +38,6 @@ def kind(stanza: etree._Element) -> str:
 def body_text(stanza: etree._Element) -> str | None:
     body = stanza.find(BODY)
     return None if body is None else (body.text or "")
-
-
-def error_reply(stanza: etree._Element, error: StanzaError) -> etree._Element:
-    """RFC 6120 §8.3.1: same kind and id, from/to swapped, type='error'.
-    The original payload is not echoed (§8.3.1 lets us omit it; it saves bytes)."""
-    reply = make(kind(stanza), {"type": "error"})
-    for ours, theirs in (("from", "to"), ("to", "from")):
-        value = stanza.get(theirs)
-        if value is not None:
-            reply.set(ours, value)
-    if stanza.get("id") is not None:
-        reply.set("id", stanza.get("id", ""))
-    err = etree.SubElement(reply, f"{{{CLIENT_NS}}}error", type=str(error.type))
-    etree.SubElement(err, f"{{{STANZAS_NS}}}{error.condition}", nsmap={None: STANZAS_NS})
-    if error.text:
-        text = etree.SubElement(err, f"{{{STANZAS_NS}}}text", nsmap={None: STANZAS_NS})
-        text.text = error.text
-    return reply
 
 
 def to_bytes(stanza: etree._Element) -> bytes:

@@ -44,6 +44,15 @@ class Feature:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamFeature:
+    """An empty element advertised in post-authentication stream features,
+    e.g. roster versioning ``("urn:xmpp:features:rosterver", "ver")``."""
+
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class OnSessionStarted:
     """Called when a session is bound and routable (RFC 6120 §7)."""
 
@@ -59,7 +68,7 @@ class OnSessionEnded:
     priority: int = 0
 
 
-Registration = IqHandler | Feature | OnSessionStarted | OnSessionEnded
+Registration = IqHandler | Feature | StreamFeature | OnSessionStarted | OnSessionEnded
 
 
 class Module(Protocol):
@@ -73,8 +82,9 @@ ModuleFactory = Callable[["Server"], Module]
 
 @dataclass
 class Registry:
-    iq_handlers: dict[tuple[IqType, str], IqHandlerFn] = field(default_factory=dict)
+    iq_handlers: dict[tuple[str, str], IqHandlerFn] = field(default_factory=dict)
     features: list[str] = field(default_factory=list)
+    stream_features: list[tuple[str, str]] = field(default_factory=list)
     session_started: list[tuple[int, SessionHookFn]] = field(default_factory=list)
     session_ended: list[tuple[int, SessionHookFn]] = field(default_factory=list)
     _owners: dict[str, list[Registration]] = field(default_factory=lambda: defaultdict(list))
@@ -89,6 +99,8 @@ class Registry:
                     self.iq_handlers[key] = handle
                 case Feature(var):
                     self.features.append(var)
+                case StreamFeature(namespace, name):
+                    self.stream_features.append((namespace, name))
                 case OnSessionStarted(handle, priority):
                     self.session_started.append((priority, handle))
                     self.session_started.sort(key=lambda p: -p[0])

@@ -36,6 +36,9 @@ class Messages:
 
     def __init__(self, server: Server) -> None:
         self.server = server
+        # Sessions receiving their stored messages: live ones wait here meanwhile,
+        # so the client sees everything in the order the server accepted it.
+        self._replaying: dict[Session, list[tuple[etree._Element, datetime]]] = {}
 
     def setup(self) -> list[Registration]:
         return []
@@ -66,7 +69,7 @@ class Messages:
         if not to.is_bare:
             session = router.get(to)
             if session is not None:
-                session.deliver(stanza, stamp)
+                self._deliver(session, stanza, stamp)
                 return "delivered"
             if type_ == "groupchat":  # §8.5.3.2.1
                 raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
@@ -75,7 +78,7 @@ class Messages:
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
         if sessions:
             for session in sessions:
-                session.deliver(stanza, stamp)
+                self._deliver(session, stanza, stamp)
             return "delivered"
         if type_ == "error":
             return "dropped"  # never store or bounce errors (§8.3.1, loops)
@@ -88,6 +91,13 @@ class Messages:
         await self.store(to.bare, stanza, stamp)
         return "stored"
 
+    def _deliver(self, session: Session, stanza: etree._Element, stamp: datetime) -> None:
+        waiting = self._replaying.get(session)
+        if waiting is not None:
+            waiting.append((stanza, stamp))
+        else:
+            session.deliver(stanza, stamp)
+
     async def store(self, to: JID, stanza: etree._Element, stamp: datetime) -> None:
         limit = self.server.config.limits.max_offline_messages
         try:
@@ -98,12 +108,21 @@ class Messages:
             ) from None
 
     async def deliver_offline(self, session: Session) -> int:
-        """Hand ``session`` its stored messages, oldest first, then delete them."""
+        """Hand ``session`` its stored messages, oldest first, then delete them.
+
+        Call once the session is routable (XEP-0160: at initial presence);
+        messages routed to it meanwhile follow the stored ones.
+        """
         storage = self.server.storage
-        stored = await storage.fetch_offline(session.jid.bare)
-        for item in stored:
-            session.deliver(from_bytes(item.stanza), item.received, delayed=True)
-        if stored:
-            await storage.delete_offline(session.jid.bare, stored[-1].id)
-            log.info("%s: delivered %d offline message(s)", session.jid, len(stored))
+        self._replaying[session] = []
+        try:
+            stored = await storage.fetch_offline(session.jid.bare)
+            for item in stored:
+                session.deliver(from_bytes(item.stanza), item.received, delayed=True)
+            if stored:
+                await storage.delete_offline(session.jid.bare, stored[-1].id)
+                log.info("%s: delivered %d offline message(s)", session.jid, len(stored))
+        finally:
+            for stanza, stamp in self._replaying.pop(session):
+                session.deliver(stanza, stamp)
         return len(stored)

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from xmlchat.errors import StanzaCondition, StanzaError
+from xmlchat.jid import JID
 from xmlchat.modules.base import Registration
-from xmlchat.server.session import Session
-from xmlchat.stanza import make
+from xmlchat.server.session import Session, XmppSession
+from xmlchat.stanza import CLIENT_NS, make
 
 if TYPE_CHECKING:
     from xmlchat.server.app import Server
@@ -40,6 +42,33 @@ class Presence:
 
     def setup(self) -> list[Registration]:
         return []
+
+    async def handle(self, session: XmppSession, presence: etree._Element, to: JID | None) -> None:
+        """Presence from an XMPP client (RFC 6121 §4)."""
+        type_ = presence.get("type")
+        if to is not None:
+            raise StanzaError(StanzaCondition.FEATURE_NOT_IMPLEMENTED, "directed presence")
+        if type_ is None:
+            await self._available(session, presence)
+        elif type_ == "unavailable":
+            if session.available:
+                session.available_presence = None
+                await self.broadcast_unavailable(session)
+        else:
+            raise StanzaError(StanzaCondition.FEATURE_NOT_IMPLEMENTED, f"presence type {type_}")
+
+    async def _available(self, session: XmppSession, presence: etree._Element) -> None:
+        initial = not session.available
+        session.presence_priority = _priority(presence)
+        session.available_presence = presence
+        await self.broadcast_available(session)
+        # RFC 6121 §4.2.2: the sender gets its own presence back, too.
+        own = available_presence(session)
+        own.set("to", str(session.jid))
+        session.deliver(own, datetime.now(UTC))
+        if initial:
+            # XEP-0160: stored messages go out at initial presence.
+            await self.server.messages.deliver_offline(session)
 
     async def broadcast_available(self, session: Session) -> None:
         """Tell subscribed contacts (and our other resources) we are here, and
@@ -81,3 +110,13 @@ class Presence:
             for peer in router.sessions_of(target):
                 if peer.available and peer is not session:
                     peer.deliver(presence, stamp)
+
+
+def _priority(presence: etree._Element) -> int:
+    """RFC 6121 §4.7.2.3: an integer in -128..127, 0 when absent or invalid."""
+    text = presence.findtext(f"{{{CLIENT_NS}}}priority")
+    try:
+        value = int(text) if text is not None else 0
+    except ValueError:
+        return 0
+    return max(-128, min(127, value))

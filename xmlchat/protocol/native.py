@@ -10,6 +10,7 @@ login or a message means (storage, routing).
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +30,7 @@ from xmlchat.errors import (
 from xmlchat.xml.stream import (
     StanzaReceived,
     StanzaStream,
-    StreamClosed,
+    StreamEvent,
     StreamLimits,
     StreamOpened,
 )
@@ -172,6 +173,8 @@ class NativeServerStream:
             StreamLimits(min(unauthenticated_limit, limits.max_stanza_bytes), limits.max_depth)
         )
         self._out: list[bytes] = []
+        self._backlog: deque[StreamEvent] = deque()
+        self._login_pending = False
 
     @property
     def closed(self) -> bool:
@@ -180,25 +183,43 @@ class NativeServerStream:
     # -- input
 
     def receive_data(self, data: bytes) -> list[Event]:
-        """Parse ``data``; return what the client asked for, in order."""
+        """Parse ``data``; return what the client asked for, in order.
+
+        After a :class:`LoginRequested`, later stanzas wait (parsed, not acted
+        on) until :meth:`logged_in` or :meth:`login_failed` answers it; those
+        return the events the waiting stanzas produce. So a client may pipeline
+        its login and first messages in one write.
+        """
         if self.closed:
             return []
-        events: list[Event] = []
+        error: StreamError | None = None
         try:
-            for item in self._stream.feed(data):
+            items = self._stream.feed(data)
+        except StreamError as e:
+            items, error = list(getattr(e, "events", None) or []), e
+        self._backlog.extend(items)
+        events = self._drain()
+        if error is not None and not self.closed:
+            self.send_stream_error(error)
+            events.append(Failed(error))
+        return events
+
+    def _drain(self) -> list[Event]:
+        events: list[Event] = []
+        while self._backlog and not self.closed and not self._login_pending:
+            item = self._backlog.popleft()
+            try:
                 if isinstance(item, StanzaReceived):
                     self._stanza(item.element, events)
                 elif isinstance(item, StreamOpened):
                     self._open(item)
                     events.append(Opened())
-                elif isinstance(item, StreamClosed):
+                else:
                     self._close()
                     events.append(Closed())
-                if self.closed:
-                    break
-        except StreamError as e:
-            self.send_stream_error(e)
-            events.append(Failed(e))
+            except StreamError as e:
+                self.send_stream_error(e)
+                events.append(Failed(e))
         return events
 
     def _open(self, opened: StreamOpened) -> None:
@@ -227,6 +248,7 @@ class NativeServerStream:
             return
         if isinstance(event, Closed):
             self._close()
+        self._login_pending = isinstance(event, LoginRequested)
         events.append(event)
 
     @staticmethod
@@ -269,13 +291,19 @@ class NativeServerStream:
         self._out.clear()
         return out
 
-    def logged_in(self, address: str) -> None:
+    def logged_in(self, address: str) -> list[Event]:
+        """Answer :class:`LoginRequested`: accepted as ``address``."""
         self.state = State.LOGGED_IN
         self._stream.limits = self._limits
         self._out.append(element_xml("login-ok", [("address", address)]))
+        self._login_pending = False
+        return self._drain()
 
-    def login_failed(self, condition: StanzaCondition, text: str) -> None:
+    def login_failed(self, condition: StanzaCondition, text: str) -> list[Event]:
+        """Answer :class:`LoginRequested`: refused; the client may try again."""
         self._out.append(element_xml("login-failed", [("condition", condition), ("text", text)]))
+        self._login_pending = False
+        return self._drain()
 
     def send_message(self, id_: str, sender: str, to: str, sent: datetime, body: str) -> None:
         fields = [("id", id_), ("from", sender), ("to", to), ("time", timestamp(sent)), ("body", body)]

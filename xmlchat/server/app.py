@@ -10,10 +10,13 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import secrets
 import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from lxml import etree
 
 from xmlchat.config import Config, Listener
 from xmlchat.errors import StreamCondition, StreamError
@@ -23,9 +26,11 @@ from xmlchat.modules.messages import Messages
 from xmlchat.modules.presence import Presence
 from xmlchat.modules.roster import Roster
 from xmlchat.server import tls
+from xmlchat.server.dispatch import Dispatch
 from xmlchat.server.native import NativeConnection
 from xmlchat.server.router import Router
 from xmlchat.server.session import Session
+from xmlchat.server.xmpp import XmppConnection
 from xmlchat.storage import Storage
 
 if TYPE_CHECKING:
@@ -39,6 +44,8 @@ ConnectionFactory = Callable[..., "Connection"]
 PROTOCOLS: dict[str, tuple[str, ConnectionFactory]] = {
     "native": ("native", NativeConnection),
     "native_plain": ("native", NativeConnection),
+    "xmpp": ("xmpp", XmppConnection),
+    "xmpp_tls": ("xmpp", XmppConnection),
 }
 
 
@@ -68,6 +75,7 @@ class Server:
         self.messages = Messages(self)
         self.presence = Presence(self)
         self.roster = Roster(self)
+        self.dispatch = Dispatch(self)
         self.modules: list[Module] = [self.messages, self.presence, self.roster]
         self.modules += [factory(self) for factory in extra_modules]
         for module in self.modules:
@@ -77,6 +85,10 @@ class Server:
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._tls_context: ssl.SSLContext | None = None
+        # RFC 5929 tls-server-end-point data for SCRAM-*-PLUS (the same for every connection).
+        self.channel_binding: dict[str, bytes] | None = None
+        # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
+        self.scram_secret = secrets.token_bytes(32)
 
     @classmethod
     async def open(cls, config: Config) -> Server:
@@ -87,11 +99,18 @@ class Server:
         if any(listener.enabled and listener.tls != "none" for listener in _listeners(config).values()):
             cert, key = tls.ensure_certificate(config)
             server._tls_context = tls.server_context(cert, key)
+            server.channel_binding = {"tls-server-end-point": tls.server_end_point(cert)}
         return server
 
     @property
     def tls_context(self) -> ssl.SSLContext | None:
         return self._tls_context
+
+    def xmpp_features(self) -> list[etree._Element]:
+        """Post-authentication stream features beyond bind and session."""
+        return [
+            etree.Element(f"{{{ns}}}{name}", nsmap={None: ns}) for ns, name in self.registry.stream_features
+        ]
 
     # ---- listeners
 

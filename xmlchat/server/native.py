@@ -36,9 +36,6 @@ class NativeConnection(Connection):
         )
         self._jid: JID | None = None
         self._failed_logins = 0
-        # Live deliveries wait here while stored offline messages are replayed,
-        # so the client sees everything in the order the server accepted it.
-        self._held: list[tuple[etree._Element, datetime, bool]] | None = None
 
     # ---- Session
 
@@ -69,9 +66,6 @@ class NativeConnection(Connection):
 
     def deliver(self, stanza: etree._Element, stamp: datetime, delayed: bool = False) -> None:
         self.server.metrics.stanza_out(self.protocol, kind(stanza))
-        if self._held is not None:
-            self._held.append((stanza, stamp, delayed))
-            return
         self._write(stanza, stamp)
         self.flush()
 
@@ -124,13 +118,17 @@ class NativeConnection(Connection):
 
     async def data_received(self, data: bytes) -> int:
         with self.server.metrics.parsing(self.protocol):
-            events = self.core.receive_data(data)
-        for event in events:
-            await self._handle(event)
+            work = self.core.receive_data(data)
+        handled = 0
+        while work:
+            event = work.pop(0)
+            handled += 1
+            work[:0] = await self._handle(event)
         self.flush()
-        return len(events)
+        return handled
 
-    async def _handle(self, event: native.Event) -> None:
+    async def _handle(self, event: native.Event) -> list[native.Event]:
+        """Perform one event; return the events its answer released."""
         self.server.metrics.stanza_in(self.protocol, native_kind(event))
         match event:
             case native.MessageReceived():
@@ -138,7 +136,7 @@ class NativeConnection(Connection):
             case native.PingReceived(id_):
                 self.core.send_pong(id_)
             case native.LoginRequested():
-                await self._login(event)
+                return await self._login(event)
             case native.ContactsRequested():
                 await self._send_contacts()
             case native.ContactAddRequested(jid):
@@ -153,44 +151,43 @@ class NativeConnection(Connection):
                 self.server.metrics.error(self.protocol, error)
                 self.flush()
                 self.close_after_flush()
+        return []
 
-    async def _login(self, event: native.LoginRequested) -> None:
+    async def _login(self, event: native.LoginRequested) -> list[native.Event]:
         config = self.server.config
         if not self.tls and not config.native.allow_plaintext_login:
-            self.core.login_failed(StanzaCondition.NOT_ALLOWED, "log in over TLS")
-            return
+            return self.core.login_failed(StanzaCondition.NOT_ALLOWED, "log in over TLS")
         try:
             user = JID.user(event.user, config.domain)
         except InvalidJID:
             user = None
+        storage = self.server.storage
         if (
             user is None
             or user.domain not in config.hosts
-            or not await self.server.storage.check_password(user, event.password)
+            or not await storage.check_password(user, event.password)
         ):
-            await self._login_failed(event.user)
-            return
+            return self._login_failed(event.user)
         resource = event.resource or f"native-{new_id()[:8]}"
         self._jid = user.with_resource(resource)
-        self._held = []
-        self.core.logged_in(str(self._jid))
+        released = self.core.logged_in(str(self._jid))
         self.flush()
         self.log.info("logged in as %s", self._jid)
         self.server.metrics.login(self.protocol, True)
         await self.server.session_started(self)
         await self.server.presence.broadcast_available(self)
         await self.server.messages.deliver_offline(self)
-        held, self._held = self._held, None
-        for stanza, stamp, _ in held:
-            self._write(stanza, stamp)
+        return released
 
-    async def _login_failed(self, user: str) -> None:
+    def _login_failed(self, user: str) -> list[native.Event]:
         self._failed_logins += 1
         self.log.info("login failed for %r (%d)", user, self._failed_logins)
         self.server.metrics.login(self.protocol, False)
-        self.core.login_failed(StanzaCondition.NOT_AUTHORIZED, "wrong user name or password")
+        released = self.core.login_failed(StanzaCondition.NOT_AUTHORIZED, "wrong user name or password")
         if self._failed_logins >= self.server.config.limits.max_login_attempts:
             self.close(StreamError(StreamCondition.POLICY_VIOLATION, "too many failed logins"))
+            return []
+        return released
 
     async def _message(self, event: native.MessageReceived) -> None:
         try:

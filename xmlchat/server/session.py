@@ -7,7 +7,7 @@ from typing import Protocol
 
 from lxml import etree
 
-from xmlchat.errors import StreamError
+from xmlchat.errors import StanzaError, StreamError
 from xmlchat.jid import JID
 
 
@@ -48,3 +48,14 @@ class Session(Protocol):
 
     def close(self, error: StreamError) -> None:
         """End the session with a stream error (e.g. conflict, system-shutdown)."""
+
+
+class XmppSession(Session, Protocol):
+    """An XMPP session: it has presence state and can be answered with errors."""
+
+    available_presence: etree._Element | None
+    presence_priority: int
+    roster_requested: bool
+
+    def reply_error(self, stanza: etree._Element, error: StanzaError) -> None:
+        """Answer ``stanza`` with an error stanza (RFC 6120 §8.3)."""

@@ -83,6 +83,18 @@ def generate_self_signed(hosts: tuple[str, ...], cert_path: Path, key_path: Path
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def server_end_point(cert_path: Path) -> bytes:
+    """RFC 5929 §4.1 tls-server-end-point: a hash of our certificate, with the
+    certificate's own signature hash (SHA-256 for MD5 or SHA-1)."""
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    algorithm = cert.signature_hash_algorithm
+    if algorithm is None or isinstance(algorithm, hashes.MD5 | hashes.SHA1):
+        algorithm = hashes.SHA256()
+    digest = hashes.Hash(algorithm)
+    digest.update(cert.public_bytes(serialization.Encoding.DER))
+    return digest.finalize()
+
+
 def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
