@@ -1,0 +1,158 @@
+"""Metrics and logs after a short native chat, from one server run.
+
+The chat: alice and bob log in (TLS), alice writes to bob (delivered), to carol
+who is offline (stored), and to nobody (service-unavailable); a wrong password
+fails once. Then the metrics are scraped, carol logs in and gets her offline
+message, and everyone leaves. The server logs JSON at debug level throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+import pytest
+from conftest import ServerProcess, make_server
+from prometheus_client.parser import text_string_to_metric_families
+
+from xmlchat.client.native import LoginFailed, NativeClient, ServerError
+
+PASSWORDS = {"alice": "pw-alice-5c1d9e", "bob": "pw-bob-a0e7f2", "carol": "pw-carol-77b3c4"}
+WRONG_PASSWORD = "pw-wrong-e4d2b8"
+BODY_TO_BOB = "body-to-bob-3f9a61"
+BODY_TO_CAROL = "body-to-carol-8b2e04"
+BODY_TO_NOBODY = "body-to-nobody-c6d1f5"
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@dataclass
+class Run:
+    metrics: Samples
+    not_found_status: int
+    log: str
+    carol_got: str
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+async def chat(server: ServerProcess) -> tuple[Samples, int, str]:
+    def client(user: str, password: str | None = None) -> NativeClient:
+        return NativeClient(
+            user,
+            password or PASSWORDS[user],
+            port=server.ports["native"],
+            ssl=server.client_ssl(),
+            reconnect=False,
+        )
+
+    alice, bob = client("alice"), client("bob")
+    await alice.start()
+    await bob.start()
+    await alice.send("bob", BODY_TO_BOB)
+    assert (await asyncio.wait_for(bob.incoming.get(), 5)).body == BODY_TO_BOB
+    await alice.send("carol", BODY_TO_CAROL)
+    with pytest.raises(ServerError, match="service-unavailable"):
+        await alice.send("nobody", BODY_TO_NOBODY)
+    with pytest.raises(LoginFailed):
+        await client("alice", WRONG_PASSWORD).start()
+
+    url = f"http://127.0.0.1:{server.ports['metrics']}"
+    text = (
+        await asyncio.to_thread(lambda: urllib.request.urlopen(f"{url}/metrics", timeout=5).read())
+    ).decode()
+    try:
+        await asyncio.to_thread(urllib.request.urlopen, f"{url}/other", timeout=5)
+        not_found = 200
+    except urllib.error.HTTPError as e:
+        not_found = e.code
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+
+    carol = client("carol")
+    await carol.start()
+    carol_got = (await asyncio.wait_for(carol.incoming.get(), 5)).body
+    for c in (alice, bob, carol):
+        await c.close()
+    return samples, not_found, carol_got
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    server = make_server(tmp_path_factory.mktemp("observability"))
+    server.env = {
+        "XMLCHAT_LOG_LEVEL": "debug",
+        "XMLCHAT_LOG_FORMAT": "json",
+        "XMLCHAT_METRICS_ENABLED": "true",
+        "XMLCHAT_METRICS_PORT": "0",
+    }
+    for name, password in PASSWORDS.items():
+        server.adduser(name, password)
+    server.start()
+    try:
+        samples, not_found, carol_got = asyncio.run(chat(server))
+    finally:
+        assert server.stop() == 0
+    return Run(samples, not_found, server.log(), carol_got)
+
+
+def test_metrics_endpoint_counts_the_chat(run: Run) -> None:
+    m = run.metrics
+    native = {"protocol": "native"}
+    assert sample(m, "xmlchat_connections", state="authenticated", **native) == 2  # alice and bob
+    assert sample(m, "xmlchat_connections", state="unauthenticated", **native) == 0
+    assert sample(m, "xmlchat_connections", state="authenticated", protocol="xmpp") == 0
+    assert sample(m, "xmlchat_connections_opened_total", **native) == 3  # + the wrong password
+    assert sample(m, "xmlchat_logins_total", result="ok", **native) == 2
+    assert sample(m, "xmlchat_logins_total", result="failed", **native) == 1
+    assert sample(m, "xmlchat_stanzas_received_total", kind="login", **native) == 3
+    assert sample(m, "xmlchat_stanzas_received_total", kind="message", **native) == 3
+    assert sample(m, "xmlchat_stanzas_sent_total", kind="message", **native) == 1  # to bob
+    assert sample(m, "xmlchat_messages_routed_total", outcome="delivered") == 1
+    assert sample(m, "xmlchat_messages_routed_total", outcome="stored") == 1
+    assert sample(m, "xmlchat_messages_routed_total", outcome="dropped") == 0
+    assert sample(m, "xmlchat_offline_messages") == 1  # carol's, before she logs in
+    condition = {"type": "stanza", "condition": "service-unavailable"}
+    assert sample(m, "xmlchat_errors_total", **condition, **native) == 1
+    assert sample(m, "xmlchat_parse_seconds_count", **native) >= 6  # at least one read per stanza batch
+    assert sample(m, "xmlchat_parse_seconds_bucket", le="+Inf", **native) == sample(
+        m, "xmlchat_parse_seconds_count", **native
+    )
+    assert sample(m, "xmlchat_build_info", version="0.1.0") == 1
+    assert sample(m, "process_resident_memory_bytes") > 0
+    assert run.not_found_status == 404
+    assert run.carol_got == BODY_TO_CAROL
+
+
+def test_json_log_lines_carry_the_connection_id(run: Run) -> None:
+    lines = [json.loads(line) for line in run.log.splitlines() if line.strip()]
+    assert lines, "the server logged nothing"
+    connections = {line["conn"] for line in lines if line["message"].startswith("connected from")}
+    assert len(connections) == 4  # alice, bob, the wrong password, carol
+    for conn in connections:
+        protocol, _, tag = conn.partition("#")
+        assert protocol == "native" and len(tag) == 6
+    # Every line about a connection names it, including lines from other loggers
+    # logged on its behalf (the offline delivery in xmlchat.modules.messages).
+    about_connections = [
+        line for line in lines if line["logger"] in ("xmlchat.connection", "xmlchat.modules.messages")
+    ]
+    assert about_connections and all(line.get("conn") in connections for line in about_connections)
+    offline = [line for line in lines if "offline message" in line["message"]]
+    carol = next(line["conn"] for line in lines if "logged in as carol@localhost" in line["message"])
+    assert [line["conn"] for line in offline] == [carol]
+    assert all(set(line) <= {"time", "level", "logger", "message", "conn", "exception"} for line in lines)
+    assert not any(line["message"].startswith("[") for line in lines)  # the id is a field, not a prefix
+
+
+def test_debug_log_has_no_bodies_or_passwords(run: Run) -> None:
+    assert "logged in as alice@localhost" in run.log  # the log is there (at debug level)
+    for secret in (*PASSWORDS.values(), WRONG_PASSWORD, BODY_TO_BOB, BODY_TO_CAROL, BODY_TO_NOBODY):
+        assert secret not in run.log
