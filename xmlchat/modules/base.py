@@ -29,11 +29,16 @@ class IqHandler:
     """Handles ``<iq type=TYPE>`` whose payload is the element ``payload``
     (Clark notation, e.g. ``{urn:xmpp:ping}ping``) addressed to the server or to
     the sender's own bare JID. Returns the result payload (or None for an empty
-    result); raises :class:`~xmlchat.errors.StanzaError` to answer with an error."""
+    result); raises :class:`~xmlchat.errors.StanzaError` to answer with an error.
+
+    ``accounts``: also answer iqs to *another* existing local account's bare
+    JID, on its behalf (RFC 6121 §8.5.2.1.3), e.g. disco#info; the handler
+    tells them apart by the iq's 'to'. Others get service-unavailable."""
 
     type: IqType
     payload: str
     handle: IqHandlerFn
+    accounts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,7 @@ ModuleFactory = Callable[["Server"], Module]
 @dataclass
 class Registry:
     iq_handlers: dict[tuple[str, str], IqHandlerFn] = field(default_factory=dict)
+    account_iqs: set[tuple[str, str]] = field(default_factory=set)  # IqHandler.accounts
     features: list[str] = field(default_factory=list)
     stream_features: list[tuple[str, str]] = field(default_factory=list)
     session_started: list[tuple[int, SessionHookFn]] = field(default_factory=list)
@@ -92,11 +98,13 @@ class Registry:
     def add(self, owner: str, registrations: list[Registration]) -> None:
         for reg in registrations:
             match reg:
-                case IqHandler(type_, payload, handle):
+                case IqHandler(type_, payload, handle, accounts):
                     key = (type_, payload)
                     if key in self.iq_handlers:
                         raise ValueError(f"{owner}: iq {type_} {payload} already handled")
                     self.iq_handlers[key] = handle
+                    if accounts:
+                        self.account_iqs.add(key)
                 case Feature(var):
                     self.features.append(var)
                 case StreamFeature(namespace, name):

@@ -22,9 +22,13 @@ from xmlchat.config import Config, Listener
 from xmlchat.errors import StreamCondition, StreamError
 from xmlchat.metrics import Metrics
 from xmlchat.modules.base import Module, ModuleFactory, Registry
+from xmlchat.modules.disco import Disco
 from xmlchat.modules.messages import Messages
+from xmlchat.modules.ping import Ping
 from xmlchat.modules.presence import Presence
 from xmlchat.modules.roster import Roster
+from xmlchat.modules.time import Time
+from xmlchat.modules.version import Version
 from xmlchat.server import tls
 from xmlchat.server.dispatch import Dispatch
 from xmlchat.server.native import NativeConnection
@@ -77,6 +81,7 @@ class Server:
         self.roster = Roster(self)
         self.dispatch = Dispatch(self)
         self.modules: list[Module] = [self.messages, self.presence, self.roster]
+        self.modules += [Disco(self), Ping(self), Version(self), Time(self)]
         self.modules += [factory(self) for factory in extra_modules]
         for module in self.modules:
             self.registry.add(module.name, module.setup())

@@ -63,6 +63,12 @@ class Dispatch:
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
         if to is not None and to.domain not in self.server.config.hosts:
             raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND)
+        if to is not None and to.local is not None and to.bare != session.jid.bare:
+            # RFC 6121 §8.5.2.1.3: another account's bare JID is answered on its
+            # behalf only where a module can (disco); §8.5.1: and if it exists.
+            key = (type_ or "", str(payload.tag))
+            if key not in self.server.registry.account_iqs or not await self.server.storage.user_exists(to):
+                raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
         result = await handler(session, iq)
         reply = make("iq", {"type": "result", "to": str(session.jid)})
         if iq.get("id") is not None:

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+from lxml import etree
+from modules.fakes import FakeServer, iq_get, session
+
+from xmlchat.errors import StanzaError
+from xmlchat.modules.disco import INFO, ITEMS, Disco
+from xmlchat.modules.ping import Ping
+
+
+def _loaded() -> tuple[FakeServer, Disco]:
+    server = FakeServer()
+    disco = server.load(Disco)
+    server.load(Ping)
+    return server, disco
+
+
+def _summary(query: etree._Element) -> tuple[list[tuple[str | None, str | None]], list[str | None]]:
+    identities = [(i.get("category"), i.get("type")) for i in query.iter(f"{{{INFO}}}identity")]
+    return identities, [f.get("var") for f in query.iter(f"{{{INFO}}}feature")]
+
+
+async def test_the_server_is_server_im_with_every_registered_feature() -> None:
+    server, disco = _loaded()
+    query = await disco.info(session(), iq_get(f"{{{INFO}}}query", to="localhost"))
+    identities, features = _summary(query)
+    assert identities == [("server", "im")]
+    assert features == sorted([INFO, ITEMS, "urn:xmpp:ping"])
+    # Answered for other accounts too (RFC 6121 §8.5.2.1.3): the dispatcher checks they exist.
+    assert ("get", f"{{{INFO}}}query") in server.registry.account_iqs
+
+
+@pytest.mark.parametrize("to", [None, "alice@localhost", "bob@localhost"])
+async def test_an_account_is_account_registered(to: str | None) -> None:
+    _, disco = _loaded()
+    query = await disco.info(session(), iq_get(f"{{{INFO}}}query", to=to))
+    assert _summary(query) == ([("account", "registered")], [INFO])
+
+
+async def test_no_items_and_no_nodes() -> None:
+    _, disco = _loaded()
+    items = await disco.items(session(), iq_get(f"{{{ITEMS}}}query"))
+    assert len(items) == 0
+    with pytest.raises(StanzaError) as e:
+        await disco.info(session(), iq_get(f"{{{INFO}}}query", node="x"))
+    assert e.value.condition == "item-not-found"

@@ -1,0 +1,61 @@
+"""XEP-0030 Service Discovery: what the server and its accounts are (§3, §4).
+
+The server is ``server/im`` and lists the features every module registered
+(:class:`~xmlchat.modules.base.Feature`). A bare account JID — one's own, or
+another local user's, answered by the server on the user's behalf (RFC 6121
+§8.5.2.1.3; no 'to' means one's own, RFC 6120 §10.3.3) — is ``account/registered``.
+Neither has items: no components, no PEP. Nodes are unknown: item-not-found (§3.2).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from lxml import etree
+
+from xmlchat.errors import StanzaCondition, StanzaError
+from xmlchat.modules.base import Feature, IqHandler, Registration
+from xmlchat.server.session import Session
+
+if TYPE_CHECKING:
+    from xmlchat.server.app import Server
+
+XEP: Final = 30
+INFO: Final = "http://jabber.org/protocol/disco#info"
+ITEMS: Final = "http://jabber.org/protocol/disco#items"
+
+
+class Disco:
+    name = "disco"
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def setup(self) -> list[Registration]:
+        return [
+            Feature(INFO),
+            Feature(ITEMS),
+            IqHandler("get", f"{{{INFO}}}query", self.info, accounts=True),
+            IqHandler("get", f"{{{ITEMS}}}query", self.items, accounts=True),
+        ]
+
+    async def info(self, session: Session, iq: etree._Element) -> etree._Element:
+        query = _query(INFO, iq)
+        if iq.get("to", "") in self.server.config.hosts:
+            etree.SubElement(query, f"{{{INFO}}}identity", category="server", type="im", name="xmlchat")
+            features = sorted(set(self.server.registry.features))
+        else:
+            etree.SubElement(query, f"{{{INFO}}}identity", category="account", type="registered")
+            features = [INFO]
+        for var in features:
+            etree.SubElement(query, f"{{{INFO}}}feature", var=var)
+        return query
+
+    async def items(self, session: Session, iq: etree._Element) -> etree._Element:
+        return _query(ITEMS, iq)
+
+
+def _query(ns: str, iq: etree._Element) -> etree._Element:
+    if iq[0].get("node") is not None:
+        raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such node")
+    return etree.Element(f"{{{ns}}}query", nsmap={None: ns})
