@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 # RFC 7622 §3.3.1 / §3.4.1: localpart excludes these characters.
 _LOCAL_FORBIDDEN = frozenset("\"&'/:<>@ \t\r\n")
@@ -53,6 +54,10 @@ class JID:
     @classmethod
     def parse(cls, text: str) -> JID:
         """Parse and normalise ``text``; raises :class:`InvalidJID`."""
+        return _parse(text)
+
+    @classmethod
+    def _parse_uncached(cls, text: str) -> JID:
         rest, slash, resource = text.partition("/")
         local, at, domain = rest.rpartition("@")
         if slash and not resource:
@@ -85,3 +90,10 @@ class JID:
     def __str__(self) -> str:
         out = f"{self.local}@{self.domain}" if self.local is not None else self.domain
         return f"{out}/{self.resource}" if self.resource is not None else out
+
+
+# Every stanza carries JIDs, and the same few recur: normalising each once pays
+# (JIDs are immutable, so sharing the parsed value is safe).
+@lru_cache(maxsize=16384)
+def _parse(text: str) -> JID:
+    return JID._parse_uncached(text)

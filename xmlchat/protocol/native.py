@@ -13,7 +13,7 @@ import enum
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Final
@@ -151,7 +151,10 @@ def element_xml(tag: str, fields: Iterable[tuple[str, str | None]] = ()) -> byte
 
 def timestamp(moment: datetime) -> str:
     """XSD dateTime in UTC with milliseconds: 2026-11-22T10:00:00.123Z."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat() is C code; strftime() showed up in profiles of the message path.
+    if moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def stream_header(attrs: dict[str, str]) -> bytes:
@@ -232,7 +235,8 @@ class NativeServerStream:
 
     def _stanza(self, el: etree._Element, events: list[Event]) -> None:
         ns, _, name = el.tag.partition("}") if isinstance(el.tag, str) else ("", "", "")
-        ref = _child_text(el, "id")
+        fields = _fields(el)
+        ref = fields.get("id")
         if ns != "{" + NS or name in _SERVER_ONLY:
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, f"unknown stanza <{name}>"), ref)
             return
@@ -242,7 +246,7 @@ class NativeServerStream:
         if self.state is State.AWAITING_LOGIN and name not in _BEFORE_LOGIN:
             self.send_error(StanzaError(StanzaCondition.NOT_AUTHORIZED, "log in first"), ref)
             return
-        event = self._event(name, el)
+        event = self._event(name, fields)
         if isinstance(event, LoginRequested) and self.state is State.LOGGED_IN:
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, "already logged in"), ref)
             return
@@ -252,30 +256,25 @@ class NativeServerStream:
         events.append(event)
 
     @staticmethod
-    def _event(name: str, el: etree._Element) -> Event:
-        text = _child_text
+    def _event(name: str, fields: dict[str, str]) -> Event:
+        get = fields.get
         match name:
             case "message":
                 return MessageReceived(
-                    to=text(el, "to") or "",
-                    body=text(el, "body") or "",
-                    id=text(el, "id"),
-                    sender=text(el, "from"),
+                    to=get("to", ""), body=get("body", ""), id=get("id"), sender=get("from")
                 )
             case "login":
-                return LoginRequested(
-                    text(el, "user") or "", text(el, "password") or "", text(el, "resource")
-                )
+                return LoginRequested(get("user", ""), get("password", ""), get("resource"))
             case "ping":
-                return PingReceived(text(el, "id"))
+                return PingReceived(get("id"))
             case "pong":
                 return PongReceived()
             case "contacts-get":
                 return ContactsRequested()
             case "contact-add":
-                return ContactAddRequested(text(el, "jid") or "")
+                return ContactAddRequested(get("jid", ""))
             case "contact-remove":
-                return ContactRemoveRequested(text(el, "jid") or "")
+                return ContactRemoveRequested(get("jid", ""))
             case _:  # "logout": the schema admits nothing else
                 return Closed()
 
@@ -346,9 +345,9 @@ class NativeServerStream:
         self._close()
 
 
-def _child_text(el: etree._Element, name: str) -> str | None:
-    child = el.find(f"{{{NS}}}{name}")
-    return None if child is None else (child.text or "")
+def _fields(el: etree._Element) -> dict[str, str]:
+    """Child elements by local name: ``{"to": "bob", "body": "hi"}`` (one pass)."""
+    return {child.tag.rpartition("}")[2]: child.text or "" for child in el if isinstance(child.tag, str)}
 
 
 def _schema_message() -> str:

@@ -62,6 +62,9 @@ class Connection(abc.ABC):
         self.opened_at = self.last_received = loop.time()
         self.pinged = False
         self.closing = False
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._flush_scheduled = False
         limits = server.config.limits
         self._bucket = TokenBucket(limits.stanzas_per_second, limits.stanza_burst, loop.time())
 
@@ -124,22 +127,40 @@ class Connection(abc.ABC):
     # ---- output
 
     def send(self, data: bytes) -> None:
-        """Queue bytes; a peer that stops reading is cut off, not buffered forever."""
+        """Queue bytes; a peer that stops reading is cut off, not buffered forever.
+
+        Writes made during one turn of the event loop leave in one system call
+        (a fan-out or a burst of acks is one packet, not one per stanza).
+        """
         if not data or self.writer.is_closing():
             return
-        transport = self.writer.transport
-        if transport.get_write_buffer_size() + len(data) > self.server.config.limits.max_send_buffer_bytes:
+        queued = self.writer.transport.get_write_buffer_size() + self._pending_size + len(data)
+        if queued > self.server.config.limits.max_send_buffer_bytes:
             self.log.warning("disconnecting a slow reader: send buffer over limit")
             self.closing = True
-            transport.abort()
+            self._pending.clear()
+            self.writer.transport.abort()
             return
-        self.writer.write(data)
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush_now)
+
+    def flush_now(self) -> None:
+        """Hand everything queued to the transport (before TLS starts, before closing)."""
+        self._flush_scheduled = False
+        if self._pending and not self.writer.is_closing():
+            self.writer.write(b"".join(self._pending))
+        self._pending.clear()
+        self._pending_size = 0
 
     def close_after_flush(self) -> None:
         self.closing = True
         self._close_transport()
 
     def _close_transport(self) -> None:
+        self.flush_now()
         if not self.writer.is_closing():
             self.writer.close()
 

@@ -154,6 +154,7 @@ class XmppConnection(Connection):
         context = self.server.tls_context
         assert context is not None
         self.flush()
+        self.flush_now()
         await self.writer.drain()
         await self.writer.start_tls(context)
         self.tls = True
