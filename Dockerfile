@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # xmlchat in a container: XMPP (5222, 5223 direct TLS) and the native protocol
 # (5290, TLS), data in the /data volume. `docker compose up -d` builds and runs
 # it; docs/operations.md covers accounts, health, metrics, logs and backups.
@@ -7,6 +6,8 @@
 # so every `xmlchat` command in the container (serve, adduser, health, check)
 # sees the same settings. To use a TOML file instead, mount it and set
 # XMLCHAT_CONFIG=/path/to/xmlchat.toml (the environment still wins over it).
+#
+# Needs BuildKit (RUN --mount), the default builder of Docker 23+ and `docker compose`.
 
 # ---- build: wheels for xmlchat and its dependencies (no compiler needed:
 # lxml and cryptography ship manylinux wheels)
@@ -20,6 +21,8 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+# Versions are pinned by the wheels just built.
+# hadolint ignore=DL3013
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels "xmlchat[metrics]"
 RUN useradd --system --user-group --uid 10001 --home-dir /data --no-create-home xmlchat \
@@ -37,7 +40,8 @@ ENV XMLCHAT_DATA_DIR=/data \
 
 VOLUME ["/data"]
 WORKDIR /data
-USER xmlchat
+# Numeric, so orchestrators can tell it is not root (runAsNonRoot).
+USER 10001:10001
 # 5222 XMPP (STARTTLS), 5223 XMPP direct TLS (off unless
 # XMLCHAT_LISTENERS_XMPP_TLS_ENABLED=true), 5290 native over TLS, 9290 metrics
 # (off unless XMLCHAT_METRICS_ENABLED=true).

@@ -94,7 +94,8 @@ def interpolate(value: str) -> str:
 def test_dockerfile_builds_a_non_root_image_with_a_data_volume() -> None:
     *_, run = dockerfile_stages()
     assert run.base == "python:3.11-slim"
-    assert run.all("USER") == ["xmlchat"]
+    assert run.all("USER") == ["10001:10001"]  # the xmlchat user, not root
+    assert any("useradd" in r and "--uid 10001" in r for r in run.all("RUN"))
     assert json.loads(run.all("VOLUME")[0]) == ["/data"]
     exposed = {int(p) for p in run.all("EXPOSE")[0].split()}
     assert exposed == {5222, 5223, 5290, Config().metrics.port}
