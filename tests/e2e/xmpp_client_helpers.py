@@ -11,9 +11,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from conftest import ServerProcess, make_server
-
 from e2e.rawsock import RawPeer
-from xmlchat.client.xmpp import XmppClient
+
+from xmlchat.client.xmpp import TlsMode, XmppClient
 from xmlchat.jid import JID
 from xmlchat.storage import Storage
 
@@ -60,12 +60,11 @@ def client(
 
 @asynccontextmanager
 async def online(
-    server: ServerProcess, user: str, resource: str | None = None, direct_tls: bool = False, **kwargs: object
+    server: ServerProcess, user: str, resource: str | None = None, tls: TlsMode = "starttls", **kwargs: object
 ) -> AsyncIterator[XmppClient]:
     """A logged-in slixmpp client (initial presence sent, roster fetched)."""
     c = client(server, user, resource, **kwargs)
-    port = server.ports["xmpp_tls" if direct_tls else "xmpp"]
-    await c.start("127.0.0.1", port, direct_tls=direct_tls)
+    await c.start("127.0.0.1", server.ports["xmpp_tls" if tls == "direct" else "xmpp"], tls=tls)
     try:
         yield c
     finally:

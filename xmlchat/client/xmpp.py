@@ -20,10 +20,12 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
+
+TlsMode = Literal["starttls", "direct", "none"]
 
 DEFAULT_PLUGINS = (
     "xep_0030",  # service discovery
@@ -124,14 +126,21 @@ class XmppClient(slixmpp.ClientXMPP):
     # ---- connecting
 
     async def start(
-        self, host: str = "127.0.0.1", port: int = 5222, *, direct_tls: bool = False, timeout: float = 15.0
+        self, host: str = "127.0.0.1", port: int = 5222, *, tls: TlsMode = "starttls", timeout: float = 15.0
     ) -> None:
-        """Connect with STARTTLS (or direct TLS, XEP-0368), log in, bind, then
-        send initial presence and fetch the roster (RFC 6121 §2.2, §4.2).
+        """Connect, log in, bind, then send initial presence and fetch the roster
+        (RFC 6121 §2.2, §4.2). ``tls``: ``"starttls"`` (RFC 6120 §5), ``"direct"``
+        (XEP-0368), or ``"none"`` — only for a server configured without TLS
+        (``xmpp.require_encryption = false``); PLAIN is then refused by both sides.
         Raises :class:`LoginFailed` or :class:`OSError`."""
-        self.enable_direct_tls = direct_tls
-        self.enable_starttls = not direct_tls
-        self.enable_plaintext = False  # never: the server requires TLS anyway
+        self.enable_direct_tls = tls == "direct"
+        self.enable_starttls = tls == "starttls"
+        self.enable_plaintext = tls == "none"
+        if tls == "none":
+            plugins: Any = self.plugin  # a PluginManager, though annotated as PluginsDict
+            if "feature_starttls" in plugins:
+                plugins.disable("feature_starttls")
+            plugins["feature_mechanisms"].unencrypted_scram = True  # PLAIN stays refused
         self._login = asyncio.get_running_loop().create_future()
         self.closed.clear()
         self.connect(host, port)
