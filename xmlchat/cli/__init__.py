@@ -7,6 +7,7 @@ xmlchat chat alice@localhost       interactive native-protocol client
 xmlchat send alice bob "hi"        send one message and exit
 xmlchat check                      validate config, certificate and listeners
 xmlchat health                     is the running server answering? (exit 0/1)
+xmlchat compare                    XMPP versus the native protocol, measured on the wire
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from xmlchat import __version__
 from xmlchat import config as config_mod
 from xmlchat import log as log_mod
-from xmlchat.cli import accounts, chat, ops
+from xmlchat.cli import accounts, chat, compare, ops
 from xmlchat.config import Config, ConfigError
 
 # Listener flags: --native 127.0.0.1:5290 sets listeners.native.{address,port} and enables it.
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     accounts.register(sub, common)
     chat.register(sub, common)
     ops.register(sub, common)
+    compare.register(sub, common)
     return parser
 
 

@@ -1,0 +1,180 @@
+"""``xmlchat compare``: the proxy counts exactly, and a quick run fills every field."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from xmlchat.compare.proxy import Chunk, CountingProxy, round_trips
+
+
+async def _echo_server() -> tuple[asyncio.Server, int]:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(4096):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def _read_exactly(reader: asyncio.StreamReader, n: int) -> bytes:
+    return await asyncio.wait_for(reader.readexactly(n), 10)
+
+
+async def test_proxy_counts_every_byte_each_way() -> None:
+    server, port = await _echo_server()
+    payloads = [b"x", "é".encode(), bytes(range(256)) * 4, os.urandom(1_000_000)]
+    async with CountingProxy("127.0.0.1", port) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        for payload in payloads:
+            writer.write(payload)
+            await writer.drain()
+            assert await _read_exactly(reader, len(payload)) == payload
+        writer.write_eof()
+        assert await reader.read() == b""
+        writer.close()
+        flow = await proxy.flow(0)
+        await asyncio.wait_for(flow.closed.wait(), 5)
+    server.close()
+    total = sum(map(len, payloads))
+    assert (flow.up, flow.down) == (total, total)
+    assert sum(c.size for c in flow.chunks if c.direction == "up") == total
+    assert flow.bytes_until(float("inf")) == (total, total)
+
+
+async def test_proxy_counts_round_trips_only_when_the_client_waits() -> None:
+    server, port = await _echo_server()
+    async with CountingProxy("127.0.0.1", port, delay=0.03) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        # Two writes without waiting in between: one flight.
+        writer.write(b"ab")
+        await writer.drain()
+        writer.write(b"cd")
+        assert await _read_exactly(reader, 4) == b"abcd"
+        # Then three exchanges that each wait for the answer.
+        for data in (b"1", b"22", b"333"):
+            writer.write(data)
+            assert await _read_exactly(reader, len(data)) == data
+        writer.close()
+        flow = await proxy.flow(0)
+    server.close()
+    assert flow.round_trips_until(float("inf")) == 4
+    assert (flow.up, flow.down) == (10, 10)
+
+
+def test_round_trips_from_a_chunk_log() -> None:
+    log = [
+        Chunk(0.0, "up", 10),
+        Chunk(0.1, "up", 5),
+        Chunk(0.2, "down", 7),
+        Chunk(0.3, "down", 1),
+        Chunk(0.4, "up", 3),
+        Chunk(0.5, "down", 3),
+        Chunk(0.6, "up", 2),  # never answered
+    ]
+    assert round_trips(log) == 2
+    assert round_trips(reversed(log)) == 2  # time order, not list order
+    assert round_trips([Chunk(0.0, "down", 100)]) == 0  # a server greeting is not a round trip
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("compare")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XMLCHAT_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "xmlchat", "compare", "--quick", "--json", str(out / "r.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+        cwd=out,
+    )
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    assert "compare: [" in result.stderr  # progress
+    assert "Connect to first message" in result.stdout  # the table
+    data: dict[str, Any] = json.loads((out / "r.json").read_text())
+    return data
+
+
+def _by_variant(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {row["variant"]: row for row in rows}
+
+
+MAIN = ("native-tls", "native-plain", "xmpp-starttls", "xmpp-plain")
+
+
+def test_quick_run_connect(quick_run: dict[str, Any]) -> None:
+    assert quick_run["errors"] == []
+    connect = _by_variant(quick_run["connect"])
+    assert set(connect) == {*MAIN, "xmpp-directtls", "xmpp-directtls-plain"}
+    for key, row in connect.items():
+        assert row["bytes_up"] > 100 and row["bytes_down"] > 100, key
+        assert row["bytes_total"] == row["bytes_up"] + row["bytes_down"]
+        assert 0 < row["time_ms"] < 10_000
+        assert row["time_at_rtt_ms"] >= row["round_trips"] * row["injected_rtt_ms"] * 0.9
+        minimum = 2 if key.startswith("xmpp") else 1
+        assert row["round_trips"] >= minimum, key
+    # What the protocols promise: native logs in in one round trip (plus TLS's),
+    # STARTTLS costs XMPP more than direct TLS, and TLS costs bytes.
+    assert connect["native-plain"]["round_trips"] == 1
+    assert connect["native-tls"]["round_trips"] == 2
+    assert connect["xmpp-starttls"]["round_trips"] > connect["xmpp-directtls"]["round_trips"]
+    assert connect["xmpp-starttls"]["round_trips"] > connect["native-tls"]["round_trips"]
+    assert connect["native-tls"]["bytes_total"] > connect["native-plain"]["bytes_total"]
+    assert connect["xmpp-starttls"]["detail"].startswith("SASL ")
+
+
+def test_quick_run_messages(quick_run: dict[str, Any]) -> None:
+    rows = quick_run["messages"]
+    assert {row["variant"] for row in rows} == set(MAIN)
+    assert {(row["script"], row["body_bytes"]) for row in rows} >= {("ascii", 5), ("chinese", 1023)}
+    for row in rows:
+        assert row["body_bytes"] == row["body_chars"] * (1 if row["script"] == "ascii" else 3)
+        assert row["sender_up"] > row["body_bytes"]
+        assert row["recipient_down"] > row["body_bytes"]
+        assert row["wire_bytes"] == row["sender_up"] + row["recipient_down"]
+        assert row["overhead_ratio"] > 1.0
+        assert row["recipient_up"] >= 0
+        if row["variant"].startswith("native"):
+            assert row["sender_down"] > 0  # the <ack>
+
+
+def test_quick_run_latency_throughput_cpu(quick_run: dict[str, Any]) -> None:
+    latency = _by_variant(quick_run["latency"])
+    throughput = _by_variant(quick_run["throughput"])
+    assert set(latency) == set(throughput) == set(MAIN)
+    options = quick_run["options"]
+    for key in MAIN:
+        lat, tput = latency[key], throughput[key]
+        assert lat["messages"] == options["latency_messages"] == len(lat["samples_ms"])
+        assert 0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+        assert tput["delivered"] == options["pairs"] * options["messages"]
+        assert tput["failed_sends"] == 0
+        assert tput["messages_per_second"] > 0 and tput["seconds"] > 0
+        assert 0 < tput["p50_ms"] <= tput["p99_ms"]
+        assert tput["server_cpu_seconds"] >= 0
+        assert tput["cpu_seconds_per_1000"] >= 0
+        assert tput["login_cpu_ms"] >= 0
+
+
+def test_quick_run_reconnect_and_description(quick_run: dict[str, Any]) -> None:
+    reconnect = _by_variant(quick_run["reconnect"])
+    connect = _by_variant(quick_run["connect"])
+    assert set(reconnect) == set(connect)
+    for key, row in reconnect.items():
+        assert row["time_ms"] > 0
+        # A reconnect is a full login: within a few bytes of the first one.
+        assert abs(row["bytes_total"] - connect[key]["bytes_total"]) < 200, key
+    assert quick_run["machine"]["cores"] >= 1
+    assert quick_run["command"].startswith("xmlchat compare --quick")
+    assert {s["name"] for s in quick_run["servers"]} == {"secure", "plain"}
+    assert all(s["pid"] for s in quick_run["servers"])

@@ -1,0 +1,20 @@
+"""``xmlchat compare``: XMPP and the native protocol, measured on the wire.
+
+The same scenarios run over both protocols, with the project's two clients
+(the native client library and slixmpp), through a byte-counting TCP proxy:
+connect to first message (round trips, bytes, time), bytes per message,
+latency, throughput and server CPU, reconnect cost. ``docs/protocols.md``
+shows the results of one run and discusses them.
+
+    proxy.py      the byte-counting, optionally delaying TCP proxy
+    servers.py    the servers under test: started here, or one already running
+    clients.py    one interface over NativeClient and slixmpp
+    scenarios.py  the measurements
+    run.py        every scenario over every variant, with progress
+    report.py     tables, JSON, markdown, plots, transcripts
+"""
+
+from xmlchat.compare.proxy import Chunk, CountingProxy, Flow, round_trips
+from xmlchat.compare.run import Options, Results, run
+
+__all__ = ["Chunk", "CountingProxy", "Flow", "Options", "Results", "round_trips", "run"]
