@@ -17,7 +17,7 @@ from xmlchat.errors import StanzaCondition, StanzaError, StreamError
 from xmlchat.jid import JID, InvalidJID
 from xmlchat.protocol import xmpp
 from xmlchat.server.connection import Connection
-from xmlchat.stanza import DELAY_NS, make, new_id
+from xmlchat.stanza import DELAY_NS, kind, make, new_id
 
 PING_NS = "urn:xmpp:ping"
 
@@ -71,6 +71,7 @@ class XmppConnection(Connection):
         return self.core.user is not None
 
     def deliver(self, stanza: etree._Element, stamp: datetime, delayed: bool = False) -> None:
+        self.server.metrics.stanza_out(self.protocol, kind(stanza))
         if delayed:
             # XEP-0203: say when the server first accepted it.
             stanza = deepcopy(stanza)
@@ -85,6 +86,7 @@ class XmppConnection(Connection):
         self.flush()
 
     def reply_error(self, stanza: etree._Element, error: StanzaError) -> None:
+        self.server.metrics.error(self.protocol, error)
         self.core.stanza_error_reply(stanza, error)
         self.flush()
 
@@ -103,6 +105,7 @@ class XmppConnection(Connection):
         self.flush()
 
     def close(self, error: StreamError) -> None:
+        self.server.metrics.error(self.protocol, error)
         self.log.info("closing: %s", error)
         self.core.send_stream_error(error)
         self.flush()
@@ -111,7 +114,8 @@ class XmppConnection(Connection):
     # ---- input
 
     async def data_received(self, data: bytes) -> int:
-        work = self.core.receive_data(data)
+        with self.server.metrics.parsing(self.protocol):
+            work = self.core.receive_data(data)
         handled = 0
         while work:
             event = work.pop(0)
@@ -127,14 +131,18 @@ class XmppConnection(Connection):
         storage = self.server.storage
         match event:
             case xmpp.StanzaIn(element, to):
+                self.server.metrics.stanza_in(self.protocol, kind(element))
                 await self.server.dispatch.stanza(self, element, to)
             case xmpp.NeedCredentials(username, mechanism, host):
                 creds = await storage.get_scram(JID(username, host), mechanism)
                 return self.core.provide_credentials(creds)
             case xmpp.NeedPasswordCheck(username, password, host):
                 ok = await storage.check_password(JID(username, host), password)
+                if not ok:
+                    self.server.metrics.login(self.protocol, False)
                 return self.core.password_checked(ok)
             case xmpp.Authenticated(jid):
+                self.server.metrics.login(self.protocol, True)
                 self.log.info("authenticated as %s", jid)
             case xmpp.BindRequest(_, resource):
                 return await self._bind(resource)
@@ -145,6 +153,7 @@ class XmppConnection(Connection):
                 self.flush()
                 self.close_after_flush()
             case xmpp.StreamFailed(error):
+                self.server.metrics.error(self.protocol, error)
                 self.log.info("stream error: %s", error)
                 self.flush()
                 self.close_after_flush()
