@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 import queue
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -328,3 +330,53 @@ async def test_interop_with_xmpppy(xserver: ServerProcess) -> None:
     finally:
         outbox.put(("", ""))
         await loop.run_in_executor(None, thread.join, 10)
+
+
+# ---- the command line: xmlchat xmpp-send / xmpp-chat
+
+
+def test_cli_xmpp_send(xserver: ServerProcess) -> None:
+    port = f"127.0.0.1:{xserver.ports['xmpp']}"
+    ok = xserver.cli("xmpp-send", "alice", "carol", "from the cli", "--password", "alicepw", "--server", port)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("sent (id ")
+    unknown = xserver.cli("xmpp-send", "alice", "nobody", "x", "--password", "alicepw", "--server", port)
+    assert unknown.returncode == 1 and "service-unavailable" in unknown.stderr
+    wrong = xserver.cli("xmpp-send", "alice", "carol", "x", "--password", "nope", "--server", port)
+    assert wrong.returncode == 1 and "not-authorized" in wrong.stderr
+    # The default trust is the data directory's certificate (pinning); direct TLS works too.
+    direct = f"127.0.0.1:{xserver.ports['xmpp_tls']}"
+    ok = xserver.cli(
+        "xmpp-send", "alice", "carol", "direct", "--password", "alicepw", "--server", direct, "--direct-tls"
+    )
+    assert ok.returncode == 0, ok.stderr
+
+
+async def test_cli_xmpp_chat(xserver: ServerProcess) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "xmlchat", "xmpp-chat", "bob", "--resource", "cli", "--password", "bobpw",
+        "--server", f"127.0.0.1:{xserver.ports['xmpp']}", "--config", str(xserver.config_path),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "XMLCHAT_DATA_DIR": str(xserver.data_dir)},
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+
+    async def line() -> str:
+        return (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()  # type: ignore[union-attr]
+
+    try:
+        assert (await line()).startswith("logged in as bob@localhost/cli;")
+        async with online(xserver, "alice", "gui") as alice:
+            alice.send_chat("bob@localhost", CHINESE)
+            assert (await line()).endswith(f"] alice@localhost: {CHINESE}\n")
+            proc.stdin.write("alice: 你好 back\n/roster\n".encode())
+            got = await next_item(alice.incoming)
+            assert (got.sender, got.body) == ("bob@localhost/cli", "你好 back")  # type: ignore[attr-defined]
+            roster = await line()
+            assert "empty roster" in roster or "subscription" in roster
+            proc.stdin.write(b"/quit\n")
+            assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

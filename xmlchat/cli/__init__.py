@@ -5,6 +5,8 @@ xmlchat adduser alice@localhost    create an account (prompts for the password)
 xmlchat passwd / deluser / users   manage accounts, like prosodyctl
 xmlchat chat alice@localhost       interactive native-protocol client
 xmlchat send alice bob "hi"        send one message and exit
+xmlchat xmpp-chat alice@localhost  interactive XMPP client (slixmpp)
+xmlchat xmpp-send alice bob "hi"   send one message over XMPP and exit
 xmlchat check                      validate config, certificate and listeners
 xmlchat health                     is the running server answering? (exit 0/1)
 xmlchat compare                    XMPP versus the native protocol, measured on the wire
@@ -24,7 +26,7 @@ from typing import Any
 from xmlchat import __version__
 from xmlchat import config as config_mod
 from xmlchat import log as log_mod
-from xmlchat.cli import accounts, chat, compare, ops
+from xmlchat.cli import accounts, chat, compare, ops, xmpp_chat
 from xmlchat.config import Config, ConfigError
 
 # Listener flags: --native 127.0.0.1:5290 sets listeners.native.{address,port} and enables it.
@@ -77,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 
     accounts.register(sub, common)
     chat.register(sub, common)
+    xmpp_chat.register(sub, common)
     ops.register(sub, common)
     compare.register(sub, common)
     return parser
