@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -16,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from xmlchat.config import load as load_config
+from xmlchat.jid import JID
 from xmlchat.server.tls import client_context
+from xmlchat.storage import Storage
 
 LISTEN_LINE = re.compile(r"^listening: (\S+) (\S+) port (\d+) tls=(\S+) \((\w+)\)$")
 
@@ -120,6 +124,22 @@ class ServerProcess:
         return client_context(self.cafile)
 
 
+def create_users(server: ServerProcess, users: dict[str, str]) -> None:
+    """Accounts in bulk, straight into the server's store (``xmlchat adduser``
+    is tested on its own; a process per user would dominate test time)."""
+    config = load_config(server.config_path, env={"XMLCHAT_DATA_DIR": str(server.data_dir)})
+
+    async def create() -> None:
+        storage = await Storage.open(config.database_path, config.storage.scram_iterations)
+        try:
+            for name, password in users.items():
+                await storage.create_user(JID.user(name, config.domain), password)
+        finally:
+            await storage.close()
+
+    asyncio.run(create())
+
+
 def make_server(tmp_path: Path, extra_config: str = "") -> ServerProcess:
     data = tmp_path / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -138,8 +158,8 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
 
     def factory(extra_config: str = "", users: dict[str, str] | None = None) -> ServerProcess:
         server = make_server(tmp_path / f"s{len(started)}", extra_config)
-        for name, password in (users or {}).items():
-            server.adduser(name, password)
+        if users:
+            create_users(server, users)
         server.start()
         started.append(server)
         return server

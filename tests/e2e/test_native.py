@@ -254,12 +254,16 @@ async def test_contacts_and_presence(server: ServerProcess) -> None:
     await alice.start()
     assert await alice.contacts() == []
     assert await alice.add_contact("bob") == [("bob@localhost", False)]
-    bob = client(server, "bob")
+    bob, bob_phone = client(server, "bob"), client(server, "bob", resource="phone")
     await bob.start()
+    await bob_phone.start()
     assert await bob.contacts() == [("alice@localhost", True)]
     await asyncio.sleep(0.2)
     assert ("bob@localhost", True) in seen
     await bob.close()
+    await asyncio.sleep(0.3)
+    assert seen[-1] == ("bob@localhost", True)  # the phone is still there
+    await bob_phone.close()
     await asyncio.sleep(0.3)
     assert seen[-1] == ("bob@localhost", False)
     assert await alice.remove_contact("bob") == []

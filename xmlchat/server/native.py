@@ -36,6 +36,8 @@ class NativeConnection(Connection):
         )
         self._jid: JID | None = None
         self._failed_logins = 0
+        # Resources of each contact whose available presence reached us.
+        self._visible: dict[JID, set[str]] = {}
 
     # ---- Session
 
@@ -95,10 +97,19 @@ class NativeConnection(Connection):
             full = JID.parse(stanza.get("from", ""))
         except InvalidJID:
             return
-        # Native presence is per user: offline only when no resource is left.
-        others = (s for s in self.server.router.sessions_of(full.bare) if s.jid != full)
-        online = type_ is None or any(s.available for s in others)
-        self.core.send_presence(str(full.bare), online)
+        # Native presence is per user: online while any resource we were told
+        # about is available, offline when the last one went (or stopped being
+        # visible to us, e.g. after an unsubscription).
+        seen = self._visible.setdefault(full.bare, set())
+        was_online = bool(seen)
+        if type_ is None:
+            seen.add(full.resource or "")
+        else:
+            seen.discard(full.resource or "")
+        if bool(seen) != was_online or type_ is None:
+            self.core.send_presence(str(full.bare), bool(seen))
+        if not seen:
+            del self._visible[full.bare]
 
     def flush(self) -> None:
         self.send(self.core.data_to_send())
