@@ -62,7 +62,7 @@ def stream_header(*, from_: str, stream_id: str, lang: str, version: str = "1.0"
 
 def stream_features(features: Iterable[etree._Element]) -> bytes:
     """``<stream:features>`` holding ``features`` (RFC 6120 §4.3.2)."""
-    body = b"".join(etree.tostring(f, with_tail=False) for f in features)
+    body = b"".join(etree.tostring(f, encoding="utf-8", with_tail=False) for f in features)
     return b"<stream:features>" + body + b"</stream:features>"
 
 
@@ -82,7 +82,7 @@ def stream_error(error: StreamError, lang: str = "en") -> bytes:
         app = error.app_condition
         qname = etree.QName(app if app.startswith("{") else f"{{{NS_XMPP_ERRORS}}}{app}")
         parts.append(etree.Element(qname.text, nsmap={None: qname.namespace or NS_XMPP_ERRORS}))
-    body = b"".join(etree.tostring(p) for p in parts)
+    body = b"".join(etree.tostring(p, encoding="utf-8") for p in parts)
     return b"<stream:error>" + body + b"</stream:error>"
 
 
@@ -130,7 +130,8 @@ def serialize(stanza: etree._Element) -> bytes:
     tag = etree.QName(stanza)
     if tag.namespace == NS_CLIENT and (stanza.prefix is not None or stanza.nsmap.get(None) != NS_CLIENT):
         stanza = _rebuild_default_client(stanza)
-    data = etree.tostring(stanza, with_tail=False)
+    # UTF-8, not lxml's default ASCII with character references (&#20320; is 8 bytes for 3).
+    data = etree.tostring(stanza, encoding="utf-8", with_tail=False)
     if tag.namespace == NS_CLIENT:
         head = b"<" + tag.localname.encode()
         if data.startswith(head + _CLIENT_DECL):
