@@ -15,10 +15,7 @@ xmlchat compare                    XMPP versus the native protocol, measured on 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
-import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +23,7 @@ from typing import Any
 from xmlchat import __version__
 from xmlchat import config as config_mod
 from xmlchat import log as log_mod
-from xmlchat.cli import accounts, chat, compare, ops, xmpp_chat
+from xmlchat.cli import accounts, chat, compare, ops, serve, xmpp_chat
 from xmlchat.config import Config, ConfigError
 
 # Listener flags: --native 127.0.0.1:5290 sets listeners.native.{address,port} and enables it.
@@ -46,17 +43,13 @@ def main(argv: list[str] | None = None) -> int:
         status: int = getattr(args, "config_error_status", 2)
         return status
     # Only the server logs at the configured level; tools stay quiet unless asked.
-    default_level = config.log.level if run_is_serve(args) else "warning"
+    default_level = config.log.level if getattr(args, "server_logging", False) else "warning"
     log_mod.setup(args.log_level or default_level, config.log.format)
     try:
         run: Callable[[argparse.Namespace, Config], int] = args.run
         return run(args, config)
     except KeyboardInterrupt:
         return 130
-
-
-def run_is_serve(args: argparse.Namespace) -> bool:
-    return bool(args.run is _serve)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,11 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--log-level", help="debug, info, warning, error")
     sub = parser.add_subparsers(title="commands")
 
-    serve = sub.add_parser("serve", parents=[common], help="run the server")
-    for flag in LISTENER_FLAGS:
-        serve.add_argument(f"--{flag}", metavar="ADDRESS:PORT", help=f"enable the {flag} listener here")
-    serve.set_defaults(run=_serve)
-
+    serve.register(sub, common, LISTENER_FLAGS)
     accounts.register(sub, common)
     chat.register(sub, common)
     xmpp_chat.register(sub, common)
@@ -98,28 +87,3 @@ def _load_config(args: argparse.Namespace) -> Config:
             overrides[f"listeners.{name}.port"] = port
             overrides[f"listeners.{name}.enabled"] = True
     return config_mod.load(getattr(args, "config", None), overrides=overrides)
-
-
-def _serve(args: argparse.Namespace, config: Config) -> int:
-    from xmlchat.server.app import Server
-
-    async def serve() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            server = await Server.open(config)
-            bound = await server.start()
-        except (OSError, ValueError) as e:
-            print(f"xmlchat: cannot start: {e}", file=sys.stderr)
-            return 1
-        for b in bound:
-            print(b, flush=True)
-        print(f"ready: serving {', '.join(config.hosts)}; data in {config.data_path.resolve()}", flush=True)
-        await stop.wait()
-        logging.getLogger("xmlchat").info("shutting down")
-        await server.stop()
-        return 0
-
-    return asyncio.run(serve())
