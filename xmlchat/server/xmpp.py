@@ -95,7 +95,7 @@ class XmppConnection(Connection):
 
     def send_keepalive(self) -> None:
         if self._bound:
-            # XEP-0199 §4.2: server-to-client ping; any answer (even an error) is life.
+            # XEP-0199 §4.1: server-to-client ping; any answer (even an error) is life.
             iq = make("iq", {"type": "get", "id": f"ping-{new_id()}", "to": str(self.jid)})
             iq.set("from", self.jid.domain)
             etree.SubElement(iq, f"{{{PING_NS}}}ping", nsmap={None: PING_NS})
