@@ -378,8 +378,20 @@ async def test_cli_xmpp_chat(xserver: ServerProcess) -> None:
             proc.stdin.write("alice: 你好 back\n/roster\n".encode())
             got = await next_item(alice.incoming)
             assert (got.sender, got.body) == ("bob@localhost/cli", "你好 back")  # type: ignore[attr-defined]
-            roster = await line()
-            assert "empty roster" in roster or "subscription" in roster
+            assert "(empty roster: /add NAME)" in await line()
+            # RFC 6121 §3.1: bob subscribes; alice's slixmpp approves and subscribes back.
+            proc.stdin.write(b"/add alice\n")
+            assert (await line()).strip() == "subscription request sent to alice@localhost"
+            while "* alice@localhost/gui is online" not in await line():
+                pass
+            for _ in range(20):  # alice's request back is approved a moment later: 'to', then 'both'
+                proc.stdin.write(b"/roster\n")
+                while (entry := (await line()).strip()).startswith("*"):
+                    pass
+                if entry.endswith("both)"):
+                    break
+                await asyncio.sleep(0.1)
+            assert entry == "alice@localhost online (subscription both)"
             proc.stdin.write(b"/quit\n")
             assert await asyncio.wait_for(proc.wait(), 10) == 0
     finally:

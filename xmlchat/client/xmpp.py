@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
 TlsMode = Literal["starttls", "direct", "none"]
+ROSTER_NS = "jabber:iq:roster"
 
 DEFAULT_PLUGINS = (
     "xep_0030",  # service discovery
@@ -110,6 +112,10 @@ class XmppClient(slixmpp.ClientXMPP):
         self._on_message, self._on_presence, self._on_error = on_message, on_presence, on_error
         self._send_presence = send_presence
         self._login: asyncio.Future[None] | None = None
+        # The roster as the server sent it (RFC 6121 §2.1.4, pushes §2.1.6): jid -> entry;
+        # slixmpp's own client_roster also lists ourselves and anyone who sent presence.
+        self._roster: dict[str, RosterEntry] = {}
+        self._online: dict[str, set[str]] = {}  # bare JID -> available resources
         for event, handler in (
             ("session_start", self._session_start),
             ("failed_auth", self._failed_auth),
@@ -120,6 +126,7 @@ class XmppClient(slixmpp.ClientXMPP):
             ("message_error", self._message_error),
             ("presence_available", self._presence),
             ("presence_unavailable", self._presence),
+            ("roster_update", self._roster_update),
         ):
             self.add_event_handler(event, handler)
 
@@ -244,6 +251,12 @@ class XmppClient(slixmpp.ClientXMPP):
         )
         if update.jid == str(self.boundjid):
             return  # our own presence, reflected (RFC 6121 §4.2.2)
+        bare, _, resource = update.jid.partition("/")
+        resources = self._online.setdefault(bare, set())
+        if update.online:
+            resources.add(resource)
+        else:
+            resources.discard(resource)
         self.presences.put_nowait(update)
         if self._on_presence is not None:
             self._on_presence(update)
@@ -260,20 +273,25 @@ class XmppClient(slixmpp.ClientXMPP):
             await update
 
     def roster_entries(self) -> list[RosterEntry]:
-        roster = self.client_roster
-        entries = []
-        for jid in sorted(roster.keys()):
-            item = roster[jid]
-            entries.append(
-                RosterEntry(
-                    jid=str(jid),
-                    name=str(item["name"] or ""),
-                    subscription=str(item["subscription"]),
-                    pending=bool(item["pending_out"]),
-                    online=bool(item.resources),
-                )
-            )
-        return entries
+        """The roster, sorted by JID, with who is online now."""
+        return [
+            dataclasses.replace(entry, online=bool(self._online.get(jid)))
+            for jid, entry in sorted(self._roster.items())
+        ]
+
+    def _roster_update(self, iq: Any) -> None:
+        query = iq.xml.find(f"{{{ROSTER_NS}}}query")
+        if query is None:
+            return  # "no change" answer to a versioned roster get (RFC 6121 §2.6.3)
+        if iq["type"] == "result":
+            self._roster.clear()
+        for item in query.iterfind(f"{{{ROSTER_NS}}}item"):
+            jid, subscription = str(item.get("jid", "")), str(item.get("subscription", "none"))
+            if subscription == "remove":
+                self._roster.pop(jid, None)
+            else:
+                name, pending = str(item.get("name", "")), item.get("ask") == "subscribe"
+                self._roster[jid] = RosterEntry(jid, name, subscription, pending, online=False)
 
 
 async def wait_closed(client: XmppClient, timeout: float = 10.0) -> None:
