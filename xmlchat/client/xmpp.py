@@ -136,7 +136,7 @@ class XmppClient(slixmpp.ClientXMPP):
         self, host: str = "127.0.0.1", port: int = 5222, *, tls: TlsMode = "starttls", timeout: float = 15.0
     ) -> None:
         """Connect, log in, bind, then send initial presence and fetch the roster
-        (RFC 6121 §2.2, §4.2). ``tls``: ``"starttls"`` (RFC 6120 §5), ``"direct"``
+        (RFC 6121 §4.2.1, §2.1.3). ``tls``: ``"starttls"`` (RFC 6120 §5), ``"direct"``
         (XEP-0368), or ``"none"`` — only for a server configured without TLS
         (``xmpp.require_encryption = false``); PLAIN is then refused by both sides.
         Raises :class:`LoginFailed` or :class:`OSError`."""
@@ -154,6 +154,8 @@ class XmppClient(slixmpp.ClientXMPP):
         try:
             await asyncio.wait_for(asyncio.shield(self._login), timeout)
         except BaseException:
+            if not self._login.done():
+                self._login.cancel()  # nobody waits for it any more
             self.cancel_connection_attempt()
             await self.stop(wait=0)
             raise
