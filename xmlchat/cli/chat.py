@@ -14,7 +14,7 @@ import asyncio
 import sys
 from typing import Any
 
-from xmlchat.cli.common import ask_password, run_async, user_jid
+from xmlchat.cli.common import add_client_commands, ask_password, run_async, user_jid
 from xmlchat.client.native import (
     IncomingMessage,
     LoginFailed,
@@ -27,20 +27,10 @@ from xmlchat.server.tls import client_context
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    connect = argparse.ArgumentParser(add_help=False, parents=[common])
-    connect.add_argument("--server", metavar="HOST:PORT", help="default: the configured native listener")
-    connect.add_argument("--plain", action="store_true", help="use the plaintext native listener")
-    connect.add_argument("--cafile", help="trust this certificate (default: the data directory's)")
-    connect.add_argument("--insecure", action="store_true", help="do not verify the certificate")
-    connect.add_argument("--password", help="for scripts; prompted for when absent")
-    chat = sub.add_parser("chat", parents=[connect], help="interactive native-protocol chat")
-    chat.add_argument("jid")
-    chat.set_defaults(run=_chat)
-    send = sub.add_parser("send", parents=[connect], help="send one message over the native protocol")
-    send.add_argument("jid", help="sender")
-    send.add_argument("to", help="recipient")
-    send.add_argument("text")
-    send.set_defaults(run=_send)
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--plain", action="store_true", help="use the plaintext native listener")
+
+    add_client_commands(sub, common, ("chat", "send"), "native", (_chat, _send), options)
 
 
 def make_client(args: argparse.Namespace, config: Config, **kwargs: Any) -> NativeClient:

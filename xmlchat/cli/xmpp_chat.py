@@ -20,7 +20,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from xmlchat.cli.common import ask_password, run_async, user_jid
+from xmlchat.cli.common import add_client_commands, ask_password, run_async, user_jid
 from xmlchat.config import Config
 from xmlchat.jid import JID, InvalidJID
 from xmlchat.server.tls import client_context
@@ -32,21 +32,11 @@ HELP = "type 'bob: hello', /roster, /add NAME, /remove NAME or /quit"
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    connect = argparse.ArgumentParser(add_help=False, parents=[common])
-    connect.add_argument("--server", metavar="HOST:PORT", help="default: the configured xmpp listener")
-    connect.add_argument("--direct-tls", action="store_true", help="TLS from the first byte (XEP-0368)")
-    connect.add_argument("--cafile", help="trust this certificate (default: the data directory's)")
-    connect.add_argument("--insecure", action="store_true", help="do not verify the certificate")
-    connect.add_argument("--password", help="for scripts; prompted for when absent")
-    connect.add_argument("--resource", help="default: chosen by the server")
-    chat = sub.add_parser("xmpp-chat", parents=[connect], help="interactive XMPP chat (slixmpp)")
-    chat.add_argument("jid")
-    chat.set_defaults(run=_chat)
-    send = sub.add_parser("xmpp-send", parents=[connect], help="send one message over XMPP")
-    send.add_argument("jid", help="sender")
-    send.add_argument("to", help="recipient")
-    send.add_argument("text")
-    send.set_defaults(run=_send)
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--direct-tls", action="store_true", help="TLS from the first byte (XEP-0368)")
+        parser.add_argument("--resource", help="default: chosen by the server")
+
+    add_client_commands(sub, common, ("xmpp-chat", "xmpp-send"), "xmpp", (_chat, _send), options)
 
 
 def _address(text: str, config: Config) -> str:

@@ -532,6 +532,11 @@ class C2SStream:
         return self._state
 
     @property
+    def closed(self) -> bool:
+        """The stream is over: write what is queued and close the connection."""
+        return self._state is State.CLOSED
+
+    @property
     def host(self) -> str | None:
         """The virtual host the client addressed (RFC 6120 §4.7.2 'to')."""
         return self._host

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ConnectionFactory = Callable[..., "Connection"]
+ConnectionFactory = Callable[..., "Connection[Any]"]
 
 # Which connection class serves which listener of config.listeners.
 PROTOCOLS: dict[str, tuple[str, ConnectionFactory]] = {
@@ -85,7 +85,7 @@ class Server:
         self.modules += [factory(self) for factory in extra_modules]
         for module in self.modules:
             self.registry.add(module.name, module.setup())
-        self.connections: set[Connection] = set()
+        self.connections: set[Connection[Any]] = set()
         self.bound: list[Bound] = []
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()

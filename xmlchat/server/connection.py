@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 import ssl
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar
 
 from xmlchat.errors import StreamCondition, StreamError
 from xmlchat.log import CONNECTION, ConnectionLogger
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("xmlchat.connection")
 
 READ_SIZE: Final = 64 * 1024
+
+EventT = TypeVar("EventT")
 
 
 class TokenBucket:
@@ -42,10 +44,24 @@ class TokenBucket:
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
-class Connection(abc.ABC):
-    """Base of the native and XMPP connections."""
+class ProtocolCore(Protocol[EventT]):
+    """What a sans-IO protocol core offers its transport (h11's shape)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def receive_data(self, data: bytes) -> list[EventT]: ...
+
+    def data_to_send(self) -> bytes: ...
+
+    def send_stream_error(self, error: StreamError) -> None: ...
+
+
+class Connection(abc.ABC, Generic[EventT]):
+    """Base of the native and XMPP connections: the core's driver."""
 
     protocol: str = "?"
+    core: ProtocolCore[EventT]
 
     def __init__(
         self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool
@@ -75,20 +91,45 @@ class Connection(abc.ABC):
     def authenticated(self) -> bool: ...
 
     @abc.abstractmethod
-    async def data_received(self, data: bytes) -> int:
-        """Feed the core; perform its events; return the number of stanzas handled."""
+    async def handle(self, event: EventT) -> list[EventT]:
+        """Perform one event of the core; return the events its answer released
+        (a core holds input while it waits for, e.g., a password check)."""
 
     @abc.abstractmethod
     def send_keepalive(self) -> None:
         """Ask the peer for a sign of life (native ``<ping/>``, XMPP XEP-0199)."""
 
     @abc.abstractmethod
-    def close(self, error: StreamError) -> None:
-        """Send the protocol's fatal error and close after flushing."""
-
-    @abc.abstractmethod
     async def finish(self) -> None:
         """Called once after the connection ended, for any reason."""
+
+    # ---- driving the core
+
+    async def data_received(self, data: bytes) -> int:
+        """Feed the core; perform its events in order; return how many there were."""
+        with self.server.metrics.parsing(self.protocol):
+            work = self.core.receive_data(data)
+        handled = 0
+        while work:
+            event = work.pop(0)
+            handled += 1
+            work[:0] = await self.handle(event)
+            self.flush()
+        self.flush()  # replies the core made by itself (e.g. an error), with no event
+        if self.core.closed:
+            self.close_after_flush()
+        return handled
+
+    def flush(self) -> None:
+        self.send(self.core.data_to_send())
+
+    def close(self, error: StreamError) -> None:
+        """End the stream with the protocol's fatal error, then the connection."""
+        self.server.metrics.error(self.protocol, error)
+        self.log.info("closing: %s", error)
+        self.core.send_stream_error(error)
+        self.flush()
+        self.close_after_flush()
 
     # ---- the loop
 

@@ -23,8 +23,9 @@ from xmlchat.xml.stream import StreamLimits
 _SEES_CONTACT = frozenset({"to", "both"})
 
 
-class NativeConnection(Connection):
+class NativeConnection(Connection[native.Event]):
     protocol = "native"
+    core: native.NativeServerStream
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -111,34 +112,13 @@ class NativeConnection(Connection):
         if not seen:
             del self._visible[full.bare]
 
-    def flush(self) -> None:
-        self.send(self.core.data_to_send())
-
     def send_keepalive(self) -> None:
         self.core.send_ping()
         self.flush()
 
-    def close(self, error: StreamError) -> None:
-        self.log.info("closing: %s", error)
-        self.server.metrics.error(self.protocol, error)
-        self.core.send_stream_error(error)
-        self.flush()
-        self.close_after_flush()
-
     # ---- input
 
-    async def data_received(self, data: bytes) -> int:
-        with self.server.metrics.parsing(self.protocol):
-            work = self.core.receive_data(data)
-        handled = 0
-        while work:
-            event = work.pop(0)
-            handled += 1
-            work[:0] = await self._handle(event)
-        self.flush()
-        return handled
-
-    async def _handle(self, event: native.Event) -> list[native.Event]:
+    async def handle(self, event: native.Event) -> list[native.Event]:
         """Perform one event; return the events its answer released."""
         self.server.metrics.stanza_in(self.protocol, native_kind(event))
         match event:

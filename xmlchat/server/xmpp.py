@@ -13,7 +13,7 @@ from typing import Any
 
 from lxml import etree
 
-from xmlchat.errors import StanzaCondition, StanzaError, StreamError
+from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID, InvalidJID
 from xmlchat.protocol import xmpp
 from xmlchat.server.connection import Connection
@@ -22,8 +22,9 @@ from xmlchat.stanza import DELAY_NS, kind, make, new_id
 PING_NS = "urn:xmpp:ping"
 
 
-class XmppConnection(Connection):
+class XmppConnection(Connection[xmpp.Event]):
     protocol = "xmpp"
+    core: xmpp.C2SStream
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -90,9 +91,6 @@ class XmppConnection(Connection):
         self.core.stanza_error_reply(stanza, error)
         self.flush()
 
-    def flush(self) -> None:
-        self.send(self.core.data_to_send())
-
     def send_keepalive(self) -> None:
         if self._bound:
             # XEP-0199 §4.1: server-to-client ping; any answer (even an error) is life.
@@ -104,30 +102,9 @@ class XmppConnection(Connection):
             self.send(b" ")  # RFC 6120 §4.6.1 whitespace keepalive
         self.flush()
 
-    def close(self, error: StreamError) -> None:
-        self.server.metrics.error(self.protocol, error)
-        self.log.info("closing: %s", error)
-        self.core.send_stream_error(error)
-        self.flush()
-        self.close_after_flush()
-
     # ---- input
 
-    async def data_received(self, data: bytes) -> int:
-        with self.server.metrics.parsing(self.protocol):
-            work = self.core.receive_data(data)
-        handled = 0
-        while work:
-            event = work.pop(0)
-            handled += 1
-            work[:0] = await self._handle(event)
-            self.flush()
-        self.flush()
-        if self.core.state is xmpp.State.CLOSED:
-            self.close_after_flush()
-        return handled
-
-    async def _handle(self, event: xmpp.Event) -> list[xmpp.Event]:
+    async def handle(self, event: xmpp.Event) -> list[xmpp.Event]:
         storage = self.server.storage
         match event:
             case xmpp.StanzaIn(element, to):
