@@ -24,8 +24,9 @@ test: $(BIN)/xmlchat
 bench: $(BIN)/xmlchat
 	$(BIN)/python -m benchmarks.run
 
+# Regenerates the measured numbers, plots and transcripts that docs/protocols.md shows.
 compare: $(BIN)/xmlchat
-	$(BIN)/xmlchat compare
+	$(BIN)/xmlchat compare --out docs/compare --json docs/compare/results.json --doc docs/protocols.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

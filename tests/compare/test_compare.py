@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,6 +165,7 @@ def test_quick_run_latency_throughput_cpu(quick_run: dict[str, Any]) -> None:
         assert tput["server_cpu_seconds"] >= 0
         assert tput["cpu_seconds_per_1000"] >= 0
         assert tput["login_cpu_ms"] >= 0
+        assert tput["client_cpu_seconds_per_1000"] > 0
 
 
 def test_quick_run_reconnect_and_description(quick_run: dict[str, Any]) -> None:
@@ -178,3 +180,21 @@ def test_quick_run_reconnect_and_description(quick_run: dict[str, Any]) -> None:
     assert quick_run["command"].startswith("xmlchat compare --quick")
     assert {s["name"] for s in quick_run["servers"]} == {"secure", "plain"}
     assert all(s["pid"] for s in quick_run["servers"])
+
+
+def test_the_document_shows_the_committed_run() -> None:
+    """docs/protocols.md's numbers are the ones `make compare` wrote, not typed by hand."""
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    text = (docs / "protocols.md").read_text()
+    begin, end = text.index("<!-- compare:results:begin"), text.index("<!-- compare:results:end -->")
+    block = text[begin:end]
+    run = json.loads((docs / "compare" / "results.json").read_text())
+    assert run["errors"] == []
+    for row in run["connect"]:
+        cells = (row["label"], row["round_trips"], row["bytes_up"], row["bytes_down"], row["bytes_total"])
+        assert "| " + " | ".join(map(str, cells)) + " |" in block, row["variant"]
+    for row in run["reconnect"]:
+        assert f"| {row['label']} |" in block
+    for name in ("bytes-per-message.png", "latency-cdf.png", "results.md"):
+        assert (docs / "compare" / name).exists()
+        assert name.endswith(".md") or f"(compare/{name})" in block

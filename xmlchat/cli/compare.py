@@ -27,7 +27,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     compare.add_argument("--quick", action="store_true", help="small sizes, about 15 s (for CI)")
     compare.add_argument("--pairs", type=int, metavar="N", help="sender/recipient pairs (default 10)")
     compare.add_argument(
-        "--messages", type=int, metavar="N", help="messages per pair in the throughput run (default 200)"
+        "--messages", type=int, metavar="N", help="messages per pair in the throughput run (default 300)"
     )
     compare.add_argument("--json", metavar="FILE", help="write every result as JSON")
     compare.add_argument("--out", metavar="DIR", help="write results.md, PNG plots and transcripts here")

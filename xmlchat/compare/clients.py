@@ -1,13 +1,14 @@
 """The project's two clients behind one small interface for the scenarios.
 
 * native: :class:`xmlchat.client.native.NativeClient`;
-* XMPP: slixmpp's ``ClientXMPP``, used the way an application uses it: on
-  ``session_start`` fetch the roster and send initial presence (RFC 6121 §2.2,
-  §4.2), and on ``disconnected`` connect again.
+* XMPP: :class:`xmlchat.client.xmpp.XmppClient` (slixmpp), which on
+  ``session_start`` sends initial presence and fetches the roster (RFC 6121
+  §4.2, §2.2); on ``disconnected`` the driver logs in again, as an
+  application would.
 
 A driver is *ready* when its user can send a first message and be seen online:
-native after ``<login-ok/>``; XMPP once the roster result is in and initial
-presence is written. :attr:`ChatDriver.ready_at` is that moment on the
+native after ``<login-ok/>``; XMPP once initial presence is sent and the
+roster result is in. :attr:`ChatDriver.ready_at` is that moment on the
 :func:`time.perf_counter` clock, the proxy's clock.
 """
 
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from xmlchat.client.native import IncomingMessage, NativeClient, State
+from xmlchat.client.xmpp import TlsMode, XmppClient
 from xmlchat.server.tls import client_context
 
 XmppMode = Literal["starttls", "direct", "plain"]
@@ -141,6 +143,8 @@ class NativeDriver(ChatDriver):
 
 
 class XmppDriver(ChatDriver):
+    """:class:`xmlchat.client.xmpp.XmppClient`: bind, initial presence, roster."""
+
     def __init__(
         self,
         user: str,
@@ -153,80 +157,64 @@ class XmppDriver(ChatDriver):
         sasl_mechanism: str | None = None,
     ) -> None:
         super().__init__(user, password, domain, host, port)
-        import slixmpp
-
-        plugin_config: dict[str, Any] = {}
-        if mode == "plain":
-            # slixmpp refuses SCRAM without TLS unless told; the server allows it.
-            plugin_config["feature_mechanisms"] = {"unencrypted_scram": True}
         # Always pass a context: slixmpp's default one loads the system CA store,
         # a quarter of a second per client.
-        xmpp: Any = slixmpp.ClientXMPP(
+        self._client = XmppClient(
             f"{user}@{domain}/{RESOURCE}",
             password,
-            plugin_config=plugin_config,
-            sasl_mech=sasl_mechanism,
             ssl_context=_context(cafile),
+            sasl_mech=sasl_mechanism,
+            on_message=lambda message: self._deliver(message.body),
         )
-        xmpp.enable_starttls = mode == "starttls"
-        xmpp.enable_direct_tls = mode == "direct"
-        xmpp.enable_plaintext = mode == "plain"
-        xmpp.add_event_handler("session_start", self._session_start)
-        xmpp.add_event_handler("message", self._message)
-        xmpp.add_event_handler("disconnected", self._disconnected)
-        xmpp.add_event_handler("failed_all_auth", self._auth_failed)
-        self._xmpp = xmpp
+        self._client.add_event_handler("disconnected", self._disconnected)
+        self._tls: TlsMode = "none" if mode == "plain" else mode
         self._closing = False
-        self.roster_error: str | None = None
+        self._timeout = 10.0
+        self._reconnecting: asyncio.Task[None] | None = None
 
-    async def _session_start(self, _event: Any) -> None:
-        from slixmpp.exceptions import IqError
+    async def start(self, timeout: float) -> None:
+        self._timeout = timeout
+        await self._login()
 
+    async def _login(self) -> None:
         try:
-            await self._xmpp.get_roster()
-        except IqError as e:
-            # Answered, if not served: the round trip happened all the same.
-            self.roster_error = str(e.iq["error"]["condition"])
+            await self._client.start(self.host, self.port, tls=self._tls, timeout=self._timeout)
         except Exception as e:
             self._fail(e)
-            return
-        self._xmpp.send_presence()
+            raise DriverFailed(f"{self.user}: {e}") from e
         self._mark_ready()
 
-    def _message(self, message: Any) -> None:
-        if message["type"] in ("chat", "normal") and message["body"]:
-            self._deliver(str(message["body"]))
-
     def _disconnected(self, _reason: Any) -> None:
-        if not self._closing:
-            self._xmpp.connect(self.host, self.port)
+        # An application's reconnect: at once here, to measure the protocol.
+        if self.ready_at and not self._closing and self._reconnecting is None:
+            self._reconnecting = asyncio.create_task(self._reconnect())
 
-    def _auth_failed(self, _event: Any) -> None:
-        self._fail(DriverFailed("SASL authentication failed"))
+    async def _reconnect(self) -> None:
+        await asyncio.sleep(0)  # let slixmpp finish its own disconnect handling
+        with contextlib.suppress(DriverFailed):
+            await self._login()
+        self._reconnecting = None
 
     @property
     def detail(self) -> str:
         with contextlib.suppress(Exception):
-            mech = self._xmpp["feature_mechanisms"].mech
+            mech = self._client["feature_mechanisms"].mech
             if mech is not None:
-                roster = f"; roster: {self.roster_error}" if self.roster_error else ""
-                return f"SASL {mech.name}{roster}"
+                return f"SASL {mech.name}"
         return ""
 
-    async def start(self, timeout: float) -> None:
-        self._xmpp.connect(self.host, self.port)
-        await self.wait_ready(timeout)
-
     def send(self, to_user: str, body: str) -> None:
-        self._xmpp.send_message(mto=f"{to_user}@{self.domain}", mbody=body, mtype="chat")
+        self._client.send_chat(f"{to_user}@{self.domain}", body)
 
     async def close(self) -> None:
         self._closing = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._xmpp.disconnect(wait=1.0), 3)
-        self._xmpp.abort()
+            await asyncio.wait_for(self._client.stop(wait=1.0), 3)
+        self._client.abort()
         # slixmpp leaves its send-filter task running after a disconnect.
-        filters = getattr(self._xmpp, "_run_out_filters", None)
+        filters = getattr(self._client, "_run_out_filters", None)
         if isinstance(filters, asyncio.Future) and not filters.done():
             filters.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

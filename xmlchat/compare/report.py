@@ -230,6 +230,7 @@ def tables(results: Results) -> list[Table]:
                 f"msgs/s, {o.pairs} pairs",
                 "p50 / p99 under load (ms)",
                 "server CPU s per 1,000 msgs",
+                "clients' CPU s per 1,000 msgs",
                 "server CPU ms per login",
             ],
             [
@@ -240,6 +241,7 @@ def tables(results: Results) -> list[Table]:
                     f"{t.messages_per_second:.0f}",
                     f"{_ms(t.p50_ms)} / {_ms(t.p99_ms)}",
                     "n/a" if t.cpu_seconds_per_1000 is None else f"{t.cpu_seconds_per_1000:.3f}",
+                    f"{t.client_cpu_seconds_per_1000:.3f}",
                     _ms(t.login_cpu_ms),
                 ]
                 for t in results.throughput
@@ -312,15 +314,16 @@ def markdown(results: Results, command: str, plots: Sequence[str], image_prefix:
         + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
         + f"; {datetime.datetime.now(datetime.UTC):%Y-%m-%d}; the run took {results.seconds:.0f} s.",
         "Clients, proxy and server share the machine (loopback only); "
-        "numbers from a noisy shared machine vary by tens of percent between runs, "
-        "bytes and round trips do not.",
+        "times from a noisy shared machine vary by tens of percent between runs; round trips do not, "
+        "and bytes only by a TLS record header (22 bytes) when writes coalesce differently.",
         "",
     ]
     notes = {
         "Connect to first message": (
             "From TCP connect (its SYN/SYN-ACK not counted) until the user can send and is online: "
             "native after `<login-ok/>`; XMPP after the roster result and initial presence. "
-            "Bytes include the server's answer to initial presence. "
+            "Bytes include the server's answer to initial presence. The users have no contacts; each "
+            "contact would add a roster item to XMPP's login, and presence stanzas to both. "
             f"Round trips are counted with every server answer held back {o.rtt_ms:g} ms by the proxy; "
             f"time is the median of {o.connect_runs} loopback runs."
         ),
@@ -335,7 +338,8 @@ def markdown(results: Results, command: str, plots: Sequence[str], image_prefix:
             f"{o.pairs} sender/recipient pairs, {o.messages} messages each, at most {o.window} in flight "
             "per pair, clients connected directly (no proxy). Server CPU: utime + stime of the server "
             "process from /proc/PID/stat over the throughput run, in 10 ms clock ticks; "
-            "'per login' over the pairs' logins."
+            "'per login' over the pairs' logins. Clients' CPU: this process (all senders and recipients), "
+            "so throughput is bounded by whichever of the two saturates first."
         ),
         "Reconnect after a dropped connection": (
             "The proxy cuts both sides; the client sees the close at once and reconnects with no backoff "
@@ -380,20 +384,22 @@ def plots(results: Results, out: Path) -> list[str]:
     if results.messages:
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
         variants = list(dict.fromkeys((m.variant, m.label) for m in results.messages))
-        for variant, label in variants:
+        for index, (variant, label) in enumerate(variants):
+            color = f"C{index}"
             for script, style in (("ascii", "-o"), ("chinese", "--s")):
                 rows = sorted(
                     (m for m in results.messages if m.variant == variant and m.script == script),
                     key=lambda m: m.body_bytes,
                 )
                 xs = [m.body_bytes for m in rows]
-                left.plot(xs, [m.wire_bytes for m in rows], style, label=f"{label} ({script})", markersize=3)
-                right.plot(xs, [m.overhead_ratio for m in rows], style, markersize=3)
-        left.set(xscale="log", yscale="log", xlabel="body (UTF-8 bytes)", ylabel="wire bytes per message")
-        left.set_title("sender ↑ + recipient ↓")
-        right.set(xscale="log", yscale="log", xlabel="body (UTF-8 bytes)", ylabel="wire ÷ (2 × body)")
-        right.set_title("overhead ratio (1 = body only)")
-        right.axhline(1.0, color="grey", linewidth=0.8)
+                name = f"{label}, {'ASCII' if script == 'ascii' else 'Chinese'}"
+                left.plot(xs, [m.wire_bytes for m in rows], style, color=color, label=name, markersize=3)
+                envelope = [m.wire_bytes - 2 * m.body_bytes for m in rows]
+                right.plot(xs, envelope, style, color=color, markersize=3)
+        left.set(xscale="log", yscale="log", xlabel="body (UTF-8 bytes)", ylabel="bytes")
+        left.set_title("wire bytes per message (sender ↑ + recipient ↓)")
+        right.set(xscale="log", xlabel="body (UTF-8 bytes)", ylabel="bytes", ylim=(0, None))
+        right.set_title("envelope: wire bytes − 2 × body")
         for ax in (left, right):
             ax.grid(True, which="both", alpha=0.3)
         left.legend(fontsize=7)

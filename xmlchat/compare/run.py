@@ -40,13 +40,13 @@ TABLE_SIZES = (5, 1024)
 @dataclass(frozen=True)
 class Options:
     pairs: int = 10
-    messages: int = 200  # per pair, throughput run
+    messages: int = 300  # per pair, throughput run
     window: int = 32  # messages in flight per pair
     connect_runs: int = 5
     rtt_ms: float = 30.0  # injected to count round trips
     sizes: tuple[int, ...] = (5, 16, 64, 256, 1024, 4096, 16384)
     repeats: int = 2  # per body size
-    latency_messages: int = 300
+    latency_messages: int = 400
     reconnect_runs: int = 3
     transcripts: bool = True  # record a conversation over each plaintext variant
     quick: bool = False
@@ -176,6 +176,11 @@ async def _run_all(options: Options, targets: list[Target], results: Results, pr
         connected = await attempt(f"{key}: connect", scenarios.connect(t, o.connect_runs, o.rtt_ms / 1000))
         results.connect += [connected] if connected else []
         progress.step(f"{key}: connect to first message")
+    # A variant that cannot log in is not measured further.
+    working = {r.variant for r in results.connect}
+    skipped = [t for t in targets if t.variant.key not in working]
+    progress.total -= sum(_count_steps(o, [t]) - 1 for t in skipped)
+    targets = [t for t in targets if t.variant.key in working]
     for t in targets:
         key = t.variant.key
         if not t.variant.full:

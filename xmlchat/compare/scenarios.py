@@ -377,6 +377,7 @@ class ThroughputResult:
     server_cpu_seconds: float | None
     cpu_seconds_per_1000: float | None
     login_cpu_ms: float | None  # server CPU per login, from the pairs' logins
+    client_cpu_seconds_per_1000: float  # this process: every client, both sides
     failed_sends: int
 
 
@@ -417,9 +418,10 @@ async def throughput(target: Target, pairs: int, messages: int, window: int) -> 
                 changed.clear()
                 await changed.wait()
 
-        cpu_0, started = server.cpu_seconds(), time.perf_counter()
+        cpu_0, started, client_0 = server.cpu_seconds(), time.perf_counter(), time.process_time()
         await asyncio.wait_for(asyncio.gather(*(pump(i) for i in range(pairs))), TIMEOUT * 3)
         seconds, cpu_1 = time.perf_counter() - started, server.cpu_seconds()
+        client_cpu = time.process_time() - client_0
     finally:
         await close_all(senders + recipients)
     total = sum(delivered)
@@ -445,6 +447,7 @@ async def throughput(target: Target, pairs: int, messages: int, window: int) -> 
         cpu,
         None if cpu is None or not total else cpu / total * 1000,
         login_cpu,
+        client_cpu / total * 1000 if total else 0.0,
         sum(d.failed_sends for d in senders),
     )
 
@@ -531,6 +534,7 @@ async def conversation(target: Target) -> Transcript:
         await alice.close()
         await _settle(proxies["bob"], proxies["alice"])
         await bob.close()
+        await _settle(proxies["bob"])
         for proxy in proxies.values():
             await proxy.close()
     lines = []

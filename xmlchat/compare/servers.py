@@ -32,7 +32,7 @@ from xmlchat.jid import JID
 from xmlchat.storage import Storage, UserExists
 
 LISTEN_LINE: Final = re.compile(r"^listening: (\S+) (\S+) port (\d+) tls=(\S+) \((\w+)\)$")
-START_TIMEOUT: Final = 30.0
+START_TIMEOUT: Final = 60.0
 
 COMMON_CONFIG: Final = """
 hosts = ["localhost"]
