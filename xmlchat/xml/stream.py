@@ -3,21 +3,28 @@
 One :class:`StanzaStream` per XML stream (a new one after each XMPP stream
 restart, RFC 6120 §4.3.3). ``feed(bytes)`` accepts any chunking — one byte at a
 time, a chunk ending inside a multi-byte UTF-8 character, many stanzas at once —
-and returns the events those bytes completed:
+and returns the events those bytes completed; the same bytes give the same
+events however they are split, each returned by the call that fed its last '>':
 
 * :class:`StreamOpened` — the root element's start tag (the stream header);
-* :class:`StanzaReceived` — one complete depth-1 element, detached from the tree;
-* :class:`StreamClosed` — the root element's end tag.
+* :class:`StanzaReceived` — one complete depth-1 element, detached from the tree
+  (no parent, no tail, only the namespace declarations its names use);
+* :class:`StreamClosed` — the root element's end tag. Bytes after it are ignored.
 
-Every limit violation raises a :class:`~xmlchat.errors.StreamError` subclass;
-after one, the stream is dead (libxml2 resumes after errors, so we must not).
+Every limit or restriction violation raises a :class:`~xmlchat.errors.StreamError`
+subclass; after one, the stream is dead (libxml2 resumes after errors, so we must
+not) and every later ``feed()`` raises it again. The error's ``events`` attribute
+holds the events the failing call completed before the offending bytes (say, a
+valid stanza followed by garbage in the same read), so the caller can handle them
+as if they had come in an earlier read; on the later re-raises it is empty.
 """
 
 from __future__ import annotations
 
 import codecs
 import copy
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Final
 
 from lxml import etree
@@ -32,8 +39,10 @@ from xmlchat.errors import (
 )
 
 # Large reads are fed in slices this big, so the stanza size limit is enforced
-# while bytes arrive (to within one slice), not after a huge stanza is built.
+# while bytes arrive (to within two slices), not after a huge stanza is built.
 FEED_SLICE: Final = 4096
+
+_XML_SPACE: Final = b" \t\r\n"  # XML 1.0 §2.3 production [3] S
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +67,12 @@ StreamEvent = StreamOpened | StanzaReceived | StreamClosed
 
 @dataclass(frozen=True, slots=True)
 class StreamLimits:
+    # Bytes from the end of one stanza (or of the stream header) to the end of
+    # the next, enforced to within two FEED_SLICEs; a stanza of at most this
+    # size is always accepted. Whitespace keepalives between stanzas do not
+    # count. The stream header is held to the same limit.
     max_stanza_bytes: int = 256 * 1024
+    # Element nesting, counting the stream root as 1 and a stanza as 2.
     max_depth: int = 32
 
 
@@ -71,11 +85,11 @@ class _Counters:
 
 def _new_parser() -> etree.XMLPullParser:
     # RFC 6120 §11.1: no DTDs, no entities but the predefined five. "internal"
-    # makes libxml2 reject undeclared entity references (with False it silently
-    # stops parsing); DOCTYPE itself is refused at the root start tag below.
+    # makes libxml2 reject undeclared entity references (with False, libxml2
+    # 2.14 silently stops parsing); a DOCTYPE never reaches it (see _Prolog).
     return etree.XMLPullParser(
         events=("start", "end", "comment", "pi"),
-        resolve_entities="internal",  # type: ignore[arg-type]  # lxml >= 5 accepts "internal"
+        resolve_entities="internal",
         load_dtd=False,
         no_network=True,
         huge_tree=False,
@@ -84,12 +98,126 @@ def _new_parser() -> etree.XMLPullParser:
     )
 
 
+# A byte screen returns the offset in the piece of the first offending byte and
+# the error to raise, or None. The stream parses the bytes before that offset
+# first, so the error's ``events`` do not depend on how the bytes were split.
+_Fault = tuple[int, StreamError]
+
+
+class _Prolog:
+    """Refuse a DOCTYPE before libxml2 parses any of it, whatever the chunking.
+
+    Before the root start tag an XMPP stream may hold only the XML declaration
+    and whitespace (RFC 6120 §11.1: no DTD, comment or PI). The declaration
+    contains no '<' or '>', so the first '<' may open "<?" and the next '<' must
+    start the root: "<!" (DOCTYPE or comment), a second "<?" or a '<' inside the
+    "<?...>" is refused. A PI in first place is refused by its parser event.
+    After the root start tag libxml2 itself rejects a DOCTYPE as not well-formed.
+    """
+
+    def __init__(self) -> None:
+        self.done = False  # the root start tag has begun
+        self._in_decl = False
+        self._seen_decl = False
+        self._carry = b""  # a final '<' whose next byte has not arrived yet
+
+    def screen(self, piece: bytes) -> _Fault | None:
+        data, shift = self._carry + piece, len(self._carry)
+        self._carry = b""
+        pos = 0
+        while not self.done:
+            if self._in_decl:
+                end, lt = data.find(b">", pos), data.find(b"<", pos)
+                if lt != -1 and (end == -1 or lt < end):
+                    return max(0, lt - shift), RestrictedXml("processing instruction not allowed")
+                if end == -1:
+                    return None
+                self._in_decl, pos = False, end + 1
+                continue
+            lt = data.find(b"<", pos)
+            if lt == -1:
+                return None
+            if lt + 1 == len(data):
+                self._carry = b"<"
+                return None
+            mark = data[lt + 1 : lt + 2]
+            if mark == b"!":
+                return max(0, lt - shift), RestrictedXml("DOCTYPE and comments not allowed")
+            if mark != b"?":
+                self.done = True
+            elif self._seen_decl:
+                return max(0, lt - shift), RestrictedXml("processing instruction not allowed")
+            else:
+                self._seen_decl = self._in_decl = True
+                pos = lt + 2
+        return None
+
+
+_AMP_OR_CDATA: Final = re.compile(rb"&|<!\[CDATA\[")
+_NAME: Final = rb"[A-Za-z_:\x80-\xff][A-Za-z0-9_:.\x80-\xff-]*"  # XML Name, loosely, in bytes
+_REFERENCE: Final = re.compile(rb"&(?:#[0-9]+|#x[0-9A-Fa-f]+|" + _NAME + rb");")
+_REFERENCE_START: Final = re.compile(rb"&(?:#[0-9]*|#x[0-9A-Fa-f]*|" + _NAME + rb")?")
+_CDATA_OPEN: Final = b"<![CDATA["
+
+
+class _References:
+    """Refuse at once an '&' that does not start a reference.
+
+    libxml2 2.14's push parser waits for a ';' after an '&' in content before
+    going on, so one unescaped '&' ("AT&T") would stall the stream silently
+    until some later ';' — or until the size limit. Outside CDATA sections (and
+    comments and PIs, which are refused anyway) every '&', in text or in an
+    attribute value, must start "&name;", "&#digits;" or "&#xhex;". libxml2
+    then refuses names other than the five predefined entities (restricted-xml).
+    """
+
+    def __init__(self) -> None:
+        self._in_cdata = False
+        self._carry = b""  # an undecided tail: part of a reference, "<![CDATA[" or "]]>"
+
+    def screen(self, piece: bytes) -> _Fault | None:
+        data, shift = self._carry + piece, len(self._carry)
+        self._carry = b""
+        pos = 0
+        while True:
+            if self._in_cdata:
+                end = data.find(b"]]>", pos)
+                if end == -1:
+                    brackets = len(data) - len(data.rstrip(b"]"))
+                    self._carry = b"]" * min(brackets, 2)
+                    return None
+                self._in_cdata, pos = False, end + 3
+                continue
+            found = _AMP_OR_CDATA.search(data, pos)
+            if found is None:
+                lt = data.rfind(b"<", max(pos, len(data) - len(_CDATA_OPEN)))
+                if lt != -1 and _CDATA_OPEN.startswith(data[lt:]):
+                    self._carry = data[lt:]
+                return None
+            if found.group() == _CDATA_OPEN:
+                self._in_cdata, pos = True, found.end()
+                continue
+            reference = _REFERENCE.match(data, found.start())
+            if reference is not None:
+                pos = reference.end()
+                continue
+            rest = data[found.start() :]
+            if _REFERENCE_START.fullmatch(rest):
+                # Undecided: keep its state in a few bytes ("&#x0000..." is legal).
+                self._carry = rest[: 4 if rest.startswith(b"&#x") else 3 if rest.startswith(b"&#") else 2]
+                return None
+            error = NotWellFormed("'&' must start an entity or character reference")
+            return max(0, found.start() - shift), error
+
+
 class StanzaStream:
     """Incremental parser of one XML stream of stanzas."""
 
     def __init__(self, limits: StreamLimits = StreamLimits()) -> None:
         self.limits = limits
         self._parser = _new_parser()
+        self._prolog = _Prolog()
+        self._references = _References()
         self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
         self._count = _Counters()
         self._root: etree._Element | None = None
@@ -103,10 +231,12 @@ class StanzaStream:
     def feed(self, data: bytes) -> list[StreamEvent]:
         """Parse ``data``; return the events it completed, in order.
 
-        Raises a StreamError on the first violation, and again on any later call.
+        Raises a StreamError on the first violation, with the events completed
+        before it in ``error.events``; raises it again on any later call.
         """
         if self._failed is not None:
-            raise self._failed
+            _set_events(self._failed, [])
+            raise self._failed.with_traceback(None)
         events: list[StreamEvent] = []
         try:
             for start in range(0, len(data), FEED_SLICE):
@@ -115,78 +245,146 @@ class StanzaStream:
                 self._feed_slice(data[start : start + FEED_SLICE], events)
         except StreamError as e:
             self._failed = e
+            _set_events(e, events)
             raise
         return events
 
     def _feed_slice(self, piece: bytes, events: list[StreamEvent]) -> None:
+        fault = self._screen(piece)
+        if fault is None:
+            self._parse(piece, events)
+            return
+        # Parse what precedes the offending byte first, as if it had come in an
+        # earlier read: the events it completes are still delivered.
+        offset, error = fault
+        self._parse(piece[:offset], events)
+        if not self.closed:  # bytes after the root end tag are ignored
+            raise error
+
+    def _screen(self, piece: bytes) -> _Fault | None:
+        """The first byte of ``piece`` that libxml2 must not see, or would stall on."""
+        invalid: _Fault | None = None
+        buffered = len(self._utf8.getstate()[0])  # a character split by the last slice
         try:
             self._utf8.decode(piece)
         except UnicodeDecodeError as e:
-            raise UnsupportedEncoding(f"invalid UTF-8: {e.reason}") from None
+            piece = piece[: max(0, e.start - buffered)]
+            invalid = len(piece), UnsupportedEncoding(f"invalid UTF-8: {e.reason}")
+        faults = [self._references.screen(piece)]
+        if not self._prolog.done:
+            faults.append(self._prolog.screen(piece))
+        found = [fault for fault in faults if fault is not None]
+        return min(found, key=lambda fault: fault[0]) if found else invalid
+
+    def _parse(self, piece: bytes, events: list[StreamEvent]) -> None:
+        depth_before = self._count.depth
         try:
             self._parser.feed(piece)
         except etree.XMLSyntaxError as e:
-            # Hand over what completed before the error, then fail.
+            # Hand over what completed before the error, then fail — unless the
+            # stream had closed: bytes after the root end tag are ignored.
             self._drain(events)
-            raise _syntax_error(e) from None
-        stanzas_before = self._count.stanzas
-        self._drain(events)
-        self._account(piece, self._count.stanzas != stanzas_before)
+            if not self.closed:
+                raise _syntax_error(e) from None
+            return
+        boundary = self._drain(events)
+        if not self.closed:
+            self._account(piece, boundary, depth_before)
 
-    def _account(self, piece: bytes, stanza_ended: bool) -> None:
+    def _account(self, piece: bytes, boundary: bool, depth_before: int) -> None:
+        """Count the bytes of the stanza being received; whitespace between stanzas is free.
+
+        Keepalives (RFC 6120 §4.6.1) are the whitespace at depth 1. Pieces are
+        counted whole, except where a stanza ends: there only what follows the
+        last '>' counts. So the count never exceeds the stanza's size and falls
+        short of it by less than two pieces (where it began, where it ended).
+        """
         count = self._count
-        if stanza_ended:
-            # Bytes after the last '>' already belong to the next stanza.
-            count.pending_bytes = len(piece) - (piece.rfind(b">") + 1)
-        elif count.depth <= 1 and count.pending_bytes == 0 and not piece.strip():
-            return  # whitespace keepalive between stanzas (RFC 6120 §4.6.1)
+        if boundary:
+            # The stream header or a stanza ended at some '>' of this piece;
+            # only what follows the last '>' can belong to the next stanza.
+            piece = piece[piece.rfind(b">") + 1 :]
+            count.pending_bytes = 0
+            between = count.depth <= 1
         else:
-            count.pending_bytes += len(piece)
+            between = count.pending_bytes == 0 and depth_before <= 1
+        if between:
+            piece = piece.lstrip(_XML_SPACE)
+        count.pending_bytes += len(piece)
         if count.pending_bytes > self.limits.max_stanza_bytes:
             raise StanzaTooBig(f"stanza larger than {self.limits.max_stanza_bytes} bytes")
 
-    def _drain(self, events: list[StreamEvent]) -> None:
+    def _drain(self, events: list[StreamEvent]) -> bool:
+        """Turn parser events into stream events; True if a header or stanza ended."""
         count = self._count
+        boundary = False
         for action, el in self._parser.read_events():
             if action == "start":
                 count.depth += 1
+                if count.depth > self.limits.max_depth:
+                    raise TooDeep(f"elements nested deeper than {self.limits.max_depth}")
+                _check_names(el)
                 if count.depth == 1:
                     events.append(self._open(el))
-                elif count.depth > self.limits.max_depth:
-                    raise TooDeep(f"elements nested deeper than {self.limits.max_depth}")
+                    boundary = True
             elif action == "end":
                 count.depth -= 1
                 if count.depth == 1:
                     events.append(StanzaReceived(self._detach(el)))
+                    boundary = True
                 elif count.depth == 0:
                     self.closed = True
                     events.append(StreamClosed())
-                    return
+                    return boundary
             else:  # comment or processing instruction
                 raise RestrictedXml(f"{action} not allowed")
-        # Whitespace keepalives land in the last stanza's tail: drop them so an
-        # idle stream does not grow (see docs on lxml cleanup in style notes).
-        if self._root is not None and len(self._root):
-            self._root[-1].tail = None
+        # Whitespace keepalives land in root.text (before the first stanza) or in
+        # the last stanza's tail: drop them so an idle stream does not grow.
+        # Only ever set them to None: libxml2 may still append to its last text node.
+        root = self._root
+        if root is not None:
+            root.text = None
+            if len(root):
+                root[-1].tail = None
+        return boundary
 
     def _open(self, root: etree._Element) -> StreamOpened:
-        if root.getroottree().docinfo.doctype:
-            raise RestrictedXml("DOCTYPE not allowed")
         self._root = root
-        return StreamOpened(root.tag, dict(root.attrib), dict(root.nsmap))
+        attrib = {str(k): str(v) for k, v in root.attrib.items()}
+        return StreamOpened(str(root.tag), attrib, dict(root.nsmap))
 
     def _detach(self, el: etree._Element) -> etree._Element:
         """Copy the completed stanza out of the tree and free older siblings."""
-        for _ in el.iter(etree.Entity, etree.Comment, etree.ProcessingInstruction):
-            raise RestrictedXml("entity reference not allowed")
+        # The copy declares only the namespaces its names use: no xmlns:stream.
         stanza = copy.deepcopy(el)
-        # Never unlink the element whose end event we are handling (libxml2 may
-        # still point at it); remove everything before it instead.
-        root = self._root
-        if root is not None and len(root) > 1:
-            del root[:-1]
+        stanza.tail = None
+        # Free the stanza before this one (the one before that went at its own
+        # end). Never unlink the element just ended, which may be the last
+        # child (libxml2 may still point at it or at its tail); nor any later
+        # one, whose end is still to be drained: lxml rewrites the namespaces
+        # of a subtree it moves out of a tree, wrongly when a prefix is
+        # redeclared inside (<p:a xmlns:p='u'><b xmlns='u' xmlns:p='v'/></p:a>
+        # then serialises <b> as <p:b xmlns:p='v'/>).
+        previous = el.getprevious()
+        if previous is not None and self._root is not None:
+            self._root.remove(previous)
         self._count.stanzas += 1
         return stanza
+
+
+def _check_names(el: etree._Element) -> None:
+    """Refuse an undeclared prefix (XML-NAMES §5), which libxml2 lets through.
+
+    Its name keeps the colon and gets no namespace: "foo:bar" instead of "{uri}bar".
+    """
+    for name in (el.tag, *el.keys()):
+        if isinstance(name, str) and ":" in name and name[0] != "{":
+            raise NotWellFormed(f"undeclared namespace prefix: {name}")
+
+
+def _set_events(error: StreamError, events: list[StreamEvent]) -> None:
+    # TODO(errors.py owner): declare ``events`` on StreamError, then drop the ignore.
+    error.events = events  # type: ignore[attr-defined]
 
 
 def _syntax_error(e: etree.XMLSyntaxError) -> StreamError:
