@@ -162,11 +162,6 @@ def test_bad_utf8(xserver: ServerProcess, witness: RawPeer, data: bytes) -> None
     assert_alive(witness)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: xml/stream.py parses as UTF-8 whatever the XML declaration says; "
-    "RFC 6120 §11.6 says MUST return a stream error (Prosody: restricted-xml)",
-)
 def test_an_encoding_other_than_utf8_is_unsupported(xserver: ServerProcess, witness: RawPeer) -> None:
     peer = RawPeer(xserver.ports["xmpp"])
     peer.send(header().replace("version='1.0'?>", "version='1.0' encoding='ISO-8859-1'?>", 1))

@@ -747,3 +747,19 @@ def test_bytes_after_the_close_are_ignored_for_any_chunking(data: st.DataObject)
 
 def test_close_without_stanzas() -> None:
     assert [canon(e)[0] for e in events_of(chunked(HEADER + CLOSE, 1))] == ["open", "close"]
+
+
+@pytest.mark.parametrize("encoding", ["ISO-8859-1", "utf-16", "ascii"])
+def test_a_declared_encoding_other_than_utf8_is_refused(encoding: str) -> None:
+    data = f"<?xml version='1.0' encoding='{encoding}'?><s xmlns='a'><m/>".encode()
+    for size in (1, 3, len(data)):
+        stream = StanzaStream()
+        with pytest.raises(UnsupportedEncoding):
+            for start in range(0, len(data), size):
+                stream.feed(data[start : start + size])
+
+
+@pytest.mark.parametrize("encoding", ["UTF-8", "utf-8", "utf8"])
+def test_a_declared_utf8_is_fine(encoding: str) -> None:
+    events = StanzaStream().feed(f'<?xml version="1.0" encoding="{encoding}"?><s xmlns="a"><m/>'.encode())
+    assert len(events) == 2

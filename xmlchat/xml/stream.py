@@ -120,6 +120,7 @@ class _Prolog:
         self._in_decl = False
         self._seen_decl = False
         self._carry = b""  # a final '<' whose next byte has not arrived yet
+        self._decl = b""  # the XML declaration so far, to read its encoding
 
     def screen(self, piece: bytes) -> _Fault | None:
         data, shift = self._carry + piece, len(self._carry)
@@ -130,8 +131,12 @@ class _Prolog:
                 end, lt = data.find(b">", pos), data.find(b"<", pos)
                 if lt != -1 and (end == -1 or lt < end):
                     return max(0, lt - shift), RestrictedXml("processing instruction not allowed")
+                self._decl += data[pos:] if end == -1 else data[pos:end]
                 if end == -1:
                     return None
+                if not _utf8_declared(self._decl):
+                    # RFC 6120 §11.6: UTF-8 only, and a stream saying otherwise is refused.
+                    return max(0, end - shift), UnsupportedEncoding("only UTF-8 is allowed")
                 self._in_decl, pos = False, end + 1
                 continue
             lt = data.find(b"<", pos)
@@ -151,6 +156,15 @@ class _Prolog:
                 self._seen_decl = self._in_decl = True
                 pos = lt + 2
         return None
+
+
+_ENCODING: Final = re.compile(rb"""encoding\s*=\s*["']([^"']*)["']""")
+
+
+def _utf8_declared(declaration: bytes) -> bool:
+    """No encoding pseudo-attribute, or one naming UTF-8 (XML 1.0 §4.3.3)."""
+    found = _ENCODING.search(declaration)
+    return found is None or found.group(1).lower() in (b"utf-8", b"utf8")
 
 
 _AMP_OR_CDATA: Final = re.compile(rb"&|<!\[CDATA\[")
