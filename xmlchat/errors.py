@@ -13,6 +13,7 @@ protocols; ``docs/native-protocol.md`` lists which conditions close the connecti
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class StreamCondition(StrEnum):
@@ -128,6 +129,9 @@ class StreamError(XmlChatError):
         # RFC 6120 §4.9.4 application-specific condition, e.g. ``stanza-too-big``
         # in the urn:xmpp:errors namespace (as Prosody sends).
         self.app_condition = app_condition
+        # Set by the stanza stream: what the failing read completed before the
+        # offending bytes, so a good stanza before garbage is still handled.
+        self.events: list[Any] = []
 
 
 class StanzaError(XmlChatError):

@@ -199,7 +199,7 @@ class NativeServerStream:
         try:
             items = self._stream.feed(data)
         except StreamError as e:
-            items, error = list(getattr(e, "events", None) or []), e
+            items, error = list(e.events), e
         self._backlog.extend(items)
         events = self._drain()
         if error is not None and not self.closed:

@@ -746,7 +746,7 @@ class C2SStream:
                 parsed = stream.feed(chunk)
             except StreamError as e:
                 # The stream parser hands over what it completed before the error.
-                parsed = list(getattr(e, "events", None) or [])
+                parsed = list(e.events)
                 error = e
             for item in parsed:
                 if self._stream is not stream or self._ended():

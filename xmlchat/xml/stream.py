@@ -397,8 +397,7 @@ def _check_names(el: etree._Element) -> None:
 
 
 def _set_events(error: StreamError, events: list[StreamEvent]) -> None:
-    # TODO(errors.py owner): declare ``events`` on StreamError, then drop the ignore.
-    error.events = events  # type: ignore[attr-defined]
+    error.events = events
 
 
 def _syntax_error(e: etree.XMLSyntaxError) -> StreamError:
