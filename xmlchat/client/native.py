@@ -170,7 +170,7 @@ class NativeClient:
         # The root and the login go in one write: one round trip to log in.
         writer.write(f"<session xmlns='{NS}' version='{VERSION}'>".encode() + login)
         try:
-            await asyncio.wait_for(self._await_login(reader, stream), self.timeout)
+            early = await asyncio.wait_for(self._await_login(reader, stream), self.timeout)
         except BaseException:
             writer.close()
             raise
@@ -178,24 +178,25 @@ class NativeClient:
         self.connects += 1
         self._online.set()
         self._set_state("online", self.address or "")
+        for el in early:
+            self._dispatch(el)
         self._reader_task = asyncio.create_task(self._read(reader, stream))
 
-    async def _await_login(self, reader: asyncio.StreamReader, stream: StanzaStream) -> None:
+    async def _await_login(self, reader: asyncio.StreamReader, stream: StanzaStream) -> list[etree._Element]:
+        """Read until ``<login-ok>``; return the stanzas that came in the same
+        read after it (offline messages often do), to dispatch once online."""
         while True:
             data = await reader.read(65536)
             if not data:
                 raise ConnectionLost("server closed the connection during login")
-            for event in stream.feed(data):
-                if not isinstance(event, StanzaReceived):
-                    continue
-                el = event.element
+            stanzas = [e.element for e in stream.feed(data) if isinstance(e, StanzaReceived)]
+            for index, el in enumerate(stanzas):
                 name = etree.QName(el).localname
                 if name == "login-ok":
                     self.address = _text(el, "address")
-                    return
+                    return stanzas[index + 1 :]
                 if name in ("login-failed", "error"):
                     raise LoginFailed(_text(el, "condition"), _text(el, "text"))
-                self._dispatch(el)  # e.g. nothing yet; keep order anyway
 
     async def _read(self, reader: asyncio.StreamReader, stream: StanzaStream) -> None:
         loop = asyncio.get_running_loop()

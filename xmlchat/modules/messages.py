@@ -107,14 +107,18 @@ class Messages:
                 StanzaCondition.RESOURCE_CONSTRAINT, "the recipient's offline queue is full"
             ) from None
 
-    async def deliver_offline(self, session: Session) -> int:
-        """Hand ``session`` its stored messages, oldest first, then delete them.
+    def hold(self, session: Session) -> None:
+        """Keep live messages for ``session`` back until :meth:`deliver_offline`
+        has handed it the stored ones. Call it before the session becomes
+        routable, so nothing overtakes a stored message in the gap."""
+        self._replaying.setdefault(session, [])
 
-        Call once the session is routable (XEP-0160: at initial presence);
-        messages routed to it meanwhile follow the stored ones.
-        """
+    async def deliver_offline(self, session: Session) -> int:
+        """Hand ``session`` its stored messages, oldest first, then delete them,
+        then what was held back meanwhile (XEP-0160: at initial presence)."""
         storage = self.server.storage
-        self._replaying[session] = []
+        self.hold(session)
+        stored = []
         try:
             stored = await storage.fetch_offline(session.jid.bare)
             for item in stored:

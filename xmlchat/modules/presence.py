@@ -96,12 +96,17 @@ class Presence:
 
     async def _available(self, session: XmppSession, presence: etree._Element) -> None:
         initial = not session.available
+        if initial:
+            self.server.messages.hold(session)  # no live message overtakes a stored one
         session.presence_priority = _priority(presence)
         session.available_presence = presence
-        await self._broadcast(session, initial)
-        if initial:
-            await self.server.roster.pending_requests(session)  # §3.1.3
-            await self.server.messages.deliver_offline(session)  # XEP-0160
+        try:
+            await self._broadcast(session, initial)
+            if initial:
+                await self.server.roster.pending_requests(session)  # §3.1.3
+        finally:
+            if initial:
+                await self.server.messages.deliver_offline(session)  # XEP-0160
 
     async def broadcast_available(self, session: Session) -> None:
         """A native login: initial presence, and the stored subscription

@@ -165,9 +165,13 @@ class NativeConnection(Connection[native.Event]):
         self.flush()
         self.log.info("logged in as %s", self._jid)
         self.server.metrics.login(self.protocol, True)
-        await self.server.session_started(self)
-        await self.server.presence.broadcast_available(self)
-        await self.server.messages.deliver_offline(self)
+        messages = self.server.messages
+        messages.hold(self)  # no live message overtakes a stored one
+        try:
+            await self.server.session_started(self)
+            await self.server.presence.broadcast_available(self)
+        finally:
+            await messages.deliver_offline(self)
         return released
 
     def _login_failed(self, user: str) -> list[native.Event]:
