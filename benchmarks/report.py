@@ -139,3 +139,41 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
         return o
 
     path.write_text(json.dumps(clean(doc), indent=2) + "\n")
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The medians and ratios of a results file as Markdown tables (for the README)."""
+    servers = {k: v for k, v in doc["servers"].items() if "median" in v}
+    results = {k: v["median"] for k, v in servers.items()}
+    rat = doc.get("ratios_to_prosody", {})
+    cols: list[str] = []
+    for s in results:
+        cols.append(s)
+        if s in rat:
+            cols.append(f"{s}/prosody")
+    groups: list[str] = []
+    for s in results:
+        groups += [g for g in results[s] if g not in groups]
+    order = [g for g in HEADLINE if g in groups] + [g for g in groups if g not in HEADLINE]
+    out = []
+    for g in order:
+        available = sorted({k for s in results for k in results[s].get(g, {})})
+        out.append(f"| {g} | " + " | ".join(cols) + " |")
+        out.append("|---|" + "---:|" * len(cols))
+        for k in _keys(g, available):
+            cells = []
+            for s in results:
+                v = results[s].get(g, {}).get(k)
+                cells.append(fmt(math.nan if v is None else v))
+                if s in rat:
+                    r = rat[s].get(g, {}).get(k)
+                    cells.append(f"{r:.2f}x" if r is not None else "-")
+            out.append(f"| {k} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())))

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     for s in scenario_names:
         if s not in SCENARIOS:
             sys.exit(f"unknown scenario {s!r}; known: {', '.join(SCENARIOS)}")
-    targets = [t.split(":", 1) if ":" in t else [t, "xmpp"]
-               for t in args.servers.split(",") if t]
+    target_specs = [t.split(":", 1) if ":" in t else [t, "xmpp"]
+                    for t in args.servers.split(",") if t]
     started = time.monotonic()
     nofile = procstat.raise_nofile()
     pool = sizes.pool()
@@ -84,57 +85,74 @@ def main(argv: list[str] | None = None) -> int:
         "loadgen": {"workers": workers, "loop": lg.loop_name, "nofile": list(nofile)},
         "servers": {},
     }
-    medians: dict[str, dict[str, dict[str, float]]] = {}
+    out = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    targets: list[Target] = []
     try:
-        for name, driver in targets:
-            label = name if driver == "xmpp" else f"{name}:{driver}"
-            entry = doc["servers"][label] = {"driver": driver}
-            try:
-                cls = server_class(name)
-            except ValueError as e:
-                entry["skipped"] = str(e)
-                print(f"{label}: skipped: {e}", flush=True)
-                continue
-            why = cls.unavailable()
-            if why:
-                entry["skipped"] = why
-                print(f"{label}: skipped: {why}", flush=True)
-                continue
-            runs, notes = _run_server(cls, label, driver, accounts, pool, sizes, repeat,
-                                      scenario_names, lg, entry, started, limit_s,
-                                      args.keep_workdirs)
-            entry["runs"] = runs
-            entry["notes"] = notes
-            medians[label] = report.medians(runs)
-            entry["median"] = medians[label]
+        for name, driver in target_specs:
+            t = _prepare(name, driver, accounts, doc, args.keep_workdirs)
+            if t is not None:
+                targets.append(t)
+        # Servers take turns scenario by scenario, so that whatever else the machine
+        # is doing meanwhile falls on all of them alike.
+        for rep in range(repeat):
+            for sc in scenario_names:
+                for t in targets:
+                    if t.dead:
+                        continue
+                    if time.monotonic() - started > limit_s:
+                        t.notes.append(f"time limit reached before {sc} run {rep + 1}")
+                        t.dead = True
+                        continue
+                    _run_one(t, sc, rep, lg, pool, sizes)
+                    _finish(doc, targets, started)
+                    report.write_json(out, doc)
     finally:
         lg.close()
+        for t in targets:
+            t.server.cleanup()
+            if not args.keep_workdirs:
+                shutil.rmtree(t.workdir, ignore_errors=True)
 
-    rat = report.ratios(medians)
-    doc["ratios_to_prosody"] = rat
-    doc["elapsed_s"] = round(time.monotonic() - started, 1)
-    print(report.table(medians, rat))
-    for label, entry in doc["servers"].items():
-        for note in entry.get("notes", []):
-            print(f"note: {label}: {note}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}.json"
+    _finish(doc, targets, started)
+    medians = {t.label: t.entry["median"] for t in targets}
+    print(report.table(medians, doc["ratios_to_prosody"]))
+    for t in targets:
+        for note in t.notes:
+            print(f"note: {t.label}: {note}")
     report.write_json(out, doc)
     print(f"\nwrote {out} ({doc['elapsed_s']:.0f} s)")
     return 0
 
 
-_BRIEF = {"logins_per_s", "msgs_per_s", "deliveries_per_s", "p99_ms", "rtt_p50_ms",
-          "kib_per_session_1000", "kib_per_session_10000", "lost", "misordered",
-          "server_cores", "loadgen_cores", "other_cores"}
+@dataclass
+class Target:
+    label: str
+    driver: str
+    server: Server
+    workdir: Path
+    entry: dict[str, Any]
+    runs: report.Runs = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    dead: bool = False
 
 
-def _run_server(cls: type[Server], label: str, driver: str, accounts: list[Any], pool: Any,
-                sizes: Sizes, repeat: int, scenario_names: list[str], lg: LoadGen,
-                entry: dict[str, Any], started: float, limit_s: float, keep: bool,
-                ) -> tuple[report.Runs, list[str]]:
-    runs: report.Runs = {}
-    notes: list[str] = []
+def _prepare(name: str, driver: str, accounts: list[Any], doc: dict[str, Any],
+             keep: bool) -> Target | None:
+    label = name if driver == "xmpp" else f"{name}:{driver}"
+    entry: dict[str, Any] = {"driver": driver}
+    doc["servers"][label] = entry
+    try:
+        cls = server_class(name)
+    except ValueError as e:
+        entry["skipped"] = str(e)
+        print(f"{label}: skipped: {e}", flush=True)
+        return None
+    why = cls.unavailable()
+    if why:
+        entry["skipped"] = why
+        print(f"{label}: skipped: {why}", flush=True)
+        return None
     workdir = Path(tempfile.mkdtemp(prefix=f"xmlchat-bench-{cls.name}-"))
     server = cls(workdir)
     t0 = time.monotonic()
@@ -144,56 +162,63 @@ def _run_server(cls: type[Server], label: str, driver: str, accounts: list[Any],
         entry["skipped"] = f"prepare failed: {e}"
         print(f"{label}: prepare failed: {e}", flush=True)
         server.cleanup()
-        return runs, [entry["skipped"]]
+        shutil.rmtree(workdir, ignore_errors=True)
+        return None
     entry.update(version=server.version(), command=server.describe(),
                  workdir=str(workdir) if keep else None,
                  prepare_s=round(time.monotonic() - t0, 1))
     print(f"{label} {entry['version']}: {len(accounts)} accounts in {entry['prepare_s']} s",
           flush=True)
+    return Target(label, driver, server, workdir, entry)
+
+
+def _run_one(t: Target, sc: str, rep: int, lg: LoadGen, pool: Any, sizes: Sizes) -> None:
+    began = time.monotonic()
     try:
-        for rep in range(repeat):
-            for sc in scenario_names:
-                if time.monotonic() - started > limit_s:
-                    notes.append(f"time limit reached; skipped {sc} run {rep + 1} and later")
-                    print(f"{label}: time limit reached", flush=True)
-                    return runs, notes
-                t = time.monotonic()
-                try:
-                    server.start()
-                except Exception as e:
-                    notes.append(f"{label} did not start; no further runs: {e}")
-                    print(f"{label}: did not start: {e}", flush=True)
-                    return runs, notes
-                try:
-                    ctx = Context(server, lg, pool, sizes)
-                    lg.all({"op": "configure", "driver": driver, "host": server.host,
-                            "port": server.ports[driver], "domain": server.domain}, 30)
-                    if rep == 0 and sc == scenario_names[0]:
-                        entry["nofile_limit"] = list(procstat.nofile_limit(server.pid))
-                    groups = SCENARIOS[sc](ctx)
-                    notes += ctx.notes
-                except Exception as e:
-                    notes.append(f"{sc} run {rep + 1} failed: {type(e).__name__}: {e}")
-                    print(f"{label}: {sc} run {rep + 1} FAILED: {e}", flush=True)
-                    traceback.print_exc()
-                    lg.all({"op": "close_all"}, 60)
-                    continue
-                finally:
-                    server.stop()
-                for g, metrics in groups.items():
-                    for k, v in metrics.items():
-                        runs.setdefault(g, {}).setdefault(k, []).append(float(v))
-                brief = "; ".join(
-                    f"{g}: " + ", ".join(f"{k}={report.fmt(v)}" for k, v in m.items()
-                                         if k in _BRIEF)
-                    for g, m in groups.items())
-                print(f"{label} run {rep + 1} {sc} ({time.monotonic() - t:.0f} s): {brief}",
-                      flush=True)
+        t.server.start()
+    except Exception as e:
+        t.notes.append(f"did not start; no further runs: {e}")
+        print(f"{t.label}: did not start: {e}", flush=True)
+        t.dead = True
+        return
+    try:
+        ctx = Context(t.server, lg, pool, sizes)
+        lg.all({"op": "configure", "driver": t.driver, "host": t.server.host,
+                "port": t.server.ports[t.driver], "domain": t.server.domain}, 30)
+        if "nofile_limit" not in t.entry:
+            t.entry["nofile_limit"] = list(procstat.nofile_limit(t.server.pid))
+        groups = SCENARIOS[sc](ctx)
+        t.notes += ctx.notes
+    except Exception as e:
+        t.notes.append(f"{sc} run {rep + 1} failed: {type(e).__name__}: {e}")
+        print(f"{t.label}: {sc} run {rep + 1} FAILED: {e}", flush=True)
+        traceback.print_exc()
+        lg.all({"op": "close_all"}, 120)
+        return
     finally:
-        server.cleanup()
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return runs, notes
+        t.server.stop()
+    for g, metrics in groups.items():
+        for k, v in metrics.items():
+            t.runs.setdefault(g, {}).setdefault(k, []).append(float(v))
+    brief = "; ".join(
+        f"{g}: " + ", ".join(f"{k}={report.fmt(v)}" for k, v in m.items() if k in _BRIEF)
+        for g, m in groups.items())
+    print(f"{t.label} run {rep + 1} {sc} ({time.monotonic() - began:.0f} s): {brief}",
+          flush=True)
+
+
+def _finish(doc: dict[str, Any], targets: list[Target], started: float) -> None:
+    for t in targets:
+        t.entry["runs"] = t.runs
+        t.entry["notes"] = t.notes
+        t.entry["median"] = report.medians(t.runs)
+    doc["ratios_to_prosody"] = report.ratios({t.label: t.entry["median"] for t in targets})
+    doc["elapsed_s"] = round(time.monotonic() - started, 1)
+
+
+_BRIEF = {"logins_per_s", "msgs_per_s", "deliveries_per_s", "p99_ms", "rtt_p50_ms",
+          "kib_per_session_1000", "kib_per_session_10000", "lost", "misordered",
+          "server_cores", "loadgen_cores", "other_cores"}
 
 
 if __name__ == "__main__":
