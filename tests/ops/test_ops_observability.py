@@ -13,9 +13,10 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
-from conftest import ServerProcess, make_server
+from conftest import ServerProcess, create_users, make_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from xmlchat.client.native import LoginFailed, NativeClient, ServerError
@@ -156,3 +157,31 @@ def test_debug_log_has_no_bodies_or_passwords(run: Run) -> None:
     assert "logged in as alice@localhost" in run.log  # the log is there (at debug level)
     for secret in (*PASSWORDS.values(), WRONG_PASSWORD, BODY_TO_BOB, BODY_TO_CAROL, BODY_TO_NOBODY):
         assert secret not in run.log
+
+
+def test_stanza_logging_shows_bodies_but_never_passwords(tmp_path: Path) -> None:
+    """``[log] stanzas = true``: bodies in the debug log (for debugging), still no password."""
+    server = make_server(tmp_path)
+    server.env = {"XMLCHAT_LOG_LEVEL": "debug", "XMLCHAT_LOG_STANZAS": "true"}
+    create_users(server, PASSWORDS)
+    server.start()
+
+    async def talk() -> None:
+        alice = NativeClient(
+            "alice", PASSWORDS["alice"], port=server.ports["native"], ssl=server.client_ssl()
+        )
+        bob = NativeClient("bob", PASSWORDS["bob"], port=server.ports["native"], ssl=server.client_ssl())
+        await alice.start()
+        await bob.start()
+        await alice.send("bob", BODY_TO_BOB)
+        assert (await asyncio.wait_for(bob.incoming.get(), 5)).body == BODY_TO_BOB
+        await alice.close()
+        await bob.close()
+
+    try:
+        asyncio.run(talk())
+    finally:
+        assert server.stop() == 0
+    log = server.log()
+    assert BODY_TO_BOB in log
+    assert not any(password in log for password in PASSWORDS.values())

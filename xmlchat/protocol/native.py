@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
@@ -70,8 +70,8 @@ class Opened:
 @dataclass(frozen=True, slots=True)
 class LoginRequested:
     user: str
-    password: str
-    resource: str | None
+    password: str = field(repr=False)  # never in logs
+    resource: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,11 @@ import secrets
 import ssl
 from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar
 
+from lxml import etree
+
 from xmlchat.errors import StreamCondition, StreamError
 from xmlchat.log import CONNECTION, ConnectionLogger
+from xmlchat.stanza import to_bytes
 
 if TYPE_CHECKING:
     from xmlchat.server.app import Server
@@ -79,6 +82,9 @@ class Connection(abc.ABC, Generic[EventT]):
         self.pinged = False
         self.closing = False
         self._pending: list[bytes] = []
+        # [log] stanzas: whole stanzas at debug level (never the SASL exchange,
+        # never a native password: those never reach log_stanza).
+        self._log_stanzas = server.config.log.stanzas and log.isEnabledFor(logging.DEBUG)
         self._pending_size = 0
         self._flush_scheduled = False
         limits = server.config.limits
@@ -102,6 +108,11 @@ class Connection(abc.ABC, Generic[EventT]):
     @abc.abstractmethod
     async def finish(self) -> None:
         """Called once after the connection ended, for any reason."""
+
+    def log_stanza(self, direction: str, stanza: object) -> None:
+        if self._log_stanzas:
+            text = to_bytes(stanza).decode() if isinstance(stanza, etree._Element) else repr(stanza)
+            self.log.debug("%s %s", direction, text)
 
     # ---- driving the core
 

@@ -69,6 +69,7 @@ class NativeConnection(Connection[native.Event]):
 
     def deliver(self, stanza: etree._Element, stamp: datetime, delayed: bool = False) -> None:
         self.server.metrics.stanza_out(self.protocol, kind(stanza))
+        self.log_stanza("out", stanza)
         self._write(stanza, stamp)
         self.flush()
 
@@ -121,6 +122,7 @@ class NativeConnection(Connection[native.Event]):
     async def handle(self, event: native.Event) -> list[native.Event]:
         """Perform one event; return the events its answer released."""
         self.server.metrics.stanza_in(self.protocol, native_kind(event))
+        self.log_stanza("in", event)
         match event:
             case native.MessageReceived():
                 await self._message(event)

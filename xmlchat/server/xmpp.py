@@ -73,6 +73,7 @@ class XmppConnection(Connection[xmpp.Event]):
 
     def deliver(self, stanza: etree._Element, stamp: datetime, delayed: bool = False) -> None:
         self.server.metrics.stanza_out(self.protocol, kind(stanza))
+        self.log_stanza("out", stanza)
         if delayed:
             # XEP-0203: say when the server first accepted it.
             stanza = deepcopy(stanza)
@@ -109,6 +110,7 @@ class XmppConnection(Connection[xmpp.Event]):
         match event:
             case xmpp.StanzaIn(element, to):
                 self.server.metrics.stanza_in(self.protocol, kind(element))
+                self.log_stanza("in", element)
                 await self.server.dispatch.stanza(self, element, to)
             case xmpp.NeedCredentials(username, mechanism, host):
                 creds = await storage.get_scram(JID(username, host), mechanism)
