@@ -1,6 +1,6 @@
 """The c2s stream core (xmlchat.protocol.xmpp), driven with bytes — no sockets.
 
-The transcripts in /work/shared/transcripts are real logins of slixmpp, aioxmpp
+The transcripts in tests/protocol/transcripts/ are real logins of slixmpp, aioxmpp
 and xmpppy against Prosody; they are replayed byte for byte, and the server's
 answers are compared with Prosody's.
 """
@@ -31,6 +31,7 @@ from xmlchat.protocol.sasl import SaslCondition
 from xmlchat.protocol.xmpp import (
     TRANSITIONS,
     Authenticated,
+    AuthFailed,
     BindRequest,
     C2SLimits,
     C2SStream,
@@ -47,7 +48,7 @@ from xmlchat.protocol.xmpp import (
 )
 from xmlchat.storage import ScramCredentials
 
-TRANSCRIPTS = Path("/work/shared/transcripts")
+TRANSCRIPTS = Path(__file__).parent / "transcripts"
 SALT = base64.b64decode("OWJhMWE1ZGItOGJhMC00MTlkLThkYTctYmZhZTI1MzVhMzkz")  # Prosody's, from the transcripts
 PASSWORD = "alicepw"
 NS_SM = "urn:xmpp:sm:3"
@@ -624,9 +625,9 @@ def test_scram_wrong_password_over_the_stream(mechanism: str) -> None:
     )
     client.set_server_first(base64.b64decode(sasl_reply(driver.take())[1]).decode())
     final = base64.b64encode(client.get_client_final().encode()).decode()
-    assert (
-        driver.feed(f"<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{final}</response>".encode()) == []
-    )
+    assert driver.feed(f"<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{final}</response>".encode()) == [
+        AuthFailed(JID("alice", "localhost"), "not-authorized")
+    ]
     assert sasl_reply(driver.take()) == ("failure", "not-authorized")
     assert driver.core.state is State.NEGOTIATING and driver.core.user is None
 
@@ -659,7 +660,7 @@ def test_plain_refused_in_clear() -> None:
     driver = Driver(core)
     driver.feed(HEADER)
     driver.take()
-    assert driver.feed(auth_plain("alice", PASSWORD)) == []
+    assert driver.feed(auth_plain("alice", PASSWORD)) == [AuthFailed(None, "encryption-required")]
     assert sasl_reply(driver.take()) == ("failure", "encryption-required")  # RFC 6120 §6.5.4
 
 
@@ -740,7 +741,10 @@ def test_abort_during_an_exchange() -> None:
 def test_retries_then_policy_violation() -> None:
     driver = tls_driver()
     for _ in range(2):
-        assert driver.feed(auth_plain("alice", "wrong")) == [NeedPasswordCheck("alice", "wrong", "localhost")]
+        assert driver.feed(auth_plain("alice", "wrong")) == [
+            NeedPasswordCheck("alice", "wrong", "localhost"),
+            AuthFailed(JID("alice", "localhost"), "not-authorized"),
+        ]
         assert sasl_reply(driver.take()) == ("failure", "not-authorized")
     events = driver.feed(auth_plain("alice", "wrong"))
     assert failed(events).condition is StreamCondition.POLICY_VIOLATION
@@ -760,7 +764,9 @@ def test_auth_failed_lets_the_server_choose_the_condition() -> None:
     core = make_core(tls_active=True, tls_available=False)
     core.receive_data(HEADER + auth_plain("alice", PASSWORD))
     core.data_to_send()
-    assert core.auth_failed(SaslCondition.ACCOUNT_DISABLED, "ask the admin") == []
+    assert core.auth_failed(SaslCondition.ACCOUNT_DISABLED, "ask the admin") == [
+        AuthFailed(JID("alice", "localhost"), "account-disabled")
+    ]
     assert sasl_reply(core.data_to_send()) == ("failure", "account-disabled")
 
 

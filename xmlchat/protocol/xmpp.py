@@ -108,6 +108,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TRANSITIONS",
+    "AuthFailed",
     "Authenticated",
     "BindRequest",
     "C2SLimits",
@@ -183,6 +184,17 @@ class Authenticated:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthFailed:
+    """``<failure/>`` is queued (RFC 6120 §6.4.5); the client may try again.
+
+    Informational, for logs and metrics: ``jid`` is the account tried, when known.
+    """
+
+    jid: JID | None
+    condition: str
+
+
+@dataclass(frozen=True, slots=True)
 class BindRequest:
     """The client asks for a resource (RFC 6120 §7); None means "you choose".
 
@@ -237,6 +249,7 @@ Event = (
     | NeedCredentials
     | NeedPasswordCheck
     | Authenticated
+    | AuthFailed
     | BindRequest
     | StanzaIn
     | NonzaIn
@@ -1028,16 +1041,18 @@ class C2SStream:
         if text:
             etree.SubElement(failure, f"{{{NS_SASL}}}text", {XML_LANG: self._lang}).text = text
         self._outbox += serialize(failure)
+        candidate = self._candidate
         self._mechanism = None
         self._awaiting = None
         self._candidate = None
         self._transition(_Input.SASL_FAILED)
         self._auth_failures += 1
+        events: list[Event] = [AuthFailed(candidate, condition.value)]
         if self._auth_failures >= self._max_auth_failures:
-            return self._fail(
+            return events + self._fail(
                 StreamError(StreamCondition.POLICY_VIOLATION, "too many failed authentication attempts")
             )
-        return []
+        return events
 
     def _sasl_succeeded(self, data: bytes | None) -> list[Event]:
         self._outbox += _sasl_element("success", data)

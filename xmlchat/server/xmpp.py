@@ -117,9 +117,10 @@ class XmppConnection(Connection[xmpp.Event]):
                 return self.core.provide_credentials(creds)
             case xmpp.NeedPasswordCheck(username, password, host):
                 ok = await storage.check_password(JID(username, host), password)
-                if not ok:
-                    self.server.metrics.login(self.protocol, False)
                 return self.core.password_checked(ok)
+            case xmpp.AuthFailed(jid, condition):
+                self.log.info("authentication failed for %s: %s", jid or "?", condition)
+                self.server.metrics.login(self.protocol, False)
             case xmpp.Authenticated(jid):
                 self.server.metrics.login(self.protocol, True)
                 self.log.info("authenticated as %s", jid)
