@@ -19,7 +19,7 @@ from xmlchat.protocol.sasl import (
 )
 from xmlchat.storage import ScramCredentials
 
-# The salt and iteration count Prosody used in the transcripts (shared/transcripts).
+# The salt and iteration count Prosody used in the transcripts (tests/protocol/transcripts).
 TRANSCRIPT_SALT = base64.b64decode("OWJhMWE1ZGItOGJhMC00MTlkLThkYTctYmZhZTI1MzVhMzkz")
 
 
