@@ -97,3 +97,9 @@ class JID:
 @lru_cache(maxsize=16384)
 def _parse(text: str) -> JID:
     return JID._parse_uncached(text)
+
+
+@lru_cache(maxsize=16384)
+def bare_str(text: str) -> str:
+    """``"alice@localhost/phone"`` -> ``"alice@localhost"``, normalised; raises InvalidJID."""
+    return str(_parse(text).bare)

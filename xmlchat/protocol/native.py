@@ -145,8 +145,15 @@ def element_xml(tag: str, fields: Iterable[tuple[str, str | None]] = ()) -> byte
     Stanzas are written with string formatting rather than lxml trees: they are
     flat and this is the hot path for every message.
     """
-    inner = "".join(f"<{k}>{escape(v, _TEXT_ENTITIES)}</{k}>" for k, v in fields if v is not None)
+    inner = "".join(f"<{k}>{_escape(v)}</{k}>" for k, v in fields if v is not None)
     return (f"<{tag}>{inner}</{tag}>" if inner else f"<{tag}/>").encode()
+
+
+def _escape(text: str) -> str:
+    # Most text has nothing to escape; checking first is cheaper than escaping.
+    if "&" in text or "<" in text or ">" in text or "\r" in text:
+        return escape(text, _TEXT_ENTITIES)
+    return text
 
 
 def timestamp(moment: datetime) -> str:

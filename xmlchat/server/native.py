@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from lxml import etree
 
 from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
-from xmlchat.jid import JID, InvalidJID
+from xmlchat.jid import JID, InvalidJID, bare_str
 from xmlchat.metrics import native_kind
 from xmlchat.protocol import native
 from xmlchat.server.connection import Connection
@@ -21,6 +21,11 @@ from xmlchat.stanza import BODY, body_text, kind, make, new_id
 from xmlchat.xml.stream import StreamLimits
 
 _SEES_CONTACT = frozenset({"to", "both"})
+
+
+# What a native <message> becomes inside the server (docs/native-protocol.md, "Mapping to XMPP").
+_CHAT_MESSAGE = make("message", {"type": "chat"})
+etree.SubElement(_CHAT_MESSAGE, BODY)
 
 
 class NativeConnection(Connection[native.Event]):
@@ -36,6 +41,7 @@ class NativeConnection(Connection[native.Event]):
             limits.max_unauthenticated_stanza_bytes,
         )
         self._jid: JID | None = None
+        self._bare = ""  # str(jid.bare), written on every message delivered
         self._failed_logins = 0
         # Resources of each contact whose available presence reached us.
         self._visible: dict[JID, set[str]] = {}
@@ -88,8 +94,8 @@ class NativeConnection(Connection[native.Event]):
             return  # chat states, receipts and errors have no native form
         sender = stanza.get("from", "")
         with contextlib.suppress(InvalidJID):
-            sender = str(JID.parse(sender).bare)
-        self.core.send_message(stanza.get("id") or new_id(), sender, str(self.jid.bare), stamp, body)
+            sender = bare_str(sender)
+        self.core.send_message(stanza.get("id") or new_id(), sender, self._bare, stamp, body)
 
     def _write_presence(self, stanza: etree._Element) -> None:
         type_ = stanza.get("type")
@@ -163,6 +169,7 @@ class NativeConnection(Connection[native.Event]):
             return self._login_failed(event.user)
         resource = event.resource or f"native-{new_id()[:8]}"
         self._jid = user.with_resource(resource)
+        self._bare = str(user)
         released = self.core.logged_in(str(self._jid))
         self.flush()
         self.log.info("logged in as %s", self._jid)
@@ -211,10 +218,12 @@ class NativeConnection(Connection[native.Event]):
             to = JID.user(event.to, domain)
         except InvalidJID:
             raise StanzaError(StanzaCondition.JID_MALFORMED, f"bad address {event.to!r}") from None
-        stanza = make(
-            "message", {"type": "chat", "id": event.id or new_id(), "from": str(self.jid), "to": str(to)}
-        )
-        etree.SubElement(stanza, BODY).text = event.body
+        # Copying a template is about twice as fast as building the element.
+        stanza = _CHAT_MESSAGE.__copy__()
+        stanza.set("id", event.id or new_id())
+        stanza.set("from", str(self.jid))
+        stanza.set("to", str(to))
+        stanza[0].text = event.body
         return stanza
 
     # ---- contacts: the roster, with mutual subscriptions (see the spec)
