@@ -8,6 +8,7 @@ Translates between native stanzas and the XMPP form the router carries
 from __future__ import annotations
 
 import contextlib
+from copy import copy
 from datetime import UTC, datetime
 
 from lxml import etree
@@ -219,7 +220,7 @@ class NativeConnection(Connection[native.Event]):
         except InvalidJID:
             raise StanzaError(StanzaCondition.JID_MALFORMED, f"bad address {event.to!r}") from None
         # Copying a template is about twice as fast as building the element.
-        stanza = _CHAT_MESSAGE.__copy__()
+        stanza = copy(_CHAT_MESSAGE)  # lxml copies are deep
         stanza.set("id", event.id or new_id())
         stanza.set("from", str(self.jid))
         stanza.set("to", str(to))

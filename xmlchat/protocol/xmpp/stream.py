@@ -1,57 +1,4 @@
-"""The XMPP client-to-server stream as a sans-IO state machine (RFC 6120, XEP-0368).
-
-No sockets, no asyncio, no storage: bytes in, events and bytes out. The
-contract for the code that drives it is the docstring of :class:`C2SStream`.
-
-Negotiation, in the order a client walks it (RFC 6120 §4.3, §5, §6, §7)::
-
-    CONNECTED --header--> NEGOTIATING --<starttls/>--> TLS_PENDING --tls_started()--> CONNECTED
-    NEGOTIATING --<auth/>--> AUTHENTICATING --<success/>--> AUTHENTICATED --header--> UNBOUND
-    AUTHENTICATING --<failure/>--> NEGOTIATING
-    UNBOUND --bind iq--> BINDING --bound()--> BOUND        BINDING --bind_failed()--> UNBOUND
-    any open state --close()--> CLOSING --</stream:stream>--> CLOSED
-    any state --peer </stream:stream>, stream error--> CLOSED
-
-Every transition is in :data:`TRANSITIONS`; nothing else assigns the state.
-
-How the stream ends — one representation, two events:
-
-* :class:`Closed` — an orderly end: the peer sent ``</stream:stream>`` (or its
-  own ``<stream:error/>``); the core has queued our closing tag (§4.4).
-* :class:`StreamFailed` — we end it because the peer misbehaved, whatever
-  layer noticed (the parser's not-well-formed, restricted-xml, stanza-too-big;
-  the header checks; negotiation errors; too many failed logins). The core has
-  queued ``<stream:error>`` and ``</stream:stream>``, preceded by our stream
-  header if none was sent yet (§4.9.1.2). ``error`` is the
-  :class:`~xmlchat.errors.StreamError` that was sent. One exception: a
-  ``<starttls/>`` we did not offer gets the TLS ``<failure/>`` and the closing
-  tag of §5.4.2.2 instead of a stream error.
-
-After either, :attr:`C2SStream.state` is ``CLOSED`` and the transport should
-write :meth:`C2SStream.data_to_send` and close the connection.
-
-Decisions worth knowing:
-
-* Input that arrives while the core waits for the server (credentials, a
-  password check, a bind result) is held, unparsed, and processed when the
-  server answers — so an answer always belongs to the current request, and a
-  client that pipelines stanzas after its bind request is served in order.
-  At most the current stanza size limit is held; beyond it, policy-violation.
-* Bytes after a stream-restart trigger and before the restart — after
-  ``<starttls/>`` (§5.4.3.3), or after the SASL element answered by
-  ``<success/>`` (§6.4.6) — are a protocol error (policy-violation), never
-  fed to the next stream: that is the STARTTLS command-injection hole.
-  Whitespace there is ignored.
-* Failed logins: after ``max_auth_failures`` SASL ``<failure/>``\\ s on one
-  connection (aborts included), the last failure is followed by a
-  policy-violation stream error. Prosody closes in this case too.
-* A header without a valid 'to' gets improper-addressing, as Prosody does; an
-  unknown host gets host-unknown; after a restart 'to' must name the same host.
-* A top-level ``message``/``presence``/``iq`` outside ``jabber:client`` is
-  invalid-namespace; any other unknown top-level element is
-  unsupported-stanza-type (§4.9.3.10, §4.9.3.24). Prefix-free canonicalization
-  (no default namespace on the header, each stanza qualified, §4.8.2) is accepted.
-"""
+"""The c2s stream core: :class:`C2SStream` (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -61,8 +8,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import Enum, auto
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from lxml import etree
@@ -77,6 +23,21 @@ from xmlchat.errors import (
 from xmlchat.jid import JID, InvalidJID
 from xmlchat.protocol import sasl
 from xmlchat.protocol.sasl import SaslCondition, SaslFailure, ScramCredentialsLike
+from xmlchat.protocol.xmpp.events import (
+    Authenticated,
+    AuthFailed,
+    BindRequest,
+    Closed,
+    Event,
+    LocalProtocolError,
+    NeedCredentials,
+    NeedPasswordCheck,
+    NonzaIn,
+    StanzaIn,
+    StartTls,
+    StreamFailed,
+)
+from xmlchat.protocol.xmpp.state import _STEPWISE, TRANSITIONS, State, _Await, _Input
 from xmlchat.xml.stream import (
     StanzaReceived,
     StanzaStream,
@@ -106,24 +67,6 @@ from xmlchat.xml.writer import (
 if TYPE_CHECKING:
     from xmlchat.config import Config
 
-__all__ = [
-    "TRANSITIONS",
-    "AuthFailed",
-    "Authenticated",
-    "BindRequest",
-    "C2SLimits",
-    "C2SStream",
-    "Closed",
-    "Event",
-    "LocalProtocolError",
-    "NeedCredentials",
-    "NeedPasswordCheck",
-    "NonzaIn",
-    "StanzaIn",
-    "StartTls",
-    "State",
-    "StreamFailed",
-]
 
 log = logging.getLogger(__name__)
 
@@ -135,198 +78,6 @@ _PRESENCE_TYPES: Final = frozenset(
     {"error", "probe", "subscribe", "subscribed", "unavailable", "unsubscribe", "unsubscribed"}
 )
 _XML_SPACE: Final = b" \t\r\n"
-
-
-class LocalProtocolError(RuntimeError):
-    """The caller misused the API (h11's name): e.g. ``bound()`` with no bind pending."""
-
-
-# ---------------------------------------------------------------------------
-# Events (outputs). Frozen; don't subclass.
-
-
-@dataclass(frozen=True, slots=True)
-class StartTls:
-    """``<proceed/>`` is queued: flush it, upgrade the socket, call ``tls_started()``."""
-
-
-@dataclass(frozen=True, slots=True)
-class NeedCredentials:
-    """SCRAM: fetch the stored keys, then call ``provide_credentials(creds_or_None)``.
-
-    ``username`` is the JID localpart (already normalised); ``mechanism`` is the
-    credential type, ``"SCRAM-SHA-1"`` or ``"SCRAM-SHA-256"`` (also for -PLUS);
-    ``host`` is the virtual host the client opened the stream to.
-    """
-
-    username: str
-    mechanism: str
-    host: str
-
-
-@dataclass(frozen=True, slots=True)
-class NeedPasswordCheck:
-    """PLAIN: check ``password`` for ``username`` at ``host``, call ``password_checked(ok)``.
-
-    The password is as the client sent it (not SASLprepped); it is kept out of repr().
-    """
-
-    username: str
-    password: str = field(repr=False)
-    host: str
-
-
-@dataclass(frozen=True, slots=True)
-class Authenticated:
-    """SASL succeeded for bare ``jid``; ``<success/>`` is queued, the stream restarts."""
-
-    jid: JID
-
-
-@dataclass(frozen=True, slots=True)
-class AuthFailed:
-    """``<failure/>`` is queued (RFC 6120 §6.4.5); the client may try again.
-
-    Informational, for logs and metrics: ``jid`` is the account tried, when known.
-    """
-
-    jid: JID | None
-    condition: str
-
-
-@dataclass(frozen=True, slots=True)
-class BindRequest:
-    """The client asks for a resource (RFC 6120 §7); None means "you choose".
-
-    Call ``bound(full_jid)`` or ``bind_failed(StanzaError)``. On a resource
-    conflict the server replaces the older session (§7.7.2.2).
-    """
-
-    iq_id: str
-    resource: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class StanzaIn:
-    """A stanza from the bound client, ready to route.
-
-    ``element`` is detached and yours: ``from`` is stamped with the full JID
-    (§8.1.2.1), ``to`` is normalised (``to`` holds it parsed, None when absent),
-    ``xml:lang`` is set from the stream default when the stanza had none
-    (§4.7.4). Malformed stanzas never get here: the core answers them.
-    """
-
-    element: etree._Element
-    to: JID | None
-
-
-@dataclass(frozen=True, slots=True)
-class NonzaIn:
-    """A top-level element in one of the ``nonza_namespaces`` (e.g. CSI, XEP-0352), once bound."""
-
-    element: etree._Element
-
-
-@dataclass(frozen=True, slots=True)
-class Closed:
-    """The peer closed the stream; our ``</stream:stream>`` is queued (§4.4).
-
-    ``peer_error`` is the condition when the peer closed with a stream error.
-    """
-
-    peer_error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StreamFailed:
-    """We closed the stream with ``error``; the error and closing tag are queued."""
-
-    error: StreamError
-
-
-Event = (
-    StartTls
-    | NeedCredentials
-    | NeedPasswordCheck
-    | Authenticated
-    | AuthFailed
-    | BindRequest
-    | StanzaIn
-    | NonzaIn
-    | Closed
-    | StreamFailed
-)
-
-
-# ---------------------------------------------------------------------------
-# The state machine, as data (h11 _state.py: "everything that affects the
-# state machine must live here").
-
-
-class State(Enum):
-    CONNECTED = auto()  # waiting for the client's stream header (first, or after TLS)
-    NEGOTIATING = auto()  # header answered, not authenticated: <starttls/>, <auth/>
-    TLS_PENDING = auto()  # <proceed/> queued; waiting for tls_started()
-    AUTHENTICATING = auto()  # a SASL exchange is running
-    AUTHENTICATED = auto()  # <success/> queued; waiting for the restarted stream's header
-    UNBOUND = auto()  # authenticated stream open; bind (and legacy session) only
-    BINDING = auto()  # BindRequest out; waiting for bound() / bind_failed()
-    BOUND = auto()  # stanzas flow
-    CLOSING = auto()  # we sent </stream:stream>; waiting for the peer's
-    CLOSED = auto()  # done: write what is queued, close the connection
-
-
-class _Input(Enum):
-    STREAM_OPENED = auto()
-    STARTTLS = auto()
-    TLS_STARTED = auto()
-    SASL_STARTED = auto()
-    SASL_FAILED = auto()
-    SASL_SUCCEEDED = auto()
-    BIND_REQUESTED = auto()
-    BIND_SUCCEEDED = auto()
-    BIND_FAILED = auto()
-    CLOSE_SENT = auto()
-    FINISHED = auto()
-
-
-_OPEN_STATES: Final = (
-    State.CONNECTED,
-    State.NEGOTIATING,
-    State.TLS_PENDING,
-    State.AUTHENTICATING,
-    State.AUTHENTICATED,
-    State.UNBOUND,
-    State.BINDING,
-    State.BOUND,
-)
-
-TRANSITIONS: Final[Mapping[tuple[State, _Input], State]] = {
-    (State.CONNECTED, _Input.STREAM_OPENED): State.NEGOTIATING,
-    (State.NEGOTIATING, _Input.STARTTLS): State.TLS_PENDING,
-    (State.TLS_PENDING, _Input.TLS_STARTED): State.CONNECTED,  # §5.4.3.3: new stream
-    (State.NEGOTIATING, _Input.SASL_STARTED): State.AUTHENTICATING,
-    (State.NEGOTIATING, _Input.SASL_FAILED): State.NEGOTIATING,  # refused <auth/>
-    (State.AUTHENTICATING, _Input.SASL_FAILED): State.NEGOTIATING,  # §6.4.5: may retry
-    (State.AUTHENTICATING, _Input.SASL_SUCCEEDED): State.AUTHENTICATED,  # §6.4.6: restart
-    (State.AUTHENTICATED, _Input.STREAM_OPENED): State.UNBOUND,
-    (State.UNBOUND, _Input.BIND_REQUESTED): State.BINDING,
-    (State.BINDING, _Input.BIND_SUCCEEDED): State.BOUND,
-    (State.BINDING, _Input.BIND_FAILED): State.UNBOUND,
-    **{(s, _Input.CLOSE_SENT): State.CLOSING for s in _OPEN_STATES},
-    **{(s, _Input.FINISHED): State.CLOSED for s in (*_OPEN_STATES, State.CLOSING)},
-}
-
-# States whose input is parsed one '>' at a time, so the core knows exactly
-# which bytes followed a restart trigger or a request to the server.
-_STEPWISE: Final = frozenset(
-    {State.CONNECTED, State.NEGOTIATING, State.AUTHENTICATING, State.AUTHENTICATED, State.UNBOUND}
-)
-
-
-class _Await(Enum):
-    CREDENTIALS = auto()
-    PASSWORD = auto()
 
 
 # ---------------------------------------------------------------------------
