@@ -21,7 +21,9 @@ test: $(BIN)/xmlchat
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
+# Long (tens of minutes at full size); needs Debian's prosody and ejabberd for the comparison.
 bench: $(BIN)/xmlchat
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run
 
 # Regenerates the measured numbers, plots and transcripts that docs/protocols.md shows.
