@@ -11,9 +11,6 @@ CLIENT_NS: Final = "jabber:client"
 DELAY_NS: Final = "urn:xmpp:delay"
 SID_NS: Final = "urn:xmpp:sid:0"
 
-MESSAGE: Final = f"{{{CLIENT_NS}}}message"
-PRESENCE: Final = f"{{{CLIENT_NS}}}presence"
-IQ: Final = f"{{{CLIENT_NS}}}iq"
 BODY: Final = f"{{{CLIENT_NS}}}body"
 
 

@@ -5,18 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from xmlchat.config import Config
 from xmlchat.jid import JID, InvalidJID
 
 
-def run_async(coro: Awaitable[int]) -> int:
-    async def wrapper() -> int:
-        return await coro
-
-    return asyncio.run(wrapper())
+def run_async(coro: Coroutine[Any, Any, int]) -> int:
+    return asyncio.run(coro)
 
 
 def user_jid(text: str, config: Config) -> JID:

@@ -6,8 +6,6 @@ live in :mod:`xmlchat.modules.messages`; the router only finds sessions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from xmlchat.jid import JID
 from xmlchat.server.session import Session
 
@@ -50,10 +48,3 @@ class Router:
 
     def is_online(self, bare: JID) -> bool:
         return any(s.available for s in self._by_bare.get(bare.bare, {}).values())
-
-    def __iter__(self) -> Iterator[Session]:
-        for resources in list(self._by_bare.values()):
-            yield from list(resources.values())
-
-    def __len__(self) -> int:
-        return sum(len(r) for r in self._by_bare.values())
