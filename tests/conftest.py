@@ -20,7 +20,7 @@ import pytest
 from xmlchat.config import load as load_config
 from xmlchat.jid import JID
 from xmlchat.server.tls import client_context
-from xmlchat.storage import Storage
+from xmlchat.storage import SqliteStorage
 
 LISTEN_LINE = re.compile(r"^listening: (\S+) (\S+) port (\d+) tls=(\S+) \((\w+)\)$")
 
@@ -130,7 +130,7 @@ def create_users(server: ServerProcess, users: dict[str, str]) -> None:
     config = load_config(server.config_path, env={"XMLCHAT_DATA_DIR": str(server.data_dir)})
 
     async def create() -> None:
-        storage = await Storage.open(config.database_path, config.storage.scram_iterations)
+        storage = await SqliteStorage.open(config.database_path, config.storage.scram_iterations)
         try:
             for name, password in users.items():
                 await storage.create_user(JID.user(name, config.domain), password)

@@ -9,7 +9,7 @@ What this launcher expects from xmlchat's command line:
 * ``xmlchat adduser NAME@localhost --password P`` creates one account.
 
 One account is created with ``adduser`` (checking that path works); the rest in one
-process through :class:`xmlchat.storage.sqlite.Storage`, which is what ``adduser``
+process through :class:`xmlchat.storage.sqlite.SqliteStorage`, which is what ``adduser``
 writes with: a process per account would take about an hour for 10,000 of them.
 Where that API is missing, every account goes through ``adduser``.
 
@@ -80,11 +80,11 @@ BULK = """\
 import asyncio, sys
 from xmlchat.config import load
 from xmlchat.jid import JID
-from xmlchat.storage.sqlite import Storage
+from xmlchat.storage.sqlite import SqliteStorage
 
 async def main() -> None:
     cfg = load(sys.argv[1])
-    store = await Storage.open(cfg.database_path, cfg.storage.scram_iterations)
+    store = await SqliteStorage.open(cfg.database_path, cfg.storage.scram_iterations)
     lines = [line.split("\\t") for line in sys.stdin.read().splitlines() if line]
     sem = asyncio.Semaphore(4)
     async def one(name: str, password: str) -> None:

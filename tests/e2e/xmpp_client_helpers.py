@@ -15,7 +15,7 @@ from e2e.rawsock import RawPeer
 
 from xmlchat.client.xmpp import TlsMode, XmppClient
 from xmlchat.jid import JID
-from xmlchat.storage import Storage
+from xmlchat.storage import SqliteStorage
 
 STREAM_OPEN = (
     "<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' "
@@ -32,7 +32,7 @@ def started_server(
     server = make_server(tmp, extra_config)
 
     async def add_users() -> None:
-        storage = await Storage.open(server.data_dir / "xmlchat.sqlite3", 4096)
+        storage = await SqliteStorage.open(server.data_dir / "xmlchat.sqlite3", 4096)
         try:
             for name in users:
                 await storage.create_user(JID(name, "localhost"), f"{name}pw")

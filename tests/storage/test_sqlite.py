@@ -18,7 +18,7 @@ from xmlchat.storage import (
     OfflineQueueFull,
     RosterItem,
     SchemaTooNew,
-    Storage,
+    SqliteStorage,
     UserExists,
 )
 from xmlchat.storage.migrations import MIGRATIONS, migrate
@@ -38,8 +38,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def storage(db_path: Path) -> AsyncIterator[Storage]:
-    st = await Storage.open(db_path)
+async def storage(db_path: Path) -> AsyncIterator[SqliteStorage]:
+    st = await SqliteStorage.open(db_path)
     yield st
     await st.close()
 
@@ -48,7 +48,7 @@ async def storage(db_path: Path) -> AsyncIterator[Storage]:
 
 
 async def test_open_creates_parent_dir_in_wal_mode(db_path: Path) -> None:
-    st = await Storage.open(db_path)
+    st = await SqliteStorage.open(db_path)
     await st.close()
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -61,7 +61,7 @@ def _storage_threads() -> set[threading.Thread]:
 
 async def test_close_stops_the_worker_thread_and_is_idempotent(db_path: Path) -> None:
     before = _storage_threads()
-    st = await Storage.open(db_path)
+    st = await SqliteStorage.open(db_path)
     await st.user_exists(ALICE)
     assert len(_storage_threads() - before) == 1
     await st.close()
@@ -72,13 +72,13 @@ async def test_close_stops_the_worker_thread_and_is_idempotent(db_path: Path) ->
 
 
 async def test_data_survives_reopen(db_path: Path) -> None:
-    st = await Storage.open(db_path)
+    st = await SqliteStorage.open(db_path)
     await st.create_user(ALICE, PASSWORD)
     await st.put_roster_item(ALICE, RosterItem(BOB, "Bob", "both", groups=("Friends",)))
     await st.store_offline(ALICE, b"<message/>", T0, limit=10)
     await st.close()
 
-    st = await Storage.open(db_path)
+    st = await SqliteStorage.open(db_path)
     try:
         assert await st.check_password(ALICE, PASSWORD)
         items, version = await st.get_roster(ALICE)
@@ -103,7 +103,7 @@ def test_migrate_from_empty_is_idempotent() -> None:
 
 async def test_reopen_keeps_schema(db_path: Path) -> None:
     for _ in range(2):
-        st = await Storage.open(db_path)
+        st = await SqliteStorage.open(db_path)
         await st.close()
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
@@ -116,18 +116,18 @@ async def test_newer_schema_is_refused(db_path: Path) -> None:
     with sqlite3.connect(db_path) as conn:
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(SchemaTooNew):
-        await Storage.open(db_path)
+        await SqliteStorage.open(db_path)
 
 
 async def test_too_few_iterations_are_refused(db_path: Path) -> None:
     with pytest.raises(ValueError):
-        await Storage.open(db_path, scram_iterations=1000)
+        await SqliteStorage.open(db_path, scram_iterations=1000)
 
 
 # -- accounts ---------------------------------------------------------------------
 
 
-async def test_create_duplicate_delete(storage: Storage) -> None:
+async def test_create_duplicate_delete(storage: SqliteStorage) -> None:
     assert not await storage.user_exists(ALICE)
     await storage.create_user(ALICE, PASSWORD)
     assert await storage.user_exists(ALICE)
@@ -139,13 +139,13 @@ async def test_create_duplicate_delete(storage: Storage) -> None:
     assert not await storage.user_exists(ALICE)
 
 
-async def test_account_needs_a_localpart(storage: Storage) -> None:
+async def test_account_needs_a_localpart(storage: SqliteStorage) -> None:
     with pytest.raises(ValueError):
         await storage.create_user(JID.parse("example.com"), PASSWORD)
     assert not await storage.user_exists(JID.parse("example.com"))
 
 
-async def test_list_users_sorted_and_by_host(storage: Storage) -> None:
+async def test_list_users_sorted_and_by_host(storage: SqliteStorage) -> None:
     for jid in (CAROL, BOB, ALICE):
         await storage.create_user(jid, PASSWORD)
     assert await storage.list_users() == [ALICE, BOB, CAROL]
@@ -154,7 +154,7 @@ async def test_list_users_sorted_and_by_host(storage: Storage) -> None:
     assert await storage.list_users("nowhere.example") == []
 
 
-async def test_check_password(storage: Storage) -> None:
+async def test_check_password(storage: SqliteStorage) -> None:
     await storage.create_user(ALICE, PASSWORD)
     assert await storage.check_password(ALICE, PASSWORD)
     assert not await storage.check_password(ALICE, PASSWORD + "!")
@@ -162,7 +162,7 @@ async def test_check_password(storage: Storage) -> None:
     assert not await storage.check_password(ALICE, "bad\x00password")  # SASLprep rejects
 
 
-async def test_set_password(storage: Storage) -> None:
+async def test_set_password(storage: SqliteStorage) -> None:
     await storage.create_user(ALICE, PASSWORD)
     await storage.set_password(ALICE, "new one")
     assert await storage.check_password(ALICE, "new one")
@@ -172,7 +172,7 @@ async def test_set_password(storage: Storage) -> None:
 
 
 async def test_iterations_from_config(db_path: Path) -> None:
-    st = await Storage.open(db_path, scram_iterations=5000)
+    st = await SqliteStorage.open(db_path, scram_iterations=5000)
     try:
         await st.create_user(ALICE, PASSWORD)
         creds = await st.get_scram(ALICE, "SCRAM-SHA-1")
@@ -193,7 +193,7 @@ def _scram_exchange(mechanism: str, password: str, auth_fn: AuthFn) -> None:
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-1", "SCRAM-SHA-256"])
-async def test_stored_keys_complete_a_scram_exchange(storage: Storage, mechanism: str) -> None:
+async def test_stored_keys_complete_a_scram_exchange(storage: SqliteStorage, mechanism: str) -> None:
     await storage.create_user(ALICE, PASSWORD)
     creds = await storage.get_scram(ALICE, mechanism)
     assert creds is not None and creds.mechanism == mechanism
@@ -209,7 +209,7 @@ async def test_stored_keys_complete_a_scram_exchange(storage: Storage, mechanism
 
 async def test_password_never_stored_in_plaintext(db_path: Path) -> None:
     secret = "plaintext-canary-Ünïcode"
-    st = await Storage.open(db_path)
+    st = await SqliteStorage.open(db_path)
     await st.create_user(ALICE, secret)
     await st.create_user(BOB, "first")
     await st.set_password(BOB, secret)
@@ -224,7 +224,7 @@ async def test_password_never_stored_in_plaintext(db_path: Path) -> None:
 # -- offline messages -----------------------------------------------------------------
 
 
-async def test_offline_fifo_and_delete_up_to(storage: Storage) -> None:
+async def test_offline_fifo_and_delete_up_to(storage: SqliteStorage) -> None:
     ids = [
         await storage.store_offline(ALICE, f"<m{i}/>".encode(), T0 + timedelta(seconds=i), 10)
         for i in range(3)
@@ -245,7 +245,7 @@ async def test_offline_fifo_and_delete_up_to(storage: Storage) -> None:
     assert await storage.count_offline() == 2
 
 
-async def test_offline_received_is_stored_as_utc(storage: Storage) -> None:
+async def test_offline_received_is_stored_as_utc(storage: SqliteStorage) -> None:
     local = datetime(2024, 5, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
     await storage.store_offline(ALICE, b"<m/>", local, 10)
     (message,) = await storage.fetch_offline(ALICE)
@@ -254,7 +254,7 @@ async def test_offline_received_is_stored_as_utc(storage: Storage) -> None:
         await storage.store_offline(ALICE, b"<m/>", datetime(2024, 5, 1), 10)
 
 
-async def test_offline_limit(storage: Storage) -> None:
+async def test_offline_limit(storage: SqliteStorage) -> None:
     for _ in range(3):
         await storage.store_offline(ALICE, b"<m/>", T0, limit=3)
     with pytest.raises(OfflineQueueFull):
@@ -263,7 +263,7 @@ async def test_offline_limit(storage: Storage) -> None:
     await storage.store_offline(BOB, b"<m/>", T0, limit=3)  # per user
 
 
-async def test_offline_limit_holds_under_concurrency(storage: Storage) -> None:
+async def test_offline_limit_holds_under_concurrency(storage: SqliteStorage) -> None:
     results = await asyncio.gather(
         *(storage.store_offline(ALICE, b"<m/>", T0, limit=5) for _ in range(20)),
         return_exceptions=True,
@@ -272,7 +272,7 @@ async def test_offline_limit_holds_under_concurrency(storage: Storage) -> None:
     assert sum(isinstance(r, OfflineQueueFull) for r in results) == 15
 
 
-async def test_offline_ids_are_not_reused(storage: Storage) -> None:
+async def test_offline_ids_are_not_reused(storage: SqliteStorage) -> None:
     first = await storage.store_offline(ALICE, b"<m/>", T0, 10)
     await storage.delete_offline(ALICE, first)
     assert await storage.store_offline(ALICE, b"<m/>", T0, 10) > first
@@ -281,7 +281,7 @@ async def test_offline_ids_are_not_reused(storage: Storage) -> None:
 # -- roster -----------------------------------------------------------------------
 
 
-async def test_roster_upsert_and_versions(storage: Storage) -> None:
+async def test_roster_upsert_and_versions(storage: SqliteStorage) -> None:
     assert await storage.get_roster(ALICE) == ([], 0)
     assert await storage.put_roster_item(ALICE, RosterItem(BOB, ask=True)) == 1
     updated = RosterItem(BOB, "Bob", "to", approved=True, groups=("Work", "Friends"))
@@ -296,14 +296,14 @@ async def test_roster_upsert_and_versions(storage: Storage) -> None:
     assert await storage.get_roster(BOB) == ([], 0)  # rosters are per user
 
 
-async def test_roster_delete(storage: Storage) -> None:
+async def test_roster_delete(storage: SqliteStorage) -> None:
     await storage.put_roster_item(ALICE, RosterItem(BOB))
     assert await storage.delete_roster_item(ALICE, BOB) == 2
     assert await storage.delete_roster_item(ALICE, BOB) == 2  # nothing changed
     assert await storage.get_roster(ALICE) == ([], 2)
 
 
-async def test_roster_rejects_unknown_subscription(storage: Storage) -> None:
+async def test_roster_rejects_unknown_subscription(storage: SqliteStorage) -> None:
     with pytest.raises(ValueError):
         await storage.put_roster_item(ALICE, RosterItem(BOB, subscription="remove"))
 
@@ -311,7 +311,7 @@ async def test_roster_rejects_unknown_subscription(storage: Storage) -> None:
 # -- subscription requests ------------------------------------------------------------
 
 
-async def test_subscription_requests(storage: Storage) -> None:
+async def test_subscription_requests(storage: SqliteStorage) -> None:
     await storage.add_subscription_request(ALICE, BOB, b"<presence type='subscribe'/>")
     await storage.add_subscription_request(ALICE, CAROL, b"<carol/>")
     await storage.add_subscription_request(ALICE, BOB.with_resource("r"), b"<again/>")
@@ -327,7 +327,7 @@ async def test_subscription_requests(storage: Storage) -> None:
 # -- delete_user cascades -------------------------------------------------------------
 
 
-async def test_delete_user_removes_everything_of_theirs(storage: Storage) -> None:
+async def test_delete_user_removes_everything_of_theirs(storage: SqliteStorage) -> None:
     for jid in (ALICE, BOB):
         await storage.create_user(jid, PASSWORD)
         await storage.put_roster_item(jid, RosterItem(CAROL))

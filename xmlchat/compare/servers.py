@@ -29,7 +29,7 @@ from typing import Final
 from xmlchat import config as config_mod
 from xmlchat.config import Config
 from xmlchat.jid import JID
-from xmlchat.storage import Storage, UserExists
+from xmlchat.storage import SqliteStorage, UserExists
 
 LISTEN_LINE: Final = re.compile(r"^listening: (\S+) (\S+) port (\d+) tls=(\S+) \((\w+)\)$")
 START_TIMEOUT: Final = 60.0
@@ -116,7 +116,7 @@ class ServerHandle:
     async def create_users(self, users: list[str]) -> None:
         """Create (or reset the password of) each user in the server's storage."""
         self.config.data_path.mkdir(parents=True, exist_ok=True)
-        storage = await Storage.open(self.config.database_path, self.config.storage.scram_iterations)
+        storage = await SqliteStorage.open(self.config.database_path, self.config.storage.scram_iterations)
         try:
             for user in users:
                 jid = JID(user, self.domain)

@@ -35,7 +35,7 @@ from xmlchat.server.native import NativeConnection
 from xmlchat.server.router import Router
 from xmlchat.server.session import Session
 from xmlchat.server.xmpp import XmppConnection
-from xmlchat.storage import Storage
+from xmlchat.storage import SqliteStorage, Storage
 
 if TYPE_CHECKING:
     from xmlchat.server.connection import Connection
@@ -99,7 +99,7 @@ class Server:
     async def open(cls, config: Config) -> Server:
         """Open storage and make sure a certificate exists."""
         config.data_path.mkdir(parents=True, exist_ok=True)
-        storage = await Storage.open(config.database_path, config.storage.scram_iterations)
+        storage = await SqliteStorage.open(config.database_path, config.storage.scram_iterations)
         server = cls(config, storage)
         if any(listener.enabled and listener.tls != "none" for listener in _listeners(config).values()):
             cert, key = tls.ensure_certificate(config)

@@ -1,10 +1,17 @@
-"""Persistent state: accounts and SCRAM keys, offline messages, rosters.
+"""Persistent state: accounts and SCRAM keys, offline messages, rosters, blocklists.
 
-``Storage`` is the SQLite backend (:mod:`xmlchat.storage.sqlite`); the record
-types and errors are backend-neutral (:mod:`xmlchat.storage.base`).
+:class:`Storage` is the Protocol the server is given (:mod:`xmlchat.storage.interfaces`,
+one Protocol per kind of state). Backends: :class:`SqliteStorage`, the server's
+(:mod:`xmlchat.storage.sqlite`), and :class:`MemoryStorage`, for tests
+(:mod:`xmlchat.storage.memory`). The record types and errors are backend-neutral
+(:mod:`xmlchat.storage.base`).
 """
 
+from typing import TYPE_CHECKING
+
 from xmlchat.storage.base import (
+    BLOCKLIST_LIMIT,
+    BlocklistFull,
     NoSuchUser,
     OfflineMessage,
     OfflineQueueFull,
@@ -12,16 +19,38 @@ from xmlchat.storage.base import (
     ScramCredentials,
     UserExists,
 )
+from xmlchat.storage.interfaces import (
+    AccountStore,
+    BlocklistStore,
+    OfflineStore,
+    RosterStore,
+    Storage,
+)
+from xmlchat.storage.memory import MemoryStorage
 from xmlchat.storage.migrations import SchemaTooNew
-from xmlchat.storage.sqlite import Storage
+from xmlchat.storage.sqlite import SqliteStorage
 
 __all__ = [
+    "BLOCKLIST_LIMIT",
+    "AccountStore",
+    "BlocklistFull",
+    "BlocklistStore",
+    "MemoryStorage",
     "NoSuchUser",
     "OfflineMessage",
     "OfflineQueueFull",
+    "OfflineStore",
     "RosterItem",
+    "RosterStore",
     "SchemaTooNew",
     "ScramCredentials",
+    "SqliteStorage",
     "Storage",
     "UserExists",
 ]
+
+if TYPE_CHECKING:
+    # mypy --strict proves here that both backends satisfy the Protocol (mypy is
+    # run on the package only, so a check in tests/ would not be type-checked).
+    def _backends_are_storage(sqlite: SqliteStorage, memory: MemoryStorage) -> list[Storage]:
+        return [sqlite, memory]

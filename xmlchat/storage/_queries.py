@@ -1,4 +1,4 @@
-"""Database work for :class:`~xmlchat.storage.sqlite.Storage`.
+"""Database work for :class:`~xmlchat.storage.sqlite.SqliteStorage`.
 
 Every function here takes the connection first and runs on the storage worker
 thread only; each public operation is one transaction.
@@ -27,6 +27,11 @@ from xmlchat.storage.base import (
 from xmlchat.storage.migrations import migrate
 
 log = logging.getLogger(__name__)
+
+# Every table with rows of one user's, keyed by their bare JID in column ``jid``.
+USER_TABLES: Final = (
+    "scram", "roster", "roster_version", "offline", "subscription_requests", "blocklist"
+)
 
 # Another process (``xmlchat adduser`` beside a running server) may hold the write lock.
 BUSY_TIMEOUT_MS: Final = 5000
@@ -57,7 +62,7 @@ def close(conn: sqlite3.Connection) -> None:
 
 
 @contextmanager
-def _transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[None]:
+def transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[None]:
     conn.execute(f"BEGIN {mode}")
     try:
         yield
@@ -74,7 +79,7 @@ def _now() -> str:
 def create_user(
     conn: sqlite3.Connection, jid: str, host: str, keys: list[ScramCredentials]
 ) -> None:
-    with _transaction(conn):
+    with transaction(conn):
         try:
             conn.execute(
                 "INSERT INTO users (jid, host, created) VALUES (?, ?, ?)", (jid, host, _now())
@@ -85,7 +90,7 @@ def create_user(
 
 
 def set_scram(conn: sqlite3.Connection, jid: str, keys: list[ScramCredentials]) -> None:
-    with _transaction(conn):
+    with transaction(conn):
         if not user_exists(conn, jid):
             raise NoSuchUser(jid)
         _write_scram(conn, jid, keys)
@@ -100,9 +105,9 @@ def _write_scram(conn: sqlite3.Connection, jid: str, keys: list[ScramCredentials
 
 
 def delete_user(conn: sqlite3.Connection, jid: str) -> bool:
-    with _transaction(conn):
+    with transaction(conn):
         existed = conn.execute("DELETE FROM users WHERE jid = ?", (jid,)).rowcount > 0
-        for table in ("scram", "roster", "roster_version", "offline", "subscription_requests"):
+        for table in USER_TABLES:
             conn.execute(f"DELETE FROM {table} WHERE jid = ?", (jid,))
     return existed
 
@@ -132,7 +137,7 @@ def get_scram(conn: sqlite3.Connection, jid: str, mechanism: str) -> ScramCreden
 def store_offline(
     conn: sqlite3.Connection, jid: str, stanza: bytes, received: str, limit: int
 ) -> int:
-    with _transaction(conn):
+    with transaction(conn):
         if count_offline(conn, jid) >= limit:
             raise OfflineQueueFull(jid)
         cur = conn.execute(
@@ -173,7 +178,7 @@ def _roster_item(
 
 
 def get_roster(conn: sqlite3.Connection, jid: str) -> tuple[list[RosterItem], int]:
-    with _transaction(conn, "DEFERRED"):
+    with transaction(conn, "DEFERRED"):
         rows = conn.execute(
             f"SELECT {_ROSTER_COLUMNS} FROM roster WHERE jid = ? ORDER BY contact", (jid,)
         ).fetchall()
@@ -198,7 +203,7 @@ def put_roster_item(conn: sqlite3.Connection, jid: str, item: RosterItem) -> int
         item.approved,
         json.dumps(list(item.groups)),
     )
-    with _transaction(conn):
+    with transaction(conn):
         conn.execute(
             f"INSERT OR REPLACE INTO roster (jid, {_ROSTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             values,
@@ -207,7 +212,7 @@ def put_roster_item(conn: sqlite3.Connection, jid: str, item: RosterItem) -> int
 
 
 def delete_roster_item(conn: sqlite3.Connection, jid: str, contact: str) -> int:
-    with _transaction(conn):
+    with transaction(conn):
         cur = conn.execute("DELETE FROM roster WHERE jid = ? AND contact = ?", (jid, contact))
         if cur.rowcount == 0:
             return _roster_version(conn, jid)

@@ -13,6 +13,9 @@ ScramMechanismName = Literal["SCRAM-SHA-1", "SCRAM-SHA-256"]
 SCRAM_MECHANISMS: Final[tuple[ScramMechanismName, ...]] = ("SCRAM-SHA-1", "SCRAM-SHA-256")
 # RFC 6121 §2.1.2.5: the values of the roster item 'subscription' attribute we store.
 SUBSCRIPTIONS: Final[frozenset[str]] = frozenset({"none", "to", "from", "both"})
+# block()'s default cap on one user's blocklist. XEP-0191 sets none; without one a
+# client could grow a row per request forever, and the list is sent whole on login.
+BLOCKLIST_LIMIT: Final = 1000
 
 
 class UserExists(Exception):
@@ -25,6 +28,13 @@ class NoSuchUser(Exception):
 
 class OfflineQueueFull(Exception):
     """store_offline(): the user already has ``limit`` messages waiting (XEP-0160 §3)."""
+
+
+class BlocklistFull(Exception):
+    """block(): the new items would take the blocklist past ``limit``; none were added.
+
+    A blocking module answers with <resource-constraint/> (RFC 6120 §8.3.3.18).
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +67,26 @@ class OfflineMessage:
     id: int
     stanza: bytes  # serialized XML, opaque to storage
     received: datetime  # UTC, timezone-aware
+
+
+def require_user_address(jid: JID) -> JID:
+    """The bare account JID; accounts need a localpart (ValueError otherwise).
+
+    Lookups of other JIDs are not refused: they simply find nothing.
+    """
+    if jid.local is None:
+        raise ValueError(f"{jid} is not a user address")
+    return jid.bare
+
+
+def blocking_items(contact: JID) -> tuple[JID, ...]:
+    """The blocklist items that would block ``contact``, most specific first.
+
+    XEP-0191 §3.3 blocks the JIDs as given, matched by the rules its §6 takes from
+    XEP-0016 §2.1: a full JID blocks only that resource, a bare JID every resource
+    of the user, a domain every JID at it. So a bare ``contact`` is not blocked by
+    an item naming one of its resources: pass the full JID when known. An item
+    domain/resource (a component's resource) matches only itself: XEP-0016 read
+    literally would also let it block every user@domain/resource of that name.
+    """
+    return tuple(dict.fromkeys((contact, contact.bare, JID(None, contact.domain))))

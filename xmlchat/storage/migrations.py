@@ -66,6 +66,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         UNIQUE (jid, contact)
     );
     """,
+    # 2: blocklists (XEP-0191).
+    """
+    CREATE TABLE blocklist (
+        jid     TEXT NOT NULL,              -- owner bare JID
+        item    TEXT NOT NULL,              -- blocked JID as given: bare, full or domain
+        PRIMARY KEY (jid, item)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

@@ -12,22 +12,20 @@ commits); only the awaiting coroutine stops waiting.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Concatenate, Final, ParamSpec, TypeVar
-
-import scramp
+from typing import Concatenate, ParamSpec, TypeVar
 
 from xmlchat.jid import JID
+from xmlchat.storage import _blocklist as bq
 from xmlchat.storage import _queries as q
+from xmlchat.storage import scram
 from xmlchat.storage.base import (
-    SCRAM_MECHANISMS,
+    BLOCKLIST_LIMIT,
     SUBSCRIPTIONS,
     NoSuchUser,
     OfflineMessage,
@@ -35,6 +33,8 @@ from xmlchat.storage.base import (
     RosterItem,
     ScramCredentials,
     UserExists,
+    blocking_items,
+    require_user_address,
 )
 
 __all__ = [
@@ -43,21 +43,21 @@ __all__ = [
     "OfflineQueueFull",
     "RosterItem",
     "ScramCredentials",
-    "Storage",
+    "SqliteStorage",
     "UserExists",
 ]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# scramp refuses fewer (RFC 7677 §4: "at least 4096").
-MIN_SCRAM_ITERATIONS: Final = 4096
-# check_password() hashes with this mechanism's row.
-_CHECK_MECHANISM: Final = "SCRAM-SHA-256"
 
 
-class Storage:
-    """Open with ``await Storage.open(path)``; ``await close()`` when done."""
+class SqliteStorage:
+    """Open with ``await SqliteStorage.open(path)``; ``await close()`` when done.
+
+    Implements :class:`xmlchat.storage.interfaces.Storage`; the contracts are
+    documented there.
+    """
 
     def __init__(
         self, executor: ThreadPoolExecutor, conn: sqlite3.Connection, scram_iterations: int
@@ -66,16 +66,12 @@ class Storage:
         self._conn = conn
         self._iterations = scram_iterations
         self._closed = False
-        # Compared against for unknown users, so check_password() costs the same either way.
-        self._decoy = ScramCredentials(
-            _CHECK_MECHANISM, os.urandom(16), scram_iterations, os.urandom(32), os.urandom(32)
-        )
+        self._decoy = scram.make_decoy(scram_iterations)
 
     @classmethod
-    async def open(cls, path: Path, scram_iterations: int = 4096) -> Storage:
+    async def open(cls, path: Path, scram_iterations: int = 4096) -> SqliteStorage:
         """Open (creating the file and its parent directory) and migrate the database."""
-        if scram_iterations < MIN_SCRAM_ITERATIONS:
-            raise ValueError(f"scram_iterations must be >= {MIN_SCRAM_ITERATIONS}")
+        scram.require_iterations(scram_iterations)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xmlchat-sqlite")
         try:
             conn = await asyncio.get_running_loop().run_in_executor(executor, q.connect, Path(path))
@@ -120,7 +116,7 @@ class Storage:
         await self._run(q.set_scram, key, keys)
 
     async def delete_user(self, jid: JID) -> bool:
-        """Delete the account with its roster, subscription requests and offline messages."""
+        """Delete the account with everything of theirs, in one transaction."""
         return await self._run(q.delete_user, _key(jid))
 
     async def user_exists(self, jid: JID) -> bool:
@@ -135,16 +131,8 @@ class Storage:
 
     async def check_password(self, jid: JID, password: str) -> bool:
         """For PLAIN: hash ``password`` with the stored salt and compare StoredKeys."""
-        stored = await self.get_scram(jid, _CHECK_MECHANISM)
-        target = stored or self._decoy
-        try:
-            keys = await asyncio.to_thread(
-                _make_keys, _CHECK_MECHANISM, password, target.iterations, target.salt
-            )
-        except ValueError:
-            return False
-        match = hmac.compare_digest(keys.stored_key, target.stored_key)
-        return match and stored is not None
+        stored = await self.get_scram(jid, scram.CHECK_MECHANISM)
+        return await asyncio.to_thread(scram.password_matches, password, stored, self._decoy)
 
     # -- offline messages (XEP-0160) -----------------------------------------
 
@@ -200,6 +188,30 @@ class Storage:
         await self._run(q.delete_subscription_request, _key(user), _key(contact))
 
 
+    # -- blocklist (XEP-0191) ----------------------------------------------------
+
+    async def get_blocklist(self, user: JID) -> list[JID]:
+        return await self._run(bq.get_blocklist, _key(user))
+
+    async def block(
+        self, user: JID, jids: Sequence[JID], *, limit: int = BLOCKLIST_LIMIT
+    ) -> list[JID]:
+        """Raises :class:`BlocklistFull` (adding none) past ``limit`` items."""
+        added = await self._run(bq.block, _key(user), [str(j) for j in jids], limit)
+        return [JID.parse(item) for item in added]
+
+    async def unblock(self, user: JID, jids: Sequence[JID]) -> list[JID]:
+        removed = await self._run(bq.unblock, _key(user), [str(j) for j in jids])
+        return [JID.parse(item) for item in removed]
+
+    async def unblock_all(self, user: JID) -> list[JID]:
+        return await self._run(bq.unblock_all, _key(user))
+
+    async def is_blocked(self, user: JID, contact: JID) -> bool:
+        candidates = [str(item) for item in blocking_items(contact)]
+        return await self._run(bq.is_blocked, _key(user), candidates)
+
+
 # -- keys (any thread) -------------------------------------------------------------
 
 
@@ -208,28 +220,8 @@ def _key(jid: JID) -> str:
 
 
 def _user_key(jid: JID) -> str:
-    """Accounts need a localpart; lookups of other JIDs simply find nothing."""
-    if jid.local is None:
-        raise ValueError(f"{jid} is not a user address")
-    return _key(jid)
-
-
-def _make_keys(
-    mechanism: str, password: str, iterations: int, salt: bytes | None = None
-) -> ScramCredentials:
-    """PBKDF2 (RFC 5802 §3) via scramp, which also applies SASLprep (RFC 4013)."""
-    try:
-        salt, stored, server, i = scramp.ScramMechanism(mechanism).make_auth_info(
-            password, iteration_count=iterations, salt=salt
-        )
-    except scramp.ScramException as e:
-        raise ValueError(f"password rejected: {e}") from None
-    return ScramCredentials(mechanism, salt, i, stored, server)
+    return str(require_user_address(jid))
 
 
 async def _derive_all(password: str, iterations: int) -> list[ScramCredentials]:
-    return await asyncio.to_thread(_derive_sync, password, iterations)
-
-
-def _derive_sync(password: str, iterations: int) -> list[ScramCredentials]:
-    return [_make_keys(m, password, iterations) for m in SCRAM_MECHANISMS]
+    return await asyncio.to_thread(scram.derive_all, password, iterations)

@@ -1,0 +1,163 @@
+"""What a store promises: one Protocol per kind of state, and :class:`Storage`, all of them.
+
+The server and its modules depend on these, never on a backend. Two backends
+implement them with the same semantics: :class:`~xmlchat.storage.sqlite.SqliteStorage`
+(the server's) and :class:`~xmlchat.storage.memory.MemoryStorage` (for tests).
+
+Every JID argument naming a user or a contact is reduced to its bare form
+unless a method says otherwise; blocklist items are the exception (XEP-0191
+items may be full JIDs). Lookups of JIDs that were never stored find nothing
+rather than raising. After ``close()`` every call raises RuntimeError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from xmlchat.jid import JID
+from xmlchat.storage.base import BLOCKLIST_LIMIT, OfflineMessage, RosterItem, ScramCredentials
+
+
+class AccountStore(Protocol):
+    """Accounts and their SCRAM keys (RFC 5802, RFC 7677); passwords are never kept."""
+
+    async def create_user(self, jid: JID, password: str) -> None:
+        """Raises :class:`UserExists`, or ValueError if SASLprep rejects the password
+        or ``jid`` has no localpart."""
+        ...
+
+    async def set_password(self, jid: JID, password: str) -> None:
+        """Replace every SCRAM key; raises :class:`NoSuchUser`."""
+        ...
+
+    async def delete_user(self, jid: JID) -> bool:
+        """Delete the account with its roster, subscription requests, offline
+        messages and blocklist, all or nothing; False if there was no account."""
+        ...
+
+    async def user_exists(self, jid: JID) -> bool:
+        """Whether ``jid``'s bare form is an account."""
+        ...
+
+    async def list_users(self, host: str | None = None) -> list[JID]:
+        """Bare JIDs, sorted by their string form; only ``host``'s when given."""
+        ...
+
+    async def get_scram(self, jid: JID, mechanism: str) -> ScramCredentials | None:
+        """The keys for ``mechanism``, or None (no account, or a mechanism not kept)."""
+        ...
+
+    async def check_password(self, jid: JID, password: str) -> bool:
+        """For PLAIN: hash ``password`` with the stored salt and compare StoredKeys.
+
+        Costs the same for unknown users; False for a password SASLprep rejects.
+        """
+        ...
+
+
+class RosterStore(Protocol):
+    """Rosters (RFC 6121 §2), versioned (§2.6), and pending inbound subscription
+    requests (§3.1.3). Neither needs the owner to have an account."""
+
+    async def get_roster(self, user: JID) -> tuple[list[RosterItem], int]:
+        """Items sorted by contact JID, and the roster version (0 if never changed)."""
+        ...
+
+    async def get_roster_item(self, user: JID, contact: JID) -> RosterItem | None:
+        """The item for ``contact``'s bare JID, or None."""
+        ...
+
+    async def put_roster_item(self, user: JID, item: RosterItem) -> int:
+        """Insert or replace the item for ``item.jid`` (kept bare); returns the new version.
+
+        Raises ValueError for a subscription outside :data:`SUBSCRIPTIONS`.
+        """
+        ...
+
+    async def delete_roster_item(self, user: JID, contact: JID) -> int:
+        """Returns the new version (unchanged if there was no such item)."""
+        ...
+
+    async def add_subscription_request(self, user: JID, contact: JID, stanza: bytes) -> None:
+        """Keep ``contact``'s request to ``user``; a repeat replaces the stanza
+        but keeps the request's place in the order."""
+        ...
+
+    async def get_subscription_requests(self, user: JID) -> list[tuple[JID, bytes]]:
+        """Oldest first."""
+        ...
+
+    async def delete_subscription_request(self, user: JID, contact: JID) -> None:
+        """Forget ``contact``'s request, if any."""
+        ...
+
+
+class OfflineStore(Protocol):
+    """Messages kept for users who are offline (XEP-0160)."""
+
+    async def store_offline(self, to: JID, stanza: bytes, received: datetime, limit: int) -> int:
+        """Queue ``stanza``; returns its id, larger than any id given before (ids
+        are never reused). Raises :class:`OfflineQueueFull` if ``to`` already has
+        ``limit`` messages, ValueError if ``received`` is naive (kept as UTC)."""
+        ...
+
+    async def fetch_offline(self, to: JID) -> list[OfflineMessage]:
+        """Oldest first; nothing is deleted (see :meth:`delete_offline`)."""
+        ...
+
+    async def delete_offline(self, to: JID, up_to_id: int) -> None:
+        """Delete ``to``'s messages with ids <= ``up_to_id``, once they are delivered."""
+        ...
+
+    async def count_offline(self, to: JID | None = None) -> int:
+        """Messages waiting for ``to``, or for everyone when None."""
+        ...
+
+
+class BlocklistStore(Protocol):
+    """Each user's blocked JIDs (XEP-0191).
+
+    Items are kept as given, bare, full or a domain (§3.3), and matched by
+    :func:`~xmlchat.storage.base.blocking_items`: a blocked bare JID blocks every
+    resource, a blocked full JID only that resource, a blocked domain every JID
+    at it. The owner ``user`` is reduced to bare and needs no account.
+    """
+
+    async def get_blocklist(self, user: JID) -> list[JID]:
+        """The items, sorted by their string form."""
+        ...
+
+    async def block(
+        self, user: JID, jids: Sequence[JID], *, limit: int = BLOCKLIST_LIMIT
+    ) -> list[JID]:
+        """Add ``jids``; returns those not blocked before, in the given order, once each.
+
+        The cap is the ``limit`` argument (default :data:`BLOCKLIST_LIMIT`): if the
+        new items would take the list past it, raises :class:`BlocklistFull` and
+        adds none.
+        """
+        ...
+
+    async def unblock(self, user: JID, jids: Sequence[JID]) -> list[JID]:
+        """Remove ``jids`` (exact items: unblocking a bare JID leaves its full JIDs);
+        returns those that were there, in the given order, once each."""
+        ...
+
+    async def unblock_all(self, user: JID) -> list[JID]:
+        """Empty the list; returns what it held, sorted by string form."""
+        ...
+
+    async def is_blocked(self, user: JID, contact: JID) -> bool:
+        """Whether an item blocks ``contact``; pass its full JID when known, since
+        a bare one is not matched by items naming its resources."""
+        ...
+
+
+class Storage(AccountStore, RosterStore, OfflineStore, BlocklistStore, Protocol):
+    """Everything the server keeps; what it is given at start-up."""
+
+    async def close(self) -> None:
+        """Release the backend; idempotent. Later calls raise RuntimeError."""
+        ...

@@ -1,0 +1,222 @@
+"""An in-memory store with the SQLite store's semantics, for unit tests of modules.
+
+Rows are keyed by the same strings the SQLite tables use (``str(jid.bare)``) and
+JIDs come back parsed from them, so both backends treat every JID alike. No
+method awaits between reading and writing its state, so each call is atomic on
+the event loop, as a transaction is in SQLite. SCRAM keys are derived inline
+(no thread): a test's few accounts cost milliseconds at the minimum iteration
+count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from xmlchat.jid import JID
+from xmlchat.storage import scram
+from xmlchat.storage.base import (
+    BLOCKLIST_LIMIT,
+    SUBSCRIPTIONS,
+    BlocklistFull,
+    NoSuchUser,
+    OfflineMessage,
+    OfflineQueueFull,
+    RosterItem,
+    ScramCredentials,
+    UserExists,
+    blocking_items,
+    require_user_address,
+)
+
+__all__ = ["MemoryStorage"]
+
+
+@dataclass
+class _Tables:
+    """One dict per SQLite table, keyed by the owner's bare JID string."""
+
+    scram: dict[str, dict[str, ScramCredentials]] = field(default_factory=dict)
+    offline: dict[str, list[OfflineMessage]] = field(default_factory=dict)
+    last_offline_id: int = 0
+    roster: dict[str, dict[str, RosterItem]] = field(default_factory=dict)
+    roster_version: dict[str, int] = field(default_factory=dict)
+    # dicts keep insertion order, and a repeated request keeps its place (as rowid does).
+    subscription_requests: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    blocklist: dict[str, set[str]] = field(default_factory=dict)
+
+    def delete_user_rows(self, jid: str) -> None:
+        for table in (
+            self.scram,
+            self.offline,
+            self.roster,
+            self.roster_version,
+            self.subscription_requests,
+            self.blocklist,
+        ):
+            table.pop(jid, None)
+
+
+class MemoryStorage:
+    """``MemoryStorage()`` is ready to use; implements :class:`~xmlchat.storage.Storage`,
+    whose Protocols document each method's contract."""
+
+    def __init__(self, scram_iterations: int = scram.MIN_SCRAM_ITERATIONS) -> None:
+        scram.require_iterations(scram_iterations)
+        self._iterations = scram_iterations
+        self._decoy = scram.make_decoy(scram_iterations)
+        self._tables: _Tables | None = _Tables()
+
+    @property
+    def _db(self) -> _Tables:
+        if self._tables is None:
+            raise RuntimeError("storage is closed")
+        return self._tables
+
+    async def close(self) -> None:
+        self._tables = None
+
+    # -- accounts -------------------------------------------------------------
+
+    async def create_user(self, jid: JID, password: str) -> None:
+        key = _user_key(jid)
+        keys = scram.derive_all(password, self._iterations)
+        if key in self._db.scram:
+            raise UserExists(key)
+        self._db.scram[key] = {k.mechanism: k for k in keys}
+
+    async def set_password(self, jid: JID, password: str) -> None:
+        key = _user_key(jid)
+        keys = scram.derive_all(password, self._iterations)
+        if key not in self._db.scram:
+            raise NoSuchUser(key)
+        self._db.scram[key].update((k.mechanism, k) for k in keys)
+
+    async def delete_user(self, jid: JID) -> bool:
+        key = _key(jid)
+        existed = key in self._db.scram
+        self._db.delete_user_rows(key)
+        return existed
+
+    async def user_exists(self, jid: JID) -> bool:
+        return _key(jid) in self._db.scram
+
+    async def list_users(self, host: str | None = None) -> list[JID]:
+        users = [JID.parse(key) for key in sorted(self._db.scram)]
+        if host is None:
+            return users
+        domain = JID.parse(host).domain
+        return [jid for jid in users if jid.domain == domain]
+
+    async def get_scram(self, jid: JID, mechanism: str) -> ScramCredentials | None:
+        return self._db.scram.get(_key(jid), {}).get(mechanism)
+
+    async def check_password(self, jid: JID, password: str) -> bool:
+        stored = await self.get_scram(jid, scram.CHECK_MECHANISM)
+        return scram.password_matches(password, stored, self._decoy)
+
+    # -- offline messages (XEP-0160) -----------------------------------------
+
+    async def store_offline(self, to: JID, stanza: bytes, received: datetime, limit: int) -> int:
+        if received.tzinfo is None:
+            raise ValueError("received must be timezone-aware")
+        key = _key(to)
+        queue = self._db.offline.setdefault(key, [])
+        if len(queue) >= limit:
+            raise OfflineQueueFull(key)
+        self._db.last_offline_id += 1
+        message_id = self._db.last_offline_id
+        queue.append(OfflineMessage(message_id, stanza, received.astimezone(UTC)))
+        return message_id
+
+    async def fetch_offline(self, to: JID) -> list[OfflineMessage]:
+        return list(self._db.offline.get(_key(to), []))
+
+    async def delete_offline(self, to: JID, up_to_id: int) -> None:
+        queue = self._db.offline.get(_key(to), [])
+        queue[:] = [m for m in queue if m.id > up_to_id]
+
+    async def count_offline(self, to: JID | None = None) -> int:
+        if to is None:
+            return sum(len(queue) for queue in self._db.offline.values())
+        return len(self._db.offline.get(_key(to), []))
+
+    # -- roster (RFC 6121 §2), versioned (§2.6) --------------------------------
+
+    async def get_roster(self, user: JID) -> tuple[list[RosterItem], int]:
+        key = _key(user)
+        items = self._db.roster.get(key, {})
+        return [items[c] for c in sorted(items)], self._db.roster_version.get(key, 0)
+
+    async def get_roster_item(self, user: JID, contact: JID) -> RosterItem | None:
+        return self._db.roster.get(_key(user), {}).get(_key(contact))
+
+    async def put_roster_item(self, user: JID, item: RosterItem) -> int:
+        if item.subscription not in SUBSCRIPTIONS:
+            raise ValueError(f"invalid subscription {item.subscription!r}")
+        key, contact = _key(user), _key(item.jid)
+        stored = replace(item, jid=JID.parse(contact), groups=tuple(item.groups))
+        self._db.roster.setdefault(key, {})[contact] = stored
+        return self._bump_roster_version(key)
+
+    async def delete_roster_item(self, user: JID, contact: JID) -> int:
+        key = _key(user)
+        if self._db.roster.get(key, {}).pop(_key(contact), None) is None:
+            return self._db.roster_version.get(key, 0)
+        return self._bump_roster_version(key)
+
+    def _bump_roster_version(self, key: str) -> int:
+        version = self._db.roster_version.get(key, 0) + 1
+        self._db.roster_version[key] = version
+        return version
+
+    # -- pending inbound subscription requests (RFC 6121 §3.1.3) ---------------
+
+    async def add_subscription_request(self, user: JID, contact: JID, stanza: bytes) -> None:
+        self._db.subscription_requests.setdefault(_key(user), {})[_key(contact)] = stanza
+
+    async def get_subscription_requests(self, user: JID) -> list[tuple[JID, bytes]]:
+        requests = self._db.subscription_requests.get(_key(user), {})
+        return [(JID.parse(contact), stanza) for contact, stanza in requests.items()]
+
+    async def delete_subscription_request(self, user: JID, contact: JID) -> None:
+        self._db.subscription_requests.get(_key(user), {}).pop(_key(contact), None)
+
+    # -- blocklist (XEP-0191) ----------------------------------------------------
+
+    async def get_blocklist(self, user: JID) -> list[JID]:
+        return [JID.parse(item) for item in sorted(self._db.blocklist.get(_key(user), ()))]
+
+    async def block(
+        self, user: JID, jids: Sequence[JID], *, limit: int = BLOCKLIST_LIMIT
+    ) -> list[JID]:
+        key = _key(user)
+        items = self._db.blocklist.get(key, set())
+        new = [item for item in dict.fromkeys(map(str, jids)) if item not in items]
+        if len(items) + len(new) > limit:
+            raise BlocklistFull(key)
+        self._db.blocklist[key] = items | set(new)
+        return [JID.parse(item) for item in new]
+
+    async def unblock(self, user: JID, jids: Sequence[JID]) -> list[JID]:
+        items = self._db.blocklist.get(_key(user), set())
+        removed = [item for item in dict.fromkeys(map(str, jids)) if item in items]
+        items.difference_update(removed)
+        return [JID.parse(item) for item in removed]
+
+    async def unblock_all(self, user: JID) -> list[JID]:
+        items = self._db.blocklist.pop(_key(user), set())
+        return [JID.parse(item) for item in sorted(items)]
+
+    async def is_blocked(self, user: JID, contact: JID) -> bool:
+        items = self._db.blocklist.get(_key(user), set())
+        return any(str(candidate) in items for candidate in blocking_items(contact))
+
+
+def _key(jid: JID) -> str:
+    return str(jid.bare)
+
+
+def _user_key(jid: JID) -> str:
+    return str(require_user_address(jid))
