@@ -110,14 +110,17 @@ async def test_delete_user_removes_everything_of_theirs(storage: Storage) -> Non
         await storage.put_roster_item(jid, RosterItem(CAROL))
         await storage.store_offline(jid, b"<m/>", T0, 10)
         await storage.add_subscription_request(jid, CAROL, b"<s/>")
+        await storage.block(jid, [CAROL])
 
     assert await storage.delete_user(ALICE)
     assert await storage.get_scram(ALICE, "SCRAM-SHA-256") is None
     assert await storage.get_roster(ALICE) == ([], 0)
     assert await storage.fetch_offline(ALICE) == []
     assert await storage.get_subscription_requests(ALICE) == []
+    assert await storage.get_blocklist(ALICE) == []
 
     assert await storage.check_password(BOB, PASSWORD)
     assert (await storage.get_roster(BOB))[1] == 1
     assert await storage.count_offline() == 1
     assert len(await storage.get_subscription_requests(BOB)) == 1
+    assert await storage.get_blocklist(BOB) == [CAROL]

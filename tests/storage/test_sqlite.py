@@ -10,9 +10,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from storage.common import ALICE, BOB, PASSWORD, T0
+from storage.common import ALICE, BOB, CAROL, PASSWORD, T0
 
-from xmlchat.storage import RosterItem, SchemaTooNew, SqliteStorage
+from xmlchat.storage import RosterItem, SchemaTooNew, SqliteStorage, migrations
 from xmlchat.storage.migrations import MIGRATIONS, migrate
 
 # -- opening, closing, migrations ------------------------------------------------
@@ -72,7 +72,7 @@ async def test_reopen_keeps_schema(db_path: Path) -> None:
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         names = {name for name, _ in _schema(conn)}
-    assert {"users", "scram", "offline", "roster", "roster_version"} <= names
+    assert {"users", "scram", "offline", "roster", "roster_version", "blocklist"} <= names
 
 async def test_newer_schema_is_refused(db_path: Path) -> None:
     db_path.parent.mkdir()
@@ -93,3 +93,47 @@ async def test_password_never_stored_in_plaintext(db_path: Path) -> None:
     for data in [f.read_bytes() for f in files if f.exists()] + [db_path.read_bytes()]:
         for encoded in (secret.encode(), secret.encode("utf-16-le"), secret.encode("latin-1")):
             assert encoded not in data
+
+
+async def test_blocklist_survives_reopen(db_path: Path) -> None:
+    st = await SqliteStorage.open(db_path)
+    await st.block(ALICE, [BOB.with_resource("phone"), CAROL])
+    await st.close()
+
+    st = await SqliteStorage.open(db_path)
+    try:
+        assert await st.get_blocklist(ALICE) == [BOB.with_resource("phone"), CAROL]
+        assert await st.is_blocked(ALICE, CAROL.with_resource("any"))
+    finally:
+        await st.close()
+
+
+async def test_migration_from_schema_1_keeps_the_data(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A database as xmlchat wrote it before blocklists (schema 1), with a bit of everything.
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:1])
+    st = await SqliteStorage.open(db_path)
+    await st.create_user(ALICE, PASSWORD)
+    await st.put_roster_item(ALICE, RosterItem(BOB, "Bob", "both", groups=("Friends",)))
+    await st.store_offline(ALICE, b"<message/>", T0, limit=10)
+    await st.add_subscription_request(ALICE, CAROL, b"<s/>")
+    await st.close()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert "blocklist" not in {name for name, _ in _schema(conn)}
+    monkeypatch.undo()
+
+    st = await SqliteStorage.open(db_path)
+    try:
+        assert await st.check_password(ALICE, PASSWORD)
+        assert await st.get_roster(ALICE) == ([RosterItem(BOB, "Bob", "both", groups=("Friends",))], 1)
+        assert [m.stanza for m in await st.fetch_offline(ALICE)] == [b"<message/>"]
+        assert await st.get_subscription_requests(ALICE) == [(CAROL, b"<s/>")]
+        assert await st.block(ALICE, [BOB]) == [BOB]
+        assert await st.delete_user(ALICE)
+        assert await st.get_blocklist(ALICE) == []
+    finally:
+        await st.close()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
