@@ -8,8 +8,8 @@ call in the hot path. When enabled (needs the ``metrics`` extra,
 one process) and serves it over HTTP at ``http://ADDRESS:PORT/metrics`` on the
 server's event loop, next to the chat listeners.
 
-The API, called by the server and by each protocol's connection class
-(``self.server.metrics.<method>(...)``); ``protocol`` is ``Connection.protocol``,
+The API, called by the server, the modules and each protocol's connection
+class (``self.metrics.<method>(...)``); ``protocol`` is ``Connection.protocol``,
 ``"native"`` or ``"xmpp"``:
 
 ``connection_opened(protocol)``
@@ -43,8 +43,9 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter as Tally
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from xmlchat import __version__
 from xmlchat.config import Metrics as MetricsConfig
@@ -53,8 +54,6 @@ from xmlchat.protocol import native
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
-
-    from xmlchat.server.app import Bound, Server
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +81,24 @@ _NATIVE_KINDS: Final[dict[type, str]] = {
 }
 
 
+class ConnectionState(Protocol):
+    @property
+    def protocol(self) -> str: ...
+    @property
+    def closing(self) -> bool: ...
+    @property
+    def authenticated(self) -> bool: ...
+
+
+class Observed(Protocol):
+    """What the scrape-time gauges read: the server, seen from here."""
+
+    @property
+    def connections(self) -> Iterable[ConnectionState]: ...
+
+    async def count_offline(self) -> int: ...
+
+
 def native_kind(event: native.Event) -> str | None:
     """The native stanza an event came from; None for the session's open, close or failure."""
     return _NATIVE_KINDS.get(type(event))
@@ -96,8 +113,8 @@ class Metrics:
     def create(config: MetricsConfig) -> Metrics:
         return PrometheusMetrics(config) if config.enabled else Metrics()
 
-    async def start(self, server: Server) -> list[Bound]:
-        """Start serving; return the listening sockets (none when disabled)."""
+    async def start(self, observed: Observed) -> list[tuple[str, int]]:
+        """Start serving; return the listening addresses (none when disabled)."""
         return []
 
     async def stop(self) -> None:
@@ -188,7 +205,7 @@ class PrometheusMetrics(Metrics):
                 self._connections.labels(protocol, state)
         for outcome in OUTCOMES:
             self._routed.labels(outcome)
-        self._server: Server | None = None
+        self._observed: Observed | None = None
         self._http: asyncio.base_events.Server | None = None
 
     # ---- the API
@@ -223,29 +240,28 @@ class PrometheusMetrics(Metrics):
         """Refresh the scrape-time gauges; return the text exposition format."""
         from prometheus_client import generate_latest
 
-        if self._server is not None:
-            tally = Tally((c.protocol, _state(c.closing, c.authenticated)) for c in self._server.connections)
+        if self._observed is not None:
+            connections = self._observed.connections
+            tally = Tally((c.protocol, _state(c.closing, c.authenticated)) for c in connections)
             for protocol in {*PROTOCOLS, *(p for p, _ in tally)}:
                 for state in STATES:
                     self._connections.labels(protocol, state).set(tally[(protocol, state)])
             try:
-                self._offline.set(await self._server.storage.count_offline())
+                self._offline.set(await self._observed.count_offline())
             except Exception:  # storage closing: keep the last value
                 log.debug("metrics: offline count unavailable", exc_info=True)
         data: bytes = generate_latest(self.registry)
         return data
 
-    async def start(self, server: Server) -> list[Bound]:
-        from xmlchat.server.app import Bound
-
-        self._server = server
+    async def start(self, observed: Observed) -> list[tuple[str, int]]:
+        self._observed = observed
         self._http = await asyncio.start_server(
             self._serve, self.config.address, self.config.port, limit=MAX_REQUEST_BYTES
         )
         bound = []
         for sock in self._http.sockets:
             host, port = sock.getsockname()[:2]
-            bound.append(Bound("metrics", "http", host, port, "none"))
+            bound.append((host, port))
         return bound
 
     async def stop(self) -> None:

@@ -2,15 +2,15 @@ from __future__ import annotations
 
 import pytest
 from lxml import etree
-from modules.fakes import FakeServer, iq_get, session
+from modules.fakes import Harness, iq_get, session
 
 from xmlchat.errors import StanzaError
 from xmlchat.modules.disco import INFO, ITEMS, Disco
 from xmlchat.modules.ping import Ping
 
 
-def _loaded() -> tuple[FakeServer, Disco]:
-    server = FakeServer()
+def _loaded() -> tuple[Harness, Disco]:
+    server = Harness()
     disco = server.load(Disco)
     server.load(Ping)
     return server, disco
@@ -28,7 +28,7 @@ async def test_the_server_is_server_im_with_every_registered_feature() -> None:
     assert identities == [("server", "im")]
     assert features == sorted([INFO, ITEMS, "urn:xmpp:ping"])
     # Answered for other accounts too (RFC 6121 §8.5.2.1.3): the dispatcher checks they exist.
-    assert ("get", f"{{{INFO}}}query") in server.registry.account_iqs
+    assert server.registry.iq_handlers[("get", f"{{{INFO}}}query")].accounts
 
 
 @pytest.mark.parametrize("to", [None, "alice@localhost", "bob@localhost"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from modules.fakes import FakeServer, iq_get, session
+from modules.fakes import Harness, iq_get, session
 
 from xmlchat.modules.time import NS, Time
 
@@ -19,7 +19,7 @@ from xmlchat.modules.time import NS, Time
 )
 async def test_tzo_and_utc_in_xep_0082_form(offset: timedelta, tzo: str, utc: str) -> None:
     local = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=timezone(offset))
-    server = FakeServer()
+    server = Harness()
     module = server.load(lambda s: Time(s, clock=lambda: local))
     assert NS in server.registry.features
     reply = await module.time(session(), iq_get(f"{{{NS}}}time"))

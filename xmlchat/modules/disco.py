@@ -9,16 +9,13 @@ Neither has items: no components, no PEP. Nodes are unknown: item-not-found (§3
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from lxml import etree
 
 from xmlchat.errors import StanzaCondition, StanzaError
-from xmlchat.modules.base import Feature, IqHandler, Registration
-from xmlchat.server.session import Session
-
-if TYPE_CHECKING:
-    from xmlchat.server.app import Server
+from xmlchat.routing.api import Feature, IqHandler, ModuleContext, Registration
+from xmlchat.routing.session import Session
 
 XEP: Final = 30
 INFO: Final = "http://jabber.org/protocol/disco#info"
@@ -28,8 +25,8 @@ ITEMS: Final = "http://jabber.org/protocol/disco#items"
 class Disco:
     name = "disco"
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
+    def __init__(self, ctx: ModuleContext[None]) -> None:
+        self.ctx = ctx
 
     def setup(self) -> list[Registration]:
         return [
@@ -41,9 +38,9 @@ class Disco:
 
     async def info(self, session: Session, iq: etree._Element) -> etree._Element:
         query = _query(INFO, iq)
-        if iq.get("to", "") in self.server.config.hosts:
+        if iq.get("to", "") in self.ctx.hosts:
             etree.SubElement(query, f"{{{INFO}}}identity", category="server", type="im", name="xmlchat")
-            features = sorted(set(self.server.registry.features))
+            features = sorted(set(self.ctx.features))
         else:
             etree.SubElement(query, f"{{{INFO}}}identity", category="account", type="registered")
             features = [INFO]

@@ -1,29 +1,25 @@
 """Message routing for local users (RFC 6121 §8.5) and offline storage (XEP-0160).
 
 Both protocols send through :meth:`Messages.route`: a native ``<message>`` is
-translated to an XMPP ``<message type='chat'>`` first, so one set of rules
-decides who receives it.
+translated to an XMPP ``<message type='chat'>`` at its front end, so one set
+of rules decides who receives it. The recipient side's hook chain
+(:class:`~xmlchat.routing.api.RouteFilter`, e.g. blocking) runs before any
+session or the offline store is chosen.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from lxml import etree
 
 from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID, InvalidJID
-from xmlchat.modules.base import Registration
-from xmlchat.server.session import Session
+from xmlchat.routing.api import ModuleContext, OnInitialPresence, Registration, StanzaHandler
+from xmlchat.routing.session import Session
 from xmlchat.stanza import from_bytes, to_bytes
-from xmlchat.storage import OfflineQueueFull
-
-if TYPE_CHECKING:
-    from xmlchat.server.app import Server
-
-log = logging.getLogger(__name__)
+from xmlchat.storage import AccountStore, OfflineQueueFull, OfflineStore
 
 Outcome = Literal["delivered", "stored", "dropped"]
 
@@ -31,58 +27,72 @@ Outcome = Literal["delivered", "stored", "dropped"]
 _STORED_TYPES = frozenset({"chat", "normal"})
 
 
+class MessageStore(OfflineStore, AccountStore, Protocol):
+    """The offline queue, and whether an account exists (§8.5.1)."""
+
+
 class Messages:
     name = "messages"
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
+    def __init__(self, ctx: ModuleContext[MessageStore]) -> None:
+        self.ctx = ctx
         # Sessions receiving their stored messages: live ones wait here meanwhile,
         # so the client sees everything in the order the server accepted it.
         self._replaying: dict[Session, list[tuple[etree._Element, datetime]]] = {}
 
     def setup(self) -> list[Registration]:
-        return []
+        return [
+            StanzaHandler("message", self._from_session),
+            # XEP-0160: stored messages go out at initial presence; live ones
+            # are held from before the session is routable as available.
+            OnInitialPresence(self.deliver_offline, prepare=self.hold),
+        ]
+
+    async def _from_session(
+        self, session: Session, message: etree._Element, to: JID | None, stamp: datetime
+    ) -> None:
+        if to is None:
+            # RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
+            message.set("to", str(session.jid.bare))
+        await self.route(message, stamp)
 
     async def route(self, stanza: etree._Element, stamp: datetime | None = None) -> Outcome:
         """Deliver a message whose ``from`` is already stamped by the server.
 
-        Raises StanzaError when the sender must be told it failed; the caller
-        answers (XMPP: an error stanza, §8.3; native: ``<error>``).
+        Raises StanzaError when the sender must be told it failed; the front
+        end answers (XMPP: an error stanza, §8.3; native: ``<error>``).
         """
-        outcome = await self._route(stanza, stamp)
-        self.server.metrics.routed(outcome)
+        outcome = await self._route(stanza, stamp or datetime.now(UTC))
+        self.ctx.metrics.routed(outcome)
         return outcome
 
-    async def _route(self, stanza: etree._Element, stamp: datetime | None) -> Outcome:
-        stamp = stamp or datetime.now(UTC)
-        try:
-            to = JID.parse(stanza.get("to", ""))
-        except InvalidJID:
-            raise StanzaError(StanzaCondition.JID_MALFORMED, "bad recipient address") from None
+    async def _route(self, stanza: etree._Element, stamp: datetime) -> Outcome:
+        to = _recipient(stanza, self.ctx.hosts)
         type_ = stanza.get("type", "normal")
-        if to.domain not in self.server.config.hosts:
-            # No server-to-server federation (yet): RFC 6120 §10.4.3.
-            raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND, f"unknown domain {to.domain}")
-        if to.local is None:
-            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "the server does not take messages")
-        router = self.server.router
+        routed = await self.ctx.to_account(stanza, to.bare)
+        if routed is None:
+            return "dropped"
+        sessions = self.ctx.sessions
         if not to.is_bare:
-            session = router.get(to)
+            session = sessions.get(to)
             if session is not None:
-                self._deliver(session, stanza, stamp)
+                self._deliver(session, routed, stamp)
                 return "delivered"
             if type_ == "groupchat":  # §8.5.3.2.1
                 raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
-        sessions = router.available_sessions(to)
+        available = sessions.available_sessions(to)
         if type_ == "groupchat":  # §8.5.2.1.1: groupchat to a bare JID is an error
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
-        if sessions:
-            for session in sessions:
-                self._deliver(session, stanza, stamp)
+        if available:
+            for session in available:
+                self._deliver(session, routed, stamp)
             return "delivered"
+        return await self._offline(to, type_, routed, stamp)
+
+    async def _offline(self, to: JID, type_: str, stanza: etree._Element, stamp: datetime) -> Outcome:
         if type_ == "error":
             return "dropped"  # never store or bounce errors (§8.3.1, loops)
-        if not await self.server.storage.user_exists(to.bare):
+        if not await self.ctx.store.user_exists(to.bare):
             # §8.5.1: service-unavailable, the same answer as for a user who
             # blocks us, so existence leaks no more than the RFC allows.
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "no such user")
@@ -96,12 +106,12 @@ class Messages:
         if waiting is not None:
             waiting.append((stanza, stamp))
         else:
-            session.deliver(stanza, stamp)
+            self.ctx.deliver(session, stanza, stamp)
 
     async def store(self, to: JID, stanza: etree._Element, stamp: datetime) -> None:
-        limit = self.server.config.limits.max_offline_messages
+        limit = self.ctx.limits.max_offline_messages
         try:
-            await self.server.storage.store_offline(to, to_bytes(stanza), stamp, limit)
+            await self.ctx.store.store_offline(to, to_bytes(stanza), stamp, limit)
         except OfflineQueueFull:
             raise StanzaError(
                 StanzaCondition.RESOURCE_CONSTRAINT, "the recipient's offline queue is full"
@@ -109,24 +119,36 @@ class Messages:
 
     def hold(self, session: Session) -> None:
         """Keep live messages for ``session`` back until :meth:`deliver_offline`
-        has handed it the stored ones. Call it before the session becomes
-        routable, so nothing overtakes a stored message in the gap."""
+        has handed it the stored ones. Called before the session is routable
+        as available, so nothing overtakes a stored message in the gap."""
         self._replaying.setdefault(session, [])
 
-    async def deliver_offline(self, session: Session) -> int:
+    async def deliver_offline(self, session: Session) -> None:
         """Hand ``session`` its stored messages, oldest first, then delete them,
         then what was held back meanwhile (XEP-0160: at initial presence)."""
-        storage = self.server.storage
+        store = self.ctx.store
         self.hold(session)
         stored = []
         try:
-            stored = await storage.fetch_offline(session.jid.bare)
+            stored = await store.fetch_offline(session.jid.bare)
             for item in stored:
-                session.deliver(from_bytes(item.stanza), item.received, delayed=True)
+                self.ctx.deliver(session, from_bytes(item.stanza), item.received, delayed=True)
             if stored:
-                await storage.delete_offline(session.jid.bare, stored[-1].id)
-                log.info("%s: delivered %d offline message(s)", session.jid, len(stored))
+                await store.delete_offline(session.jid.bare, stored[-1].id)
+                self.ctx.log.info("%s: delivered %d offline message(s)", session.jid, len(stored))
         finally:
             for stanza, stamp in self._replaying.pop(session):
-                session.deliver(stanza, stamp)
-        return len(stored)
+                self.ctx.deliver(session, stanza, stamp)
+
+
+def _recipient(stanza: etree._Element, hosts: frozenset[str]) -> JID:
+    try:
+        to = JID.parse(stanza.get("to", ""))
+    except InvalidJID:
+        raise StanzaError(StanzaCondition.JID_MALFORMED, "bad recipient address") from None
+    if to.domain not in hosts:
+        # No server-to-server federation (yet): RFC 6120 §10.4.3.
+        raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND, f"unknown domain {to.domain}")
+    if to.local is None:
+        raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "the server does not take messages")
+    return to

@@ -7,15 +7,12 @@ answers nothing within ``limits.idle_timeout`` is dropped.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from lxml import etree
 
-from xmlchat.modules.base import Feature, IqHandler, Registration
-from xmlchat.server.session import Session
-
-if TYPE_CHECKING:
-    from xmlchat.server.app import Server
+from xmlchat.routing.api import Feature, IqHandler, ModuleContext, Registration
+from xmlchat.routing.session import Session
 
 XEP: Final = 199
 NS: Final = "urn:xmpp:ping"
@@ -24,8 +21,8 @@ NS: Final = "urn:xmpp:ping"
 class Ping:
     name = "ping"
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
+    def __init__(self, ctx: ModuleContext[None]) -> None:
+        self.ctx = ctx
 
     def setup(self) -> list[Registration]:
         return [Feature(NS), IqHandler("get", f"{{{NS}}}ping", self.pong)]

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from lxml import etree
 
-from xmlchat.modules.base import Feature, IqHandler, Registration
-from xmlchat.server.session import Session
-
-if TYPE_CHECKING:
-    from xmlchat.server.app import Server
+from xmlchat.routing.api import Feature, IqHandler, ModuleContext, Registration
+from xmlchat.routing.session import Session
 
 XEP: Final = 202
 NS: Final = "urn:xmpp:time"
@@ -25,8 +22,8 @@ NS: Final = "urn:xmpp:time"
 class Time:
     name = "time"
 
-    def __init__(self, server: Server, clock: Callable[[], datetime] | None = None) -> None:
-        self.server = server
+    def __init__(self, ctx: ModuleContext[None], clock: Callable[[], datetime] | None = None) -> None:
+        self.ctx = ctx
         self.clock = clock or (lambda: datetime.now().astimezone())  # aware, in local time
 
     def setup(self) -> list[Registration]:

@@ -7,16 +7,13 @@ attacker more than it tells a user (XEP-0092 §5; ejabberd's ``show_os``).
 from __future__ import annotations
 
 import platform
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from lxml import etree
 
 from xmlchat import __version__
-from xmlchat.modules.base import Feature, IqHandler, Registration
-from xmlchat.server.session import Session
-
-if TYPE_CHECKING:
-    from xmlchat.server.app import Server
+from xmlchat.routing.api import Feature, IqHandler, ModuleContext, Registration
+from xmlchat.routing.session import Session
 
 XEP: Final = 92
 NS: Final = "jabber:iq:version"
@@ -25,8 +22,8 @@ NS: Final = "jabber:iq:version"
 class Version:
     name = "version"
 
-    def __init__(self, server: Server, show_os: bool = False) -> None:
-        self.server = server
+    def __init__(self, ctx: ModuleContext[None], show_os: bool = False) -> None:
+        self.ctx = ctx
         self.show_os = show_os
 
     def setup(self) -> list[Registration]:

@@ -1,7 +1,9 @@
-"""The composition root: Config -> Storage -> Router -> Modules -> Listeners.
+"""The composition root: Config -> Storage -> Hub and modules -> Listeners.
 
-Everything a module or connection needs is reachable from :class:`Server`;
-there is no global state.
+The server owns the listeners, the connections and the timers; what a
+connection needs it gets as a :class:`ConnectionContext`, what a module needs
+as a :class:`~xmlchat.routing.api.ModuleContext` (:mod:`xmlchat.server.modules`).
+There is no global state.
 """
 
 from __future__ import annotations
@@ -14,35 +16,21 @@ import secrets
 import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from lxml import etree
+from typing import Any
 
 from xmlchat.config import Config, Listener
 from xmlchat.errors import StreamCondition, StreamError
 from xmlchat.metrics import Metrics
-from xmlchat.modules.base import Module, ModuleFactory, Registry
-from xmlchat.modules.disco import Disco
-from xmlchat.modules.messages import Messages
-from xmlchat.modules.ping import Ping
-from xmlchat.modules.presence import Presence
-from xmlchat.modules.roster import Roster
-from xmlchat.modules.time import Time
-from xmlchat.modules.version import Version
 from xmlchat.server import tls
-from xmlchat.server.dispatch import Dispatch
+from xmlchat.server.connection import Connection, ConnectionContext
+from xmlchat.server.modules import ModuleFactory, build_hub
 from xmlchat.server.native import NativeConnection
-from xmlchat.server.router import Router
-from xmlchat.server.session import Session
 from xmlchat.server.xmpp import XmppConnection
 from xmlchat.storage import SqliteStorage, Storage
 
-if TYPE_CHECKING:
-    from xmlchat.server.connection import Connection
-
 log = logging.getLogger(__name__)
 
-ConnectionFactory = Callable[..., "Connection[Any]"]
+ConnectionFactory = Callable[..., Connection[Any]]
 
 # Which connection class serves which listener of config.listeners.
 PROTOCOLS: dict[str, tuple[str, ConnectionFactory]] = {
@@ -73,27 +61,16 @@ class Server:
     ) -> None:
         self.config = config
         self.storage = storage
-        self.router = Router()
         self.metrics = Metrics.create(config.metrics)
-        self.registry = Registry()
-        self.messages = Messages(self)
-        self.presence = Presence(self)
-        self.roster = Roster(self)
-        self.dispatch = Dispatch(self)
-        self.modules: list[Module] = [self.messages, self.presence, self.roster]
-        self.modules += [Disco(self), Ping(self), Version(self), Time(self)]
-        self.modules += [factory(self) for factory in extra_modules]
-        for module in self.modules:
-            self.registry.add(module.name, module.setup())
+        self.hub = build_hub(config, storage, self.metrics, extra_modules)
         self.connections: set[Connection[Any]] = set()
         self.bound: list[Bound] = []
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._tls_context: ssl.SSLContext | None = None
-        # RFC 5929 tls-server-end-point data for SCRAM-*-PLUS (the same for every connection).
-        self.channel_binding: dict[str, bytes] | None = None
+        self._channel_binding: dict[str, bytes] | None = None
         # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
-        self.scram_secret = secrets.token_bytes(32)
+        self._scram_secret = secrets.token_bytes(32)
 
     @classmethod
     async def open(cls, config: Config) -> Server:
@@ -104,18 +81,28 @@ class Server:
         if any(listener.enabled and listener.tls != "none" for listener in _listeners(config).values()):
             cert, key = tls.ensure_certificate(config)
             server._tls_context = tls.server_context(cert, key)
-            server.channel_binding = {"tls-server-end-point": tls.server_end_point(cert)}
+            # RFC 5929 tls-server-end-point data for SCRAM-*-PLUS.
+            server._channel_binding = {"tls-server-end-point": tls.server_end_point(cert)}
         return server
 
     @property
     def tls_context(self) -> ssl.SSLContext | None:
         return self._tls_context
 
-    def xmpp_features(self) -> list[etree._Element]:
-        """Post-authentication stream features beyond bind and session."""
-        return [
-            etree.Element(f"{{{ns}}}{name}", nsmap={None: ns}) for ns, name in self.registry.stream_features
-        ]
+    def connection_context(self) -> ConnectionContext:
+        return ConnectionContext(
+            config=self.config,
+            hub=self.hub,
+            accounts=self.storage,
+            metrics=self.metrics,
+            tls_context=self._tls_context,
+            channel_binding=self._channel_binding,
+            scram_secret=self._scram_secret,
+        )
+
+    async def count_offline(self) -> int:
+        """For the metrics gauge."""
+        return await self.storage.count_offline()
 
     # ---- listeners
 
@@ -123,7 +110,8 @@ class Server:
         for name, listener in _listeners(self.config).items():
             if listener.enabled and name in PROTOCOLS:
                 await self._listen(name, listener)
-        self.bound += await self.metrics.start(self)
+        metrics = await self.metrics.start(self)
+        self.bound += [Bound("metrics", "http", host, port, "none") for host, port in metrics]
         self._spawn(self._sweep())
         return self.bound
 
@@ -132,9 +120,10 @@ class Server:
         if listener.tls == "none" and name == "native_plain":
             _check_plaintext_address(listener, self.config.native.allow_plaintext_on_network)
         direct = listener.tls == "direct"
+        context = self.connection_context()
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            connection = factory(self, reader, writer, direct)
+            connection = factory(context, reader, writer, direct)
             self.connections.add(connection)
             try:
                 await connection.run()
@@ -151,26 +140,6 @@ class Server:
 
     def port_of(self, name: str) -> int:
         return next(b.port for b in self.bound if b.name == name)
-
-    # ---- sessions
-
-    async def session_started(self, session: Session) -> None:
-        replaced = self.router.add(session)
-        if replaced is not None:
-            # RFC 6120 §7.7.2.2: the newer session wins; the old one gets conflict.
-            replaced.close(StreamError(StreamCondition.CONFLICT, "replaced by a new connection"))
-        for _, hook in self.registry.session_started:
-            await hook(session)
-
-    async def session_ended(self, session: Session) -> None:
-        was_current = self.router.get(session.jid) is session
-        self.router.remove(session)
-        if not was_current:
-            return  # replaced: the newer session now owns this full JID
-        for _, hook in self.registry.session_ended:
-            await hook(session)
-        if session.available:
-            await self.presence.broadcast_unavailable(session)
 
     # ---- timers
 

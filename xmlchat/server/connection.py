@@ -11,16 +11,18 @@ import asyncio
 import logging
 import secrets
 import ssl
-from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Final, Generic, Protocol, TypeVar
 
 from lxml import etree
 
+from xmlchat.config import Config
 from xmlchat.errors import StreamCondition, StreamError
 from xmlchat.log import CONNECTION, ConnectionLogger
+from xmlchat.metrics import Metrics
+from xmlchat.routing.hub import Hub
 from xmlchat.stanza import to_bytes
-
-if TYPE_CHECKING:
-    from xmlchat.server.app import Server
+from xmlchat.storage import AccountStore
 
 log = logging.getLogger("xmlchat.connection")
 
@@ -47,6 +49,22 @@ class TokenBucket:
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionContext:
+    """What a front end needs: the hub for everything after login, the
+    accounts for logging in, and the transport's settings."""
+
+    config: Config
+    hub: Hub
+    accounts: AccountStore
+    metrics: Metrics
+    tls_context: ssl.SSLContext | None = None
+    # RFC 5929 tls-server-end-point data for SCRAM-*-PLUS (the same for every connection).
+    channel_binding: dict[str, bytes] | None = None
+    # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
+    scram_secret: bytes = b""
+
+
 class ProtocolCore(Protocol[EventT]):
     """What a sans-IO protocol core offers its transport (h11's shape)."""
 
@@ -67,16 +85,18 @@ class Connection(abc.ABC, Generic[EventT]):
     core: ProtocolCore[EventT]
 
     def __init__(
-        self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool
+        self, ctx: ConnectionContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool
     ) -> None:
-        self.server = server
+        self.ctx = ctx
+        self.config = ctx.config
+        self.metrics = ctx.metrics
         self.reader, self.writer = reader, writer
         self.tls = tls
         self.id = f"{self.protocol}#{secrets.token_hex(3)}"
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.log = ConnectionLogger(log, {"conn": self.id})
-        server.metrics.connection_opened(self.protocol)
+        ctx.metrics.connection_opened(self.protocol)
         loop = asyncio.get_running_loop()
         self.opened_at = self.last_received = loop.time()
         self.pinged = False
@@ -84,10 +104,10 @@ class Connection(abc.ABC, Generic[EventT]):
         self._pending: list[bytes] = []
         # [log] stanzas: whole stanzas at debug level (never the SASL exchange,
         # never a native password: those never reach log_stanza).
-        self._log_stanzas = server.config.log.stanzas and log.isEnabledFor(logging.DEBUG)
+        self._log_stanzas = ctx.config.log.stanzas and log.isEnabledFor(logging.DEBUG)
         self._pending_size = 0
         self._flush_scheduled = False
-        limits = server.config.limits
+        limits = ctx.config.limits
         self._bucket = TokenBucket(limits.stanzas_per_second, limits.stanza_burst, loop.time())
 
     # ---- what a protocol implements
@@ -118,7 +138,7 @@ class Connection(abc.ABC, Generic[EventT]):
 
     async def data_received(self, data: bytes) -> int:
         """Feed the core; perform its events in order; return how many there were."""
-        with self.server.metrics.parsing(self.protocol):
+        with self.metrics.parsing(self.protocol):
             work = self.core.receive_data(data)
         handled = 0
         while work:
@@ -136,7 +156,7 @@ class Connection(abc.ABC, Generic[EventT]):
 
     def close(self, error: StreamError) -> None:
         """End the stream with the protocol's fatal error, then the connection."""
-        self.server.metrics.error(self.protocol, error)
+        self.metrics.error(self.protocol, error)
         self.log.info("closing: %s", error)
         self.core.send_stream_error(error)
         self.flush()
@@ -187,7 +207,7 @@ class Connection(abc.ABC, Generic[EventT]):
         if not data or self.writer.is_closing():
             return
         queued = self.writer.transport.get_write_buffer_size() + self._pending_size + len(data)
-        if queued > self.server.config.limits.max_send_buffer_bytes:
+        if queued > self.config.limits.max_send_buffer_bytes:
             self.log.warning("disconnecting a slow reader: send buffer over limit")
             self.closing = True
             self._pending.clear()
@@ -219,7 +239,7 @@ class Connection(abc.ABC, Generic[EventT]):
     # ---- timers, driven by the server's sweeper
 
     def check_idle(self, now: float) -> None:
-        limits = self.server.config.limits
+        limits = self.config.limits
         if not self.authenticated and now - self.opened_at > limits.login_timeout:
             self.close(StreamError(StreamCondition.CONNECTION_TIMEOUT, "login took too long"))
         elif now - self.last_received > limits.idle_timeout:

@@ -1,8 +1,11 @@
 """A native-protocol connection: the asyncio side of :mod:`xmlchat.protocol.native`.
 
-Translates between native stanzas and the XMPP form the router carries
-(``docs/native-protocol.md`` § "Mapping to XMPP"), and is a
-:class:`~xmlchat.server.session.Session` once logged in.
+The front end translates at its edge, both ways, between native stanzas and
+the XMPP form the hub carries (``docs/native-protocol.md`` § "Mapping to
+XMPP"): a login is a bound session plus initial presence, a ``<message>`` a
+``<message type='chat'>``, a contact request an internal iq of the contacts
+module. Once logged in it is the transport of a
+:class:`~xmlchat.routing.session.Session`.
 """
 
 from __future__ import annotations
@@ -16,13 +19,12 @@ from lxml import etree
 from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID, InvalidJID, bare_str
 from xmlchat.metrics import native_kind
+from xmlchat.modules.roster import contacts
 from xmlchat.protocol import native
+from xmlchat.routing.session import NATIVE_CLIENT, Session
 from xmlchat.server.connection import Connection
 from xmlchat.stanza import BODY, body_text, kind, make, new_id
 from xmlchat.xml.stream import StreamLimits
-
-_SEES_CONTACT = frozenset({"to", "both"})
-
 
 # What a native <message> becomes inside the server (docs/native-protocol.md, "Mapping to XMPP").
 _CHAT_MESSAGE = make("message", {"type": "chat"})
@@ -35,19 +37,20 @@ class NativeConnection(Connection[native.Event]):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        limits = self.server.config.limits
+        limits = self.config.limits
         self.core = native.NativeServerStream(
-            self.server.config.domain,
+            self.config.domain,
             StreamLimits(limits.max_stanza_bytes, limits.max_depth),
             limits.max_unauthenticated_stanza_bytes,
         )
+        self.session: Session | None = None
         self._jid: JID | None = None
         self._bare = ""  # str(jid.bare), written on every message delivered
         self._failed_logins = 0
         # Resources of each contact whose available presence reached us.
         self._visible: dict[JID, set[str]] = {}
 
-    # ---- Session
+    # ---- SessionTransport
 
     @property
     def jid(self) -> JID:
@@ -55,27 +58,11 @@ class NativeConnection(Connection[native.Event]):
         return self._jid
 
     @property
-    def available(self) -> bool:
-        return self._jid is not None  # a native login is available presence
-
-    @property
-    def priority(self) -> int:
-        return 0
-
-    @property
-    def interested(self) -> bool:
-        return False
-
-    @property
-    def last_presence(self) -> etree._Element | None:
-        return None
-
-    @property
     def authenticated(self) -> bool:
         return self._jid is not None
 
-    def deliver(self, stanza: etree._Element, stamp: datetime, delayed: bool = False) -> None:
-        self.server.metrics.stanza_out(self.protocol, kind(stanza))
+    def write(self, stanza: etree._Element, stamp: datetime, delayed: bool = False) -> None:
+        self.metrics.stanza_out(self.protocol, kind(stanza))
         self.log_stanza("out", stanza)
         self._write(stanza, stamp)
         self.flush()
@@ -128,7 +115,7 @@ class NativeConnection(Connection[native.Event]):
 
     async def handle(self, event: native.Event) -> list[native.Event]:
         """Perform one event; return the events its answer released."""
-        self.server.metrics.stanza_in(self.protocol, native_kind(event))
+        self.metrics.stanza_in(self.protocol, native_kind(event))
         self.log_stanza("in", event)
         match event:
             case native.MessageReceived():
@@ -138,34 +125,33 @@ class NativeConnection(Connection[native.Event]):
             case native.LoginRequested():
                 return await self._login(event)
             case native.ContactsRequested():
-                await self._send_contacts()
+                await self._contacts("get", contacts.request(contacts.LIST))
             case native.ContactAddRequested(jid):
-                await self._contact_add(jid)
+                await self._contacts("set", contacts.request(contacts.ADD, jid))
             case native.ContactRemoveRequested(jid):
-                await self._contact_remove(jid)
+                await self._contacts("set", contacts.request(contacts.REMOVE, jid))
             case native.Closed():
                 self.flush()
                 self.close_after_flush()
             case native.Failed(error):
                 self.log.info("protocol error: %s", error)
-                self.server.metrics.error(self.protocol, error)
+                self.metrics.error(self.protocol, error)
                 self.flush()
                 self.close_after_flush()
         return []
 
     async def _login(self, event: native.LoginRequested) -> list[native.Event]:
-        config = self.server.config
+        config = self.config
         if not self.tls and not config.native.allow_plaintext_login:
             return self.core.login_failed(StanzaCondition.NOT_ALLOWED, "log in over TLS")
         try:
             user = JID.user(event.user, config.domain)
         except InvalidJID:
             user = None
-        storage = self.server.storage
         if (
             user is None
             or user.domain not in config.hosts
-            or not await storage.check_password(user, event.password)
+            or not await self.ctx.accounts.check_password(user, event.password)
         ):
             return self._login_failed(event.user)
         resource = event.resource or f"native-{new_id()[:8]}"
@@ -174,40 +160,40 @@ class NativeConnection(Connection[native.Event]):
         released = self.core.logged_in(str(self._jid))
         self.flush()
         self.log.info("logged in as %s", self._jid)
-        self.server.metrics.login(self.protocol, True)
-        messages = self.server.messages
-        messages.hold(self)  # no live message overtakes a stored one
-        try:
-            await self.server.session_started(self)
-            await self.server.presence.broadcast_available(self)
-        finally:
-            await messages.deliver_offline(self)
+        self.metrics.login(self.protocol, True)
+        self.session = Session(self._jid, NATIVE_CLIENT, self)
+        hub = self.ctx.hub
+        await hub.open_session(self.session)
+        # A native login is initial presence (RFC 6121 §4.2) with no show or
+        # status: stored messages and subscription requests follow it.
+        await hub.receive(self.session, make("presence", {"from": str(self._jid)}), None)
         return released
 
     def _login_failed(self, user: str) -> list[native.Event]:
         self._failed_logins += 1
         self.log.info("login failed for %r (%d)", user, self._failed_logins)
-        self.server.metrics.login(self.protocol, False)
+        self.metrics.login(self.protocol, False)
         released = self.core.login_failed(StanzaCondition.NOT_AUTHORIZED, "wrong user name or password")
-        if self._failed_logins >= self.server.config.limits.max_login_attempts:
+        if self._failed_logins >= self.config.limits.max_login_attempts:
             self.close(StreamError(StreamCondition.POLICY_VIOLATION, "too many failed logins"))
             return []
         return released
 
     async def _message(self, event: native.MessageReceived) -> None:
+        assert self.session is not None
         try:
-            stanza = self._to_xmpp(event)
+            stanza, to = self._to_xmpp(event)
             stamp = datetime.now(UTC)
-            await self.server.messages.route(stanza, stamp)
+            await self.ctx.hub.receive(self.session, stanza, to, stamp)
         except StanzaError as e:
-            self.server.metrics.error(self.protocol, e)
+            self.metrics.error(self.protocol, e)
             self.core.send_error(e, event.id)
             return
         self.core.send_ack(stanza.get("id", ""), stamp)
 
-    def _to_xmpp(self, event: native.MessageReceived) -> etree._Element:
+    def _to_xmpp(self, event: native.MessageReceived) -> tuple[etree._Element, JID]:
         """Native <message> to XMPP <message type='chat'> (the server stamps from)."""
-        domain = self.server.config.domain
+        domain = self.config.domain
         if event.sender is not None:
             try:
                 claimed = JID.user(event.sender, domain)
@@ -225,42 +211,27 @@ class NativeConnection(Connection[native.Event]):
         stanza.set("from", str(self.jid))
         stanza.set("to", str(to))
         stanza[0].text = event.body
-        return stanza
+        return stanza, to
 
-    # ---- contacts: the roster, with mutual subscriptions (see the spec)
+    # ---- contacts: internal iqs of the contacts module (mutual, see the spec)
 
-    async def _send_contacts(self) -> None:
-        items, _ = await self.server.storage.get_roster(self.jid.bare)
-        router = self.server.router
+    async def _contacts(self, type_: str, payload: etree._Element) -> None:
+        assert self.session is not None
+        iq = make("iq", {"type": type_, "from": str(self.session.jid)})
+        iq.append(payload)
+        try:
+            result = await self.ctx.hub.call_iq(self.session, iq)
+        except StanzaError as e:
+            self.metrics.error(self.protocol, e)
+            self.core.send_error(e)
+            return
+        assert result is not None
         self.core.send_contacts(
-            (str(item.jid), item.subscription in _SEES_CONTACT and router.is_online(item.jid))
-            for item in items
+            (item.get("jid", ""), item.get("online") == "true") for item in result.iter(contacts.CONTACT)
         )
-
-    async def _contact_add(self, address: str) -> None:
-        storage = self.server.storage
-        try:
-            contact = JID.user(address, self.server.config.domain)
-        except InvalidJID:
-            self.core.send_error(StanzaError(StanzaCondition.JID_MALFORMED, f"bad address {address!r}"))
-            return
-        if contact == self.jid.bare or not await storage.user_exists(contact):
-            self.core.send_error(StanzaError(StanzaCondition.ITEM_NOT_FOUND, f"no user {contact}"))
-            return
-        await self.server.roster.make_mutual(self.jid.bare, contact)
-        await self._send_contacts()
-
-    async def _contact_remove(self, address: str) -> None:
-        try:
-            contact = JID.user(address, self.server.config.domain)
-        except InvalidJID:
-            self.core.send_error(StanzaError(StanzaCondition.JID_MALFORMED, f"bad address {address!r}"))
-            return
-        await self.server.roster.remove_mutual(self.jid.bare, contact)
-        await self._send_contacts()
 
     # ---- end
 
     async def finish(self) -> None:
-        if self._jid is not None:
-            await self.server.session_ended(self)
+        if self.session is not None:
+            await self.ctx.hub.close_session(self.session)

@@ -7,7 +7,7 @@ live in :mod:`xmlchat.modules.messages`; the router only finds sessions.
 from __future__ import annotations
 
 from xmlchat.jid import JID
-from xmlchat.server.session import Session
+from xmlchat.routing.session import Session
 
 
 class Router:

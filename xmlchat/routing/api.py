@@ -1,0 +1,247 @@
+"""What a feature module declares, and the narrow context it is given.
+
+A module is one protocol feature in one file (as Prosody's ``mod_*.lua``). It
+is built with a :class:`ModuleContext` — deliver, the sessions, its own store,
+its settings, a logger, metrics — never the server or a connection, and
+returns its registrations from ``setup()`` (as ejabberd's ``start/2``); the
+hub wires them, so a module never registers or unregisters by hand.
+
+The hook chains (``InboundFilter``, ``RouteFilter``, ``OutboundFilter``) run
+in priority order, highest first; a filter returns the stanza (possibly
+rewritten) to pass it on, or None to drop it, and may raise
+:class:`~xmlchat.errors.StanzaError` where the sender must be told.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
+
+from lxml import etree
+
+from xmlchat.config import Limits
+from xmlchat.jid import JID
+from xmlchat.metrics import Metrics
+from xmlchat.routing.session import Session
+
+if TYPE_CHECKING:
+    from xmlchat.routing.hub import Hub
+
+IqType = Literal["get", "set"]
+StanzaKind = Literal["message", "presence"]
+
+IqHandlerFn = Callable[[Session, etree._Element], Awaitable[etree._Element | None]]
+StanzaHandlerFn = Callable[[Session, etree._Element, JID | None, datetime], Awaitable[None]]
+SessionHookFn = Callable[[Session], Awaitable[None]]
+InboundFilterFn = Callable[[Session, etree._Element], Awaitable[etree._Element | None]]
+RouteFilterFn = Callable[[etree._Element, JID], Awaitable[etree._Element | None]]
+OutboundFilterFn = Callable[[Session, etree._Element], etree._Element | None]
+
+
+@dataclass(frozen=True, slots=True)
+class IqHandler:
+    """Handles ``<iq type=TYPE>`` whose payload is the element ``payload``
+    (Clark notation, e.g. ``{urn:xmpp:ping}ping``) addressed to the server or to
+    the sender's own bare JID. Returns the result payload (or None for an empty
+    result); raises :class:`~xmlchat.errors.StanzaError` to answer with an error.
+
+    ``accounts``: also answer iqs to *another* existing local account's bare
+    JID, on its behalf (RFC 6121 §8.5.2.1.3), e.g. disco#info; the handler
+    tells them apart by the iq's 'to'. Others get service-unavailable.
+
+    ``internal``: only a front end translating its own protocol may call it
+    (:meth:`Hub.call_iq`); from the XMPP wire it does not exist."""
+
+    type: IqType
+    payload: str
+    handle: IqHandlerFn
+    accounts: bool = False
+    internal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StanzaHandler:
+    """Handles every message (or presence) a session sends that no domain
+    handler claims; ``from`` is already stamped, ``to`` parsed (None: absent),
+    and the last argument is when the server accepted it (the native ack
+    and the recipient see the same time)."""
+
+    kind: StanzaKind
+    handle: StanzaHandlerFn
+
+
+@dataclass(frozen=True, slots=True)
+class ServesDomain:
+    """Every stanza addressed to ``<subdomain>.<host>`` or a JID on it (a
+    component, e.g. ``conference``) goes to ``handle``, whatever its kind."""
+
+    subdomain: str
+    handle: StanzaHandlerFn
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    """A XEP-0030 disco#info feature the server advertises."""
+
+    var: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFeature:
+    """An empty element advertised in post-authentication stream features,
+    e.g. roster versioning ``("urn:xmpp:features:rosterver", "ver")``."""
+
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class OnSessionOpening:
+    """Called before a bound session becomes routable: state a filter needs
+    for it is loaded here, so no stanza reaches it unfiltered."""
+
+    handle: SessionHookFn
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OnSessionStarted:
+    """Called when a session is bound and routable (RFC 6120 §7)."""
+
+    handle: SessionHookFn
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OnSessionEnded:
+    """Called once when a routable session goes away, cleanly or not."""
+
+    handle: SessionHookFn
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OnInitialPresence:
+    """A session became available (RFC 6121 §4.2; a native login). ``prepare``
+    runs before the session is routable as available — e.g. to hold live
+    messages back — and ``handle`` after the broadcast."""
+
+    handle: SessionHookFn
+    priority: int = 0
+    prepare: Callable[[Session], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundFilter:
+    """A stanza from a local session, before it is handled (sender side)."""
+
+    handle: InboundFilterFn
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RouteFilter:
+    """A message or iq on its way to a local account (the bare JID given),
+    before its sessions or the offline store are chosen (recipient side)."""
+
+    handle: RouteFilterFn
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundFilter:
+    """Any stanza about to be written to one session; synchronous, as it runs
+    for every stanza delivered."""
+
+    handle: OutboundFilterFn
+    priority: int = 0
+
+
+Registration = (
+    IqHandler
+    | StanzaHandler
+    | ServesDomain
+    | Feature
+    | StreamFeature
+    | OnSessionOpening
+    | OnSessionStarted
+    | OnSessionEnded
+    | OnInitialPresence
+    | InboundFilter
+    | RouteFilter
+    | OutboundFilter
+)
+
+
+class Module(Protocol):
+    name: str
+
+    def setup(self) -> list[Registration]: ...
+
+
+class Sessions(Protocol):
+    """The router, read-only: who is connected."""
+
+    def get(self, full: JID) -> Session | None: ...
+
+    def sessions_of(self, bare: JID) -> list[Session]: ...
+
+    def available_sessions(self, bare: JID) -> list[Session]: ...
+
+    def is_online(self, bare: JID) -> bool: ...
+
+
+# Covariant: a context holding the whole Storage serves a module asking for one store.
+StoreT = TypeVar("StoreT", covariant=True)
+
+
+class ModuleContext(Generic[StoreT]):
+    """Everything a module may touch. Built by the composition root."""
+
+    def __init__(
+        self,
+        name: str,
+        hub: Hub,
+        store: StoreT,
+        *,
+        hosts: Sequence[str],
+        limits: Limits,
+        metrics: Metrics,
+    ) -> None:
+        self.name = name
+        self.store = store
+        self.hosts = frozenset(hosts)
+        self.domain = hosts[0]
+        self.limits = limits
+        self.metrics = metrics
+        self.log = logging.getLogger(f"xmlchat.modules.{name}")
+        self._hub = hub
+
+    @property
+    def sessions(self) -> Sessions:
+        return self._hub.router
+
+    def deliver(
+        self, session: Session, stanza: etree._Element, stamp: datetime | None = None, delayed: bool = False
+    ) -> bool:
+        """Through the outbound hook chain to ``session``; False if a filter dropped it."""
+        return self._hub.deliver(session, stanza, stamp, delayed)
+
+    async def to_account(self, stanza: etree._Element, account: JID) -> etree._Element | None:
+        """Run the recipient-side hook chain for a local account."""
+        return await self._hub.run_route_filters(stanza, account)
+
+    async def presence_became_available(self, session: Session) -> None:
+        """Run the initial-presence hooks (the presence module calls this)."""
+        await self._hub.initial_presence(session)
+
+    def prepare_available(self, session: Session) -> None:
+        self._hub.prepare_available(session)
+
+    @property
+    def features(self) -> list[str]:
+        """Every disco feature registered (for disco#info)."""
+        return list(self._hub.registry.features)

@@ -1,0 +1,193 @@
+"""The hub: sessions come and go here, every stanza from a session is
+dispatched here, and every stanza to a session leaves through :meth:`Hub.deliver`.
+
+Dispatch follows RFC 6120 §10 and RFC 6121 §8 in the way Prosody's stanza
+router does: a stanza addressed to a served domain goes to that domain's
+module; messages and presence go to the module registered for their kind; an
+iq is answered by the handler registered for its payload, or routed to the
+full JID it names. Unhandled get/set iqs get ``service-unavailable``; results
+and errors are never answered (that would loop, §8.3.1).
+
+Errors are raised as :class:`~xmlchat.errors.StanzaError`; the front end that
+received the stanza maps them to its protocol's error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
+from xmlchat.jid import JID
+from xmlchat.routing.api import IqHandler, Module
+from xmlchat.routing.registry import Registry
+from xmlchat.routing.router import Router
+from xmlchat.routing.session import Session
+from xmlchat.stanza import kind, make
+
+AccountExists = Callable[[JID], Awaitable[bool]]
+
+
+class Hub:
+    def __init__(self, hosts: Iterable[str], account_exists: AccountExists) -> None:
+        self.hosts = frozenset(hosts)
+        self.router = Router()
+        self.registry = Registry()
+        self.modules: list[Module] = []
+        self._account_exists = account_exists
+
+    def load(self, module: Module) -> None:
+        self.registry.add(module.name, module.setup())
+        self.modules.append(module)
+
+    # ---- the one way out
+
+    def deliver(
+        self, session: Session, stanza: etree._Element, stamp: datetime | None = None, delayed: bool = False
+    ) -> bool:
+        """Pass ``stanza`` through the outbound filters and write it to
+        ``session``; False when a filter dropped it."""
+        for _, outbound in self.registry.outbound:
+            filtered = outbound(session, stanza)
+            if filtered is None:
+                return False
+            stanza = filtered
+        session.write(stanza, stamp or datetime.now(UTC), delayed)
+        return True
+
+    async def run_route_filters(self, stanza: etree._Element, account: JID) -> etree._Element | None:
+        for _, route in self.registry.route:
+            filtered = await route(stanza, account)
+            if filtered is None:
+                return None
+            stanza = filtered
+        return stanza
+
+    # ---- sessions
+
+    async def open_session(self, session: Session) -> None:
+        """Make a bound session routable (RFC 6120 §7)."""
+        for _, opening in self.registry.session_opening:
+            await opening(session)
+        replaced = self.router.add(session)
+        if replaced is not None:
+            # RFC 6120 §7.7.2.2: the newer session wins; the old one gets conflict.
+            replaced.close(StreamError(StreamCondition.CONFLICT, "replaced by a new connection"))
+        for _, started in self.registry.session_started:
+            await started(session)
+
+    async def close_session(self, session: Session) -> None:
+        was_current = self.router.get(session.jid) is session
+        self.router.remove(session)
+        if not was_current:
+            return  # replaced: the newer session now owns this full JID
+        for _, ended in self.registry.session_ended:
+            await ended(session)
+
+    def prepare_available(self, session: Session) -> None:
+        for _, hook in self.registry.initial_presence:
+            if hook.prepare is not None:
+                hook.prepare(session)
+
+    async def initial_presence(self, session: Session) -> None:
+        """Every hook runs even when one fails: a hook may be releasing what
+        its ``prepare`` held (the messages module's live messages)."""
+        failure: BaseException | None = None
+        for _, hook in self.registry.initial_presence:
+            try:
+                await hook.handle(session)
+            except Exception as e:
+                failure = failure or e
+        if failure is not None:
+            raise failure
+
+    # ---- the one way in
+
+    async def receive(
+        self, session: Session, stanza: etree._Element, to: JID | None, stamp: datetime | None = None
+    ) -> None:
+        """A stanza from a local session, ``from`` stamped, ``to`` parsed;
+        ``stamp``: when it was accepted (now if not given)."""
+        stamp = stamp or datetime.now(UTC)
+        for _, inbound in self.registry.inbound:
+            filtered = await inbound(session, stanza)
+            if filtered is None:
+                return
+            stanza = filtered
+        domain_handler = self._domain_handler(to)
+        if domain_handler is not None:
+            assert to is not None
+            await domain_handler(session, stanza, to, stamp)
+            return
+        stanza_kind = kind(stanza)
+        if stanza_kind == "iq":
+            await self._iq(session, stanza, to)
+            return
+        handler = self.registry.stanza_handlers.get(stanza_kind)
+        if handler is None:
+            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+        await handler(session, stanza, to, stamp)
+
+    def _domain_handler(self, to: JID | None) -> Callable[..., Awaitable[None]] | None:
+        if to is None or not self.registry.domains:
+            return None
+        label, _, parent = to.domain.partition(".")
+        return self.registry.domains.get(label) if parent in self.hosts else None
+
+    async def _iq(self, session: Session, iq: etree._Element, to: JID | None) -> None:
+        if to is not None and to.resource is not None and to != session.jid:
+            await self._iq_to_full_jid(iq, to)
+            return
+        if iq.get("type") in ("result", "error"):
+            return  # answers to our pings; never answered (RFC 6120 §8.3.1)
+        result = await self.call_iq(session, iq, to, internal=False)
+        reply = make("iq", {"type": "result", "to": str(session.jid)})
+        if iq.get("id") is not None:
+            reply.set("id", iq.get("id", ""))
+        if to is not None:
+            # Answer from where it was sent; a request with no 'to' was handled
+            # on behalf of the account and is answered without 'from' (RFC 6120 §8.1.2.1).
+            reply.set("from", str(to))
+        if result is not None:
+            reply.append(result)
+        self.deliver(session, reply)
+
+    async def call_iq(
+        self, session: Session, iq: etree._Element, to: JID | None = None, internal: bool = True
+    ) -> etree._Element | None:
+        """Run the handler for a get/set iq to the server or an account and
+        return its result payload. Front ends call it directly (``internal``)
+        to carry out a request of their own protocol."""
+        type_ = iq.get("type") or ""
+        payload = next(iter(iq), None)
+        if payload is None:
+            raise StanzaError(StanzaCondition.BAD_REQUEST, "an iq get/set needs one payload")
+        handler = self.registry.iq_handlers.get((type_, str(payload.tag)))
+        if handler is None or (handler.internal and not internal):
+            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+        if to is not None and to.domain not in self.hosts:
+            raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND)
+        if to is not None and to.local is not None and to.bare != session.jid.bare:
+            await self._check_on_behalf(handler, to)
+        return await handler.handle(session, iq)
+
+    async def _check_on_behalf(self, handler: IqHandler, to: JID) -> None:
+        """RFC 6121 §8.5.2.1.3: another account's bare JID is answered on its
+        behalf only where a module can (disco); §8.5.1: and if it exists."""
+        if not handler.accounts or not await self._account_exists(to):
+            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+
+    async def _iq_to_full_jid(self, iq: etree._Element, to: JID) -> None:
+        """RFC 6120 §10.5.3: an iq to a connected resource goes there; else
+        service-unavailable. Sessions that cannot answer iqs count as absent."""
+        answerable = iq.get("type") in ("get", "set")
+        target = self.router.get(to)
+        if target is None or not target.capabilities.full_xmpp:
+            if answerable:
+                raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+            return
+        routed = await self.run_route_filters(iq, to.bare)
+        if routed is not None:
+            self.deliver(target, routed)

@@ -1,0 +1,89 @@
+"""The tables the hub builds from what modules declare (:mod:`xmlchat.routing.api`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from xmlchat.routing.api import (
+    Feature,
+    InboundFilter,
+    InboundFilterFn,
+    IqHandler,
+    OnInitialPresence,
+    OnSessionEnded,
+    OnSessionOpening,
+    OnSessionStarted,
+    OutboundFilter,
+    OutboundFilterFn,
+    Registration,
+    RouteFilter,
+    RouteFilterFn,
+    ServesDomain,
+    SessionHookFn,
+    StanzaHandler,
+    StanzaHandlerFn,
+    StreamFeature,
+)
+
+
+def _insert(chain: list[tuple[int, Any]], priority: int, fn: Any) -> None:
+    """Highest priority first; equal priorities keep registration order."""
+    chain.append((priority, fn))
+    chain.sort(key=lambda pair: -pair[0])
+
+
+@dataclass
+class Registry:
+    iq_handlers: dict[tuple[str, str], IqHandler] = field(default_factory=dict)
+    stanza_handlers: dict[str, StanzaHandlerFn] = field(default_factory=dict)
+    domains: dict[str, StanzaHandlerFn] = field(default_factory=dict)  # subdomain label -> handler
+    features: list[str] = field(default_factory=list)
+    stream_features: list[tuple[str, str]] = field(default_factory=list)
+    session_opening: list[tuple[int, SessionHookFn]] = field(default_factory=list)
+    session_started: list[tuple[int, SessionHookFn]] = field(default_factory=list)
+    session_ended: list[tuple[int, SessionHookFn]] = field(default_factory=list)
+    initial_presence: list[tuple[int, OnInitialPresence]] = field(default_factory=list)
+    inbound: list[tuple[int, InboundFilterFn]] = field(default_factory=list)
+    route: list[tuple[int, RouteFilterFn]] = field(default_factory=list)
+    outbound: list[tuple[int, OutboundFilterFn]] = field(default_factory=list)
+    owners: dict[str, list[Registration]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, owner: str, registrations: list[Registration]) -> None:
+        for reg in registrations:
+            self._add(owner, reg)
+            self.owners[owner].append(reg)
+
+    def _add(self, owner: str, reg: Registration) -> None:
+        match reg:
+            case IqHandler(type_, payload):
+                if (type_, payload) in self.iq_handlers:
+                    raise ValueError(f"{owner}: iq {type_} {payload} already handled")
+                self.iq_handlers[(type_, payload)] = reg
+            case StanzaHandler(kind, handle):
+                if kind in self.stanza_handlers:
+                    raise ValueError(f"{owner}: {kind} stanzas already handled")
+                self.stanza_handlers[kind] = handle
+            case ServesDomain(subdomain, handle):
+                if subdomain in self.domains:
+                    raise ValueError(f"{owner}: {subdomain}.<host> already served")
+                self.domains[subdomain] = handle
+            case Feature(var):
+                self.features.append(var)
+            case StreamFeature(namespace, name):
+                self.stream_features.append((namespace, name))
+            case OnSessionOpening(handle, priority):
+                _insert(self.session_opening, priority, handle)
+            case OnSessionStarted(handle, priority):
+                _insert(self.session_started, priority, handle)
+            case OnSessionEnded(handle, priority):
+                _insert(self.session_ended, priority, handle)
+            case OnInitialPresence(_, priority):
+                _insert(self.initial_presence, priority, reg)
+            case InboundFilter(handle, priority):
+                _insert(self.inbound, priority, handle)
+            case RouteFilter(handle, priority):
+                _insert(self.route, priority, handle)
+            case OutboundFilter(handle, priority):
+                _insert(self.outbound, priority, handle)

@@ -1,0 +1,91 @@
+"""What the router and the modules know of a logged-in client, whatever its protocol.
+
+A :class:`Session` is a bound address plus the routing state RFC 6121 keeps
+per resource (its current presence and priority). How a stanza reaches the
+client is its front end's business (:class:`SessionTransport`); modules never
+see a connection, and never ask which protocol a session speaks: they ask
+what it can do (:class:`Capabilities`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from lxml import etree
+
+from xmlchat.errors import StreamError
+from xmlchat.jid import JID
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a session's front end can carry, decided at its edge."""
+
+    # Receives XMPP stanzas as they are: iqs, errors, subscription requests it
+    # can answer, its own presence echoed (RFC 6121 §4.2.2), presence directed
+    # to it by anyone. The native protocol has none of these: its front end
+    # shows messages and the contacts' online state only.
+    full_xmpp: bool
+    # Acknowledges each message it sends (native <ack/>).
+    acks: bool = False
+
+
+XMPP_CLIENT = Capabilities(full_xmpp=True)
+NATIVE_CLIENT = Capabilities(full_xmpp=False, acks=True)
+
+
+class SessionTransport(Protocol):
+    """The front end behind a session: how stanzas reach the client."""
+
+    @property
+    def protocol(self) -> str:
+        """``"xmpp"`` or ``"native"``: for logs and metrics only."""
+
+    def write(self, stanza: etree._Element, stamp: datetime, delayed: bool) -> None:
+        """Hand ``stanza`` to the client, translated to its wire form. Never
+        blocks. ``stamp`` is when the server accepted it; ``delayed`` marks a
+        stored message (XEP-0203)."""
+
+    def close(self, error: StreamError) -> None:
+        """End the connection with a stream error (conflict, system-shutdown)."""
+
+
+class Session:
+    """A bound resource: ``user@host/resource`` with its presence state.
+
+    Only :meth:`xmlchat.routing.hub.Hub.deliver` calls :meth:`write`, so every
+    stanza to a client passes the outbound hook chain.
+    """
+
+    __slots__ = ("__weakref__", "available_presence", "capabilities", "jid", "priority", "transport")
+
+    def __init__(self, jid: JID, capabilities: Capabilities, transport: SessionTransport) -> None:
+        if jid.resource is None:
+            raise ValueError(f"a session needs a full JID, not {jid}")
+        self.jid = jid
+        self.capabilities = capabilities
+        self.transport = transport
+        # RFC 6121 §4.2: the last available presence broadcast; None until
+        # initial presence and after unavailable presence.
+        self.available_presence: etree._Element | None = None
+        # §4.7.2.3: messages to the bare JID skip negative priorities.
+        self.priority = 0
+
+    @property
+    def available(self) -> bool:
+        return self.available_presence is not None
+
+    @property
+    def protocol(self) -> str:
+        return self.transport.protocol
+
+    def write(self, stanza: etree._Element, stamp: datetime, delayed: bool = False) -> None:
+        self.transport.write(stanza, stamp, delayed)
+
+    def close(self, error: StreamError) -> None:
+        self.transport.close(error)
+
+    def __repr__(self) -> str:
+        return f"<Session {self.jid} {self.protocol}>"

@@ -1,0 +1,59 @@
+"""Which feature modules the server runs, and what each is given.
+
+One line per module: its context (a name, its store, the hosts and limits,
+metrics) and the modules it builds on. This is the only place that knows
+every module; a new feature is a module file plus a line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+from xmlchat.config import Config
+from xmlchat.metrics import Metrics
+from xmlchat.modules.disco import Disco
+from xmlchat.modules.messages import Messages
+from xmlchat.modules.ping import Ping
+from xmlchat.modules.presence import Presence
+from xmlchat.modules.roster import Contacts, Roster, RosterBook, Subscriptions
+from xmlchat.modules.time import Time
+from xmlchat.modules.version import Version
+from xmlchat.routing.api import Module, ModuleContext
+from xmlchat.routing.hub import Hub
+from xmlchat.storage import Storage
+
+S = TypeVar("S")
+
+# Extra modules an embedding application adds (tests use it too).
+ModuleFactory = Callable[[Callable[[str], ModuleContext[Storage]]], Module]
+
+
+def build_hub(
+    config: Config, storage: Storage, metrics: Metrics, extra: Iterable[ModuleFactory] = ()
+) -> Hub:
+    hub = Hub(config.hosts, storage.user_exists)
+
+    def ctx(name: str, store: S) -> ModuleContext[S]:
+        return ModuleContext(name, hub, store, hosts=config.hosts, limits=config.limits, metrics=metrics)
+
+    def stored(name: str) -> ModuleContext[Storage]:
+        return ctx(name, storage)
+
+    book = RosterBook(stored("roster"))
+    subscriptions = Subscriptions(stored("subscriptions"), book)
+    modules: list[Module] = [
+        Messages(stored("messages")),
+        subscriptions,
+        Presence(stored("presence"), subscriptions),
+        Roster(stored("roster"), book, subscriptions),
+        Contacts(stored("contacts"), book, subscriptions),
+        Disco(ctx("disco", None)),
+        Ping(ctx("ping", None)),
+        Version(ctx("version", None)),
+        Time(ctx("time", None)),
+    ]
+    modules += [factory(stored) for factory in extra]
+    for module in modules:
+        hub.load(module)
+    return hub
