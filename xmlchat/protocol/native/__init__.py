@@ -8,8 +8,10 @@ Everything is re-exported here: ``from xmlchat.protocol import native`` then
 ``native.NativeServerStream``, ``native.MessageReceived``, ``native.NS``.
 """
 
-from xmlchat.protocol.native.core import NativeServerStream, State
+from xmlchat.protocol.native.core import MAX_BLOCK_JIDS, NativeServerStream, State
 from xmlchat.protocol.native.events import (
+    BlocklistRequested,
+    BlockRequested,
     Closed,
     ContactAddRequested,
     ContactRemoveRequested,
@@ -21,6 +23,7 @@ from xmlchat.protocol.native.events import (
     Opened,
     PingReceived,
     PongReceived,
+    UnblockRequested,
 )
 from xmlchat.protocol.native.wire import (
     NS,
@@ -33,9 +36,12 @@ from xmlchat.protocol.native.wire import (
 )
 
 __all__ = [
+    "MAX_BLOCK_JIDS",
     "NS",
     "ROOT",
     "VERSION",
+    "BlockRequested",
+    "BlocklistRequested",
     "Closed",
     "ContactAddRequested",
     "ContactRemoveRequested",
@@ -49,6 +55,7 @@ __all__ = [
     "PingReceived",
     "PongReceived",
     "State",
+    "UnblockRequested",
     "element_xml",
     "schema",
     "stream_header",

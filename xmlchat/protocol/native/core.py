@@ -24,6 +24,8 @@ from xmlchat.errors import (
     StreamError,
 )
 from xmlchat.protocol.native.events import (
+    BlocklistRequested,
+    BlockRequested,
     Closed,
     ContactAddRequested,
     ContactRemoveRequested,
@@ -35,6 +37,7 @@ from xmlchat.protocol.native.events import (
     Opened,
     PingReceived,
     PongReceived,
+    UnblockRequested,
 )
 from xmlchat.protocol.native.wire import (
     NS,
@@ -55,10 +58,16 @@ from xmlchat.xml.stream import (
     StreamOpened,
 )
 
+# At most this many <jid> in one <block> or <unblock> (docs/native-protocol.md,
+# "Blocking"): one request stays one bounded store transaction.
+MAX_BLOCK_JIDS: Final = 100
+
 # Stanzas a client may send before logging in; anything else is not-authorized.
 _BEFORE_LOGIN: Final = frozenset({"login", "ping", "pong", "logout"})
 # Stanzas only the server sends: a client sending them gets bad-request.
-_SERVER_ONLY: Final = frozenset({"login-ok", "login-failed", "ack", "presence", "contacts", "error"})
+_SERVER_ONLY: Final = frozenset(
+    {"login-ok", "login-failed", "ack", "presence", "contacts", "blocklist", "error"}
+)
 
 
 class State(enum.Enum):
@@ -149,7 +158,12 @@ class NativeServerStream:
         if self.state is State.AWAITING_LOGIN and name not in _BEFORE_LOGIN:
             self.send_error(StanzaError(StanzaCondition.NOT_AUTHORIZED, "log in first"), ref)
             return
-        event = self._event(name, texts)
+        if name in ("block", "unblock") and len(_jids(el)) > MAX_BLOCK_JIDS:
+            # The schema bounds each run of <jid>, not their total.
+            why = f"at most {MAX_BLOCK_JIDS} <jid> in one <{name}>"
+            self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, why), ref)
+            return
+        event = self._event(name, texts, el)
         if isinstance(event, LoginRequested) and self.state is State.LOGGED_IN:
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, "already logged in"), ref)
             return
@@ -159,7 +173,7 @@ class NativeServerStream:
         events.append(event)
 
     @staticmethod
-    def _event(name: str, fields: dict[str, str]) -> Event:
+    def _event(name: str, fields: dict[str, str], el: etree._Element) -> Event:
         get = fields.get
         match name:
             case "message":
@@ -178,6 +192,12 @@ class NativeServerStream:
                 return ContactAddRequested(get("jid", ""))
             case "contact-remove":
                 return ContactRemoveRequested(get("jid", ""))
+            case "blocklist-get":
+                return BlocklistRequested(get("id"))
+            case "block":
+                return BlockRequested(_jids(el), get("id"))
+            case "unblock":
+                return UnblockRequested(_jids(el), get("id"))
             case _:  # "logout": the schema admits nothing else
                 return Closed()
 
@@ -225,6 +245,11 @@ class NativeServerStream:
         )
         self._out.append(f"<contacts>{items}</contacts>".encode() if items else b"<contacts/>")
 
+    def send_blocklist(self, jids: Iterable[str], id_: str | None = None) -> None:
+        """The whole blocklist: the answer to a blocking request (``id_`` is its
+        id) or, with no ``id_``, a push after a change made elsewhere."""
+        self._out.append(element_xml("blocklist", [("id", id_), *(("jid", jid) for jid in jids)]))
+
     def send_ping(self) -> None:
         self._out.append(b"<ping/>")
 
@@ -246,3 +271,11 @@ class NativeServerStream:
         fields = [("condition", str(error.condition)), ("text", error.text[:1024] or None)]
         self._out.append(element_xml("error", fields))
         self._close()
+
+
+_JID: Final = f"{{{NS}}}jid"
+
+
+def _jids(el: etree._Element) -> tuple[str, ...]:
+    """The ``<jid>`` children of a blocking request, in order."""
+    return tuple(child.text or "" for child in el if child.tag == _JID)

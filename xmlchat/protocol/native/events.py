@@ -54,6 +54,31 @@ class ContactRemoveRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class BlocklistRequested:
+    """``<blocklist-get/>``: answer with ``send_blocklist`` (same ``id``)."""
+
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRequested:
+    """``<block>``: block ``jids`` (1 to 100, as the client wrote them: ``bob``
+    means the server's domain; duplicates possible); answer with ``send_blocklist``."""
+
+    jids: tuple[str, ...]
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnblockRequested:
+    """``<unblock>``: unblock ``jids`` (up to 100); an empty tuple means
+    everyone (XEP-0191 "unblock all"). Answer with ``send_blocklist``."""
+
+    jids: tuple[str, ...]
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     """The client closed the session (``</session>`` or ``<logout/>``)."""
 
@@ -74,6 +99,9 @@ Event = (
     | ContactsRequested
     | ContactAddRequested
     | ContactRemoveRequested
+    | BlocklistRequested
+    | BlockRequested
+    | UnblockRequested
     | Closed
     | Failed
 )
