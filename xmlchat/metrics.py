@@ -78,6 +78,9 @@ _NATIVE_KINDS: Final[dict[type, str]] = {
     native.ContactsRequested: "contacts-get",
     native.ContactAddRequested: "contact-add",
     native.ContactRemoveRequested: "contact-remove",
+    native.BlocklistRequested: "blocklist-get",
+    native.BlockRequested: "block",
+    native.UnblockRequested: "unblock",
 }
 
 

@@ -83,12 +83,14 @@ def test_every_server_stanza_is_schema_valid() -> None:
     core.send_presence("bob@localhost", True)
     core.send_contacts([("bob@localhost", True), ("carol@localhost", False)])
     core.send_contacts([])
+    core.send_blocklist(["bob@localhost", "example.org"], "b1")
+    core.send_blocklist([])
     core.send_ping()
     core.send_pong("p1")
     core.send_error(StanzaError(StanzaCondition.BAD_REQUEST, "x" * 5000), "ref")
     data = core.data_to_send()
     root = etree.fromstring(data + b"</session>")
-    assert len(root) == 10
+    assert len(root) == 12
     for stanza in root:
         assert schema().validate(stanza), (etree.tostring(stanza), schema().error_log)
     message = root[2]

@@ -451,7 +451,7 @@ def test_protocol_package_imports_no_networking() -> None:
     """
     forbidden = {"asyncio", "socket", "ssl", "selectors", "trio", "xmlchat.server", "xmlchat.storage"}
     package = Path(xmlchat.protocol.__file__).parent
-    for path in sorted(package.glob("*.py")):
+    for path in sorted(package.rglob("*.py")):  # the subpackages (xmpp/, native/) too
         for node in ast.walk(ast.parse(path.read_text())):
             names: list[str] = []
             if isinstance(node, ast.Import):
@@ -461,7 +461,8 @@ def test_protocol_package_imports_no_networking() -> None:
             for name in names:
                 assert not any(name == f or name.startswith(f + ".") for f in forbidden), (path.name, name)
     code = (
-        "import sys, xmlchat.protocol.xmpp, xmlchat.protocol.sasl, xmlchat.xml.writer\n"
+        "import sys, xmlchat.protocol.xmpp, xmlchat.protocol.sasl, xmlchat.protocol.native\n"
+        "import xmlchat.xml.writer\n"
         "bad = [m for m in ('asyncio', 'xmlchat.server', 'xmlchat.storage') if m in sys.modules]\n"
         "print(','.join(bad))\n"
     )

@@ -4,6 +4,9 @@ $ xmlchat chat alice@localhost
 bob: hello            send "hello" to bob
 /contacts             list contacts and who is online
 /add bob  /remove bob manage contacts
+/block bob            block bob (no messages or presence either way)
+/unblock [bob]        unblock bob; without a name, everyone
+/blocked              list blocked addresses
 /quit                 leave
 """
 
@@ -82,6 +85,10 @@ def _print_presence(update: PresenceUpdate) -> None:
     print(f"* {update.user} is {'online' if update.online else 'offline'}", flush=True)
 
 
+def _print_blocklist(jids: list[str]) -> None:
+    print(f"* blocked: {', '.join(jids) or 'nobody'}", flush=True)
+
+
 def _chat(args: argparse.Namespace, config: Config) -> int:
     client = make_client(
         args,
@@ -89,6 +96,7 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
         on_message=_print_message,
         on_presence=_print_presence,
         on_state=lambda state, why: print(f"~ {state}: {why}", flush=True),
+        on_blocklist=_print_blocklist,
     )
 
     async def run() -> int:
@@ -97,9 +105,7 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
         except (LoginFailed, OSError) as e:
             print(f"xmlchat: {e}", file=sys.stderr)
             return 1
-        print(
-            f"logged in as {client.address}; type 'bob: hello', /contacts, /add, /remove, /quit", flush=True
-        )
+        print(f"logged in as {client.address}; type 'bob: hello', {_COMMANDS}", flush=True)
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -111,6 +117,9 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
             await client.close()
 
     return run_async(run())
+
+
+_COMMANDS = "/contacts, /add NAME, /remove NAME, /block NAME, /unblock [NAME], /blocked or /quit"
 
 
 async def _command(client: NativeClient, line: str) -> None:
@@ -126,12 +135,32 @@ async def _command(client: NativeClient, line: str) -> None:
             change = client.add_contact if command == "/add" else client.remove_contact
             await change(jid.strip())
             print(f"  ok: {command[1:]} {jid.strip()}")
+        elif line == "/blocked" or line.startswith(("/block ", "/unblock")):
+            await _blocking(client, line)
         elif ":" in line:
             to, _, text = line.partition(":")
             await client.send(to.strip(), text.strip())
         elif line:
-            print("  type 'name: message', /contacts, /add NAME, /remove NAME or /quit")
+            print(f"  type 'name: message', {_COMMANDS}")
     except ServerError as e:
         print(f"! {e}", flush=True)
     except (ConnectionError, TimeoutError) as e:
         print(f"! not sent: {e}", flush=True)
+
+
+async def _blocking(client: NativeClient, line: str) -> None:
+    command, _, name = line.partition(" ")
+    name = name.strip()
+    if command == "/blocked":
+        jids = await client.blocklist()
+    elif command == "/block" and name:
+        jids = await client.block(name)
+    elif command == "/unblock":
+        jids = await client.unblock(name) if name else await client.unblock()
+    else:
+        print(f"  type {_COMMANDS}")
+        return
+    for jid in jids:
+        print(f"  {jid} blocked")
+    if not jids:
+        print("  (nobody blocked: /block NAME)")

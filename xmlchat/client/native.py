@@ -4,6 +4,7 @@
     await client.start()                 # connects, logs in, keeps reconnecting
     ack = await client.send("bob", "hi")
     message = await client.incoming.get()
+    await client.block("eve")            # -> the whole blocklist; unblock() empties it
     await client.close()
 
 It never treats one ``recv()`` as one message: bytes go through the same
@@ -22,11 +23,11 @@ import ssl as ssl_mod
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from lxml import etree
 
-from xmlchat.protocol.native import NS, VERSION, element_xml
+from xmlchat.protocol.native import MAX_BLOCK_JIDS, NS, VERSION, element_xml
 from xmlchat.xml.stream import (
     StanzaReceived,
     StanzaStream,
@@ -104,6 +105,7 @@ class NativeClient:
         on_message: Callable[[IncomingMessage], None] | None = None,
         on_presence: Callable[[PresenceUpdate], None] | None = None,
         on_state: Callable[[State, str], None] | None = None,
+        on_blocklist: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.user, self._password, self.resource = user, password, resource
         self.host, self.port, self.ssl = host, port, ssl
@@ -111,6 +113,9 @@ class NativeClient:
         self.reconnect = reconnect
         self.min_backoff, self.max_backoff = min_backoff, max_backoff
         self.on_message, self.on_presence, self.on_state = on_message, on_presence, on_state
+        # Called with the whole blocklist whenever it is pushed (changed by another
+        # session) and after each login; answers to our own requests are returned.
+        self.on_blocklist = on_blocklist
         self.state: State = "disconnected"
         self.address: str | None = None
         self.incoming: asyncio.Queue[IncomingMessage] = asyncio.Queue()
@@ -119,6 +124,7 @@ class NativeClient:
         self._online = asyncio.Event()
         self._pending: dict[str, asyncio.Future[Ack]] = {}
         self._contacts: asyncio.Future[list[tuple[str, bool]]] | None = None
+        self._blocklists: dict[str, asyncio.Future[list[str]]] = {}  # by request id
         self._ids = (f"c{n}" for n in itertools.count(1))
         self._runner: asyncio.Task[None] | None = None
         self._reader_task: asyncio.Task[None] | None = None
@@ -180,6 +186,10 @@ class NativeClient:
         self._set_state("online", self.address or "")
         for el in early:
             self._dispatch(el)
+        if self.on_blocklist is not None:
+            # The server pushes changes only to sessions that asked for the list
+            # (as XEP-0191 does); asking without an id sends the answer to the callback.
+            self._write(b"<blocklist-get/>")
         self._reader_task = asyncio.create_task(self._read(reader, stream))
 
     async def _await_login(self, reader: asyncio.StreamReader, stream: StanzaStream) -> list[etree._Element]:
@@ -239,13 +249,26 @@ class NativeClient:
             self._error(ServerError(_text(el, "condition"), _text(el, "text"), _text(el, "id") or None))
         elif name == "ping":
             self._write(element_xml("pong", [("id", _text(el, "id") or None)]))
+        elif name == "blocklist":
+            self._blocklist(el)
         elif name == "contacts":
             contacts = [(_text(c, "jid"), _text(c, "status") == "online") for c in el]
             if self._contacts is not None and not self._contacts.done():
                 self._contacts.set_result(contacts)
 
+    def _blocklist(self, el: etree._Element) -> None:
+        jids = [child.text or "" for child in el if etree.QName(child).localname == "jid"]
+        future = self._blocklists.pop(_text(el, "id"), None)
+        if future is not None:
+            if not future.done():
+                future.set_result(jids)
+        elif self.on_blocklist is not None:
+            self.on_blocklist(jids)  # a push, or the answer to the get after login
+
     def _error(self, error: ServerError) -> None:
-        future = self._pending.pop(error.ref, None) if error.ref else None
+        future: asyncio.Future[Ack] | asyncio.Future[list[str]] | None = None
+        if error.ref:
+            future = self._pending.pop(error.ref, None) or self._blocklists.pop(error.ref, None)
         if future is not None and not future.done():
             future.set_exception(error)
         elif self._contacts is not None and not self._contacts.done():
@@ -308,10 +331,12 @@ class NativeClient:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        for future in self._pending.values():
+        waiting: list[asyncio.Future[Any]] = [*self._pending.values(), *self._blocklists.values()]
+        for future in waiting:
             if not future.done():
                 future.set_exception(ConnectionLost(why))
         self._pending.clear()
+        self._blocklists.clear()
         self._set_state("disconnected", why)
 
     # ---- requests
@@ -347,3 +372,30 @@ class NativeClient:
         self._contacts = asyncio.get_running_loop().create_future()
         self._write(data)
         return await asyncio.wait_for(self._contacts, self.timeout)
+
+    # Blocking (docs/native-protocol.md, "Blocking"): each returns the whole new list.
+
+    async def blocklist(self) -> list[str]:
+        return await self._blocklist_request("blocklist-get", ())
+
+    async def block(self, *jids: str) -> list[str]:
+        if not jids:
+            raise ValueError("block() needs at least one address")
+        return await self._blocklist_request("block", jids)
+
+    async def unblock(self, *jids: str) -> list[str]:
+        """Unblock ``jids``; with none, unblock everyone."""
+        return await self._blocklist_request("unblock", jids)
+
+    async def _blocklist_request(self, tag: str, jids: tuple[str, ...]) -> list[str]:
+        if len(jids) > MAX_BLOCK_JIDS:
+            raise ValueError(f"at most {MAX_BLOCK_JIDS} addresses per request")
+        await self.wait_online(self.timeout)
+        id_ = next(self._ids)
+        future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        self._blocklists[id_] = future
+        try:
+            self._write(element_xml(tag, [("id", id_), *(("jid", jid) for jid in jids)]))
+            return await asyncio.wait_for(future, self.timeout)
+        finally:
+            self._blocklists.pop(id_, None)

@@ -1,4 +1,4 @@
-"""The native protocol, server side, sans-IO (spec: docs/native-protocol.md).
+"""The native protocol's server-side state machine, sans-IO.
 
 Bytes go in through :meth:`NativeServerStream.receive_data`, which returns
 events; replies are queued by the ``send_*`` methods and collected with
@@ -12,12 +12,8 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import cache
-from importlib import resources
+from datetime import datetime
 from typing import Final
-from xml.sax.saxutils import escape
 
 from lxml import etree
 
@@ -27,6 +23,33 @@ from xmlchat.errors import (
     StreamCondition,
     StreamError,
 )
+from xmlchat.protocol.native.events import (
+    BlocklistRequested,
+    BlockRequested,
+    Closed,
+    ContactAddRequested,
+    ContactRemoveRequested,
+    ContactsRequested,
+    Event,
+    Failed,
+    LoginRequested,
+    MessageReceived,
+    Opened,
+    PingReceived,
+    PongReceived,
+    UnblockRequested,
+)
+from xmlchat.protocol.native.wire import (
+    NS,
+    ROOT,
+    VERSION,
+    child_texts,
+    element_xml,
+    schema,
+    schema_message,
+    stream_header,
+    timestamp,
+)
 from xmlchat.xml.stream import (
     StanzaReceived,
     StanzaStream,
@@ -35,21 +58,16 @@ from xmlchat.xml.stream import (
     StreamOpened,
 )
 
-NS: Final = "urn:xmlchat:native:1"
-ROOT: Final = f"{{{NS}}}session"
-VERSION: Final = "1"
+# At most this many <jid> in one <block> or <unblock> (docs/native-protocol.md,
+# "Blocking"): one request stays one bounded store transaction.
+MAX_BLOCK_JIDS: Final = 100
 
 # Stanzas a client may send before logging in; anything else is not-authorized.
 _BEFORE_LOGIN: Final = frozenset({"login", "ping", "pong", "logout"})
 # Stanzas only the server sends: a client sending them gets bad-request.
-_SERVER_ONLY: Final = frozenset({"login-ok", "login-failed", "ack", "presence", "contacts", "error"})
-
-
-@cache
-def schema() -> etree.XMLSchema:
-    """The protocol's XSD (schemas/native.xsd), parsed once."""
-    source = resources.files("xmlchat").joinpath("schemas/native.xsd").read_bytes()
-    return etree.XMLSchema(etree.fromstring(source))
+_SERVER_ONLY: Final = frozenset(
+    {"login-ok", "login-failed", "ack", "presence", "contacts", "blocklist", "error"}
+)
 
 
 class State(enum.Enum):
@@ -57,119 +75,6 @@ class State(enum.Enum):
     AWAITING_LOGIN = "awaiting-login"
     LOGGED_IN = "logged-in"
     CLOSED = "closed"
-
-
-# ---- events -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Opened:
-    """The client's root element arrived and was accepted."""
-
-
-@dataclass(frozen=True, slots=True)
-class LoginRequested:
-    user: str
-    password: str = field(repr=False)  # never in logs
-    resource: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MessageReceived:
-    to: str
-    body: str
-    id: str | None
-    sender: str | None  # the <from> the client claims, if any
-
-
-@dataclass(frozen=True, slots=True)
-class PingReceived:
-    id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PongReceived:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class ContactsRequested:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class ContactAddRequested:
-    jid: str
-
-
-@dataclass(frozen=True, slots=True)
-class ContactRemoveRequested:
-    jid: str
-
-
-@dataclass(frozen=True, slots=True)
-class Closed:
-    """The client closed the session (``</session>`` or ``<logout/>``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    """A fatal error: the closing ``<error/>`` is queued; flush and disconnect."""
-
-    error: StreamError
-
-
-Event = (
-    Opened
-    | LoginRequested
-    | MessageReceived
-    | PingReceived
-    | PongReceived
-    | ContactsRequested
-    | ContactAddRequested
-    | ContactRemoveRequested
-    | Closed
-    | Failed
-)
-
-
-# ---- serialisation --------------------------------------------------------------
-
-# A literal CR would be normalised to LF by the reader's parser (XML 1.0 §2.11).
-_TEXT_ENTITIES: Final = {"\r": "&#13;"}
-
-
-def element_xml(tag: str, fields: Iterable[tuple[str, str | None]] = ()) -> bytes:
-    """``<tag><k>v</k>...</tag>`` with text escaped; None values are left out.
-
-    Stanzas are written with string formatting rather than lxml trees: they are
-    flat and this is the hot path for every message.
-    """
-    inner = "".join(f"<{k}>{_escape(v)}</{k}>" for k, v in fields if v is not None)
-    return (f"<{tag}>{inner}</{tag}>" if inner else f"<{tag}/>").encode()
-
-
-def _escape(text: str) -> str:
-    # Most text has nothing to escape; checking first is cheaper than escaping.
-    if "&" in text or "<" in text or ">" in text or "\r" in text:
-        return escape(text, _TEXT_ENTITIES)
-    return text
-
-
-def timestamp(moment: datetime) -> str:
-    """XSD dateTime in UTC with milliseconds: 2026-11-22T10:00:00.123Z."""
-    # isoformat() is C code; strftime() showed up in profiles of the message path.
-    if moment.utcoffset():
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
-
-
-def stream_header(attrs: dict[str, str]) -> bytes:
-    rendered = "".join(f" {k}='{escape(v, {chr(39): '&apos;'})}'" for k, v in attrs.items())
-    return f"<session xmlns='{NS}'{rendered}>".encode()
-
-
-# ---- the state machine ---------------------------------------------------------
 
 
 class NativeServerStream:
@@ -242,18 +147,23 @@ class NativeServerStream:
 
     def _stanza(self, el: etree._Element, events: list[Event]) -> None:
         ns, _, name = el.tag.partition("}") if isinstance(el.tag, str) else ("", "", "")
-        fields = _fields(el)
-        ref = fields.get("id")
+        texts = child_texts(el)
+        ref = texts.get("id")
         if ns != "{" + NS or name in _SERVER_ONLY:
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, f"unknown stanza <{name}>"), ref)
             return
         if not schema().validate(el):
-            self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, _schema_message()), ref)
+            self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, schema_message()), ref)
             return
         if self.state is State.AWAITING_LOGIN and name not in _BEFORE_LOGIN:
             self.send_error(StanzaError(StanzaCondition.NOT_AUTHORIZED, "log in first"), ref)
             return
-        event = self._event(name, fields)
+        if name in ("block", "unblock") and len(_jids(el)) > MAX_BLOCK_JIDS:
+            # The schema bounds each run of <jid>, not their total.
+            why = f"at most {MAX_BLOCK_JIDS} <jid> in one <{name}>"
+            self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, why), ref)
+            return
+        event = self._event(name, texts, el)
         if isinstance(event, LoginRequested) and self.state is State.LOGGED_IN:
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, "already logged in"), ref)
             return
@@ -263,7 +173,7 @@ class NativeServerStream:
         events.append(event)
 
     @staticmethod
-    def _event(name: str, fields: dict[str, str]) -> Event:
+    def _event(name: str, fields: dict[str, str], el: etree._Element) -> Event:
         get = fields.get
         match name:
             case "message":
@@ -282,6 +192,12 @@ class NativeServerStream:
                 return ContactAddRequested(get("jid", ""))
             case "contact-remove":
                 return ContactRemoveRequested(get("jid", ""))
+            case "blocklist-get":
+                return BlocklistRequested(get("id"))
+            case "block":
+                return BlockRequested(_jids(el), get("id"))
+            case "unblock":
+                return UnblockRequested(_jids(el), get("id"))
             case _:  # "logout": the schema admits nothing else
                 return Closed()
 
@@ -329,6 +245,11 @@ class NativeServerStream:
         )
         self._out.append(f"<contacts>{items}</contacts>".encode() if items else b"<contacts/>")
 
+    def send_blocklist(self, jids: Iterable[str], id_: str | None = None) -> None:
+        """The whole blocklist: the answer to a blocking request (``id_`` is its
+        id) or, with no ``id_``, a push after a change made elsewhere."""
+        self._out.append(element_xml("blocklist", [("id", id_), *(("jid", jid) for jid in jids)]))
+
     def send_ping(self) -> None:
         self._out.append(b"<ping/>")
 
@@ -352,11 +273,9 @@ class NativeServerStream:
         self._close()
 
 
-def _fields(el: etree._Element) -> dict[str, str]:
-    """Child elements by local name: ``{"to": "bob", "body": "hi"}`` (one pass)."""
-    return {child.tag.rpartition("}")[2]: child.text or "" for child in el if isinstance(child.tag, str)}
+_JID: Final = f"{{{NS}}}jid"
 
 
-def _schema_message() -> str:
-    last = schema().error_log.last_error
-    return f"schema: {last.message}" if last is not None else "schema-invalid stanza"
+def _jids(el: etree._Element) -> tuple[str, ...]:
+    """The ``<jid>`` children of a blocking request, in order."""
+    return tuple(child.text or "" for child in el if child.tag == _JID)

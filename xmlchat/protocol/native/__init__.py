@@ -1,0 +1,63 @@
+"""The native protocol, server side, sans-IO (spec: docs/native-protocol.md).
+
+* :mod:`.wire`: names, the schema and how stanzas are written (shared with the client);
+* :mod:`.events`: what the client asked for, one event per stanza;
+* :mod:`.core`: :class:`NativeServerStream`, the state machine.
+
+Everything is re-exported here: ``from xmlchat.protocol import native`` then
+``native.NativeServerStream``, ``native.MessageReceived``, ``native.NS``.
+"""
+
+from xmlchat.protocol.native.core import MAX_BLOCK_JIDS, NativeServerStream, State
+from xmlchat.protocol.native.events import (
+    BlocklistRequested,
+    BlockRequested,
+    Closed,
+    ContactAddRequested,
+    ContactRemoveRequested,
+    ContactsRequested,
+    Event,
+    Failed,
+    LoginRequested,
+    MessageReceived,
+    Opened,
+    PingReceived,
+    PongReceived,
+    UnblockRequested,
+)
+from xmlchat.protocol.native.wire import (
+    NS,
+    ROOT,
+    VERSION,
+    element_xml,
+    schema,
+    stream_header,
+    timestamp,
+)
+
+__all__ = [
+    "MAX_BLOCK_JIDS",
+    "NS",
+    "ROOT",
+    "VERSION",
+    "BlockRequested",
+    "BlocklistRequested",
+    "Closed",
+    "ContactAddRequested",
+    "ContactRemoveRequested",
+    "ContactsRequested",
+    "Event",
+    "Failed",
+    "LoginRequested",
+    "MessageReceived",
+    "NativeServerStream",
+    "Opened",
+    "PingReceived",
+    "PongReceived",
+    "State",
+    "UnblockRequested",
+    "element_xml",
+    "schema",
+    "stream_header",
+    "timestamp",
+]

@@ -1,0 +1,107 @@
+"""What :class:`~xmlchat.protocol.native.NativeServerStream` reports: one event per
+client stanza (or per change of the session), for the server to act on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from xmlchat.errors import StreamError
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The client's root element arrived and was accepted."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRequested:
+    user: str
+    password: str = field(repr=False)  # never in logs
+    resource: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    to: str
+    body: str
+    id: str | None
+    sender: str | None  # the <from> the client claims, if any
+
+
+@dataclass(frozen=True, slots=True)
+class PingReceived:
+    id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PongReceived:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ContactsRequested:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ContactAddRequested:
+    jid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRemoveRequested:
+    jid: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlocklistRequested:
+    """``<blocklist-get/>``: answer with ``send_blocklist`` (same ``id``)."""
+
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRequested:
+    """``<block>``: block ``jids`` (1 to 100, as the client wrote them: ``bob``
+    means the server's domain; duplicates possible); answer with ``send_blocklist``."""
+
+    jids: tuple[str, ...]
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnblockRequested:
+    """``<unblock>``: unblock ``jids`` (up to 100); an empty tuple means
+    everyone (XEP-0191 "unblock all"). Answer with ``send_blocklist``."""
+
+    jids: tuple[str, ...]
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The client closed the session (``</session>`` or ``<logout/>``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A fatal error: the closing ``<error/>`` is queued; flush and disconnect."""
+
+    error: StreamError
+
+
+Event = (
+    Opened
+    | LoginRequested
+    | MessageReceived
+    | PingReceived
+    | PongReceived
+    | ContactsRequested
+    | ContactAddRequested
+    | ContactRemoveRequested
+    | BlocklistRequested
+    | BlockRequested
+    | UnblockRequested
+    | Closed
+    | Failed
+)
