@@ -51,7 +51,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-
 class SqliteStorage:
     """Open with ``await SqliteStorage.open(path)``; ``await close()`` when done.
 
@@ -186,7 +185,6 @@ class SqliteStorage:
 
     async def delete_subscription_request(self, user: JID, contact: JID) -> None:
         await self._run(q.delete_subscription_request, _key(user), _key(contact))
-
 
     # -- blocklist (XEP-0191) ----------------------------------------------------
 
