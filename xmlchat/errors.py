@@ -142,11 +142,15 @@ class StanzaError(XmlChatError):
         condition: StanzaCondition,
         text: str = "",
         type_: ErrorType | None = None,
+        application: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(f"{condition}: {text}" if text else str(condition))
         self.condition = condition
         self.text = text
         self.type = type_ or DEFAULT_ERROR_TYPE[condition]
+        # RFC 6120 §8.3.2: an application-specific condition, (namespace, name),
+        # e.g. XEP-0191's ("urn:xmpp:blocking:errors", "blocked").
+        self.application = application
 
 
 # Errors the XML stream itself raises (see xmlchat.xml.stream). Each is a

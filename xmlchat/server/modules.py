@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from xmlchat.config import Config
 from xmlchat.metrics import Metrics
+from xmlchat.modules.blocking import Blocking
 from xmlchat.modules.disco import Disco
 from xmlchat.modules.messages import Messages
 from xmlchat.modules.ping import Ping
@@ -48,6 +49,7 @@ def build_hub(
         Presence(stored("presence"), subscriptions),
         Roster(stored("roster"), book, subscriptions),
         Contacts(stored("contacts"), book, subscriptions),
+        Blocking(stored("blocking")),
         Disco(ctx("disco", None)),
         Ping(ctx("ping", None)),
         Version(ctx("version", None)),

@@ -19,6 +19,7 @@ from lxml import etree
 from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID, InvalidJID, bare_str
 from xmlchat.metrics import native_kind
+from xmlchat.modules import blocking
 from xmlchat.modules.roster import contacts
 from xmlchat.protocol import native
 from xmlchat.routing.session import NATIVE_CLIENT, Session
@@ -47,6 +48,11 @@ class NativeConnection(Connection[native.Event]):
         self._jid: JID | None = None
         self._bare = ""  # str(jid.bare), written on every message delivered
         self._failed_logins = 0
+        # The blocklist as this client was last shown it (pushes update it), and
+        # whether it gets pushes: after any blocking request (the spec).
+        self._blocklist: list[str] = []
+        self._blocklist_shown = False
+        self._answering_blocklist = False
         # Resources of each contact whose available presence reached us.
         self._visible: dict[JID, set[str]] = {}
 
@@ -73,8 +79,10 @@ class NativeConnection(Connection[native.Event]):
                 self._write_message(stanza, stamp)
             case "presence":
                 self._write_presence(stanza)
-            # iq and anything else has no native form; the XMPP side answers
-            # iqs addressed to native sessions itself.
+            case "iq":
+                self._write_blocklist_push(stanza)
+            # Other iqs have no native form: the hub answers iqs addressed to
+            # sessions without full XMPP itself.
 
     def _write_message(self, stanza: etree._Element, stamp: datetime) -> None:
         body = body_text(stanza)
@@ -130,6 +138,12 @@ class NativeConnection(Connection[native.Event]):
                 await self._contacts("set", contacts.request(contacts.ADD, jid))
             case native.ContactRemoveRequested(jid):
                 await self._contacts("set", contacts.request(contacts.REMOVE, jid))
+            case native.BlocklistRequested(id_):
+                await self._blocking(None, (), id_)
+            case native.BlockRequested(jids, id_):
+                await self._blocking(blocking.BLOCK, jids, id_)
+            case native.UnblockRequested(jids, id_):
+                await self._blocking(blocking.UNBLOCK, jids, id_)
             case native.Closed():
                 self.flush()
                 self.close_after_flush()
@@ -186,8 +200,7 @@ class NativeConnection(Connection[native.Event]):
             stamp = datetime.now(UTC)
             await self.ctx.hub.receive(self.session, stanza, to, stamp)
         except StanzaError as e:
-            self.metrics.error(self.protocol, e)
-            self.core.send_error(e, event.id)
+            self._refused(e, event.id)
             return
         self.core.send_ack(stanza.get("id", ""), stamp)
 
@@ -213,22 +226,83 @@ class NativeConnection(Connection[native.Event]):
         stanza[0].text = event.body
         return stanza, to
 
-    # ---- contacts: internal iqs of the contacts module (mutual, see the spec)
+    # ---- contacts and blocking: iqs of the contacts and blocking modules
 
-    async def _contacts(self, type_: str, payload: etree._Element) -> None:
+    async def _call(self, type_: str, payload: etree._Element) -> etree._Element | None:
         assert self.session is not None
         iq = make("iq", {"type": type_, "from": str(self.session.jid)})
         iq.append(payload)
+        return await self.ctx.hub.call_iq(self.session, iq)
+
+    def _refused(self, error: StanzaError, ref: str | None = None) -> None:
+        self.metrics.error(self.protocol, error)
+        self.core.send_error(error, ref)
+
+    async def _contacts(self, type_: str, payload: etree._Element) -> None:
         try:
-            result = await self.ctx.hub.call_iq(self.session, iq)
+            result = await self._call(type_, payload)
         except StanzaError as e:
-            self.metrics.error(self.protocol, e)
-            self.core.send_error(e)
+            self._refused(e)
             return
         assert result is not None
         self.core.send_contacts(
             (item.get("jid", ""), item.get("online") == "true") for item in result.iter(contacts.CONTACT)
         )
+
+    async def _blocking(self, tag: str | None, jids: tuple[str, ...], ref: str | None) -> None:
+        """A change (``tag``: block or unblock, XEP-0191) then the whole list,
+        as the answer to request ``ref``; pushes our own change makes are not
+        shown, the answer is."""
+        self._answering_blocklist = True
+        try:
+            if tag == blocking.UNBLOCK:
+                self._blocklist = await self._blocklist_now()  # to know the entries' forms
+            if tag is not None:
+                change = etree.Element(tag, nsmap={None: blocking.NS})
+                for jid in self._blocking_items(jids):
+                    etree.SubElement(change, blocking.ITEM, jid=jid)
+                await self._call("set", change)
+            self._blocklist = await self._blocklist_now()
+        except StanzaError as e:
+            self._refused(e, ref)
+            return
+        finally:
+            self._answering_blocklist = False
+        self._blocklist_shown = True
+        self.core.send_blocklist(self._blocklist, ref)
+
+    async def _blocklist_now(self) -> list[str]:
+        result = await self._call("get", etree.Element(blocking.BLOCKLIST, nsmap={None: blocking.NS}))
+        assert result is not None
+        return [item.get("jid", "") for item in result.iter(blocking.ITEM)]
+
+    def _blocking_items(self, jids: tuple[str, ...]) -> list[str]:
+        """Native addresses (``bob``: the server's domain), or an entry exactly
+        as the list showed it; one malformed address fails the request."""
+        items = []
+        for text in dict.fromkeys(jids):
+            if text in self._blocklist:
+                items.append(text)
+                continue
+            try:
+                items.append(str(JID.user(text, self.config.domain)))
+            except InvalidJID:
+                raise StanzaError(StanzaCondition.JID_MALFORMED, f"bad address {text!r}") from None
+        return items
+
+    def _write_blocklist_push(self, iq: etree._Element) -> None:
+        """A XEP-0191 push from a change made elsewhere: the new whole list."""
+        change = next(iter(iq), None)
+        if change is None or change.tag not in (blocking.BLOCK, blocking.UNBLOCK):
+            return
+        if self._answering_blocklist or not self._blocklist_shown:
+            return
+        jids = [item.get("jid", "") for item in change.iter(blocking.ITEM)]
+        if change.tag == blocking.BLOCK:
+            self._blocklist = sorted({*self._blocklist, *jids})
+        else:
+            self._blocklist = [j for j in self._blocklist if jids and j not in jids]
+        self.core.send_blocklist(self._blocklist)
 
     # ---- end
 

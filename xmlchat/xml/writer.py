@@ -95,6 +95,9 @@ def stanza_error_element(error: StanzaError, lang: str = "en") -> etree._Element
             el, f"{{{NS_STANZA_ERRORS}}}text", {XML_LANG: lang}, nsmap={None: NS_STANZA_ERRORS}
         )
         text.text = error.text
+    if error.application is not None:
+        namespace, name = error.application
+        etree.SubElement(el, f"{{{namespace}}}{name}", nsmap={None: namespace})
     return el
 
 

@@ -9,7 +9,7 @@ namespace (:data:`NS`), which no XMPP client can send.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Protocol
 
 from lxml import etree
 
@@ -19,6 +19,7 @@ from xmlchat.modules.roster.book import RosterBook, RosterBookStore
 from xmlchat.modules.roster.subscriptions import Subscriptions
 from xmlchat.routing.api import IqHandler, ModuleContext, Registration
 from xmlchat.routing.session import Session
+from xmlchat.storage import BlocklistStore, RosterItem
 
 NS: Final = "urn:xmlchat:contacts"
 LIST: Final = f"{{{NS}}}contacts"
@@ -27,6 +28,10 @@ REMOVE: Final = f"{{{NS}}}remove"
 CONTACT: Final = f"{{{NS}}}contact"
 
 _SEES_CONTACT = frozenset({"to", "both"})
+
+
+class ContactsStore(RosterBookStore, BlocklistStore, Protocol):
+    """The roster, and the blocklists: a blocked pair sees each other offline."""
 
 
 def request(tag: str, address: str | None = None) -> etree._Element:
@@ -41,7 +46,7 @@ class Contacts:
     name = "contacts"
 
     def __init__(
-        self, ctx: ModuleContext[RosterBookStore], book: RosterBook, subscriptions: Subscriptions
+        self, ctx: ModuleContext[ContactsStore], book: RosterBook, subscriptions: Subscriptions
     ) -> None:
         self.ctx = ctx
         self.book = book
@@ -55,14 +60,21 @@ class Contacts:
         ]
 
     async def _list(self, session: Session, iq: etree._Element) -> etree._Element:
-        """Every contact, online when we see it (``to``/``both``) and it is."""
-        items, _ = await self.book.store.get_roster(session.jid.bare)
-        sessions = self.ctx.sessions
+        """Every contact, online when we see it (``to``/``both``), it is, and
+        neither blocked the other (XEP-0191 §3.3: no presence either way)."""
+        user = session.jid.bare
+        items, _ = await self.book.store.get_roster(user)
         contacts = etree.Element(LIST, nsmap={None: NS})
         for item in items:
-            online = item.subscription in _SEES_CONTACT and sessions.is_online(item.jid)
+            online = await self._sees_online(user, item)
             etree.SubElement(contacts, CONTACT, jid=str(item.jid), online="true" if online else "false")
         return contacts
+
+    async def _sees_online(self, user: JID, item: RosterItem) -> bool:
+        if item.subscription not in _SEES_CONTACT or not self.ctx.sessions.is_online(item.jid):
+            return False
+        store = self.ctx.store
+        return not await store.is_blocked(user, item.jid) and not await store.is_blocked(item.jid, user)
 
     async def _add(self, session: Session, iq: etree._Element) -> etree._Element:
         contact = self._address(iq)
