@@ -7,11 +7,8 @@ answers are compared with Prosody's.
 
 from __future__ import annotations
 
-import ast
 import base64
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +20,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-import xmlchat.protocol
 from xmlchat.config import Config
 from xmlchat.errors import StanzaCondition, StanzaError, StanzaTooBig, StreamCondition, StreamError
 from xmlchat.jid import JID
@@ -438,36 +434,6 @@ def test_byte_at_a_time_login() -> None:
             single.feed(blob[i : i + 1])
     assert bytes(whole.out) == bytes(single.out)
     assert len(whole.events) == len(single.events)
-
-
-# -- import hygiene ---------------------------------------------------------------------------
-
-
-def test_protocol_package_imports_no_networking() -> None:
-    """xmlchat.protocol is sans-IO: no asyncio, socket or ssl in its own imports.
-
-    (scramp imports ssl, hence socket, for its channel-binding helpers; that
-    is a transitive import we tolerate — asyncio is checked transitively.)
-    """
-    forbidden = {"asyncio", "socket", "ssl", "selectors", "trio", "xmlchat.server", "xmlchat.storage"}
-    package = Path(xmlchat.protocol.__file__).parent
-    for path in sorted(package.rglob("*.py")):  # the subpackages (xmpp/, native/) too
-        for node in ast.walk(ast.parse(path.read_text())):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
-            for name in names:
-                assert not any(name == f or name.startswith(f + ".") for f in forbidden), (path.name, name)
-    code = (
-        "import sys, xmlchat.protocol.xmpp, xmlchat.protocol.sasl, xmlchat.protocol.native\n"
-        "import xmlchat.xml.writer\n"
-        "bad = [m for m in ('asyncio', 'xmlchat.server', 'xmlchat.storage') if m in sys.modules]\n"
-        "print(','.join(bad))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == ""
 
 
 # -- negotiation ---------------------------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""The established session (state BOUND): checking the client's stanzas (RFC 6120 §8).
+
+A stanza that passes is stamped and handed out as :class:`StanzaIn`; one that
+does not is answered with a stanza error on the stream and goes no further.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from xmlchat.errors import StanzaCondition, StanzaError
+from xmlchat.jid import JID, InvalidJID
+from xmlchat.protocol.xmpp.binding import BIND, SESSION, Binding
+from xmlchat.protocol.xmpp.events import Event, NonzaIn, StanzaIn
+from xmlchat.protocol.xmpp.link import Link
+from xmlchat.protocol.xmpp.wire import IQ_TYPES, PRESENCE_TYPES, STANZA_KINDS
+from xmlchat.xml.writer import NS_CLIENT, XML_LANG
+
+
+class Established:
+    """Top-level elements of a bound stream: stanzas, and nonzas of the configured namespaces."""
+
+    def __init__(self, link: Link, binding: Binding) -> None:
+        self._link = link
+        self._binding = binding
+
+    def on_element(self, element: etree._Element) -> list[Event]:
+        qname = etree.QName(element)
+        if qname.namespace == NS_CLIENT and qname.localname in STANZA_KINDS:
+            return self._on_stanza(element, qname.localname)
+        if qname.namespace in self._link.settings.nonza_namespaces:
+            return [NonzaIn(element)]
+        return self._link.unexpected(element, "")
+
+    def _on_stanza(self, element: etree._Element, kind: str) -> list[Event]:
+        link = self._link
+        error = _malformed(element, kind)
+        if error is not None:
+            return link.reply(element, error)
+        to_text = element.get("to")
+        to: JID | None = None
+        if to_text is not None:
+            try:
+                to = JID.parse(to_text)
+            except InvalidJID:
+                # §8.3.3.8; the reply comes from the server, not from the malformed address.
+                del element.attrib["to"]
+                return link.reply(element, StanzaError(StanzaCondition.JID_MALFORMED))
+            element.set("to", str(to))
+        kind_type = element.get("type")
+        if kind == "iq" and kind_type in ("get", "set") and (to is None or to == JID(None, link.host or "")):
+            # Bind and session still reach the server once bound (see binding).
+            payload = element[0]
+            if payload.tag == BIND:
+                return self._binding.on_bind(element, payload)
+            if payload.tag == SESSION:
+                return self._binding.on_session(element)
+        # §8.1.2.1: the server stamps the full JID, whatever the client wrote.
+        element.set("from", str(link.jid))
+        if element.get(XML_LANG) is None:
+            element.set(XML_LANG, link.client_lang or link.settings.lang)  # §4.7.4
+        return [StanzaIn(element, to)]
+
+
+def _malformed(element: etree._Element, kind: str) -> StanzaError | None:
+    """The bad-request a stanza's type and shape deserve, or None."""
+    kind_type = element.get("type")
+    if kind == "iq":
+        # §8.2.3: id and a known type are REQUIRED; get/set carry exactly one
+        # payload, a result at most one.
+        if kind_type not in IQ_TYPES or element.get("id") is None:
+            return StanzaError(StanzaCondition.BAD_REQUEST, "iq needs an id and a type")
+        payloads = len(element)
+        if (kind_type in ("get", "set") and payloads != 1) or (kind_type == "result" and payloads > 1):
+            return StanzaError(StanzaCondition.BAD_REQUEST, "wrong number of payloads")
+    elif kind == "presence" and kind_type is not None and kind_type not in PRESENCE_TYPES:
+        return StanzaError(StanzaCondition.BAD_REQUEST, "unknown presence type")
+    return None
