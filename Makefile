@@ -19,6 +19,7 @@ serve: $(BIN)/xmlchat
 test: $(BIN)/xmlchat
 	$(BIN)/ruff check xmlchat tests examples benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 # Long (tens of minutes at full size); needs Debian's prosody and ejabberd for the comparison.
