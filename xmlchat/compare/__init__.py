@@ -15,7 +15,9 @@ shows the results of one run and discusses them.
     records.py    the records the measurements return
     scenarios.py  all the measurements' public names in one place
     run.py        every scenario over every variant, with progress
-    report.py     tables, JSON, markdown, plots, transcripts
+    summary.py    the headlines and tables computed from the records
+    charts.py     the PNG plots
+    report.py     results out: terminal, JSON, markdown, plots, transcripts
 """
 
 from xmlchat.compare.proxy import Chunk, CountingProxy, Flow, round_trips
