@@ -124,8 +124,7 @@ async def test_a_client_that_answers_server_pings_stays(lenient: ServerProcess) 
         pings: list[str] = []  # slixmpp's xep_0199 answers them; this only counts
         path = StanzaPath("iq@type=get/ping")
         alice.register_handler(Callback("count pings", path, lambda iq: pings.append(str(iq["from"]))))
-        # idle_timeout 1 s: pinged (XEP-0199 §4.1) at 0.5 s of silence. alice sends
-        # nothing but her pongs; three pings keep her online well past idle_timeout.
+        # idle_timeout 1 s: pinged (XEP-0199 §4.1) at 0.5 s of silence; three answered keep her on.
         await wait_for(lambda: len(pings) >= 3, timeout=10, what="three server pings, each answered")
         assert set(pings) == {"localhost"}
         bob.send_chat("alice@localhost", "still here")
@@ -169,8 +168,7 @@ async def test_wrong_password_is_not_authorized(xserver: ServerProcess) -> None:
 async def test_the_certificate_is_verified(xserver: ServerProcess) -> None:
     # The system trust store does not know the generated certificate.
     c = XmppClient("alice@localhost", "alicepw", ssl_context=client_context())
-    # The TLS handshake fails at once; a client that merely hung would raise
-    # TimeoutError (an OSError too), which must not pass for verification.
+    # The handshake fails at once (a hang's TimeoutError must not pass for it).
     with pytest.raises(ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
         await c.start("127.0.0.1", xserver.ports["xmpp"], timeout=5)
     insecure = XmppClient("alice@localhost", "alicepw", ssl_context=client_context(insecure=True))
@@ -389,15 +387,14 @@ async def test_cli_xmpp_chat(xserver: ServerProcess) -> None:
             assert (await line()).strip() == "subscription request sent to alice@localhost"
             while "* alice@localhost/gui is online" not in await line():
                 pass
-            # alice's request back is approved a moment later: 'to', then 'both'.
-            deadline = time.monotonic() + 10
-            while True:
+            deadline = time.monotonic() + 10  # alice's request back is approved a moment later
+            while True:  # 'to', then 'both'
                 proc.stdin.write(b"/roster\n")
                 while (entry := (await line()).strip()).startswith("*"):
                     pass
                 if entry.endswith("both)") or time.monotonic() > deadline:
                     break
-                await asyncio.sleep(0.1)  # the poll interval, not a synchronisation
+                await asyncio.sleep(0.1)  # poll interval
             assert entry == "alice@localhost online (subscription both)"
             proc.stdin.write(b"/quit\n")
             assert await asyncio.wait_for(proc.wait(), 10) == 0
