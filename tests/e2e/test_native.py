@@ -9,6 +9,7 @@ import signal
 import pytest
 from conftest import ServerFactory, ServerProcess
 from e2e.rawsock import NATIVE_OPEN, RawPeer, native_login
+from polling import wait_for
 
 from xmlchat.client.native import ConnectionLost, LoginFailed, NativeClient, ServerError
 
@@ -216,8 +217,7 @@ async def test_client_reconnects_after_server_restart(server: ServerProcess) -> 
     await alice.start()
     await bob.start()
     server.stop(signal.SIGTERM)
-    await asyncio.sleep(0.3)
-    assert alice.state in ("disconnected", "waiting")
+    await wait_for(lambda: alice.state in ("disconnected", "waiting"), what="alice noticed the stop")
     server.start()  # same data dir; ports are new, so point the clients at them
     for c in (alice, bob):
         c.port = server.ports["native"]
@@ -242,9 +242,11 @@ async def test_send_raises_when_connection_is_lost(server: ServerProcess) -> Non
     alice = client(server, "alice", reconnect=False)
     await alice.start()
     server.stop()
-    await asyncio.sleep(0.2)
-    with pytest.raises((ConnectionLost, TimeoutError)):
-        await alice.send("bob", "nobody hears")
+    await wait_for(lambda: alice.state == "closed", what="alice saw the server go")
+    # Not TimeoutError: with reconnect=False no session is coming, so send
+    # must say the connection is gone rather than wait out its timeout.
+    with pytest.raises(ConnectionLost):
+        await asyncio.wait_for(alice.send("bob", "nobody hears"), alice.timeout / 2)
     await alice.close()
 
 
@@ -254,17 +256,19 @@ async def test_contacts_and_presence(server: ServerProcess) -> None:
     await alice.start()
     assert await alice.contacts() == []
     assert await alice.add_contact("bob") == [("bob@localhost", False)]
-    bob, bob_phone = client(server, "bob"), client(server, "bob", resource="phone")
+    bob = client(server, "bob")
     await bob.start()
-    await bob_phone.start()
     assert await bob.contacts() == [("alice@localhost", True)]
-    await asyncio.sleep(0.2)
-    assert ("bob@localhost", True) in seen
+    await wait_for(lambda: ("bob@localhost", True) in seen, what="bob's presence reached alice")
+    # A second session of bob's comes and goes; a raw socket, so the test can
+    # see the server end it (it has then sent any presence the leaving causes).
+    phone = native_login(server.ports["native_plain"], "bob", "bobpw")
+    phone.send("</session>")
+    phone.read_until_closed()
+    # alice's answer is written after anything queued for her before it.
+    assert await alice.contacts() == [("bob@localhost", True)]
+    assert seen[-1] == ("bob@localhost", True)  # bob's first session is still there
     await bob.close()
-    await asyncio.sleep(0.3)
-    assert seen[-1] == ("bob@localhost", True)  # the phone is still there
-    await bob_phone.close()
-    await asyncio.sleep(0.3)
-    assert seen[-1] == ("bob@localhost", False)
+    await wait_for(lambda: seen[-1] == ("bob@localhost", False), what="bob's offline presence")
     assert await alice.remove_contact("bob") == []
     await alice.close()

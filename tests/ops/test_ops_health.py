@@ -119,7 +119,8 @@ async def test_native_probe_needs_pong_and_times_out_on_silence() -> None:
         writer.close()
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(5)
+        while await reader.read(4096):  # answers nothing, until the probe hangs up
+            pass
 
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")

@@ -23,10 +23,14 @@ def capture(formatter: logging.Formatter) -> tuple[io.StringIO, logging.Logger]:
 
 
 async def log_in_tasks(logger: logging.Logger) -> None:
+    # Both tasks log "connected" before either logs again, so each task's second
+    # line comes after the other task set its own connection id.
+    both_connected = asyncio.Barrier(2)
+
     async def connection(conn: str) -> None:
         CONNECTION.set(conn)  # as Connection.run does
         ConnectionLogger(logger, {"conn": conn}).info("connected")
-        await asyncio.sleep(0)
+        await both_connected.wait()
         logger.info("a module logs on its behalf")  # a plain logger, same task
 
     await asyncio.gather(connection("native#aaaaaa"), connection("xmpp#bbbbbb"))

@@ -349,9 +349,23 @@ class NativeClient:
     async def wait_online(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._online.wait(), timeout)
 
-    async def send(self, to: str, body: str, id: str | None = None) -> Ack:
-        """Send a message; return when the server took responsibility for it."""
+    async def _until_online(self) -> None:
+        """Wait for a session, up to ``timeout``; a closed client has none coming.
+
+        After close(), a refused login, or a lost connection with reconnect=False,
+        waiting would only end in TimeoutError, so ConnectionLost is raised at once.
+        """
+        if self.state == "closed":
+            raise ConnectionLost("the client is closed")
         await self.wait_online(self.timeout)
+
+    async def send(self, to: str, body: str, id: str | None = None) -> Ack:
+        """Send a message; return when the server took responsibility for it.
+
+        Raises ConnectionLost if the connection is lost before the server's ack
+        or the client is closed; TimeoutError if no session or ack within ``timeout``.
+        """
+        await self._until_online()
         id = id or next(self._ids)
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self._pending[id] = future
@@ -368,7 +382,7 @@ class NativeClient:
         return await self._contacts_request(element_xml("contact-remove", [("jid", jid)]))
 
     async def _contacts_request(self, data: bytes) -> list[tuple[str, bool]]:
-        await self.wait_online(self.timeout)
+        await self._until_online()
         self._contacts = asyncio.get_running_loop().create_future()
         self._write(data)
         return await asyncio.wait_for(self._contacts, self.timeout)

@@ -9,9 +9,15 @@ shows the results of one run and discusses them.
     proxy.py      the byte-counting, optionally delaying TCP proxy
     servers.py    the servers under test: started here, or one already running
     clients.py    one interface over NativeClient and slixmpp
-    scenarios.py  the measurements
+    targets.py    the protocol variants, bound to the servers offering them
+    wire.py       the measurements read on the wire: bytes, round trips
+    timing.py     the measurements read on the clock: latency, throughput, CPU
+    records.py    the records the measurements return
+    scenarios.py  all the measurements' public names in one place
     run.py        every scenario over every variant, with progress
-    report.py     tables, JSON, markdown, plots, transcripts
+    summary.py    the headlines and tables computed from the records
+    charts.py     the PNG plots
+    report.py     results out: terminal, JSON, markdown, plots, transcripts
 """
 
 from xmlchat.compare.proxy import Chunk, CountingProxy, Flow, round_trips

@@ -11,14 +11,13 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TextIO, TypeVar
 
-from xmlchat.compare import scenarios
+from xmlchat.compare import timing, wire
 from xmlchat.compare.clients import quiet_slixmpp
-from xmlchat.compare.scenarios import (
+from xmlchat.compare.records import (
     ConnectResult,
     LatencyResult,
     MessageResult,
     ReconnectResult,
-    Target,
     ThroughputResult,
     Transcript,
 )
@@ -30,6 +29,7 @@ from xmlchat.compare.servers import (
     clock_tick,
     target_server,
 )
+from xmlchat.compare.targets import Target, bind_targets, users_for
 
 T = TypeVar("T")
 
@@ -115,7 +115,7 @@ async def run(
     quiet_slixmpp()
     started = time.monotonic()
     results = Results(options)
-    users = scenarios.users_for(options.pairs)
+    users = users_for(options.pairs)
     servers: list[ServerHandle]
     log = Progress(0, stream)
     if server_config is None:
@@ -132,7 +132,7 @@ async def run(
         servers = [target_server(server_config, server_pid)]
         await servers[0].create_users(users)
     try:
-        targets = scenarios.bind_targets(servers)
+        targets = bind_targets(servers)
         if not targets:
             raise RuntimeError("no listener to measure")
         for server in servers:
@@ -173,7 +173,7 @@ async def _run_all(options: Options, targets: list[Target], results: Results, pr
     o = options
     for t in targets:
         key = t.variant.key
-        connected = await attempt(f"{key}: connect", scenarios.connect(t, o.connect_runs, o.rtt_ms / 1000))
+        connected = await attempt(f"{key}: connect", wire.connect(t, o.connect_runs, o.rtt_ms / 1000))
         results.connect += [connected] if connected else []
         progress.step(f"{key}: connect to first message")
     # A variant that cannot log in is not measured further.
@@ -186,21 +186,21 @@ async def _run_all(options: Options, targets: list[Target], results: Results, pr
         if not t.variant.full:
             continue
         step = functools.partial(progress.step, f"{key}: bytes per message")
-        per_message = await attempt(f"{key}: bytes", scenarios.message_bytes(t, o.sizes, o.repeats, step))
+        per_message = await attempt(f"{key}: bytes", wire.message_bytes(t, o.sizes, o.repeats, step))
         results.messages += per_message or []
-        lat = await attempt(f"{key}: latency", scenarios.latency(t, o.latency_messages))
+        lat = await attempt(f"{key}: latency", timing.latency(t, o.latency_messages))
         results.latency += [lat] if lat else []
         progress.step(f"{key}: latency, {o.latency_messages} messages")
-        tput = await attempt(f"{key}: throughput", scenarios.throughput(t, o.pairs, o.messages, o.window))
+        tput = await attempt(f"{key}: throughput", timing.throughput(t, o.pairs, o.messages, o.window))
         results.throughput += [tput] if tput else []
         progress.step(f"{key}: throughput, {o.pairs} pairs x {o.messages} messages")
     for t in targets:
         key = t.variant.key
-        rec = await attempt(f"{key}: reconnect", scenarios.reconnect(t, o.reconnect_runs))
+        rec = await attempt(f"{key}: reconnect", wire.reconnect(t, o.reconnect_runs))
         results.reconnect += [rec] if rec else []
         progress.step(f"{key}: reconnect")
     for t in targets:
         if o.transcripts and t.variant.full and not t.variant.encrypted:
-            transcript = await attempt(f"{t.variant.key}: transcript", scenarios.conversation(t))
+            transcript = await attempt(f"{t.variant.key}: transcript", wire.conversation(t))
             results.transcripts += [transcript] if transcript else []
             progress.step(f"{t.variant.key}: recorded conversation")
