@@ -10,6 +10,8 @@
 It never treats one ``recv()`` as one message: bytes go through the same
 incremental parser as the server's. While idle it sends ``<ping/>``; when the
 connection drops it reconnects with exponential backoff and full jitter.
+What it hands out is defined in native_types.py; the requests waiting for an
+answer are kept in native_requests.py.
 """
 
 from __future__ import annotations
@@ -21,12 +23,20 @@ import logging
 import random
 import ssl as ssl_mod
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
 
 from lxml import etree
 
+from xmlchat.client.native_requests import PendingRequests
+from xmlchat.client.native_types import (
+    Ack,
+    ConnectionLost,
+    IncomingMessage,
+    LoginFailed,
+    PresenceUpdate,
+    ServerError,
+    State,
+    parse_time,
+)
 from xmlchat.protocol.native import MAX_BLOCK_JIDS, NS, VERSION, element_xml
 from xmlchat.xml.stream import (
     StanzaReceived,
@@ -36,55 +46,24 @@ from xmlchat.xml.stream import (
     StreamOpened,
 )
 
+# The types live in native_types; they stay importable from here.
+__all__ = [
+    "Ack",
+    "ConnectionLost",
+    "IncomingMessage",
+    "LoginFailed",
+    "NativeClient",
+    "PresenceUpdate",
+    "ServerError",
+    "State",
+]
+
 log = logging.getLogger(__name__)
-
-State = Literal["disconnected", "connecting", "online", "waiting", "closed"]
-
-
-@dataclass(frozen=True, slots=True)
-class IncomingMessage:
-    id: str
-    sender: str
-    to: str
-    time: datetime
-    body: str
-
-
-@dataclass(frozen=True, slots=True)
-class PresenceUpdate:
-    user: str
-    online: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    id: str
-    time: datetime
-
-
-class ServerError(Exception):
-    """An ``<error/>`` or ``<login-failed/>`` from the server."""
-
-    def __init__(self, condition: str, text: str = "", ref: str | None = None) -> None:
-        super().__init__(f"{condition}: {text}" if text else condition)
-        self.condition, self.text, self.ref = condition, text, ref
-
-
-class LoginFailed(ServerError):
-    pass
-
-
-class ConnectionLost(ConnectionError):
-    pass
 
 
 def _text(el: etree._Element, name: str) -> str:
     child = el.find(f"{{{NS}}}{name}")
     return "" if child is None else (child.text or "")
-
-
-def _time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 class NativeClient:
@@ -122,9 +101,7 @@ class NativeClient:
         self.connects = 0  # successful logins so far (reconnects = connects - 1)
         self._writer: asyncio.StreamWriter | None = None
         self._online = asyncio.Event()
-        self._pending: dict[str, asyncio.Future[Ack]] = {}
-        self._contacts: asyncio.Future[list[tuple[str, bool]]] | None = None
-        self._blocklists: dict[str, asyncio.Future[list[str]]] = {}  # by request id
+        self._requests = PendingRequests()
         self._ids = (f"c{n}" for n in itertools.count(1))
         self._runner: asyncio.Task[None] | None = None
         self._reader_task: asyncio.Task[None] | None = None
@@ -231,7 +208,7 @@ class NativeClient:
                 _text(el, "id"),
                 _text(el, "from"),
                 _text(el, "to"),
-                _time(_text(el, "time")),
+                parse_time(_text(el, "time")),
                 _text(el, "body"),
             )
             self.incoming.put_nowait(msg)
@@ -242,39 +219,22 @@ class NativeClient:
             if self.on_presence is not None:
                 self.on_presence(update)
         elif name == "ack":
-            future = self._pending.pop(_text(el, "id"), None)
-            if future is not None and not future.done():
-                future.set_result(Ack(_text(el, "id"), _time(_text(el, "time"))))
+            self._requests.ack(_text(el, "id"), _text(el, "time"))
         elif name == "error":
-            self._error(ServerError(_text(el, "condition"), _text(el, "text"), _text(el, "id") or None))
+            error = ServerError(_text(el, "condition"), _text(el, "text"), _text(el, "id") or None)
+            if not self._requests.fail(error):
+                log.warning("%s: server error %s", self.user, error)
         elif name == "ping":
             self._write(element_xml("pong", [("id", _text(el, "id") or None)]))
         elif name == "blocklist":
             self._blocklist(el)
         elif name == "contacts":
-            contacts = [(_text(c, "jid"), _text(c, "status") == "online") for c in el]
-            if self._contacts is not None and not self._contacts.done():
-                self._contacts.set_result(contacts)
+            self._requests.contacts([(_text(c, "jid"), _text(c, "status") == "online") for c in el])
 
     def _blocklist(self, el: etree._Element) -> None:
         jids = [child.text or "" for child in el if etree.QName(child).localname == "jid"]
-        future = self._blocklists.pop(_text(el, "id"), None)
-        if future is not None:
-            if not future.done():
-                future.set_result(jids)
-        elif self.on_blocklist is not None:
+        if not self._requests.blocklist(_text(el, "id"), jids) and self.on_blocklist is not None:
             self.on_blocklist(jids)  # a push, or the answer to the get after login
-
-    def _error(self, error: ServerError) -> None:
-        future: asyncio.Future[Ack] | asyncio.Future[list[str]] | None = None
-        if error.ref:
-            future = self._pending.pop(error.ref, None) or self._blocklists.pop(error.ref, None)
-        if future is not None and not future.done():
-            future.set_exception(error)
-        elif self._contacts is not None and not self._contacts.done():
-            self._contacts.set_exception(error)
-        else:
-            log.warning("%s: server error %s", self.user, error)
 
     # ---- keeping the session up
 
@@ -331,12 +291,7 @@ class NativeClient:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        waiting: list[asyncio.Future[Any]] = [*self._pending.values(), *self._blocklists.values()]
-        for future in waiting:
-            if not future.done():
-                future.set_exception(ConnectionLost(why))
-        self._pending.clear()
-        self._blocklists.clear()
+        self._requests.connection_lost(why)
         self._set_state("disconnected", why)
 
     # ---- requests
@@ -367,8 +322,7 @@ class NativeClient:
         """
         await self._until_online()
         id = id or next(self._ids)
-        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-        self._pending[id] = future
+        future = self._requests.expect_ack(id)
         self._write(element_xml("message", [("id", id), ("to", to), ("body", body)]))
         return await asyncio.wait_for(future, self.timeout)
 
@@ -383,9 +337,9 @@ class NativeClient:
 
     async def _contacts_request(self, data: bytes) -> list[tuple[str, bool]]:
         await self._until_online()
-        self._contacts = asyncio.get_running_loop().create_future()
+        future = self._requests.expect_contacts()
         self._write(data)
-        return await asyncio.wait_for(self._contacts, self.timeout)
+        return await asyncio.wait_for(future, self.timeout)
 
     # Blocking (docs/native-protocol.md, "Blocking"): each returns the whole new list.
 
@@ -406,10 +360,9 @@ class NativeClient:
             raise ValueError(f"at most {MAX_BLOCK_JIDS} addresses per request")
         await self.wait_online(self.timeout)
         id_ = next(self._ids)
-        future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-        self._blocklists[id_] = future
+        future = self._requests.expect_blocklist(id_)
         try:
             self._write(element_xml(tag, [("id", id_), *(("jid", jid) for jid in jids)]))
             return await asyncio.wait_for(future, self.timeout)
         finally:
-            self._blocklists.pop(id_, None)
+            self._requests.forget_blocklist(id_)
