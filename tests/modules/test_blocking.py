@@ -391,3 +391,32 @@ async def test_a_domain_item_blocks_every_user_at_it() -> None:
         StanzaCondition.SERVICE_UNAVAILABLE
     )
     assert await world.store.count_offline(ALICE) == 0
+
+
+@pytest.mark.parametrize(
+    "items",
+    [("example.org",), ("example.org", "eve@example.org"), ("eve@example.org", "eve@example.org/x")],
+)
+async def test_a_domain_item_ends_and_restores_presence_with_contacts_at_it(items: tuple[str, ...]) -> None:
+    """§3.3 "each side gets unavailable" holds for a served domain blocked whole,
+    once however many of the items blocked at once cover a contact."""
+    world = World(hosts=("localhost", "example.org"))
+    eve = JID("eve", "example.org")
+    await world.users("alice@localhost", "bob@localhost", "eve@example.org")
+    await world.befriend(ALICE, eve)
+    await world.befriend(ALICE, BOB)
+    alice, alice_seen = await world.login("alice@localhost/laptop")
+    _, eve_seen = await world.login("eve@example.org/x")
+    _, bob_seen = await world.login("bob@localhost/desk")
+    clear(alice_seen, eve_seen, bob_seen)
+
+    await world.iq(alice, "set", BLOCK, *items)
+    assert presences(eve_seen) == [("alice@localhost/laptop", "unavailable")]
+    assert presences(alice_seen) == [("eve@example.org/x", "unavailable")]
+    assert presences(bob_seen) == []
+    clear(alice_seen, eve_seen)
+
+    await world.iq(alice, "set", UNBLOCK)
+    assert presences(eve_seen) == [("alice@localhost/laptop", "available")]
+    assert presences(alice_seen) == [("eve@example.org/x", "available")]
+    assert presences(bob_seen) == []
