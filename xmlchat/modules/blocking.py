@@ -64,6 +64,8 @@ _SEES_CONTACT = frozenset({"to", "both"})
 class BlockingStore(BlocklistStore, Protocol):
     """The blocklists, and the roster to know who saw whose presence."""
 
+    async def get_roster(self, user: JID) -> tuple[list[RosterItem], int]: ...
+
     async def get_roster_item(self, user: JID, contact: JID) -> RosterItem | None: ...
 
 
@@ -118,8 +120,7 @@ class Blocking:
             added = await self.ctx.store.block(user, items)
         except BlocklistFull:
             raise StanzaError(StanzaCondition.RESOURCE_CONSTRAINT, "the blocklist is full") from None
-        for item in added:
-            await self._presence_ends(user, item)  # while the filters still let it through
+        await self._presence_ends(user, added)  # while the filters still let it through
         await self._reload(user)
         if added:
             self._push(user, BLOCK, added)
@@ -130,8 +131,7 @@ class Blocking:
         store = self.ctx.store
         removed = await store.unblock(user, items) if items else await store.unblock_all(user)
         await self._reload(user)
-        for item in removed:
-            await self._presence_returns(user, item)
+        await self._presence_returns(user, removed)
         if removed or not items:
             self._push(user, UNBLOCK, removed if items else [])
 
@@ -207,37 +207,51 @@ class Blocking:
 
     # ---- presence at block and unblock (§3.3)
 
-    async def _presence_ends(self, user: JID, item: JID) -> None:
-        if item.local is None:
-            return  # a whole domain: its users' sessions are not enumerated here
-        contact = item.bare
-        relation = await self.ctx.store.get_roster_item(user, contact)
-        subscription = "none" if relation is None else relation.subscription
-        stamp = datetime.now(UTC)
+    async def _relations(self, user: JID, item: JID) -> list[tuple[JID, str]]:
+        """The users ``item`` covers, each with the user's subscription to it:
+        one user for a user's JID, every roster contact at it for a domain (a
+        served domain's users have sessions here too)."""
+        store = self.ctx.store
+        if item.local is not None:
+            relation = await store.get_roster_item(user, item.bare)
+            return [(item.bare, "none" if relation is None else relation.subscription)]
+        if item.resource is not None:
+            return []  # domain/resource names a component's resource, no user (blocking_items)
+        roster, _ = await store.get_roster(user)
+        return [
+            (contact.jid, contact.subscription) for contact in roster if contact.jid.domain == item.domain
+        ]
+
+    async def _presence_ends(self, user: JID, items: list[JID]) -> None:
+        """Unavailable presence each way a subscription let presence go, once
+        per pair of sessions even when several new items cover the same one."""
+        pairs: dict[tuple[Session, Session], None] = {}
         mine = [s for s in self.ctx.sessions.sessions_of(user) if s.available]
-        theirs = [s for s in self.ctx.sessions.sessions_of(contact) if s.available]
-        theirs = [s for s in theirs if item.resource is None or s.jid == item]
-        if subscription in _SEES_OWNER:
-            self._unavailable(mine, theirs, stamp)
-        if subscription in _SEES_CONTACT:
-            self._unavailable(theirs, mine, stamp)
+        for item in items:
+            for contact, subscription in await self._relations(user, item):
+                theirs = [s for s in self.ctx.sessions.sessions_of(contact) if s.available]
+                theirs = [s for s in theirs if item.resource is None or s.jid == item]
+                if subscription in _SEES_OWNER:
+                    pairs.update(dict.fromkeys((own, peer) for own in mine for peer in theirs))
+                if subscription in _SEES_CONTACT:
+                    pairs.update(dict.fromkeys((peer, own) for peer in theirs for own in mine))
+        stamp = datetime.now(UTC)
+        for sender, receiver in pairs:
+            attrib = {"type": "unavailable", "from": str(sender.jid), "to": str(receiver.jid)}
+            self.ctx.deliver(receiver, make("presence", attrib), stamp)
 
-    def _unavailable(self, senders: Iterable[Session], receivers: list[Session], stamp: datetime) -> None:
-        for sender in senders:
-            for receiver in receivers:
-                attrib = {"type": "unavailable", "from": str(sender.jid), "to": str(receiver.jid)}
-                self.ctx.deliver(receiver, make("presence", attrib), stamp)
-
-    async def _presence_returns(self, user: JID, item: JID) -> None:
-        if item.local is None:
-            return
-        contact = item.bare
-        relation = await self.ctx.store.get_roster_item(user, contact)
-        subscription = "none" if relation is None else relation.subscription
-        if subscription in _SEES_OWNER:
-            share(self.ctx, user, contact)
-        if subscription in _SEES_CONTACT:
-            share(self.ctx, contact, user)
+    async def _presence_returns(self, user: JID, items: list[JID]) -> None:
+        """Current presence each way a subscription lets it go, once per pair
+        of users; the filters still drop it where another item blocks."""
+        pairs: dict[tuple[JID, JID], None] = {}
+        for item in items:
+            for contact, subscription in await self._relations(user, item):
+                if subscription in _SEES_OWNER:
+                    pairs[user, contact] = None
+                if subscription in _SEES_CONTACT:
+                    pairs[contact, user] = None
+        for sender, receiver in pairs:
+            share(self.ctx, sender, receiver)
 
 
 def _items(payload: etree._Element) -> list[JID]:
