@@ -8,76 +8,13 @@ from __future__ import annotations
 
 import pytest
 from lxml import etree
+from modules.blocking_world import ALICE, BOB, VERSION_QUERY, World, bodies, message
 from modules.fakes import Recorder
 
-from xmlchat.config import Config
 from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID
-from xmlchat.metrics import Metrics
-from xmlchat.modules.blocking import BLOCK, BLOCKLIST, ERRORS_NS, ITEM, NS, UNBLOCK
-from xmlchat.routing.session import NATIVE_CLIENT, XMPP_CLIENT, Session
-from xmlchat.server.modules import build_hub
-from xmlchat.stanza import BODY, make
-from xmlchat.storage import MemoryStorage, RosterItem
-
-ALICE, BOB = JID("alice", "localhost"), JID("bob", "localhost")
-VERSION_QUERY = "{jabber:iq:version}query"
-
-
-class World:
-    """The server's hub on one in-memory store, and helpers to act as clients."""
-
-    def __init__(self, hosts: tuple[str, ...] = ("localhost",)) -> None:
-        self.store = MemoryStorage()
-        self.hub = build_hub(Config(hosts=hosts), self.store, Metrics())
-
-    async def users(self, *names: str) -> None:
-        for name in names:
-            await self.store.create_user(JID.parse(name), "pw")
-
-    async def befriend(self, user: JID, contact: JID, subscription: str = "both") -> None:
-        """``subscription`` as seen from ``user``'s roster; the contact's mirrors it."""
-        mirror = {"none": "none", "to": "from", "from": "to", "both": "both"}[subscription]
-        await self.store.put_roster_item(user, RosterItem(contact, subscription=subscription))
-        await self.store.put_roster_item(contact, RosterItem(user, subscription=mirror))
-
-    async def login(
-        self, full: str, available: bool = True, native: bool = False
-    ) -> tuple[Session, Recorder]:
-        recorder = Recorder("native" if native else "xmpp")
-        session = Session(JID.parse(full), NATIVE_CLIENT if native else XMPP_CLIENT, recorder)
-        await self.hub.open_session(session)
-        if available:
-            await self.hub.receive(session, make("presence", {"from": full}), None)
-        return session, recorder
-
-    async def send(self, session: Session, stanza: etree._Element) -> None:
-        stanza.set("from", str(session.jid))
-        to = stanza.get("to")
-        await self.hub.receive(session, stanza, None if to is None else JID.parse(to))
-
-    async def iq(self, session: Session, type_: str, tag: str, *jids: str) -> None:
-        """A blocking request as an XMPP client sends it; the answer goes to its recorder."""
-        iq = make("iq", {"type": type_, "id": f"{tag}-{len(jids)}"})
-        payload = etree.SubElement(iq, tag, nsmap={None: NS})
-        for jid in jids:
-            etree.SubElement(payload, ITEM, jid=jid)
-        await self.send(session, iq)
-
-    async def refused(self, session: Session, stanza: etree._Element) -> StanzaError:
-        with pytest.raises(StanzaError) as failure:
-            await self.send(session, stanza)
-        return failure.value
-
-
-def message(to: str, body: str, type_: str = "chat") -> etree._Element:
-    stanza = make("message", {"to": to, "type": type_, "id": body})
-    etree.SubElement(stanza, BODY).text = body
-    return stanza
-
-
-def bodies(recorder: Recorder) -> list[str]:
-    return [str(s.findtext(BODY)) for s in recorder.stanzas if s.tag == "{jabber:client}message"]
+from xmlchat.modules.blocking import BLOCK, BLOCKLIST, ERRORS_NS, ITEM, UNBLOCK
+from xmlchat.stanza import make
 
 
 def presences(recorder: Recorder) -> list[tuple[str, str]]:
@@ -420,3 +357,21 @@ async def test_a_domain_item_ends_and_restores_presence_with_contacts_at_it(item
     assert presences(eve_seen) == [("alice@localhost/laptop", "available")]
     assert presences(alice_seen) == [("eve@example.org/x", "available")]
     assert presences(bob_seen) == []
+
+
+async def test_an_iq_answered_on_the_blockers_behalf_is_refused_as_if_no_account(world: World) -> None:
+    """RFC 6121 §8.5.2.1.3 lets the server answer disco#info for an account; to
+    a contact it blocks, the account must look like one that does not exist."""
+    alice, _ = await world.login("alice@localhost/laptop")
+    bob, bob_seen = await world.login("bob@localhost/desk")
+    info = "{http://jabber.org/protocol/disco#info}query"
+    await world.iq(alice, "set", BLOCK, "bob@localhost")
+    clear(bob_seen)
+    disco = make("iq", {"type": "get", "id": "d1", "to": "alice@localhost"})
+    etree.SubElement(disco, info)
+    error = await world.refused(bob, disco)
+    assert error.condition == StanzaCondition.SERVICE_UNAVAILABLE
+    nobody = make("iq", {"type": "get", "id": "d2", "to": "nobody@localhost"})
+    etree.SubElement(nobody, info)
+    assert (await world.refused(bob, nobody)).condition == error.condition  # indistinguishable
+    assert bob_seen.stanzas == []

@@ -170,13 +170,16 @@ class Hub:
         if to is not None and to.domain not in self.hosts:
             raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND)
         if to is not None and to.local is not None and to.bare != session.jid.bare:
-            await self._check_on_behalf(handler, to)
+            await self._check_on_behalf(handler, iq, to)
         return await handler.handle(session, iq)
 
-    async def _check_on_behalf(self, handler: IqHandler, to: JID) -> None:
+    async def _check_on_behalf(self, handler: IqHandler, iq: etree._Element, to: JID) -> None:
         """RFC 6121 §8.5.2.1.3: another account's bare JID is answered on its
-        behalf only where a module can (disco); §8.5.1: and if it exists."""
+        behalf only where a module can (disco); §8.5.1: and if it exists; and
+        as the account's own stanzas would be (its route filters, e.g. blocking)."""
         if not handler.accounts or not await self._account_exists(to):
+            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+        if await self.run_route_filters(iq, to.bare) is None:
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
 
     async def _iq_to_full_jid(self, iq: etree._Element, to: JID) -> None:
