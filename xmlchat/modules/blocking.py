@@ -168,10 +168,12 @@ class Blocking:
 
     async def _from_user(self, session: Session, stanza: etree._Element) -> etree._Element | None:
         """Sender side: the user addresses someone they blocked."""
+        if session.bare not in self._lists:
+            return stanza  # the hot path: this user blocks nobody
         to = _address(stanza.get("to"))
-        if to is None or to.local is None or to.bare == session.jid.bare:
+        if to is None or to.local is None or to.bare == session.bare:
             return stanza
-        if not self._blocks(session.jid.bare, to):
+        if not self._blocks(session.bare, to):
             return stanza
         if _answerable(stanza):
             raise _blocked_error(to)
@@ -179,10 +181,13 @@ class Blocking:
 
     async def _to_user(self, stanza: etree._Element, account: JID) -> etree._Element | None:
         """Recipient side, before sessions or the offline store are chosen."""
+        cached = account in self._lists
+        if not cached and self.ctx.sessions.is_connected(account):
+            return stanza  # the hot path: an online user who blocks nobody
         sender = _address(stanza.get("from"))
         if sender is None or sender.local is None or sender.bare == account:
             return stanza
-        if account in self._lists or self.ctx.sessions.sessions_of(account):
+        if cached:
             blocked = self._blocks(account, sender)
         else:
             blocked = await self.ctx.store.is_blocked(account, sender)
@@ -199,9 +204,9 @@ class Blocking:
         if not self._lists:
             return stanza
         sender = _address(stanza.get("from"))
-        if sender is None or sender.local is None or sender.bare == session.jid.bare:
+        if sender is None or sender.local is None or sender.bare == session.bare:
             return stanza
-        if self._blocks(session.jid.bare, sender) or self._blocks(sender.bare, session.jid):
+        if self._blocks(session.bare, sender) or self._blocks(sender.bare, session.jid):
             return None
         return stanza
 

@@ -191,6 +191,8 @@ class Sessions(Protocol):
 
     def available_sessions(self, bare: JID) -> list[Session]: ...
 
+    def is_connected(self, bare: JID) -> bool: ...
+
     def is_online(self, bare: JID) -> bool: ...
 
 
@@ -219,16 +221,12 @@ class ModuleContext(Generic[StoreT]):
         self.metrics = metrics
         self.log = logging.getLogger(f"xmlchat.modules.{name}")
         self._hub = hub
+        # The hub's own method: every delivery passes here, so no wrapper frame.
+        self.deliver = hub.deliver
 
     @property
     def sessions(self) -> Sessions:
         return self._hub.router
-
-    def deliver(
-        self, session: Session, stanza: etree._Element, stamp: datetime | None = None, delayed: bool = False
-    ) -> bool:
-        """Through the outbound hook chain to ``session``; False if a filter dropped it."""
-        return self._hub.deliver(session, stanza, stamp, delayed)
 
     async def to_account(self, stanza: etree._Element, account: JID) -> etree._Element | None:
         """Run the recipient-side hook chain for a local account."""

@@ -116,11 +116,11 @@ class Hub:
             if filtered is None:
                 return
             stanza = filtered
-        domain_handler = self._domain_handler(to)
-        if domain_handler is not None:
-            assert to is not None
-            await domain_handler(session, stanza, to, stamp)
-            return
+        if self.registry.domains and to is not None:
+            domain_handler = self._domain_handler(to)
+            if domain_handler is not None:
+                await domain_handler(session, stanza, to, stamp)
+                return
         stanza_kind = kind(stanza)
         if stanza_kind == "iq":
             await self._iq(session, stanza, to)
@@ -130,9 +130,7 @@ class Hub:
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
         await handler(session, stanza, to, stamp)
 
-    def _domain_handler(self, to: JID | None) -> Callable[..., Awaitable[None]] | None:
-        if to is None or not self.registry.domains:
-            return None
+    def _domain_handler(self, to: JID) -> Callable[..., Awaitable[None]] | None:
         label, _, parent = to.domain.partition(".")
         return self.registry.domains.get(label) if parent in self.hosts else None
 

@@ -46,5 +46,9 @@ class Router:
         (RFC 6121 §8.5.2.1.1 lets a server deliver to all of them)."""
         return [s for s in self._by_bare.get(bare.bare, {}).values() if s.available and s.priority >= 0]
 
+    def is_connected(self, bare: JID) -> bool:
+        """Has at least one bound session, available or not."""
+        return bare in self._by_bare  # callers pass bare JIDs
+
     def is_online(self, bare: JID) -> bool:
         return any(s.available for s in self._by_bare.get(bare.bare, {}).values())

@@ -59,12 +59,15 @@ class Session:
     stanza to a client passes the outbound hook chain.
     """
 
-    __slots__ = ("__weakref__", "available_presence", "capabilities", "jid", "priority", "transport")
+    __slots__ = (
+        "__weakref__", "available_presence", "bare", "capabilities", "jid", "priority", "transport", "write"
+    )
 
     def __init__(self, jid: JID, capabilities: Capabilities, transport: SessionTransport) -> None:
         if jid.resource is None:
             raise ValueError(f"a session needs a full JID, not {jid}")
         self.jid = jid
+        self.bare = jid.bare  # asked for on every stanza: computed once
         self.capabilities = capabilities
         self.transport = transport
         # RFC 6121 §4.2: the last available presence broadcast; None until
@@ -72,6 +75,9 @@ class Session:
         self.available_presence: etree._Element | None = None
         # §4.7.2.3: messages to the bare JID skip negative priorities.
         self.priority = 0
+        # write(stanza, stamp, delayed): the transport's own method, so the hot
+        # path has no wrapper frame. Only Hub.deliver calls it.
+        self.write = transport.write
 
     @property
     def available(self) -> bool:
@@ -80,9 +86,6 @@ class Session:
     @property
     def protocol(self) -> str:
         return self.transport.protocol
-
-    def write(self, stanza: etree._Element, stamp: datetime, delayed: bool = False) -> None:
-        self.transport.write(stanza, stamp, delayed)
 
     def close(self, error: StreamError) -> None:
         self.transport.close(error)
