@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test lint bench compare clean
+.PHONY: serve test lint bench bench-instructions compare clean
 
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(BIN)/xmlchat
 bench: $(BIN)/xmlchat
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run
+
+# Instructions per message on the native hot path, under valgrind (repeatable on a busy machine).
+bench-instructions: $(BIN)/xmlchat
+	$(BIN)/python -m benchmarks.instructions
 
 # Regenerates the measured numbers, plots and transcripts that docs/protocols.md shows.
 compare: $(BIN)/xmlchat

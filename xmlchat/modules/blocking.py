@@ -168,7 +168,7 @@ class Blocking:
 
     async def _from_user(self, session: Session, stanza: etree._Element) -> etree._Element | None:
         """Sender side: the user addresses someone they blocked."""
-        if session.bare not in self._lists:
+        if not self._lists or session.bare not in self._lists:
             return stanza  # the hot path: this user blocks nobody
         to = _address(stanza.get("to"))
         if to is None or to.local is None or to.bare == session.bare:
@@ -181,7 +181,7 @@ class Blocking:
 
     async def _to_user(self, stanza: etree._Element, account: JID) -> etree._Element | None:
         """Recipient side, before sessions or the offline store are chosen."""
-        cached = account in self._lists
+        cached = bool(self._lists) and account in self._lists
         if not cached and self.ctx.sessions.is_connected(account):
             return stanza  # the hot path: an online user who blocks nobody
         sender = _address(stanza.get("from"))

@@ -221,16 +221,15 @@ class ModuleContext(Generic[StoreT]):
         self.metrics = metrics
         self.log = logging.getLogger(f"xmlchat.modules.{name}")
         self._hub = hub
-        # The hub's own method: every delivery passes here, so no wrapper frame.
+        # The router, read-only: who is connected.
+        self.sessions: Sessions = hub.router
+        # The hub's own methods: every message passes here, so no wrapper frames.
+        # deliver(session, stanza, stamp=None, delayed=False) -> bool: through
+        # the outbound hook chain to ``session``; False if a filter dropped it.
         self.deliver = hub.deliver
-
-    @property
-    def sessions(self) -> Sessions:
-        return self._hub.router
-
-    async def to_account(self, stanza: etree._Element, account: JID) -> etree._Element | None:
-        """Run the recipient-side hook chain for a local account."""
-        return await self._hub.run_route_filters(stanza, account)
+        # to_account(stanza, account) -> stanza | None: the recipient-side hook
+        # chain for a local account (may raise StanzaError).
+        self.to_account = hub.run_route_filters
 
     async def presence_became_available(self, session: Session) -> None:
         """Run the initial-presence hooks (the presence module calls this)."""
