@@ -81,9 +81,10 @@ def test_unknown_message_type_passes() -> None:
 
 
 def test_nonzas_in_configured_namespaces() -> None:
-    driver = login(make_core(nonza_namespaces={"urn:xmpp:csi:0"}))
-    [event] = driver.feed(b"<active xmlns='urn:xmpp:csi:0'/>")
-    assert isinstance(event, NonzaIn) and event.element.tag == "{urn:xmpp:csi:0}active"
+    # CSI has its own event (test_c2s_csi); stream management is one of these.
+    driver = login(make_core(nonza_namespaces={"urn:xmpp:sm:3"}))
+    [event] = driver.feed(b"<r xmlns='urn:xmpp:sm:3'/>")
+    assert isinstance(event, NonzaIn) and event.element.tag == "{urn:xmpp:sm:3}r"
 
 
 def test_send_stanza_writes_clean_xml() -> None:

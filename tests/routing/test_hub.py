@@ -12,6 +12,7 @@ from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID
 from xmlchat.routing.api import (
     IqHandler,
+    OnClientState,
     OnInitialPresence,
     OutboundFilter,
     Registration,
@@ -194,3 +195,20 @@ def test_two_modules_cannot_claim_the_same_thing() -> None:
     harness.hub.load(Declares("one", IqHandler("get", PING, nothing)))
     with pytest.raises(ValueError, match="already handled"):
         harness.hub.load(Declares("two", IqHandler("get", PING, nothing)))
+
+
+async def test_client_state_reaches_modules_for_routable_sessions_only() -> None:
+    harness = Harness()
+    seen: list[tuple[str, bool]] = []
+
+    async def changed(session: Session, active: bool) -> None:
+        seen.append((str(session.jid), active))
+
+    harness.hub.load(Declares("csi", OnClientState(changed)))
+    old, _ = await harness.connect("alice@localhost/phone")
+    await harness.hub.client_state(old, False)
+    new, _ = await harness.connect("alice@localhost/phone")  # replaces old (RFC 6120 §7.7.2.2)
+    await harness.hub.client_state(old, True)
+    await harness.hub.client_state(new, True)
+    assert seen == [("alice@localhost/phone", False), ("alice@localhost/phone", True)]
+    assert new is not old

@@ -36,6 +36,7 @@ StanzaKind = Literal["message", "presence"]
 IqHandlerFn = Callable[[Session, etree._Element], Awaitable[etree._Element | None]]
 StanzaHandlerFn = Callable[[Session, etree._Element, JID | None, datetime], Awaitable[None]]
 SessionHookFn = Callable[[Session], Awaitable[None]]
+ClientStateFn = Callable[[Session, bool], Awaitable[None]]
 InboundFilterFn = Callable[[Session, etree._Element], Awaitable[etree._Element | None]]
 RouteFilterFn = Callable[[etree._Element, JID], Awaitable[etree._Element | None]]
 OutboundFilterFn = Callable[[Session, etree._Element], etree._Element | None]
@@ -135,6 +136,15 @@ class OnInitialPresence:
 
 
 @dataclass(frozen=True, slots=True)
+class OnClientState:
+    """The session's client said whether its user is looking (XEP-0352):
+    True for ``<active/>``, False for ``<inactive/>``."""
+
+    handle: ClientStateFn
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class InboundFilter:
     """A stanza from a local session, before it is handled (sender side)."""
 
@@ -170,6 +180,7 @@ Registration = (
     | OnSessionStarted
     | OnSessionEnded
     | OnInitialPresence
+    | OnClientState
     | InboundFilter
     | RouteFilter
     | OutboundFilter

@@ -103,6 +103,13 @@ class Hub:
         if failure is not None:
             raise failure
 
+    async def client_state(self, session: Session, active: bool) -> None:
+        """The client of a routable session said whether its user is looking (XEP-0352)."""
+        if self.router.get(session.jid) is not session:
+            return  # replaced or gone: nothing is delivered to it any more
+        for _, hook in self.registry.client_state:
+            await hook(session, active)
+
     # ---- the one way in
 
     async def receive(

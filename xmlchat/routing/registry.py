@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xmlchat.routing.api import (
+    ClientStateFn,
     Feature,
     InboundFilter,
     InboundFilterFn,
     IqHandler,
+    OnClientState,
     OnInitialPresence,
     OnSessionEnded,
     OnSessionOpening,
@@ -45,6 +47,7 @@ class Registry:
     session_started: list[tuple[int, SessionHookFn]] = field(default_factory=list)
     session_ended: list[tuple[int, SessionHookFn]] = field(default_factory=list)
     initial_presence: list[tuple[int, OnInitialPresence]] = field(default_factory=list)
+    client_state: list[tuple[int, ClientStateFn]] = field(default_factory=list)
     inbound: list[tuple[int, InboundFilterFn]] = field(default_factory=list)
     route: list[tuple[int, RouteFilterFn]] = field(default_factory=list)
     outbound: list[tuple[int, OutboundFilterFn]] = field(default_factory=list)
@@ -81,6 +84,8 @@ class Registry:
                 _insert(self.session_ended, priority, handle)
             case OnInitialPresence(_, priority):
                 _insert(self.initial_presence, priority, reg)
+            case OnClientState(handle, priority):
+                _insert(self.client_state, priority, handle)
             case InboundFilter(handle, priority):
                 _insert(self.inbound, priority, handle)
             case RouteFilter(handle, priority):

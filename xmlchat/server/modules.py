@@ -13,6 +13,8 @@ from typing import TypeVar
 from xmlchat.config import Config
 from xmlchat.metrics import Metrics
 from xmlchat.modules.blocking import Blocking
+from xmlchat.modules.carbons import Carbons
+from xmlchat.modules.csi import ClientState
 from xmlchat.modules.disco import Disco
 from xmlchat.modules.messages import Messages
 from xmlchat.modules.ping import Ping
@@ -50,6 +52,8 @@ def build_hub(
         Roster(stored("roster"), book, subscriptions),
         Contacts(stored("contacts"), book, subscriptions),
         Blocking(stored("blocking")),
+        Carbons(ctx("carbons", None)),
+        ClientState(ctx("csi", None)),
         Disco(ctx("disco", None)),
         Ping(ctx("ping", None)),
         Version(ctx("version", None)),

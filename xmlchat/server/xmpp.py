@@ -94,6 +94,9 @@ class XmppConnection(Connection[xmpp.Event]):
                     await self.ctx.hub.receive(self.session, element, to)
                 except StanzaError as e:
                     self.reply_error(element, e)
+            case xmpp.ClientStateChanged(active):
+                assert self.session is not None
+                await self.ctx.hub.client_state(self.session, active)
             case xmpp.NeedCredentials(username, mechanism, host):
                 creds = await accounts.get_scram(JID(username, host), mechanism)
                 return self.core.provide_credentials(creds)

@@ -11,14 +11,19 @@ from lxml import etree
 from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID, InvalidJID
 from xmlchat.protocol.xmpp.binding import BIND, SESSION, Binding
-from xmlchat.protocol.xmpp.events import Event, NonzaIn, StanzaIn
+from xmlchat.protocol.xmpp.events import ClientStateChanged, Event, NonzaIn, StanzaIn
 from xmlchat.protocol.xmpp.link import Link
 from xmlchat.protocol.xmpp.wire import IQ_TYPES, PRESENCE_TYPES, STANZA_KINDS
 from xmlchat.xml.writer import NS_CLIENT, XML_LANG
 
+# XEP-0352 §3: the two nonzas a bound client sends to say whether a user is looking.
+CSI_NS = "urn:xmpp:csi:0"
+_CLIENT_STATES = {f"{{{CSI_NS}}}active": True, f"{{{CSI_NS}}}inactive": False}
+
 
 class Established:
-    """Top-level elements of a bound stream: stanzas, and nonzas of the configured namespaces."""
+    """Top-level elements of a bound stream: stanzas, the CSI nonzas, and
+    nonzas of the configured namespaces."""
 
     def __init__(self, link: Link, binding: Binding) -> None:
         self._link = link
@@ -28,6 +33,9 @@ class Established:
         qname = etree.QName(element)
         if qname.namespace == NS_CLIENT and qname.localname in STANZA_KINDS:
             return self._on_stanza(element, qname.localname)
+        active = _CLIENT_STATES.get(str(element.tag))
+        if active is not None:
+            return [ClientStateChanged(active)]
         if qname.namespace in self._link.settings.nonza_namespaces:
             return [NonzaIn(element)]
         return self._link.unexpected(element, "")

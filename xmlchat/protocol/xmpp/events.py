@@ -101,6 +101,14 @@ class NonzaIn:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientStateChanged:
+    """XEP-0352 §3: the bound client sent ``<active/>`` (True) or ``<inactive/>``
+    (False) in ``urn:xmpp:csi:0``. Nonzas, not stanzas: nothing is answered."""
+
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     """The peer closed the stream; our ``</stream:stream>`` is queued (§4.4).
 
@@ -126,6 +134,7 @@ Event = (
     | BindRequest
     | StanzaIn
     | NonzaIn
+    | ClientStateChanged
     | Closed
     | StreamFailed
 )

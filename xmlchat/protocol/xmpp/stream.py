@@ -86,7 +86,8 @@ class C2SStream:
     :class:`LocalProtocolError`; answering after :meth:`close`,
     :meth:`send_stream_error` or the end of the stream is a no-op returning
     ``[]`` (the request died with the stream). :class:`Authenticated`,
-    :class:`StanzaIn`, :class:`NonzaIn` and the two final events need no answer.
+    :class:`StanzaIn`, :class:`NonzaIn`, :class:`ClientStateChanged` and the two
+    final events need no answer.
 
     **TLS.** Pass ``tls_available`` when a certificate is configured;
     ``tls_active`` for a direct-TLS port (XEP-0368), with its
