@@ -1,4 +1,4 @@
-"""Persistent state: accounts and SCRAM keys, offline messages, rosters, blocklists.
+"""Persistent state: accounts and SCRAM keys, offline messages, rosters, blocklists, archives.
 
 :class:`Storage` is the Protocol the server is given (:mod:`xmlchat.storage.interfaces`,
 one Protocol per kind of state). Backends: :class:`SqliteStorage`, the server's
@@ -11,16 +11,23 @@ from typing import TYPE_CHECKING
 
 from xmlchat.storage.base import (
     BLOCKLIST_LIMIT,
+    ArchivedMessage,
+    ArchiveIdNotFound,
+    ArchivePage,
+    ArchivePrefs,
+    ArchiveQuery,
     BlocklistFull,
     NoSuchUser,
     OfflineMessage,
     OfflineQueueFull,
+    PageRequest,
     RosterItem,
     ScramCredentials,
     UserExists,
 )
 from xmlchat.storage.interfaces import (
     AccountStore,
+    ArchiveStore,
     BlocklistStore,
     OfflineStore,
     RosterStore,
@@ -33,6 +40,12 @@ from xmlchat.storage.sqlite import SqliteStorage
 __all__ = [
     "BLOCKLIST_LIMIT",
     "AccountStore",
+    "ArchiveIdNotFound",
+    "ArchivePage",
+    "ArchivePrefs",
+    "ArchiveQuery",
+    "ArchiveStore",
+    "ArchivedMessage",
     "BlocklistFull",
     "BlocklistStore",
     "MemoryStorage",
@@ -40,6 +53,7 @@ __all__ = [
     "OfflineMessage",
     "OfflineQueueFull",
     "OfflineStore",
+    "PageRequest",
     "RosterItem",
     "RosterStore",
     "SchemaTooNew",
