@@ -36,6 +36,7 @@ StanzaKind = Literal["message", "presence"]
 IqHandlerFn = Callable[[Session, etree._Element], Awaitable[etree._Element | None]]
 StanzaHandlerFn = Callable[[Session, etree._Element, JID | None, datetime], Awaitable[None]]
 SessionHookFn = Callable[[Session], Awaitable[None]]
+LifecycleFn = Callable[[], Awaitable[None]]
 InboundFilterFn = Callable[[Session, etree._Element], Awaitable[etree._Element | None]]
 RouteFilterFn = Callable[[etree._Element, JID], Awaitable[etree._Element | None]]
 OutboundFilterFn = Callable[[Session, etree._Element], etree._Element | None]
@@ -84,9 +85,12 @@ class ServesDomain:
 
 @dataclass(frozen=True, slots=True)
 class Feature:
-    """A XEP-0030 disco#info feature the server advertises."""
+    """A XEP-0030 disco#info feature the server advertises; ``account``: one
+    each account's bare JID advertises instead (e.g. XEP-0313, an archive
+    per user, RFC 6121 §8.5.2.1.3 answered on the account's behalf)."""
 
     var: str
+    account: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +139,20 @@ class OnInitialPresence:
 
 
 @dataclass(frozen=True, slots=True)
+class OnStart:
+    """Called once when the server starts serving, e.g. to start a timer."""
+
+    handle: LifecycleFn
+
+
+@dataclass(frozen=True, slots=True)
+class OnStop:
+    """Called once at shutdown, before storage closes: stop what OnStart began."""
+
+    handle: LifecycleFn
+
+
+@dataclass(frozen=True, slots=True)
 class InboundFilter:
     """A stanza from a local session, before it is handled (sender side)."""
 
@@ -170,6 +188,8 @@ Registration = (
     | OnSessionStarted
     | OnSessionEnded
     | OnInitialPresence
+    | OnStart
+    | OnStop
     | InboundFilter
     | RouteFilter
     | OutboundFilter
@@ -243,5 +263,10 @@ class ModuleContext(Generic[StoreT]):
 
     @property
     def features(self) -> list[str]:
-        """Every disco feature registered (for disco#info)."""
+        """Every disco feature registered for the server (for disco#info)."""
         return list(self._hub.registry.features)
+
+    @property
+    def account_features(self) -> list[str]:
+        """Every disco feature registered for accounts' bare JIDs."""
+        return list(self._hub.registry.account_features)

@@ -10,7 +10,9 @@ one Protocol per kind of state). Backends: :class:`SqliteStorage`, the server's
 from typing import TYPE_CHECKING
 
 from xmlchat.storage.base import (
+    ARCHIVE_DEFAULTS,
     BLOCKLIST_LIMIT,
+    ArchiveDefault,
     ArchivedMessage,
     ArchiveIdNotFound,
     ArchivePage,
@@ -38,8 +40,10 @@ from xmlchat.storage.migrations import SchemaTooNew
 from xmlchat.storage.sqlite import SqliteStorage
 
 __all__ = [
+    "ARCHIVE_DEFAULTS",
     "BLOCKLIST_LIMIT",
     "AccountStore",
+    "ArchiveDefault",
     "ArchiveIdNotFound",
     "ArchivePage",
     "ArchivePrefs",
