@@ -13,7 +13,7 @@ from modules.fakes import Recorder
 
 from xmlchat.errors import StanzaCondition
 from xmlchat.jid import JID
-from xmlchat.modules.archive import Archive
+from xmlchat.modules.archive import HISTORY, HISTORY_NS, Archive
 from xmlchat.modules.archive.forms import DATA_NS, NS, RSM_NS
 from xmlchat.routing.session import Session
 from xmlchat.stanza import BODY, SID_NS, make
@@ -290,3 +290,23 @@ async def test_expiry_timer_removes_old_messages_and_stops_cleanly() -> None:
         await world.hub.stop()
     assert archive._expiry is None
     assert await archive.expire() == 0
+
+
+async def test_the_internal_history_request_gives_the_last_messages() -> None:
+    """What the native front end will call: only internally, last page first."""
+    world = await _world()
+    alice, _, ids = await _chat(world, 3)
+    history = make("iq", {"type": "get", "id": "h"})
+    request = etree.SubElement(history, HISTORY, nsmap={None: HISTORY_NS})
+    request.set("max", "2")
+    request.set("with", "carol@localhost")
+    error = await world.refused(alice, history)  # not on the XMPP wire
+    assert error.condition == StanzaCondition.SERVICE_UNAVAILABLE
+    answer = await world.hub.call_iq(alice, history)
+    assert answer is not None and answer.get("complete") == "false"
+    assert [r.get("id") for r in answer] == [ids[3], ids[5]]
+    request.set("before", ids[3])
+    answer = await world.hub.call_iq(alice, history)
+    assert answer is not None and answer.get("complete") == "true"
+    assert [r.get("id") for r in answer] == [ids[1]]
+    assert answer[0].findtext(f"{FORWARDED}/{{jabber:client}}message/{BODY}") == "c0"
