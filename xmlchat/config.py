@@ -123,6 +123,16 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class Archive:
+    # XEP-0313 message archive of one-to-one chats.
+    enabled: bool = True
+    # Messages older than this many days are deleted (hourly); 0 keeps them forever.
+    retention_days: int = 365
+    # Largest page a client may ask for (XEP-0059 max); more is a policy-violation.
+    max_page: int = 100
+
+
+@dataclass(frozen=True)
 class Config:
     hosts: tuple[str, ...] = ("localhost",)
     data_dir: str = "./xmlchat-data"
@@ -134,6 +144,7 @@ class Config:
     storage: Storage = field(default_factory=Storage)
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
+    archive: Archive = field(default_factory=Archive)
 
     @property
     def domain(self) -> str:

@@ -68,6 +68,12 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "metrics.enabled": "Serve Prometheus metrics over HTTP at `/metrics` (needs `xmlchat[metrics]`).",
     "metrics.address": "Address of the metrics endpoint; keep it loopback or firewalled.",
     "metrics.port": "Port of the metrics endpoint.",
+    "archive.enabled": "Keep each user's one-to-one messages in a XEP-0313 archive (MAM), "
+    "queried by XMPP clients and the native `<history>` request.",
+    "archive.retention_days": "Archived messages older than this many days are deleted (checked "
+    "hourly); 0 keeps them forever.",
+    "archive.max_page": "Most messages one archive query may ask for; a larger XEP-0059 `max` is "
+    "refused with policy-violation.",
 }
 
 

@@ -16,6 +16,7 @@ from storage.common import ALICE
 
 from xmlchat.storage import (
     AccountStore,
+    ArchiveStore,
     BlocklistStore,
     MemoryStorage,
     OfflineStore,
@@ -24,7 +25,7 @@ from xmlchat.storage import (
     Storage,
 )
 
-STORES = (AccountStore, RosterStore, OfflineStore, BlocklistStore)
+STORES = (AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore)
 BACKENDS = (SqliteStorage, MemoryStorage)
 
 

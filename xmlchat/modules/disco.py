@@ -1,9 +1,10 @@
 """XEP-0030 Service Discovery: what the server and its accounts are (§3, §4).
 
 The server is ``server/im`` and lists the features every module registered
-(:class:`~xmlchat.modules.base.Feature`). A bare account JID — one's own, or
+(:class:`~xmlchat.routing.api.Feature`). A bare account JID — one's own, or
 another local user's, answered by the server on the user's behalf (RFC 6121
-§8.5.2.1.3; no 'to' means one's own, RFC 6120 §10.3.3) — is ``account/registered``.
+§8.5.2.1.3; no 'to' means one's own, RFC 6120 §10.3.3) — is ``account/registered``
+with the features registered for accounts (``Feature(var, account=True)``).
 Neither has items: no components, no PEP. Nodes are unknown: item-not-found (§3.2).
 """
 
@@ -43,7 +44,7 @@ class Disco:
             features = sorted(set(self.ctx.features))
         else:
             etree.SubElement(query, f"{{{INFO}}}identity", category="account", type="registered")
-            features = [INFO]
+            features = sorted({INFO, *self.ctx.account_features})
         for var in features:
             etree.SubElement(query, f"{{{INFO}}}feature", var=var)
         return query

@@ -37,6 +37,7 @@ IqHandlerFn = Callable[[Session, etree._Element], Awaitable[etree._Element | Non
 StanzaHandlerFn = Callable[[Session, etree._Element, JID | None, datetime], Awaitable[None]]
 SessionHookFn = Callable[[Session], Awaitable[None]]
 ClientStateFn = Callable[[Session, bool], Awaitable[None]]
+LifecycleFn = Callable[[], Awaitable[None]]
 InboundFilterFn = Callable[[Session, etree._Element], Awaitable[etree._Element | None]]
 RouteFilterFn = Callable[[etree._Element, JID], Awaitable[etree._Element | None]]
 OutboundFilterFn = Callable[[Session, etree._Element], etree._Element | None]
@@ -85,9 +86,12 @@ class ServesDomain:
 
 @dataclass(frozen=True, slots=True)
 class Feature:
-    """A XEP-0030 disco#info feature the server advertises."""
+    """A XEP-0030 disco#info feature the server advertises; ``account``: one
+    each account's bare JID advertises instead (e.g. XEP-0313, an archive
+    per user, RFC 6121 §8.5.2.1.3 answered on the account's behalf)."""
 
     var: str
+    account: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +149,20 @@ class OnClientState:
 
 
 @dataclass(frozen=True, slots=True)
+class OnStart:
+    """Called once when the server starts serving, e.g. to start a timer."""
+
+    handle: LifecycleFn
+
+
+@dataclass(frozen=True, slots=True)
+class OnStop:
+    """Called once at shutdown, before storage closes: stop what OnStart began."""
+
+    handle: LifecycleFn
+
+
+@dataclass(frozen=True, slots=True)
 class InboundFilter:
     """A stanza from a local session, before it is handled (sender side)."""
 
@@ -181,6 +199,8 @@ Registration = (
     | OnSessionEnded
     | OnInitialPresence
     | OnClientState
+    | OnStart
+    | OnStop
     | InboundFilter
     | RouteFilter
     | OutboundFilter
@@ -251,5 +271,10 @@ class ModuleContext(Generic[StoreT]):
 
     @property
     def features(self) -> list[str]:
-        """Every disco feature registered (for disco#info)."""
+        """Every disco feature registered for the server (for disco#info)."""
         return list(self._hub.registry.features)
+
+    @property
+    def account_features(self) -> list[str]:
+        """Every disco feature registered for accounts' bare JIDs."""
+        return list(self._hub.registry.account_features)

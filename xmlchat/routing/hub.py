@@ -42,6 +42,24 @@ class Hub:
         self.registry.add(module.name, module.setup())
         self.modules.append(module)
 
+    # ---- the server's lifetime
+
+    async def start(self) -> None:
+        """Run the modules' OnStart hooks, in load order."""
+        for handle in self.registry.on_start:
+            await handle()
+
+    async def stop(self) -> None:
+        """Run the OnStop hooks in reverse load order; every one runs even if one fails."""
+        failure: BaseException | None = None
+        for handle in reversed(self.registry.on_stop):
+            try:
+                await handle()
+            except Exception as e:
+                failure = failure or e
+        if failure is not None:
+            raise failure
+
     # ---- the one way out
 
     def deliver(

@@ -12,11 +12,14 @@ from xmlchat.routing.api import (
     InboundFilter,
     InboundFilterFn,
     IqHandler,
+    LifecycleFn,
     OnClientState,
     OnInitialPresence,
     OnSessionEnded,
     OnSessionOpening,
     OnSessionStarted,
+    OnStart,
+    OnStop,
     OutboundFilter,
     OutboundFilterFn,
     Registration,
@@ -42,6 +45,9 @@ class Registry:
     stanza_handlers: dict[str, StanzaHandlerFn] = field(default_factory=dict)
     domains: dict[str, StanzaHandlerFn] = field(default_factory=dict)  # subdomain label -> handler
     features: list[str] = field(default_factory=list)
+    account_features: list[str] = field(default_factory=list)
+    on_start: list[LifecycleFn] = field(default_factory=list)
+    on_stop: list[LifecycleFn] = field(default_factory=list)
     stream_features: list[tuple[str, str]] = field(default_factory=list)
     session_opening: list[tuple[int, SessionHookFn]] = field(default_factory=list)
     session_started: list[tuple[int, SessionHookFn]] = field(default_factory=list)
@@ -72,8 +78,12 @@ class Registry:
                 if subdomain in self.domains:
                     raise ValueError(f"{owner}: {subdomain}.<host> already served")
                 self.domains[subdomain] = handle
-            case Feature(var):
-                self.features.append(var)
+            case Feature(var, account):
+                (self.account_features if account else self.features).append(var)
+            case OnStart(handle):
+                self.on_start.append(handle)
+            case OnStop(handle):
+                self.on_stop.append(handle)
             case StreamFeature(namespace, name):
                 self.stream_features.append((namespace, name))
             case OnSessionOpening(handle, priority):

@@ -110,6 +110,7 @@ class Server:
         for name, listener in _listeners(self.config).items():
             if listener.enabled and name in PROTOCOLS:
                 await self._listen(name, listener)
+        await self.hub.start()
         metrics = await self.metrics.start(self)
         self.bound += [Bound("metrics", "http", host, port, "none") for host, port in metrics]
         self._spawn(self._sweep())
@@ -177,7 +178,10 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(srv.wait_closed(), 1)
         await self.metrics.stop()
-        await self.storage.close()
+        try:
+            await self.hub.stop()
+        finally:
+            await self.storage.close()
         log.info("stopped")
 
 

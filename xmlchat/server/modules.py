@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from xmlchat.config import Config
 from xmlchat.metrics import Metrics
+from xmlchat.modules.archive import Archive
 from xmlchat.modules.blocking import Blocking
 from xmlchat.modules.carbons import Carbons
 from xmlchat.modules.csi import ClientState
@@ -59,6 +60,8 @@ def build_hub(
         Version(ctx("version", None)),
         Time(ctx("time", None)),
     ]
+    if config.archive.enabled:
+        modules.append(Archive(stored("archive"), config.archive))
     modules += [factory(stored) for factory in extra]
     for module in modules:
         hub.load(module)

@@ -1,4 +1,4 @@
-"""Persistent state: accounts and SCRAM keys, offline messages, rosters, blocklists.
+"""Persistent state: accounts and SCRAM keys, offline messages, rosters, blocklists, archives.
 
 :class:`Storage` is the Protocol the server is given (:mod:`xmlchat.storage.interfaces`,
 one Protocol per kind of state). Backends: :class:`SqliteStorage`, the server's
@@ -10,17 +10,26 @@ one Protocol per kind of state). Backends: :class:`SqliteStorage`, the server's
 from typing import TYPE_CHECKING
 
 from xmlchat.storage.base import (
+    ARCHIVE_DEFAULTS,
     BLOCKLIST_LIMIT,
+    ArchiveDefault,
+    ArchivedMessage,
+    ArchiveIdNotFound,
+    ArchivePage,
+    ArchivePrefs,
+    ArchiveQuery,
     BlocklistFull,
     NoSuchUser,
     OfflineMessage,
     OfflineQueueFull,
+    PageRequest,
     RosterItem,
     ScramCredentials,
     UserExists,
 )
 from xmlchat.storage.interfaces import (
     AccountStore,
+    ArchiveStore,
     BlocklistStore,
     OfflineStore,
     RosterStore,
@@ -31,8 +40,16 @@ from xmlchat.storage.migrations import SchemaTooNew
 from xmlchat.storage.sqlite import SqliteStorage
 
 __all__ = [
+    "ARCHIVE_DEFAULTS",
     "BLOCKLIST_LIMIT",
     "AccountStore",
+    "ArchiveDefault",
+    "ArchiveIdNotFound",
+    "ArchivePage",
+    "ArchivePrefs",
+    "ArchiveQuery",
+    "ArchiveStore",
+    "ArchivedMessage",
     "BlocklistFull",
     "BlocklistStore",
     "MemoryStorage",
@@ -40,6 +57,7 @@ __all__ = [
     "OfflineMessage",
     "OfflineQueueFull",
     "OfflineStore",
+    "PageRequest",
     "RosterItem",
     "RosterStore",
     "SchemaTooNew",

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 # Every table with rows of one user's, keyed by their bare JID in column ``jid``.
 USER_TABLES: Final = (
-    "scram", "roster", "roster_version", "offline", "subscription_requests", "blocklist"
+    "scram", "roster", "roster_version", "offline", "subscription_requests", "blocklist",
+    "archive", "archive_prefs", "archive_rules",
 )
 
 # Another process (``xmlchat adduser`` beside a running server) may hold the write lock.

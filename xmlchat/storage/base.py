@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
@@ -90,3 +91,95 @@ def blocking_items(contact: JID) -> tuple[JID, ...]:
     literally would also let it block every user@domain/resource of that name.
     """
     return tuple(dict.fromkeys((contact, contact.bare, JID(None, contact.domain))))
+
+
+# -- the message archive (XEP-0313) ------------------------------------------------
+
+ArchiveDefault = Literal["always", "never", "roster"]
+# XEP-0313 §5: the values of <prefs default='…'/>.
+ARCHIVE_DEFAULTS: Final[frozenset[str]] = frozenset({"always", "never", "roster"})
+
+
+class ArchiveIdNotFound(Exception):
+    """query_archive(): an after/before id names no message in the user's archive
+    (XEP-0313 §4.1.3 and XEP-0059 §2.6: the module answers item-not-found)."""
+
+
+def new_archive_id() -> str:
+    """An archive id, also the XEP-0359 stanza-id: 96 random bits, URL-safe, so
+    an id says nothing about the archive and cannot be guessed (XEP-0359 §4)."""
+    return secrets.token_urlsafe(12)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedMessage:
+    """One message in a user's archive."""
+
+    id: str  # the archive id, XEP-0359 stanza-id
+    with_: JID  # the other party, bare
+    stanza: bytes  # serialized XML, opaque to storage
+    stamp: datetime  # when the server accepted it; UTC, timezone-aware
+    outgoing: bool  # the owner sent it
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveQuery:
+    """Which messages (XEP-0313 §4.1): all conditions must hold. ``start`` and
+    ``end`` are inclusive; ``after_id``/``before_id`` exclusive, in archive order."""
+
+    with_: JID | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    after_id: str | None = None
+    before_id: str | None = None
+    ids: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """One page of a query's results (XEP-0059): at most ``max`` messages after
+    ``after``, or the last ``max`` before ``before`` (``last``: before the end,
+    the empty ``<before/>`` of §2.5)."""
+
+    max: int
+    after: str | None = None
+    before: str | None = None
+    last: bool = False
+
+    @property
+    def backwards(self) -> bool:
+        return self.last or self.before is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivePage:
+    """A page, in archive order. ``count``: messages the query matches, ignoring
+    paging; ``first_index``: how many of them precede the page's first (None
+    for an empty page); ``complete``: the page reaches the end of the results
+    in the direction of paging (XEP-0313 §4.3, 'complete')."""
+
+    messages: list[ArchivedMessage]
+    count: int
+    first_index: int | None
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivePrefs:
+    """XEP-0313 §5: what is archived by default; bare JIDs always or never archived."""
+
+    default: ArchiveDefault = "always"
+    always: tuple[JID, ...] = ()
+    never: tuple[JID, ...] = ()
+
+
+def check_archive_prefs(prefs: ArchivePrefs) -> ArchivePrefs:
+    """The prefs as stored: JIDs bare and sorted; ValueError for an unknown
+    default or a JID in both lists (its rule would be ambiguous)."""
+    if prefs.default not in ARCHIVE_DEFAULTS:
+        raise ValueError(f"invalid archive default {prefs.default!r}")
+    always = sorted({jid.bare for jid in prefs.always}, key=str)
+    never = sorted({jid.bare for jid in prefs.never}, key=str)
+    if set(always) & set(never):
+        raise ValueError("a JID is both always and never archived")
+    return ArchivePrefs(prefs.default, tuple(always), tuple(never))

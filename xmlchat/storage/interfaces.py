@@ -17,7 +17,16 @@ from datetime import datetime
 from typing import Protocol
 
 from xmlchat.jid import JID
-from xmlchat.storage.base import BLOCKLIST_LIMIT, OfflineMessage, RosterItem, ScramCredentials
+from xmlchat.storage.base import (
+    BLOCKLIST_LIMIT,
+    ArchivePage,
+    ArchivePrefs,
+    ArchiveQuery,
+    OfflineMessage,
+    PageRequest,
+    RosterItem,
+    ScramCredentials,
+)
 
 
 class AccountStore(Protocol):
@@ -34,7 +43,7 @@ class AccountStore(Protocol):
 
     async def delete_user(self, jid: JID) -> bool:
         """Delete the account with its roster, subscription requests, offline
-        messages and blocklist, all or nothing; False if there was no account."""
+        messages, blocklist and archive, all or nothing; False if there was no account."""
         ...
 
     async def user_exists(self, jid: JID) -> bool:
@@ -155,7 +164,47 @@ class BlocklistStore(Protocol):
         ...
 
 
-class Storage(AccountStore, RosterStore, OfflineStore, BlocklistStore, Protocol):
+class ArchiveStore(Protocol):
+    """Each user's message archive (XEP-0313) and archiving preferences (§5).
+
+    ``user`` and ``with_`` are reduced to bare JIDs; the owner needs no account.
+    Archive order is the order :meth:`archive_message` was called in, whatever
+    the stamps; ids are unique in the whole store and never reused.
+    """
+
+    async def archive_message(
+        self, user: JID, with_: JID, stanza: bytes, stamp: datetime, *, outgoing: bool
+    ) -> str:
+        """Append ``stanza`` to ``user``'s archive; returns its new archive id
+        (:func:`~xmlchat.storage.base.new_archive_id`). ValueError if ``stamp`` is
+        naive (kept as UTC)."""
+        ...
+
+    async def query_archive(self, user: JID, query: ArchiveQuery, page: PageRequest) -> ArchivePage:
+        """The page of ``user``'s messages matching ``query``, in archive order.
+        Raises :class:`ArchiveIdNotFound` if an after/before id of ``query`` or
+        ``page`` is not in this user's archive; ValueError for a negative max."""
+        ...
+
+    async def count_archive(self, user: JID, query: ArchiveQuery | None = None) -> int:
+        """How many of ``user``'s messages match ``query`` (all of them when None)."""
+        ...
+
+    async def expire_archive(self, older_than: datetime) -> int:
+        """Delete every user's messages stamped before ``older_than``; returns how many."""
+        ...
+
+    async def get_archive_prefs(self, user: JID) -> ArchivePrefs:
+        """The stored preferences, or the defaults (archive always, no lists)."""
+        ...
+
+    async def set_archive_prefs(self, user: JID, prefs: ArchivePrefs) -> ArchivePrefs:
+        """Replace the preferences; returns them as stored (bare JIDs, sorted).
+        ValueError for an unknown default or a JID in both lists."""
+        ...
+
+
+class Storage(AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, Protocol):
     """Everything the server keeps; what it is given at start-up."""
 
     async def close(self) -> None:

@@ -16,17 +16,23 @@ from datetime import UTC, datetime
 
 from xmlchat.jid import JID
 from xmlchat.storage import scram
+from xmlchat.storage._memory_archive import MemoryArchive
 from xmlchat.storage.base import (
     BLOCKLIST_LIMIT,
     SUBSCRIPTIONS,
+    ArchivePage,
+    ArchivePrefs,
+    ArchiveQuery,
     BlocklistFull,
     NoSuchUser,
     OfflineMessage,
     OfflineQueueFull,
+    PageRequest,
     RosterItem,
     ScramCredentials,
     UserExists,
     blocking_items,
+    check_archive_prefs,
     require_user_address,
 )
 
@@ -45,6 +51,7 @@ class _Tables:
     # dicts keep insertion order, and a repeated request keeps its place (as rowid does).
     subscription_requests: dict[str, dict[str, bytes]] = field(default_factory=dict)
     blocklist: dict[str, set[str]] = field(default_factory=dict)
+    archive: MemoryArchive = field(default_factory=MemoryArchive)
 
     def delete_user_rows(self, jid: str) -> None:
         for table in (
@@ -56,6 +63,7 @@ class _Tables:
             self.blocklist,
         ):
             table.pop(jid, None)
+        self.archive.forget(jid)
 
 
 class MemoryStorage:
@@ -212,6 +220,30 @@ class MemoryStorage:
     async def is_blocked(self, user: JID, contact: JID) -> bool:
         items = self._db.blocklist.get(_key(user), set())
         return any(str(candidate) in items for candidate in blocking_items(contact))
+
+    # -- message archive (XEP-0313) ----------------------------------------------
+
+    async def archive_message(
+        self, user: JID, with_: JID, stanza: bytes, stamp: datetime, *, outgoing: bool
+    ) -> str:
+        return self._db.archive.add(_key(user), with_, stanza, stamp, outgoing)
+
+    async def query_archive(self, user: JID, query: ArchiveQuery, page: PageRequest) -> ArchivePage:
+        return self._db.archive.query(_key(user), query, page)
+
+    async def count_archive(self, user: JID, query: ArchiveQuery | None = None) -> int:
+        return len(self._db.archive.matching(_key(user), query or ArchiveQuery()))
+
+    async def expire_archive(self, older_than: datetime) -> int:
+        return self._db.archive.expire(older_than)
+
+    async def get_archive_prefs(self, user: JID) -> ArchivePrefs:
+        return self._db.archive.prefs.get(_key(user), ArchivePrefs())
+
+    async def set_archive_prefs(self, user: JID, prefs: ArchivePrefs) -> ArchivePrefs:
+        stored = check_archive_prefs(prefs)
+        self._db.archive.prefs[_key(user)] = stored
+        return stored
 
 
 def _key(jid: JID) -> str:

@@ -74,6 +74,37 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (jid, item)
     ) WITHOUT ROWID;
     """,
+    # 3: message archives (XEP-0313) and archiving preferences.
+    """
+    -- seq is archive order; AUTOINCREMENT so an expired row's seq never returns
+    -- and a client's after-id paging cannot skip or repeat a message.
+    CREATE TABLE archive (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        id       TEXT NOT NULL UNIQUE,      -- archive id = XEP-0359 stanza-id
+        jid      TEXT NOT NULL,             -- owner bare JID
+        with_jid TEXT NOT NULL,             -- the other party, bare
+        stamp    INTEGER NOT NULL,          -- microseconds since the epoch, UTC
+        outgoing INTEGER NOT NULL,          -- 1: the owner sent it
+        stanza   BLOB NOT NULL
+    );
+    -- A page: the owner's messages in archive order, with one contact or all.
+    CREATE INDEX archive_jid ON archive (jid, seq);
+    CREATE INDEX archive_with ON archive (jid, with_jid, seq);
+    -- Retention: every user's oldest messages.
+    CREATE INDEX archive_stamp ON archive (stamp);
+
+    CREATE TABLE archive_prefs (
+        jid      TEXT PRIMARY KEY,          -- owner bare JID
+        fallback TEXT NOT NULL CHECK (fallback IN ('always', 'never', 'roster'))
+    ) WITHOUT ROWID;
+
+    CREATE TABLE archive_rules (
+        jid     TEXT NOT NULL,              -- owner bare JID
+        contact TEXT NOT NULL,              -- bare JID
+        rule    TEXT NOT NULL CHECK (rule IN ('always', 'never')),
+        PRIMARY KEY (jid, contact)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

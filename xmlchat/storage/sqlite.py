@@ -21,19 +21,25 @@ from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 from xmlchat.jid import JID
+from xmlchat.storage import _archive as aq
 from xmlchat.storage import _blocklist as bq
 from xmlchat.storage import _queries as q
 from xmlchat.storage import scram
 from xmlchat.storage.base import (
     BLOCKLIST_LIMIT,
     SUBSCRIPTIONS,
+    ArchivePage,
+    ArchivePrefs,
+    ArchiveQuery,
     NoSuchUser,
     OfflineMessage,
     OfflineQueueFull,
+    PageRequest,
     RosterItem,
     ScramCredentials,
     UserExists,
     blocking_items,
+    check_archive_prefs,
     require_user_address,
 )
 
@@ -208,6 +214,33 @@ class SqliteStorage:
     async def is_blocked(self, user: JID, contact: JID) -> bool:
         candidates = [str(item) for item in blocking_items(contact)]
         return await self._run(bq.is_blocked, _key(user), candidates)
+
+    # -- message archive (XEP-0313) ----------------------------------------------
+
+    async def archive_message(
+        self, user: JID, with_: JID, stanza: bytes, stamp: datetime, *, outgoing: bool
+    ) -> str:
+        when = aq.micros(stamp)
+        return await self._run(aq.archive_message, _key(user), _key(with_), stanza, when, outgoing)
+
+    async def query_archive(self, user: JID, query: ArchiveQuery, page: PageRequest) -> ArchivePage:
+        if page.max < 0:
+            raise ValueError("max must not be negative")
+        return await self._run(aq.query_archive, _key(user), query, page)
+
+    async def count_archive(self, user: JID, query: ArchiveQuery | None = None) -> int:
+        return await self._run(aq.count_archive, _key(user), query or ArchiveQuery())
+
+    async def expire_archive(self, older_than: datetime) -> int:
+        return await self._run(aq.expire_archive, aq.micros(older_than))
+
+    async def get_archive_prefs(self, user: JID) -> ArchivePrefs:
+        return await self._run(aq.get_prefs, _key(user))
+
+    async def set_archive_prefs(self, user: JID, prefs: ArchivePrefs) -> ArchivePrefs:
+        stored = check_archive_prefs(prefs)
+        await self._run(aq.set_prefs, _key(user), stored)
+        return stored
 
 
 # -- keys (any thread) -------------------------------------------------------------
