@@ -124,8 +124,9 @@ class Metrics:
 
 @dataclass(frozen=True)
 class Archive:
-    # XEP-0313 message archive of one-to-one chats.
-    enabled: bool = True
+    # XEP-0313 message archive of one-to-one chats. Off by default, as Prosody's
+    # mod_mam: it writes every message twice more to the store.
+    enabled: bool = False
     # Messages older than this many days are deleted (hourly); 0 keeps them forever.
     retention_days: int = 365
     # Largest page a client may ask for (XEP-0059 max); more is a policy-violation.

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from conftest import ServerProcess
+import pytest
+from conftest import ServerFactory, ServerProcess
 from e2e.xmpp_helpers import TIMEOUT, XmppPeer, connect
 from slixmpp import JID as SlixJID
 from slixmpp.stanza import Message
@@ -17,6 +18,13 @@ from slixmpp.stanza import Message
 ALICE, BOB, CAROL = "alice@localhost", "bob@localhost", "carol@localhost"
 SID = "{urn:xmpp:sid:0}stanza-id"
 N = 60  # each way: 120 messages in each archive
+
+
+@pytest.fixture
+def server(server_factory: ServerFactory) -> ServerProcess:
+    """The archive is off by default (as Prosody's mod_mam is): on for these tests."""
+    users = {n: f"{n}pw" for n in ("alice", "bob", "carol")}
+    return server_factory("[archive]\nenabled = true\n", users=users)
 
 
 async def _peer(server: ServerProcess, user: str) -> XmppPeer:

@@ -11,6 +11,8 @@ from lxml import etree
 from modules.blocking_world import ALICE, BOB, World, message
 from modules.fakes import Recorder
 
+from xmlchat.config import Archive as ArchiveConfig
+from xmlchat.config import Config
 from xmlchat.errors import StanzaCondition
 from xmlchat.jid import JID
 from xmlchat.modules.archive import HISTORY, HISTORY_NS, Archive
@@ -25,7 +27,8 @@ ALL = ArchiveQuery()
 
 
 async def _world() -> World:
-    world = World()
+    # The archive is off by default (as Prosody's mod_mam): these tests turn it on.
+    world = World(config=Config(archive=ArchiveConfig(enabled=True)))
     await world.users("alice@localhost", "bob@localhost", "carol@localhost")
     return world
 

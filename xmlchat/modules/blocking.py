@@ -166,7 +166,7 @@ class Blocking:
 
     # ---- the filters
 
-    async def _from_user(self, session: Session, stanza: etree._Element) -> etree._Element | None:
+    def _from_user(self, session: Session, stanza: etree._Element) -> etree._Element | None:
         """Sender side: the user addresses someone they blocked."""
         if not self._lists or session.bare not in self._lists:
             return stanza  # the hot path: this user blocks nobody

@@ -60,7 +60,7 @@ from xmlchat.routing.api import (
     RouteFilter,
 )
 from xmlchat.routing.session import Session
-from xmlchat.stanza import BODY, kind, make
+from xmlchat.stanza import BODY, CLIENT_NS, child, make
 
 XEP: Final = 280
 NS: Final = "urn:xmpp:carbons:2"
@@ -72,6 +72,7 @@ DISABLE: Final = f"{{{NS}}}disable"
 PRIVATE: Final = f"{{{NS}}}private"
 RECEIVED: Final = f"{{{NS}}}received"
 SENT: Final = f"{{{NS}}}sent"
+MESSAGE: Final = f"{{{CLIENT_NS}}}message"
 FORWARDED: Final = f"{{{FORWARD_NS}}}forwarded"
 NO_COPY: Final = f"{{{HINTS_NS}}}no-copy"
 
@@ -84,7 +85,10 @@ class Carbons:
 
     def __init__(self, ctx: ModuleContext[None]) -> None:
         self.ctx = ctx
-        self._enabled: weakref.WeakSet[Session] = weakref.WeakSet()
+        # Sessions that enabled carbons, by account: the filters run for every
+        # message, and most accounts have none (weak: a session that is gone,
+        # replaced or not, is forgotten with it).
+        self._enabled: dict[JID, weakref.WeakSet[Session]] = {}
 
     def setup(self) -> list[Registration]:
         return [
@@ -97,7 +101,7 @@ class Carbons:
         ]
 
     def enabled(self, session: Session) -> bool:
-        return session in self._enabled
+        return session in self._enabled.get(session.bare, ())
 
     # ---- §4, §5
 
@@ -105,20 +109,30 @@ class Carbons:
         if not session.capabilities.full_xmpp:
             # §4.1: forbidden where policy does not allow it; carbons are XMPP stanzas.
             raise StanzaError(StanzaCondition.FORBIDDEN, "carbons need a full XMPP session")
-        self._enabled.add(session)
+        self._enabled.setdefault(session.bare, weakref.WeakSet()).add(session)
 
     async def _disable(self, session: Session, iq: etree._Element) -> None:
-        self._enabled.discard(session)
+        self._forget(session)
 
     async def _ended(self, session: Session) -> None:
-        self._enabled.discard(session)
+        self._forget(session)
+
+    def _forget(self, session: Session) -> None:
+        sessions = self._enabled.get(session.bare)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self._enabled[session.bare]
 
     # ---- §8: what a resource sends
 
-    async def _sent(self, session: Session, stanza: etree._Element) -> etree._Element | None:
-        if kind(stanza) != "message":
+    def _sent(self, session: Session, stanza: etree._Element) -> etree._Element | None:
+        if stanza.tag != MESSAGE:
             return stanza
-        _strip(stanza, RECEIVED, SENT)  # §11: only the server makes carbons
+        if child(stanza, RECEIVED, SENT) is not None:
+            _strip(stanza, RECEIVED, SENT)  # §11: only the server makes carbons
+        if not self._enabled or session.bare not in self._enabled:
+            return stanza  # the hot path: no other resource wants copies
         to = _jid(stanza.get("to"))
         if to is None or to.bare == session.jid.bare or not _eligible(stanza):
             return stanza
@@ -128,13 +142,13 @@ class Carbons:
 
     # ---- §7: what an account receives
 
-    async def _received(self, stanza: etree._Element, account: JID) -> etree._Element | None:
-        if kind(stanza) != "message":
+    def _received(self, stanza: etree._Element, account: JID) -> etree._Element | None:
+        if stanza.tag != MESSAGE:
             return stanza
-        if stanza.find(PRIVATE) is not None:
+        if child(stanza, PRIVATE) is not None:
             _strip(stanza, PRIVATE)  # §9: SHOULD remove it before delivering
             return stanza
-        if not _eligible(stanza):
+        if not self._enabled or account not in self._enabled or not _eligible(stanza):
             return stanza
         recipients = self._recipients(_jid(stanza.get("to")), account)
         others = [s for s in self._copied_to(account) if s not in recipients]
@@ -151,7 +165,8 @@ class Carbons:
         return sessions.available_sessions(account)  # §8.5.2.1.1, §8.5.3.2.1
 
     def _copied_to(self, account: JID) -> list[Session]:
-        return [s for s in self.ctx.sessions.sessions_of(account) if s in self._enabled and s.available]
+        enabled = self._enabled.get(account, ())
+        return [s for s in self.ctx.sessions.sessions_of(account) if s in enabled and s.available]
 
     def _copy(self, how: str, stanza: etree._Element, account: JID, sessions: Iterable[Session]) -> None:
         for session in sessions:
@@ -160,12 +175,10 @@ class Carbons:
 
 def _eligible(message: etree._Element) -> bool:
     """§6's suggested rules, with §9 and XEP-0334's opt-outs."""
-    if any(message.find(tag) is not None for tag in (PRIVATE, NO_COPY, RECEIVED, SENT)):
-        return False
-    if message.find(f"{{{MUC_USER_NS}}}x") is not None:
+    if child(message, PRIVATE, NO_COPY, RECEIVED, SENT, f"{{{MUC_USER_NS}}}x") is not None:
         return False
     type_ = message.get("type", "normal")
-    return type_ == "chat" or (type_ == "normal" and message.find(BODY) is not None)
+    return type_ == "chat" or (type_ == "normal" and child(message, BODY) is not None)
 
 
 def _wrap(direction: str, stanza: etree._Element, account: JID, to: JID) -> etree._Element:
@@ -182,8 +195,8 @@ def _wrap(direction: str, stanza: etree._Element, account: JID, to: JID) -> etre
 
 
 def _strip(stanza: etree._Element, *tags: str) -> None:
-    for child in [c for c in stanza if c.tag in tags]:
-        stanza.remove(child)
+    for found in list(stanza.iterchildren(*tags)):
+        stanza.remove(found)
 
 
 def _jid(text: str | None) -> JID | None:

@@ -67,6 +67,10 @@ class ClientState:
             weakref.WeakKeyDictionary()
         )
         self._releasing: Session | None = None
+        # Sessions made inactive and not yet active again or ended: when 0, the
+        # filter returns at once (a replaced session may keep it above 0: then
+        # the filter just looks the session up).
+        self._ever_inactive = 0
 
     def setup(self) -> list[Registration]:
         return [
@@ -84,15 +88,21 @@ class ClientState:
         if not session.capabilities.full_xmpp:
             return  # only an XMPP client speaks XEP-0352
         if active:
+            if session in self._held:
+                self._ever_inactive -= 1
             self._flush(session, self._held.pop(session, {}))
-        else:
-            self._held.setdefault(session, {})
+        elif session not in self._held:
+            self._ever_inactive += 1
+            self._held[session] = {}
 
     async def _ended(self, session: Session) -> None:
         # Nothing more reaches a closed session; what it held goes with it.
-        self._held.pop(session, None)
+        if self._held.pop(session, None) is not None:
+            self._ever_inactive -= 1
 
     def _filter(self, session: Session, stanza: etree._Element) -> etree._Element | None:
+        if not self._ever_inactive:
+            return stanza  # the hot path: every client is active
         held = self._held.get(session)
         if held is None or self._releasing is session:
             return stanza

@@ -77,7 +77,8 @@ class Hub:
 
     async def run_route_filters(self, stanza: etree._Element, account: JID) -> etree._Element | None:
         for _, route in self.registry.route:
-            filtered = await route(stanza, account)
+            result = route(stanza, account)
+            filtered = result if result is None or isinstance(result, etree._Element) else await result
             if filtered is None:
                 return None
             stanza = filtered
@@ -137,7 +138,8 @@ class Hub:
         ``stamp``: when it was accepted (now if not given)."""
         stamp = stamp or datetime.now(UTC)
         for _, inbound in self.registry.inbound:
-            filtered = await inbound(session, stanza)
+            result = inbound(session, stanza)
+            filtered = result if result is None or isinstance(result, etree._Element) else await result
             if filtered is None:
                 return
             stanza = filtered
