@@ -7,7 +7,7 @@ native protocol is ``alice@<domain>`` to XMPP users.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 # RFC 7622 §3.3.1 / §3.4.1: localpart excludes these characters.
@@ -50,6 +50,13 @@ class JID:
     local: str | None
     domain: str
     resource: str | None = None
+    # The bare JID, made once: routing asks for it several times per stanza,
+    # and parsed JIDs are shared (see _parse), so it is made once per address.
+    _bare: JID = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        bare = self if self.resource is None else JID(self.local, self.domain)
+        object.__setattr__(self, "_bare", bare)
 
     @classmethod
     def parse(cls, text: str) -> JID:
@@ -78,7 +85,7 @@ class JID:
 
     @property
     def bare(self) -> JID:
-        return JID(self.local, self.domain) if self.resource is not None else self
+        return self._bare
 
     @property
     def is_bare(self) -> bool:
