@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test lint bench compare clean
+.PHONY: serve test faults lint bench compare clean
 
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ test: $(BIN)/xmlchat
 	$(BIN)/ruff check xmlchat tests examples benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not faults"
+
+# Issue 11's fault suite (tests/faults): kills, restarts and stalled readers, every
+# message counted; slow rows included. Its fast rows alone take ~45 s here, so
+# `make test` leaves them out. Rows failing today are strict xfails.
+faults: $(BIN)/xmlchat
+	$(BIN)/pytest -q -m faults tests/faults
 
 # Long (tens of minutes at full size); needs Debian's prosody and ejabberd for the comparison.
 bench: $(BIN)/xmlchat
