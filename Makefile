@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test lint bench bench-instructions compare clean
+.PHONY: serve test faults lint bench bench-instructions compare clean
 
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ test: $(BIN)/xmlchat
 	$(BIN)/ruff check xmlchat tests examples benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not faults"
+
+# Issue 11's fault suite (tests/faults): kills, restarts and stalled readers, every
+# message counted; slow rows included (about a minute). CI runs it after `make test`.
+# Rows failing today are strict xfails: one that starts passing fails the run.
+faults: $(BIN)/xmlchat
+	$(BIN)/pytest -q -m faults tests/faults
 
 # Long (tens of minutes at full size); needs Debian's prosody and ejabberd for the comparison.
 bench: $(BIN)/xmlchat
