@@ -7,6 +7,7 @@ from modules.fakes import Harness, iq_get, session
 from xmlchat.errors import StanzaError
 from xmlchat.modules.disco import INFO, ITEMS, Disco
 from xmlchat.modules.ping import Ping
+from xmlchat.routing.api import Identity, Registration
 
 
 def _loaded() -> tuple[Harness, Disco]:
@@ -45,3 +46,19 @@ async def test_no_items_and_no_nodes() -> None:
     with pytest.raises(StanzaError) as e:
         await disco.info(session(), iq_get(f"{{{INFO}}}query", node="x"))
     assert e.value.condition == "item-not-found"
+
+
+async def test_identities_other_modules_declare_are_the_servers_too() -> None:
+    """XEP-0030 §3.1: the server lists every identity a module registered."""
+
+    class Pep:
+        name = "pep"
+
+        def setup(self) -> list[Registration]:
+            return [Identity("pubsub", "pep")]
+
+    server, disco = _loaded()
+    server.hub.load(Pep())
+    query = await disco.info(session(), iq_get(f"{{{INFO}}}query", to="localhost"))
+    identities, _ = _summary(query)
+    assert identities == [("pubsub", "pep"), ("server", "im")]

@@ -15,7 +15,7 @@ from typing import Final
 from lxml import etree
 
 from xmlchat.errors import StanzaCondition, StanzaError
-from xmlchat.routing.api import Feature, IqHandler, ModuleContext, Registration
+from xmlchat.routing.api import Feature, Identity, IqHandler, ModuleContext, Registration
 from xmlchat.routing.session import Session
 
 XEP: Final = 30
@@ -31,6 +31,7 @@ class Disco:
 
     def setup(self) -> list[Registration]:
         return [
+            Identity("server", "im", "xmlchat"),
             Feature(INFO),
             Feature(ITEMS),
             IqHandler("get", f"{{{INFO}}}query", self.info, accounts=True),
@@ -40,7 +41,11 @@ class Disco:
     async def info(self, session: Session, iq: etree._Element) -> etree._Element:
         query = _query(INFO, iq)
         if iq.get("to", "") in self.ctx.hosts:
-            etree.SubElement(query, f"{{{INFO}}}identity", category="server", type="im", name="xmlchat")
+            for identity in sorted(self.ctx.identities, key=lambda i: (i.category, i.type)):
+                attrib = {"category": identity.category, "type": identity.type}
+                if identity.name:
+                    attrib["name"] = identity.name
+                etree.SubElement(query, f"{{{INFO}}}identity", attrib)
             features = sorted(set(self.ctx.features))
         else:
             etree.SubElement(query, f"{{{INFO}}}identity", category="account", type="registered")

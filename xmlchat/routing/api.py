@@ -98,6 +98,16 @@ class Feature:
 
 
 @dataclass(frozen=True, slots=True)
+class Identity:
+    """A XEP-0030 identity of the server itself (§3.1: an entity may have
+    several, e.g. ``server/im`` and ``pubsub/pep``)."""
+
+    category: str
+    type: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StreamFeature:
     """An empty element advertised in post-authentication stream features,
     e.g. roster versioning ``("urn:xmpp:features:rosterver", "ver")``."""
@@ -196,6 +206,7 @@ Registration = (
     | StanzaHandler
     | ServesDomain
     | Feature
+    | Identity
     | StreamFeature
     | OnSessionOpening
     | OnSessionStarted
@@ -276,6 +287,11 @@ class ModuleContext(Generic[StoreT]):
     def features(self) -> list[str]:
         """Every disco feature registered for the server (for disco#info)."""
         return list(self._hub.registry.features)
+
+    @property
+    def identities(self) -> list[Identity]:
+        """Every identity of the server registered (for disco#info)."""
+        return list(self._hub.registry.identities)
 
     @property
     def account_features(self) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Any
 from xmlchat.routing.api import (
     ClientStateFn,
     Feature,
+    Identity,
     InboundFilter,
     InboundFilterFn,
     IqHandler,
@@ -46,6 +47,7 @@ class Registry:
     domains: dict[str, StanzaHandlerFn] = field(default_factory=dict)  # subdomain label -> handler
     features: list[str] = field(default_factory=list)
     account_features: list[str] = field(default_factory=list)
+    identities: list[Identity] = field(default_factory=list)
     on_start: list[LifecycleFn] = field(default_factory=list)
     on_stop: list[LifecycleFn] = field(default_factory=list)
     stream_features: list[tuple[str, str]] = field(default_factory=list)
@@ -84,6 +86,8 @@ class Registry:
                 self.on_start.append(handle)
             case OnStop(handle):
                 self.on_stop.append(handle)
+            case Identity():
+                self.identities.append(reg)
             case StreamFeature(namespace, name):
                 self.stream_features.append((namespace, name))
             case OnSessionOpening(handle, priority):
