@@ -105,7 +105,10 @@ async def test_b_online_recipient_not_reading_server_killed(
 
 
 @pytest.mark.xfail(
-    strict=True, reason="issue 11: paged offline replay, deleting only what the client acknowledged"
+    # Not strict: how many messages the kill catches between "taken by the
+    # client" and "deleted from the store" is a race; some runs have none.
+    strict=False,
+    reason="issue 11: recipient acknowledgements; the paged replay loses nothing but may repeat a page",
 )
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_e_server_killed_during_offline_replay(fault_server: ServerProcess, protocol: Protocol) -> None:
@@ -113,11 +116,14 @@ async def test_e_server_killed_during_offline_replay(fault_server: ServerProcess
     as his client has shown one or lost its connection; bob logs in again after
     the restart.
 
-    Measured on main: native and xmpp LOST 1000 of 1000 acked (the replay
-    overflows the send buffer, the session is cut as a slow reader, the store
-    is emptied anyway). With 800 messages of 2 KB, under that limit, the same
-    kill gave, run to run, 493 lost, or 292 duplicates, or nothing: the store
-    is emptied right after the replay is queued, racing the client's reading."""
+    Before paged replay: native and xmpp LOST 1000 of 1000 acked (the replay
+    overflowed the send buffer, the session was cut as a slow reader, the store
+    emptied anyway). With paged replay: 0 lost; up to a page (34 in one run) shown
+    twice, those the client had taken before the kill but the store had not yet
+    deleted: only the client's own acknowledgements can close that gap. (Before,
+    with 800 messages of 2 KB, under the buffer limit, the same kill gave, run to
+    run, 493 lost, or 292 duplicates, or nothing: the store was emptied right
+    after the replay was queued, racing the client's reading.)"""
     server = fault_server
     ledger = Ledger()
     alice = native_client(server, "alice", reconnect=False)

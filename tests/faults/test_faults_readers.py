@@ -87,26 +87,25 @@ async def offline_replay(server: ServerProcess, protocol: Protocol, count: int, 
     return ledger
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: paged offline replay")
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_d_thousand_offline_messages_over_4mb(fault_server: ServerProcess, protocol: Protocol) -> None:
     """Row d: 1,000 offline messages of 4.2 KB (4.3 MB); bob logs in and reads normally.
 
-    Measured on main: native and xmpp LOST 1,001 of 1,001 acked (with the marker):
-    the replay overflows the 4 MB send buffer, the session is cut, the store is
-    emptied anyway (XMPP: the login itself fails, its roster answer queued behind)."""
+    Before paged replay: native and xmpp LOST 1,001 of 1,001 acked (with the
+    marker): the replay overflowed the 4 MB send buffer, the session was cut, the
+    store emptied anyway (XMPP: the login itself failed, its roster answer queued
+    behind). Now a page at a time, each deleted once the client has taken it."""
     ledger = await offline_replay(fault_server, protocol, 1000, 4200)
     ledger.check()
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 11: paged offline replay")
 @pytest.mark.parametrize("fault_server", [{"max_offline_messages": 10_000}], indirect=True)
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_d_ten_thousand_offline_messages_10mb(fault_server: ServerProcess, protocol: Protocol) -> None:
     """Row d, the issue's target: 10,000 offline messages of 1 KB (10 MB); the
     offline queue limit raised to hold them.
 
-    Measured on main: native and xmpp LOST 10,001 of 10,001 acked, as row d."""
+    Before paged replay: native and xmpp LOST 10,001 of 10,001 acked, as row d."""
     ledger = await offline_replay(fault_server, protocol, 10_000, 1024)
     ledger.check()

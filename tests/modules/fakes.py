@@ -33,12 +33,17 @@ class Recorder:
         self.protocol = protocol
         self.stanzas: list[etree._Element] = []
         self.closed: StreamError | None = None
+        self.drains = 0  # how often a replay waited for the client to read
 
     def write(self, stanza: etree._Element, stamp: datetime, delayed: bool) -> None:
         self.stanzas.append(stanza)
 
     def close(self, error: StreamError) -> None:
         self.closed = error
+
+    async def drained(self) -> bool:
+        self.drains += 1
+        return self.closed is None
 
     def kinds(self) -> list[str]:
         return [str(s.tag).rpartition("}")[2] for s in self.stanzas]

@@ -33,6 +33,17 @@ async def test_offline_fifo_and_delete_up_to(storage: Storage) -> None:
     assert await storage.count_offline(BOB) == 1
     assert await storage.count_offline() == 2
 
+async def test_offline_pages_after_an_id(storage: Storage) -> None:
+    """A replay reads a page at a time: ids after the last one it handed out."""
+    ids = [await storage.store_offline(ALICE, f"<m{i}/>".encode(), T0, 10) for i in range(5)]
+    first = await storage.fetch_offline(ALICE, limit=2)
+    assert [m.id for m in first] == ids[:2]
+    second = await storage.fetch_offline(ALICE, after_id=first[-1].id, limit=2)
+    assert [m.id for m in second] == ids[2:4]
+    rest = await storage.fetch_offline(ALICE, after_id=second[-1].id)
+    assert [m.stanza for m in rest] == [b"<m4/>"]
+    assert await storage.fetch_offline(ALICE, after_id=ids[-1]) == []
+
 async def test_offline_received_is_stored_as_utc(storage: Storage) -> None:
     local = datetime(2024, 5, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
     await storage.store_offline(ALICE, b"<m/>", local, 10)

@@ -23,6 +23,10 @@ from xmlchat.storage import AccountStore, OfflineQueueFull, OfflineStore
 
 Outcome = Literal["delivered", "stored", "dropped"]
 
+# Stored messages replayed between two waits for the client to read them:
+# about 100 KB to 1 MB, well under the send buffer's limit.
+REPLAY_PAGE = 100
+
 # RFC 6121 §8.5.2.1.1 / §8.5.2.2: message types stored when nobody is online.
 _STORED_TYPES = frozenset({"chat", "normal"})
 
@@ -124,18 +128,30 @@ class Messages:
         self._replaying.setdefault(session, [])
 
     async def deliver_offline(self, session: Session) -> None:
-        """Hand ``session`` its stored messages, oldest first, then delete them,
-        then what was held back meanwhile (XEP-0160: at initial presence)."""
+        """Hand ``session`` its stored messages, oldest first, a page at a
+        time, then what was held back meanwhile (XEP-0160: at initial presence).
+
+        Flow control: after each page the replay waits until the client has
+        taken it (the transport drained), and only then deletes it from the
+        store. A backlog of any size never overflows the send buffer, and a
+        connection lost mid-replay leaves the rest stored for the next login.
+        """
         store = self.ctx.store
+        bare = session.bare
         self.hold(session)
-        stored = []
+        delivered = 0
         try:
-            stored = await store.fetch_offline(session.jid.bare)
-            for item in stored:
-                self.ctx.deliver(session, from_bytes(item.stanza), item.received, delayed=True)
-            if stored:
-                await store.delete_offline(session.jid.bare, stored[-1].id)
-                self.ctx.log.info("%s: delivered %d offline message(s)", session.jid, len(stored))
+            after = 0
+            while page := await store.fetch_offline(bare, after_id=after, limit=REPLAY_PAGE):
+                for item in page:
+                    self.ctx.deliver(session, from_bytes(item.stanza), item.received, delayed=True)
+                if not await session.transport.drained():
+                    return  # gone: this page and the rest stay stored
+                after = page[-1].id
+                await store.delete_offline(bare, after)
+                delivered += len(page)
+            if delivered:
+                self.ctx.log.info("%s: delivered %d offline message(s)", session.jid, delivered)
         finally:
             for stanza, stamp in self._replaying.pop(session):
                 self.ctx.deliver(session, stanza, stamp)

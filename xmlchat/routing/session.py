@@ -51,6 +51,10 @@ class SessionTransport(Protocol):
     def close(self, error: StreamError) -> None:
         """End the connection with a stream error (conflict, system-shutdown)."""
 
+    async def drained(self) -> bool:
+        """Wait until what was written has left for the network (flow control
+        for a replay); False when the connection is gone."""
+
 
 class Session:
     """A bound resource: ``user@host/resource`` with its presence state.

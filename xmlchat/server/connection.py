@@ -227,6 +227,18 @@ class Connection(abc.ABC, Generic[EventT]):
         self._pending.clear()
         self._pending_size = 0
 
+    async def drained(self) -> bool:
+        """Hand everything queued to the transport and wait until its buffer is
+        below the low-water mark; False when the connection is gone."""
+        self.flush_now()
+        if self.closing or self.writer.is_closing():
+            return False
+        try:
+            await self.writer.drain()
+        except (ConnectionError, ssl.SSLError):
+            return False
+        return not self.closing
+
     def close_after_flush(self) -> None:
         self.closing = True
         self._close_transport()

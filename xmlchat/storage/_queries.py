@@ -148,9 +148,11 @@ def store_offline(
     return cur.lastrowid
 
 
-def fetch_offline(conn: sqlite3.Connection, jid: str) -> list[OfflineMessage]:
+def fetch_offline(conn: sqlite3.Connection, jid: str, after_id: int, limit: int) -> list[OfflineMessage]:
+    """``limit`` -1: all (SQLite's LIMIT -1)."""
     rows = conn.execute(
-        "SELECT id, stanza, received FROM offline WHERE jid = ? ORDER BY id", (jid,)
+        "SELECT id, stanza, received FROM offline WHERE jid = ? AND id > ? ORDER BY id LIMIT ?",
+        (jid, after_id, limit),
     )
     return [OfflineMessage(i, s, datetime.fromisoformat(r)) for i, s, r in rows]
 

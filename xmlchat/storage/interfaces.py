@@ -112,8 +112,11 @@ class OfflineStore(Protocol):
         ``limit`` messages, ValueError if ``received`` is naive (kept as UTC)."""
         ...
 
-    async def fetch_offline(self, to: JID) -> list[OfflineMessage]:
-        """Oldest first; nothing is deleted (see :meth:`delete_offline`)."""
+    async def fetch_offline(
+        self, to: JID, after_id: int = 0, limit: int | None = None
+    ) -> list[OfflineMessage]:
+        """Oldest first, those with ids > ``after_id``, at most ``limit`` (a page
+        of a replay); nothing is deleted (see :meth:`delete_offline`)."""
         ...
 
     async def delete_offline(self, to: JID, up_to_id: int) -> None:

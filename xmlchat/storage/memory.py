@@ -138,8 +138,11 @@ class MemoryStorage:
         queue.append(OfflineMessage(message_id, stanza, received.astimezone(UTC)))
         return message_id
 
-    async def fetch_offline(self, to: JID) -> list[OfflineMessage]:
-        return list(self._db.offline.get(_key(to), []))
+    async def fetch_offline(
+        self, to: JID, after_id: int = 0, limit: int | None = None
+    ) -> list[OfflineMessage]:
+        newer = [m for m in self._db.offline.get(_key(to), []) if m.id > after_id]
+        return newer if limit is None else newer[:limit]
 
     async def delete_offline(self, to: JID, up_to_id: int) -> None:
         queue = self._db.offline.get(_key(to), [])

@@ -148,9 +148,11 @@ class SqliteStorage:
         when = received.astimezone(UTC).isoformat()
         return await self._run(q.store_offline, _key(to), stanza, when, limit)
 
-    async def fetch_offline(self, to: JID) -> list[OfflineMessage]:
-        """Oldest first; nothing is deleted (see :meth:`delete_offline`)."""
-        return await self._run(q.fetch_offline, _key(to))
+    async def fetch_offline(
+        self, to: JID, after_id: int = 0, limit: int | None = None
+    ) -> list[OfflineMessage]:
+        """Oldest first, ids > ``after_id``, at most ``limit``; nothing is deleted."""
+        return await self._run(q.fetch_offline, _key(to), after_id, -1 if limit is None else limit)
 
     async def delete_offline(self, to: JID, up_to_id: int) -> None:
         """Delete ``to``'s messages with ids <= ``up_to_id``, once they are delivered."""
