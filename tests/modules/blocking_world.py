@@ -24,8 +24,13 @@ VERSION_QUERY = "{jabber:iq:version}query"
 class World:
     """The server's hub on one in-memory store, and helpers to act as clients."""
 
-    def __init__(self, hosts: tuple[str, ...] = ("localhost",), config: Config | None = None) -> None:
-        self.store = MemoryStorage()
+    def __init__(
+        self,
+        hosts: tuple[str, ...] = ("localhost",),
+        config: Config | None = None,
+        store: MemoryStorage | None = None,
+    ) -> None:
+        self.store = store or MemoryStorage()
         self.hub = build_hub(config or Config(hosts=hosts), self.store, Metrics())
 
     async def users(self, *names: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,12 +17,16 @@ from typing import Final
 
 from xmlchat.jid import JID
 from xmlchat.storage.base import (
+    DeleteRosterItem,
     NoSuchUser,
     OfflineMessage,
     OfflineQueueFull,
+    PutRosterItem,
+    RosterChange,
     RosterItem,
     ScramCredentials,
     UserExists,
+    checked_roster_changes,
 )
 from xmlchat.storage.migrations import migrate
 
@@ -197,6 +201,38 @@ def get_roster_item(conn: sqlite3.Connection, jid: str, contact: str) -> RosterI
 
 
 def put_roster_item(conn: sqlite3.Connection, jid: str, item: RosterItem) -> int:
+    with transaction(conn):
+        _put_item(conn, jid, item)
+        return _bump_roster_version(conn, jid)
+
+
+def delete_roster_item(conn: sqlite3.Connection, jid: str, contact: str) -> int:
+    with transaction(conn):
+        if not _delete_item(conn, jid, contact):
+            return _roster_version(conn, jid)
+        return _bump_roster_version(conn, jid)
+
+
+def apply_roster_changes(conn: sqlite3.Connection, changes: Sequence[RosterChange]) -> dict[JID, int]:
+    """Checked as they are written: a bad change rolls back those before it."""
+    changed: dict[str, bool] = {}
+    with transaction(conn):
+        for change in checked_roster_changes(changes):
+            jid = str(change.user.bare)
+            if isinstance(change, PutRosterItem):
+                _put_item(conn, jid, change.item)
+                changed[jid] = True
+            elif isinstance(change, DeleteRosterItem):
+                changed[jid] = _delete_item(conn, jid, str(change.contact.bare))
+            else:
+                delete_subscription_request(conn, jid, str(change.contact.bare))
+        return {
+            JID.parse(jid): _bump_roster_version(conn, jid) if bump else _roster_version(conn, jid)
+            for jid, bump in changed.items()
+        }
+
+
+def _put_item(conn: sqlite3.Connection, jid: str, item: RosterItem) -> None:
     values = (
         jid,
         str(item.jid.bare),
@@ -206,20 +242,15 @@ def put_roster_item(conn: sqlite3.Connection, jid: str, item: RosterItem) -> int
         item.approved,
         json.dumps(list(item.groups)),
     )
-    with transaction(conn):
-        conn.execute(
-            f"INSERT OR REPLACE INTO roster (jid, {_ROSTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            values,
-        )
-        return _bump_roster_version(conn, jid)
+    conn.execute(
+        f"INSERT OR REPLACE INTO roster (jid, {_ROSTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        values,
+    )
 
 
-def delete_roster_item(conn: sqlite3.Connection, jid: str, contact: str) -> int:
-    with transaction(conn):
-        cur = conn.execute("DELETE FROM roster WHERE jid = ? AND contact = ?", (jid, contact))
-        if cur.rowcount == 0:
-            return _roster_version(conn, jid)
-        return _bump_roster_version(conn, jid)
+def _delete_item(conn: sqlite3.Connection, jid: str, contact: str) -> bool:
+    cur = conn.execute("DELETE FROM roster WHERE jid = ? AND contact = ?", (jid, contact))
+    return cur.rowcount > 0
 
 
 def _roster_version(conn: sqlite3.Connection, jid: str) -> int:

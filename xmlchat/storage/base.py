@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
@@ -59,6 +60,55 @@ class RosterItem:
     ask: bool = False  # outbound subscription request pending (ask='subscribe')
     approved: bool = False  # pre-approved inbound subscription (RFC 6121 §3.4)
     groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PutRosterItem:
+    """A roster change: insert or replace ``item`` in ``user``'s roster."""
+
+    user: JID
+    item: RosterItem
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRosterItem:
+    """A roster change: remove ``contact``'s item from ``user``'s roster, if any."""
+
+    user: JID
+    contact: JID
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteSubscriptionRequest:
+    """A roster change: forget ``contact``'s pending request to ``user``, if any."""
+
+    user: JID
+    contact: JID
+
+
+# What RosterStore.apply_roster_changes writes, all in one transaction.
+RosterChange = PutRosterItem | DeleteRosterItem | DeleteSubscriptionRequest
+
+
+def checked_roster_changes(changes: Sequence[RosterChange]) -> Iterator[RosterChange]:
+    """Each change, once it is found valid; ValueError for a subscription outside
+    :data:`SUBSCRIPTIONS` or a second item change to one roster.
+
+    One roster, one item change per call: the call bumps the roster's version
+    once (RFC 6121 §2.6), and two items pushed with one version could leave a
+    client that cached the first push's version without the second (§2.6.3).
+    A backend writing as it goes inside its transaction rolls back the changes
+    before a bad one; one without transactions checks them all first.
+    """
+    rosters: set[JID] = set()
+    for change in changes:
+        if not isinstance(change, DeleteSubscriptionRequest):
+            if isinstance(change, PutRosterItem) and change.item.subscription not in SUBSCRIPTIONS:
+                raise ValueError(f"invalid subscription {change.item.subscription!r}")
+            if change.user.bare in rosters:
+                raise ValueError(f"two item changes to the roster of {change.user.bare}")
+            rosters.add(change.user.bare)
+        yield change
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from xmlchat.storage.base import (
     ArchiveQuery,
     OfflineMessage,
     PageRequest,
+    RosterChange,
     RosterItem,
     ScramCredentials,
 )
@@ -87,6 +88,19 @@ class RosterStore(Protocol):
 
     async def delete_roster_item(self, user: JID, contact: JID) -> int:
         """Returns the new version (unchanged if there was no such item)."""
+        ...
+
+    async def apply_roster_changes(self, changes: Sequence[RosterChange]) -> dict[JID, int]:
+        """Apply ``changes`` in order, in one transaction: all of them or none.
+
+        Returns the new version of each roster an item change names (bare JID
+        keys): bumped once per call if any of its items changed, else as it was,
+        as :meth:`delete_roster_item` of a missing item. Pending requests are
+        not part of the roster and bump nothing. Raises ValueError, changing
+        nothing, for a subscription outside :data:`SUBSCRIPTIONS` or a second
+        item change to one roster (see
+        :func:`~xmlchat.storage.base.checked_roster_changes`).
+        """
         ...
 
     async def add_subscription_request(self, user: JID, contact: JID, stanza: bytes) -> None:

@@ -24,15 +24,19 @@ from xmlchat.storage.base import (
     ArchivePrefs,
     ArchiveQuery,
     BlocklistFull,
+    DeleteRosterItem,
     NoSuchUser,
     OfflineMessage,
     OfflineQueueFull,
     PageRequest,
+    PutRosterItem,
+    RosterChange,
     RosterItem,
     ScramCredentials,
     UserExists,
     blocking_items,
     check_archive_prefs,
+    checked_roster_changes,
     require_user_address,
 )
 
@@ -166,16 +170,40 @@ class MemoryStorage:
     async def put_roster_item(self, user: JID, item: RosterItem) -> int:
         if item.subscription not in SUBSCRIPTIONS:
             raise ValueError(f"invalid subscription {item.subscription!r}")
-        key, contact = _key(user), _key(item.jid)
-        stored = replace(item, jid=JID.parse(contact), groups=tuple(item.groups))
-        self._db.roster.setdefault(key, {})[contact] = stored
-        return self._bump_roster_version(key)
+        self._put_item(_key(user), item)
+        return self._bump_roster_version(_key(user))
 
     async def delete_roster_item(self, user: JID, contact: JID) -> int:
         key = _key(user)
-        if self._db.roster.get(key, {}).pop(_key(contact), None) is None:
+        if not self._delete_item(key, contact):
             return self._db.roster_version.get(key, 0)
         return self._bump_roster_version(key)
+
+    async def apply_roster_changes(self, changes: Sequence[RosterChange]) -> dict[JID, int]:
+        # All or nothing without a rollback: every change is checked before any is made.
+        checked = list(checked_roster_changes(changes))
+        changed: dict[str, bool] = {}
+        for change in checked:
+            key = _key(change.user)
+            if isinstance(change, PutRosterItem):
+                self._put_item(key, change.item)
+                changed[key] = True
+            elif isinstance(change, DeleteRosterItem):
+                changed[key] = self._delete_item(key, change.contact)
+            else:
+                self._db.subscription_requests.get(key, {}).pop(_key(change.contact), None)
+        return {
+            JID.parse(key): self._bump_roster_version(key) if bump else self._db.roster_version.get(key, 0)
+            for key, bump in changed.items()
+        }
+
+    def _put_item(self, key: str, item: RosterItem) -> None:
+        contact = _key(item.jid)
+        stored = replace(item, jid=JID.parse(contact), groups=tuple(item.groups))
+        self._db.roster.setdefault(key, {})[contact] = stored
+
+    def _delete_item(self, key: str, contact: JID) -> bool:
+        return self._db.roster.get(key, {}).pop(_key(contact), None) is not None
 
     def _bump_roster_version(self, key: str) -> int:
         version = self._db.roster_version.get(key, 0) + 1

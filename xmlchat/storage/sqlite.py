@@ -35,6 +35,7 @@ from xmlchat.storage.base import (
     OfflineMessage,
     OfflineQueueFull,
     PageRequest,
+    RosterChange,
     RosterItem,
     ScramCredentials,
     UserExists,
@@ -180,6 +181,10 @@ class SqliteStorage:
     async def delete_roster_item(self, user: JID, contact: JID) -> int:
         """Returns the new version (unchanged if there was no such item)."""
         return await self._run(q.delete_roster_item, _key(user), _key(contact))
+
+    async def apply_roster_changes(self, changes: Sequence[RosterChange]) -> dict[JID, int]:
+        """All of ``changes`` in one transaction on the worker thread, or none."""
+        return await self._run(q.apply_roster_changes, list(changes))
 
     # -- pending inbound subscription requests (RFC 6121 §3.1.3) ---------------
 

@@ -2,14 +2,18 @@
 reading an item with its pending request, writing it, and pushing the change
 (RFC 6121 §2.1.6, with the version it produced, §2.6).
 
-Subscription changes read and write two users' rosters across awaits, so
-:attr:`RosterBook.lock` makes them one at a time (they are rare).
+Writes that belong together (two users' items in a mutual change, an item
+and the pending request it answers) go to the store as one transaction
+(:meth:`RosterBook.apply`), so a crash between them cannot leave one side
+changed. Subscription changes still read before they write, across awaits, so
+:attr:`RosterBook.lock` makes them one at a time in this process (they are rare).
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Sequence
 from copy import deepcopy
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -20,7 +24,14 @@ from xmlchat.jid import JID
 from xmlchat.routing.api import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import make, new_id
-from xmlchat.storage import AccountStore, RosterItem, RosterStore
+from xmlchat.storage import (
+    AccountStore,
+    DeleteRosterItem,
+    PutRosterItem,
+    RosterChange,
+    RosterItem,
+    RosterStore,
+)
 
 ROSTER_NS: Final = "jabber:iq:roster"
 QUERY: Final = f"{{{ROSTER_NS}}}query"
@@ -67,9 +78,19 @@ class RosterBook:
         version = await self.store.put_roster_item(user, item)
         self.push(user, item_element(item), version)
 
-    async def remove(self, user: JID, contact: JID) -> None:
-        version = await self.store.delete_roster_item(user, contact)
-        self.push(user, item_element(RosterItem(contact), remove=True), version)
+    async def apply(self, changes: Sequence[RosterChange]) -> None:
+        """Write ``changes`` in one transaction, all or none, then push each item
+        change with the version its roster got: only what was committed is
+        pushed (RFC 6121 §2.1.6, §2.6)."""
+        if not changes:
+            return
+        versions = await self.store.apply_roster_changes(changes)
+        for change in changes:
+            if isinstance(change, PutRosterItem):
+                self.push(change.user, item_element(change.item), versions[change.user.bare])
+            elif isinstance(change, DeleteRosterItem):
+                removed = item_element(RosterItem(change.contact), remove=True)
+                self.push(change.user, removed, versions[change.user.bare])
 
     def push(self, user: JID, item: etree._Element, version: int) -> None:
         """RFC 6121 §2.1.6: a roster push to each interested resource, with the

@@ -35,7 +35,13 @@ from xmlchat.modules.roster.states import INBOUND, OUTBOUND, SubState, SubType
 from xmlchat.routing.api import ModuleContext, OnInitialPresence, Registration, StreamFeature
 from xmlchat.routing.session import Session
 from xmlchat.stanza import from_bytes, make, to_bytes
-from xmlchat.storage import RosterItem
+from xmlchat.storage import (
+    DeleteRosterItem,
+    DeleteSubscriptionRequest,
+    PutRosterItem,
+    RosterChange,
+    RosterItem,
+)
 
 PREAPPROVAL_NS: Final = "urn:xmpp:features:pre-approval"  # §3.4.1
 
@@ -66,9 +72,13 @@ class Subscriptions:
         if item is None:
             raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, f"{contact} is not in your roster")  # §2.5.3
         state = SubState.of(item, pending_in)
-        await self.book.remove(user, contact)
+        # The user's side in one transaction: a request left behind would come
+        # back at the next login for an item that is gone. The contact's side
+        # follows as inbound stanzas, as from the contact's own server.
+        changes: list[RosterChange] = [DeleteRosterItem(user, contact)]
         if pending_in:
-            await self.book.store.delete_subscription_request(user, contact)
+            changes.append(DeleteSubscriptionRequest(user, contact))
+        await self.book.apply(changes)
         if state.owner_sees_contact or state.pending_out:
             await self._inbound(
                 contact, user, "unsubscribe", subscription_stanza("unsubscribe", user, contact)
@@ -91,30 +101,32 @@ class Subscriptions:
         """The native protocol's contact-remove: both roster items go, each side
         sees the other go offline (RFC 6121 §3.2 / §3.3 effects)."""
         async with self.book.lock:
-            store = self.book.store
             saw: dict[tuple[JID, JID], bool] = {}
-            for owner, other in ((user, contact), (contact, user)):
+            changes: list[RosterChange] = []
+            for owner, other in _both_sides(user, contact):
                 item, pending_in = await self.book.load(owner, other)
                 saw[(owner, other)] = SubState.of(item, pending_in).owner_sees_contact
                 if pending_in:
-                    await store.delete_subscription_request(owner, other)
+                    changes.append(DeleteSubscriptionRequest(owner, other))
                 if item is not None:
-                    await self.book.remove(owner, other)
-            for owner, other in ((user, contact), (contact, user)):
+                    changes.append(DeleteRosterItem(owner, other))
+            await self.book.apply(changes)  # both sides, or neither
+            for owner, other in _both_sides(user, contact):
                 if saw[(owner, other)]:
                     withdraw(self.ctx, other, owner)
 
     async def _make_mutual(self, user: JID, contact: JID) -> None:
-        store = self.book.store
-        for owner, other in ((user, contact), (contact, user)):
+        changes: list[RosterChange] = []
+        for owner, other in _both_sides(user, contact):
             current, pending_in = await self.book.load(owner, other)
             if pending_in:
-                await store.delete_subscription_request(owner, other)
+                changes.append(DeleteSubscriptionRequest(owner, other))
             new = dataclasses.replace(
                 current or RosterItem(other), subscription="both", ask=False, approved=False
             )
             if new != current:
-                await self.book.put(owner, new)
+                changes.append(PutRosterItem(owner, new))
+        await self.book.apply(changes)  # both sides, or neither
         share(self.ctx, user, contact)
         share(self.ctx, contact, user)
 
@@ -221,17 +233,25 @@ class Subscriptions:
     async def _change(
         self, owner: JID, contact: JID, item: RosterItem | None, old: SubState, new: SubState
     ) -> None:
-        """Store a state transition; push the item when its visible part changed."""
+        """Store a state transition, the answered request and the item together;
+        push the item when its visible part changed."""
+        changes: list[RosterChange] = []
         if old.pending_in and not new.pending_in:
-            await self.book.store.delete_subscription_request(owner, contact)
-        if (old.subscription, old.pending_out) == (new.subscription, new.pending_out):
-            return  # only 'pending in' changed: not part of the roster item (§3.1.3)
-        current = item or RosterItem(contact)
-        # A granted subscription makes a pre-approval moot (§3.4).
-        approved = current.approved and not new.contact_sees_owner
-        await self.book.put(
-            owner,
-            dataclasses.replace(
+            changes.append(DeleteSubscriptionRequest(owner, contact))
+        # The item holds subscription and pending out; pending in alone is the
+        # stored request, not part of the item (§3.1.3), and is not pushed.
+        if (old.subscription, old.pending_out) != (new.subscription, new.pending_out):
+            current = item or RosterItem(contact)
+            # A granted subscription makes a pre-approval moot (§3.4).
+            approved = current.approved and not new.contact_sees_owner
+            changed = dataclasses.replace(
                 current, subscription=new.subscription, ask=new.pending_out, approved=approved
-            ),
-        )
+            )
+            changes.append(PutRosterItem(owner, changed))
+        await self.book.apply(changes)
+
+
+def _both_sides(user: JID, contact: JID) -> list[tuple[JID, JID]]:
+    """(owner, other) for each roster of a mutual change; one roster names an
+    item once, even were the two the same."""
+    return list(dict.fromkeys(((user, contact), (contact, user))))
