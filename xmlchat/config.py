@@ -73,8 +73,12 @@ class Limits:
     idle_timeout: float = 300.0
     # Seconds allowed from connect to successful login.
     login_timeout: float = 60.0
-    # Outbound bytes queued for a slow reader before it is disconnected.
+    # Outbound bytes queued for a slow reader before it is disconnected (messages
+    # for a client that falls behind wait in the store instead, see stuck_timeout).
     max_send_buffer_bytes: int = 4 * 1024 * 1024
+    # Seconds a client that is behind may take nothing before it is disconnected;
+    # the messages it did not take stay stored for its next login.
+    stuck_timeout: float = 60.0
     # Token bucket of inbound stanzas per connection (0 disables).
     stanzas_per_second: float = 200.0
     stanza_burst: int = 1000

@@ -52,6 +52,10 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "without an answer and it is dropped.",
     "limits.login_timeout": "Seconds allowed from connecting to a successful login.",
     "limits.max_send_buffer_bytes": "Outbound bytes queued for a slow reader before it is disconnected.",
+    "limits.stuck_timeout": (
+        "Seconds a client that fell behind may read nothing before it is disconnected; "
+        "its messages wait in the store meanwhile and stay there for its next login."
+    ),
     "limits.stanzas_per_second": "Inbound stanzas per second per connection (token bucket); 0 disables.",
     "limits.stanza_burst": "Stanzas a connection may send at once before the rate applies.",
     "limits.max_login_attempts": "Failed logins on one connection before it is closed.",

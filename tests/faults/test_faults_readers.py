@@ -8,8 +8,6 @@ buffer reading 1 KB every 10 ms until the server cuts it off as a slow reader; t
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import Callable
 
 import pytest
 from conftest import ServerProcess
@@ -30,47 +28,44 @@ from faults.peers import (
 pytestmark = pytest.mark.faults
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: slow-reader handling (stop reading the inbox, not drop it)")
+@pytest.mark.xfail(
+    # Not strict: how much the kernel holds for the reader when it quits varies.
+    strict=False,
+    reason="issue 11: recipient acknowledgements; what the kernel took for a reader that quits is lost",
+)
+@pytest.mark.parametrize("fault_server", [{"max_offline_messages": 10_000}], indirect=True)
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_c_slow_reader_cut_off(fault_server: ServerProcess, protocol: Protocol) -> None:
-    """Row c: 1 KB messages to a bob who reads ~100 KB/s, until the server cuts him.
+async def test_c_slow_reader(fault_server: ServerProcess, protocol: Protocol) -> None:
+    """Row c: 6,000 messages of 1 KB (6 MB, past the 4 MB send buffer) to a bob
+    who reads ~100 KB/s and then quits; bob logs in properly afterwards.
 
-    Measured on main: native: cut after ~6,600 acked, 150 read, LOST 6,443;
-    xmpp: cut after ~6,800 acked, 122 read, LOST 6,663; no duplicates. What was
-    queued for the cut connection had been acked as delivered."""
+    Measured on main before the store took over for slow readers: native: cut
+    after ~6,600 acked, 150 read, LOST 6,443; xmpp: cut after ~6,800 acked,
+    122 read, LOST 6,663. Now the reader is never cut: past 1 MB waiting, its
+    messages wait in the store and follow as it reads. What is still lost is
+    what the kernel had taken for it when it quit (deleted from the store once
+    taken): one run lost 3,651 (native) and 3,781 (xmpp) of 6,000, the 3.7 MB a
+    loopback socket's autotuned send buffer holds. Only the client's own
+    acknowledgements (native) and XEP-0198 (XMPP) can close that gap."""
     server = fault_server
     ledger = Ledger()
     reader = SlowReader(slow_recipient(server, "bob", protocol))
     reader.start()
     alice = native_client(server, "alice", reconnect=False)
     await alice.start()
-    ids = (f"n{i:05}" for i in range(40_000))
-    await asyncio.wait_for(pump(alice, "bob", ids, 1024, ledger, window=64, stop=cut_off(server, reader)), 45)
-    cut = cut_off(server, reader)()
+    ids = (f"n{i:05}" for i in range(6_000))
+    await asyncio.wait_for(pump(alice, "bob", ids, 1024, ledger, window=64), 60)
     reader.finish()
     await alice.close()
-    assert cut, f"never cut off after {len(ledger.acked)} messages"
+    assert not reader.cut.is_set(), "the server cut a reader that kept reading"
+    assert len(ledger.acked) == 6_000
     for id_ in ids_read(bytes(reader.data), protocol):
         ledger.receive(id_, "bob/slow")
     bob = Recipient(server, "bob", protocol, ledger)
     await bob.login()
-    await settle(server, "bob", ledger, "marker-c", gone=bob.dropped)
+    await settle(server, "bob", ledger, "marker-c", timeout=30, gone=bob.dropped)
     await bob.close()
     ledger.check()
-
-
-def cut_off(server: ServerProcess, reader: SlowReader) -> Callable[[], bool]:
-    """Has the server cut the slow reader? Its socket may not tell at once (the
-    reset waits behind what it has not read yet), so the server's log is asked
-    too, every 64 calls (reading it each time would cost more than the test)."""
-    calls = itertools.count()
-
-    def check() -> bool:
-        if reader.cut.is_set():
-            return True
-        return next(calls) % 64 == 0 and "disconnecting a slow reader" in server.log()
-
-    return check
 
 
 async def offline_replay(server: ServerProcess, protocol: Protocol, count: int, size: int) -> Ledger:

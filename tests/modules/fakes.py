@@ -34,12 +34,16 @@ class Recorder:
         self.stanzas: list[etree._Element] = []
         self.closed: StreamError | None = None
         self.drains = 0  # how often a replay waited for the client to read
+        self.queued = 0  # what backlog() reports: a test makes a slow reader with it
 
     def write(self, stanza: etree._Element, stamp: datetime, delayed: bool) -> None:
         self.stanzas.append(stanza)
 
     def close(self, error: StreamError) -> None:
         self.closed = error
+
+    def backlog(self) -> int:
+        return self.queued
 
     async def drained(self) -> bool:
         self.drains += 1

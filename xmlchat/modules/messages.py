@@ -9,14 +9,21 @@ session or the offline store is chosen.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from lxml import etree
 
-from xmlchat.errors import StanzaCondition, StanzaError
+from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID, InvalidJID
-from xmlchat.routing.api import ModuleContext, OnInitialPresence, Registration, StanzaHandler
+from xmlchat.routing.api import (
+    ModuleContext,
+    OnInitialPresence,
+    OnSessionEnded,
+    Registration,
+    StanzaHandler,
+)
 from xmlchat.routing.session import Session
 from xmlchat.stanza import from_bytes, to_bytes
 from xmlchat.storage import AccountStore, OfflineQueueFull, OfflineStore
@@ -26,6 +33,10 @@ Outcome = Literal["delivered", "stored", "dropped"]
 # Stored messages replayed between two waits for the client to read them:
 # about 100 KB to 1 MB, well under the send buffer's limit.
 REPLAY_PAGE = 100
+# Bytes waiting in a session's send buffer past which it is behind: its new
+# messages go to the store until it has caught up (a quarter of the default
+# send-buffer limit, so the connection is never cut for messages).
+BEHIND_BYTES = 1024 * 1024
 
 # RFC 6121 §8.5.2.1.1 / §8.5.2.2: message types stored when nobody is online.
 _STORED_TYPES = frozenset({"chat", "normal"})
@@ -40,16 +51,20 @@ class Messages:
 
     def __init__(self, ctx: ModuleContext[MessageStore]) -> None:
         self.ctx = ctx
-        # Sessions receiving their stored messages: live ones wait here meanwhile,
-        # so the client sees everything in the order the server accepted it.
-        self._replaying: dict[Session, list[tuple[etree._Element, datetime]]] = {}
+        # Sessions catching up from the store: their messages are stored, not
+        # written, and the catch-up replays them in the order accepted.
+        self._catching_up: set[Session] = set()
+        # The catch-up running for each account: one at a time, since each
+        # deletes what it replayed.
+        self._replaying: dict[JID, asyncio.Task[None]] = {}
 
     def setup(self) -> list[Registration]:
         return [
             StanzaHandler("message", self._from_session),
             # XEP-0160: stored messages go out at initial presence; live ones
-            # are held from before the session is routable as available.
-            OnInitialPresence(self.deliver_offline, prepare=self.hold),
+            # wait in the store from before the session is routable as available.
+            OnInitialPresence(self._initial_catch_up, prepare=self.hold),
+            OnSessionEnded(self._ended),
         ]
 
     async def _from_session(
@@ -80,18 +95,32 @@ class Messages:
         if not to.is_bare:
             session = sessions.get(to)
             if session is not None:
-                self._deliver(session, routed, stamp)
-                return "delivered"
+                return await self._to_sessions(to, [session], routed, stamp, type_)
             if type_ == "groupchat":  # §8.5.3.2.1
                 raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
         available = sessions.available_sessions(to)
         if type_ == "groupchat":  # §8.5.2.1.1: groupchat to a bare JID is an error
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
         if available:
-            for session in available:
-                self._deliver(session, routed, stamp)
-            return "delivered"
+            return await self._to_sessions(to, available, routed, stamp, type_)
         return await self._offline(to, type_, routed, stamp)
+
+    async def _to_sessions(
+        self, to: JID, sessions: list[Session], stanza: etree._Element, stamp: datetime, type_: str
+    ) -> Outcome:
+        """Write to the sessions keeping up; store once for those behind (the
+        sender's ack waits for the store), to be replayed as they read."""
+        behind = [s for s in sessions if self._behind(s)] if type_ in _STORED_TYPES else []
+        for session in sessions:
+            if session not in behind:
+                self.ctx.deliver(session, stanza, stamp)
+        if not behind:
+            return "delivered"
+        await self.store(to.bare, stanza, stamp)
+        for session in behind:
+            if session not in self._catching_up:
+                self._start_catch_up(session)  # it caught up while we stored: once more
+        return "delivered"  # to an online session, through the store
 
     async def _offline(self, to: JID, type_: str, stanza: etree._Element, stamp: datetime) -> Outcome:
         if type_ == "error":
@@ -105,13 +134,6 @@ class Messages:
         await self.store(to.bare, stanza, stamp)
         return "stored"
 
-    def _deliver(self, session: Session, stanza: etree._Element, stamp: datetime) -> None:
-        waiting = self._replaying.get(session)
-        if waiting is not None:
-            waiting.append((stanza, stamp))
-        else:
-            self.ctx.deliver(session, stanza, stamp)
-
     async def store(self, to: JID, stanza: etree._Element, stamp: datetime) -> None:
         limit = self.ctx.limits.max_offline_messages
         try:
@@ -122,39 +144,89 @@ class Messages:
             ) from None
 
     def hold(self, session: Session) -> None:
-        """Keep live messages for ``session`` back until :meth:`deliver_offline`
-        has handed it the stored ones. Called before the session is routable
-        as available, so nothing overtakes a stored message in the gap."""
-        self._replaying.setdefault(session, [])
+        """From now on, messages for ``session`` go to the store until its
+        catch-up has replayed them. Called before the session is routable as
+        available, so nothing overtakes a stored message in the gap."""
+        self._catching_up.add(session)
 
-    async def deliver_offline(self, session: Session) -> None:
-        """Hand ``session`` its stored messages, oldest first, a page at a
-        time, then what was held back meanwhile (XEP-0160: at initial presence).
+    def _behind(self, session: Session) -> bool:
+        if session in self._catching_up:
+            return True
+        if session.transport.backlog() <= BEHIND_BYTES:
+            return False
+        self.ctx.log.info("%s: behind, its messages wait in the store", session.jid)
+        self._start_catch_up(session)
+        return True
 
-        Flow control: after each page the replay waits until the client has
-        taken it (the transport drained), and only then deletes it from the
-        store. A backlog of any size never overflows the send buffer, and a
-        connection lost mid-replay leaves the rest stored for the next login.
-        """
+    def _start_catch_up(self, session: Session) -> None:
+        self._catching_up.add(session)
+        running = self._replaying.get(session.bare)
+        if running is not None and not running.done():
+            return  # the running replay reads the store to its end
+        task = asyncio.create_task(self._catch_up(session))
+        self._replaying[session.bare] = task
+        task.add_done_callback(lambda done: self._forget(session.bare, done))
+
+    def _forget(self, bare: JID, task: asyncio.Task[None]) -> None:
+        if self._replaying.get(bare) is task:
+            del self._replaying[bare]
+        # Another session of the account that fell behind meanwhile waited its turn.
+        waiting = next((s for s in self._catching_up if s.bare == bare), None)
+        if waiting is not None:
+            self._catching_up.discard(waiting)
+            self._start_catch_up(waiting)
+
+    async def _initial_catch_up(self, session: Session) -> None:
+        running = self._replaying.get(session.bare)
+        if running is not None and not running.done():
+            # Another session of the account is taking what is stored: this one
+            # starts with what comes next (XEP-0160 gives stored messages once).
+            self._catching_up.discard(session)
+            return
+        task = asyncio.ensure_future(self._catch_up(session))
+        self._replaying[session.bare] = task
+        task.add_done_callback(lambda done: self._forget(session.bare, done))
+        await task
+
+    async def _catch_up(self, session: Session) -> None:
+        """Hand ``session`` what waits in the store, oldest first, a page at a
+        time: each page goes out, then the client must take it (the transport
+        drains), then it is deleted. A connection lost mid-way leaves the
+        rest stored for the next login."""
         store = self.ctx.store
         bare = session.bare
-        self.hold(session)
-        delivered = 0
+        after, delivered, offline = 0, 0, 0
+        started = datetime.now(UTC)
         try:
-            after = 0
+            if not await self._taken(session):  # what was written before it fell behind
+                return
             while page := await store.fetch_offline(bare, after_id=after, limit=REPLAY_PAGE):
                 for item in page:
                     self.ctx.deliver(session, from_bytes(item.stanza), item.received, delayed=True)
-                if not await session.transport.drained():
+                if not await self._taken(session):
                     return  # gone: this page and the rest stay stored
                 after = page[-1].id
                 await store.delete_offline(bare, after)
                 delivered += len(page)
-            if delivered:
-                self.ctx.log.info("%s: delivered %d offline message(s)", session.jid, delivered)
+                offline += sum(1 for item in page if item.received < started)
         finally:
-            for stanza, stamp in self._replaying.pop(session):
-                self.ctx.deliver(session, stanza, stamp)
+            self._catching_up.discard(session)
+            if offline:  # XEP-0160: what waited while the user was away
+                self.ctx.log.info("%s: delivered %d offline message(s)", session.jid, offline)
+            if delivered > offline:
+                self.ctx.log.debug("%s: caught up on %d message(s)", session.jid, delivered - offline)
+
+    async def _taken(self, session: Session) -> bool:
+        """Wait until the client has read what was written; one that reads
+        nothing for ``limits.stuck_timeout`` seconds is disconnected."""
+        try:
+            return await asyncio.wait_for(session.transport.drained(), self.ctx.limits.stuck_timeout)
+        except TimeoutError:
+            session.close(StreamError(StreamCondition.CONNECTION_TIMEOUT, "not reading"))
+            return False
+
+    async def _ended(self, session: Session) -> None:
+        self._catching_up.discard(session)
 
 
 def _recipient(stanza: etree._Element, hosts: frozenset[str]) -> JID:

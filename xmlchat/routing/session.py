@@ -51,6 +51,9 @@ class SessionTransport(Protocol):
     def close(self, error: StreamError) -> None:
         """End the connection with a stream error (conflict, system-shutdown)."""
 
+    def backlog(self) -> int:
+        """Bytes written and not yet handed to the network."""
+
     async def drained(self) -> bool:
         """Wait until what was written has left for the network (flow control
         for a replay); False when the connection is gone."""

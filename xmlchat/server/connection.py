@@ -227,6 +227,10 @@ class Connection(abc.ABC, Generic[EventT]):
         self._pending.clear()
         self._pending_size = 0
 
+    def backlog(self) -> int:
+        """Bytes queued here and in the transport, not yet taken by the kernel."""
+        return self.writer.transport.get_write_buffer_size() + self._pending_size
+
     async def drained(self) -> bool:
         """Hand everything queued to the transport and wait until its buffer is
         below the low-water mark; False when the connection is gone."""
