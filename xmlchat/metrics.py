@@ -81,6 +81,7 @@ _NATIVE_KINDS: Final[dict[type, str]] = {
     native.BlocklistRequested: "blocklist-get",
     native.BlockRequested: "block",
     native.UnblockRequested: "unblock",
+    native.HistoryRequested: "history",
 }
 
 

@@ -85,12 +85,15 @@ def test_every_server_stanza_is_schema_valid() -> None:
     core.send_contacts([])
     core.send_blocklist(["bob@localhost", "example.org"], "b1")
     core.send_blocklist([])
+    entry = native.HistoryMessage("a1", "id1", "bob@localhost", "alice@localhost", stamp, "中文 \r\n <&>")
+    core.send_history([native.message_xml(entry)], False, "h1")
+    core.send_history([], True)
     core.send_ping()
     core.send_pong("p1")
     core.send_error(StanzaError(StanzaCondition.BAD_REQUEST, "x" * 5000), "ref")
     data = core.data_to_send()
     root = etree.fromstring(data + b"</session>")
-    assert len(root) == 12
+    assert len(root) == 14
     for stanza in root:
         assert schema().validate(stanza), (etree.tostring(stanza), schema().error_log)
     message = root[2]

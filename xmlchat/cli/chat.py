@@ -7,6 +7,8 @@ bob: hello            send "hello" to bob
 /block bob            block bob (no messages or presence either way)
 /unblock [bob]        unblock bob; without a name, everyone
 /blocked              list blocked addresses
+/history [bob] [N]    the last N (default 20, at most 100) archived messages,
+                      with bob or with everyone (when the server keeps an archive)
 /quit                 leave
 """
 
@@ -19,6 +21,7 @@ from typing import Any
 
 from xmlchat.cli.common import add_client_commands, ask_password, run_async, user_jid
 from xmlchat.client.native import (
+    ArchivedMessage,
     IncomingMessage,
     LoginFailed,
     NativeClient,
@@ -26,6 +29,7 @@ from xmlchat.client.native import (
     ServerError,
 )
 from xmlchat.config import Config
+from xmlchat.protocol.native import MAX_HISTORY
 from xmlchat.server.tls import client_context
 
 
@@ -119,7 +123,10 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
     return run_async(run())
 
 
-_COMMANDS = "/contacts, /add NAME, /remove NAME, /block NAME, /unblock [NAME], /blocked or /quit"
+_COMMANDS = (
+    "/contacts, /add NAME, /remove NAME, /block NAME, /unblock [NAME], /blocked, /history [NAME] [N] or /quit"
+)
+HISTORY_LINES = 20  # /history without N: a screenful
 
 
 async def _command(client: NativeClient, line: str) -> None:
@@ -137,6 +144,8 @@ async def _command(client: NativeClient, line: str) -> None:
             print(f"  ok: {command[1:]} {jid.strip()}")
         elif line == "/blocked" or line.startswith(("/block ", "/unblock")):
             await _blocking(client, line)
+        elif line == "/history" or line.startswith("/history "):
+            await _history(client, line.split()[1:])
         elif ":" in line:
             to, _, text = line.partition(":")
             await client.send(to.strip(), text.strip())
@@ -164,3 +173,23 @@ async def _blocking(client: NativeClient, line: str) -> None:
         print(f"  {jid} blocked")
     if not jids:
         print("  (nobody blocked: /block NAME)")
+
+
+async def _history(client: NativeClient, words: list[str]) -> None:
+    """``/history [NAME] [N]``: a number alone is N, for every conversation."""
+    count = int(words.pop()) if words and words[-1].isdigit() else HISTORY_LINES
+    if len(words) > 1 or not 1 <= count <= MAX_HISTORY:
+        print(f"  type /history [NAME] [N], N from 1 to {MAX_HISTORY}")
+        return
+    page = await client.history(words[0] if words else None, count)
+    for message in page.messages:
+        _print_archived(message)
+    if not page.messages:
+        print("  (no archived messages)")
+    elif not page.complete:
+        print("  (older messages not shown)")
+
+
+def _print_archived(message: ArchivedMessage) -> None:
+    when = message.time.astimezone()
+    print(f"  [{when:%Y-%m-%d %H:%M:%S}] {message.sender} -> {message.to}: {message.body}")

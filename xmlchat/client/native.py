@@ -5,6 +5,7 @@
     ack = await client.send("bob", "hi")
     message = await client.incoming.get()
     await client.block("eve")            # -> the whole blocklist; unblock() empties it
+    page = await client.history("bob")   # the last 50 archived messages with bob
     await client.close()
 
 It never treats one ``recv()`` as one message: bytes go through the same
@@ -29,7 +30,9 @@ from lxml import etree
 from xmlchat.client.native_requests import PendingRequests
 from xmlchat.client.native_types import (
     Ack,
+    ArchivedMessage,
     ConnectionLost,
+    HistoryPage,
     IncomingMessage,
     LoginFailed,
     PresenceUpdate,
@@ -37,7 +40,7 @@ from xmlchat.client.native_types import (
     State,
     parse_time,
 )
-from xmlchat.protocol.native import MAX_BLOCK_JIDS, NS, VERSION, element_xml
+from xmlchat.protocol.native import MAX_BLOCK_JIDS, MAX_HISTORY, NS, VERSION, element_xml
 from xmlchat.xml.stream import (
     StanzaReceived,
     StanzaStream,
@@ -49,7 +52,9 @@ from xmlchat.xml.stream import (
 # The types live in native_types; they stay importable from here.
 __all__ = [
     "Ack",
+    "ArchivedMessage",
     "ConnectionLost",
+    "HistoryPage",
     "IncomingMessage",
     "LoginFailed",
     "NativeClient",
@@ -228,6 +233,8 @@ class NativeClient:
             self._write(element_xml("pong", [("id", _text(el, "id") or None)]))
         elif name == "blocklist":
             self._blocklist(el)
+        elif name == "history-result":
+            self._requests.history(el)
         elif name == "contacts":
             self._requests.contacts([(_text(c, "jid"), _text(c, "status") == "online") for c in el])
 
@@ -366,3 +373,20 @@ class NativeClient:
             return await asyncio.wait_for(future, self.timeout)
         finally:
             self._requests.forget_blocklist(id_)
+
+    async def history(
+        self, with_: str | None = None, max: int = 50, before: str | None = None
+    ) -> HistoryPage:
+        """A page of the archive (docs/native-protocol.md, "History"): up to ``max``
+        messages before archive id ``before`` (None: the newest), with ``with_`` only."""
+        if not 1 <= max <= MAX_HISTORY:
+            raise ValueError(f"max must be 1 to {MAX_HISTORY}")
+        await self._until_online()
+        id_ = next(self._ids)
+        future = self._requests.expect_history(id_)
+        fields = [("id", id_), ("with", with_), ("max", str(max)), ("before", before)]
+        try:
+            self._write(element_xml("history", fields))
+            return await asyncio.wait_for(future, self.timeout)
+        finally:
+            self._requests.forget_history(id_)

@@ -1,17 +1,30 @@
 """The native client's requests that wait for an answer, and how answers find them.
 
-A message waits for its ``<ack/>`` and a blocklist request for its ``<blocklist/>``,
-both matched by id, as is an ``<error/>`` naming the request it refuses. The contacts
-answer carries no id: one contacts request is answered at a time, and an error that
-names no waiting request goes to it (docs/native-protocol.md).
+A message waits for its ``<ack/>``, a blocklist request for its ``<blocklist/>`` and
+a history request for its ``<history-result/>``, all matched by id, as is an
+``<error/>`` naming the request it refuses. The contacts answer carries no id: one
+contacts request is answered at a time, and an error that names no waiting request
+goes to it (docs/native-protocol.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Final
 
-from xmlchat.client.native_types import Ack, ConnectionLost, ServerError, parse_time
+from lxml import etree
+
+from xmlchat.client.native_types import (
+    Ack,
+    ArchivedMessage,
+    ConnectionLost,
+    HistoryPage,
+    ServerError,
+    parse_time,
+)
+from xmlchat.protocol.native import NS
+
+_NS: Final = f"{{{NS}}}"
 
 Contacts = list[tuple[str, bool]]
 
@@ -20,6 +33,7 @@ class PendingRequests:
     def __init__(self) -> None:
         self._acks: dict[str, asyncio.Future[Ack]] = {}
         self._blocklists: dict[str, asyncio.Future[list[str]]] = {}
+        self._histories: dict[str, asyncio.Future[HistoryPage]] = {}
         self._contacts: asyncio.Future[Contacts] | None = None
 
     def expect_ack(self, id_: str) -> asyncio.Future[Ack]:
@@ -49,6 +63,21 @@ class PendingRequests:
             future.set_result(jids)
         return True
 
+    def expect_history(self, id_: str) -> asyncio.Future[HistoryPage]:
+        future: asyncio.Future[HistoryPage] = asyncio.get_running_loop().create_future()
+        self._histories[id_] = future
+        return future
+
+    def forget_history(self, id_: str) -> None:
+        self._histories.pop(id_, None)
+
+    def history(self, el: etree._Element) -> None:
+        """A ``<history-result>``: answer the request it names."""
+        future = self._histories.pop(el.findtext(f"{_NS}id") or "", None)
+        if future is not None and not future.done():
+            messages = [_archived(m) for m in el.iterfind(f"{_NS}message")]
+            future.set_result(HistoryPage(messages, el.findtext(f"{_NS}complete") == "true"))
+
     def expect_contacts(self) -> asyncio.Future[Contacts]:
         self._contacts = asyncio.get_running_loop().create_future()
         return self._contacts
@@ -59,9 +88,13 @@ class PendingRequests:
 
     def fail(self, error: ServerError) -> bool:
         """Fail the request the error names, else a waiting contacts request; False if neither."""
-        future: asyncio.Future[Ack] | asyncio.Future[list[str]] | None = None
+        future: asyncio.Future[Any] | None = None
         if error.ref:
-            future = self._acks.pop(error.ref, None) or self._blocklists.pop(error.ref, None)
+            future = (
+                self._acks.pop(error.ref, None)
+                or self._blocklists.pop(error.ref, None)
+                or self._histories.pop(error.ref, None)
+            )
         if future is not None and not future.done():
             future.set_exception(error)
         elif self._contacts is not None and not self._contacts.done():
@@ -72,9 +105,22 @@ class PendingRequests:
 
     def connection_lost(self, why: str) -> None:
         """Fail every request matched by id: its answer can no longer come."""
-        waiting: list[asyncio.Future[Any]] = [*self._acks.values(), *self._blocklists.values()]
+        waiting: list[asyncio.Future[Any]] = [
+            *self._acks.values(),
+            *self._blocklists.values(),
+            *self._histories.values(),
+        ]
         for future in waiting:
             if not future.done():
                 future.set_exception(ConnectionLost(why))
         self._acks.clear()
         self._blocklists.clear()
+        self._histories.clear()
+
+
+def _archived(el: etree._Element) -> ArchivedMessage:
+    def text(name: str) -> str:
+        return el.findtext(f"{_NS}{name}") or ""
+
+    id_, time = el.findtext(f"{_NS}id"), parse_time(text("time"))
+    return ArchivedMessage(text("archive-id"), id_, text("from"), text("to"), time, text("body"))

@@ -19,6 +19,28 @@ class IncomingMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchivedMessage:
+    """A message of a ``<history-result>``: ``archive_id`` is what to page with;
+    ``id`` the id it was delivered with (None when it had none)."""
+
+    archive_id: str
+    id: str | None
+    sender: str
+    to: str
+    time: datetime
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One page, oldest first; ``complete`` when nothing older matches. The next
+    page back: ``before=page.messages[0].archive_id``."""
+
+    messages: list[ArchivedMessage]
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
 class PresenceUpdate:
     user: str
     online: bool

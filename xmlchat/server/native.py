@@ -4,7 +4,7 @@ The front end translates at its edge, both ways, between native stanzas and
 the XMPP form the hub carries (``docs/native-protocol.md`` § "Mapping to
 XMPP"): a login is a bound session plus initial presence, a ``<message>`` a
 ``<message type='chat'>``, a contact request an internal iq of the contacts
-module. Once logged in it is the transport of a
+module (history: of the archive module). Once logged in it is the transport of a
 :class:`~xmlchat.routing.session.Session`.
 """
 
@@ -24,6 +24,7 @@ from xmlchat.modules.roster import contacts
 from xmlchat.protocol import native
 from xmlchat.routing.session import NATIVE_CLIENT, Session
 from xmlchat.server.connection import Connection
+from xmlchat.server.native_history import history_page
 from xmlchat.stanza import BODY, body_text, kind, make, new_id
 from xmlchat.xml.stream import StreamLimits
 
@@ -144,6 +145,8 @@ class NativeConnection(Connection[native.Event]):
                 await self._blocking(blocking.BLOCK, jids, id_)
             case native.UnblockRequested(jids, id_):
                 await self._blocking(blocking.UNBLOCK, jids, id_)
+            case native.HistoryRequested():
+                await self._history(event)
             case native.Closed():
                 self.flush()
                 self.close_after_flush()
@@ -226,7 +229,7 @@ class NativeConnection(Connection[native.Event]):
         stanza[0].text = event.body
         return stanza, to
 
-    # ---- contacts and blocking: iqs of the contacts and blocking modules
+    # ---- contacts, blocking and history: iqs of the contacts, blocking and archive modules
 
     async def _call(self, type_: str, payload: etree._Element) -> etree._Element | None:
         assert self.session is not None
@@ -303,6 +306,19 @@ class NativeConnection(Connection[native.Event]):
         else:
             self._blocklist = [j for j in self._blocklist if jids and j not in jids]
         self.core.send_blocklist(self._blocklist)
+
+    # ---- history: the archive module's internal iq
+
+    async def _history(self, event: native.HistoryRequested) -> None:
+        try:
+            if not self.config.archive.enabled:
+                raise StanzaError(StanzaCondition.FEATURE_NOT_IMPLEMENTED, "this server keeps no archive")
+            budget = self.config.limits.max_stanza_bytes
+            messages, complete = await history_page(self._call, event, self.config.domain, budget)
+        except StanzaError as e:
+            self._refused(e, event.id)
+            return
+        self.core.send_history(messages, complete, event.id)
 
     # ---- end
 

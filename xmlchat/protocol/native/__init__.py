@@ -2,6 +2,7 @@
 
 * :mod:`.wire`: names, the schema and how stanzas are written (shared with the client);
 * :mod:`.events`: what the client asked for, one event per stanza;
+* :mod:`.history`: the ``<history>`` answer's messages and paging;
 * :mod:`.core`: :class:`NativeServerStream`, the state machine.
 
 Everything is re-exported here: ``from xmlchat.protocol import native`` then
@@ -18,12 +19,21 @@ from xmlchat.protocol.native.events import (
     ContactsRequested,
     Event,
     Failed,
+    HistoryRequested,
     LoginRequested,
     MessageReceived,
     Opened,
     PingReceived,
     PongReceived,
     UnblockRequested,
+)
+from xmlchat.protocol.native.history import (
+    DEFAULT_HISTORY,
+    MAX_HISTORY,
+    HistoryMessage,
+    history_xml,
+    message_xml,
+    newest_that_fit,
 )
 from xmlchat.protocol.native.wire import (
     NS,
@@ -36,7 +46,9 @@ from xmlchat.protocol.native.wire import (
 )
 
 __all__ = [
+    "DEFAULT_HISTORY",
     "MAX_BLOCK_JIDS",
+    "MAX_HISTORY",
     "NS",
     "ROOT",
     "VERSION",
@@ -48,6 +60,8 @@ __all__ = [
     "ContactsRequested",
     "Event",
     "Failed",
+    "HistoryMessage",
+    "HistoryRequested",
     "LoginRequested",
     "MessageReceived",
     "NativeServerStream",
@@ -57,6 +71,9 @@ __all__ = [
     "State",
     "UnblockRequested",
     "element_xml",
+    "history_xml",
+    "message_xml",
+    "newest_that_fit",
     "schema",
     "stream_header",
     "timestamp",

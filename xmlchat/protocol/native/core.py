@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -32,6 +32,7 @@ from xmlchat.protocol.native.events import (
     ContactsRequested,
     Event,
     Failed,
+    HistoryRequested,
     LoginRequested,
     MessageReceived,
     Opened,
@@ -39,6 +40,7 @@ from xmlchat.protocol.native.events import (
     PongReceived,
     UnblockRequested,
 )
+from xmlchat.protocol.native.history import DEFAULT_HISTORY, history_xml
 from xmlchat.protocol.native.wire import (
     NS,
     ROOT,
@@ -66,7 +68,7 @@ MAX_BLOCK_JIDS: Final = 100
 _BEFORE_LOGIN: Final = frozenset({"login", "ping", "pong", "logout"})
 # Stanzas only the server sends: a client sending them gets bad-request.
 _SERVER_ONLY: Final = frozenset(
-    {"login-ok", "login-failed", "ack", "presence", "contacts", "blocklist", "error"}
+    {"login-ok", "login-failed", "ack", "presence", "contacts", "blocklist", "history-result", "error"}
 )
 
 
@@ -198,6 +200,11 @@ class NativeServerStream:
                 return BlockRequested(_jids(el), get("id"))
             case "unblock":
                 return UnblockRequested(_jids(el), get("id"))
+            case "history":
+                # The schema admits only 1 to MAX_HISTORY (xs:positiveInteger,
+                # which collapses whitespace: so does int()).
+                max_ = int(get("max") or DEFAULT_HISTORY)
+                return HistoryRequested(get("with"), max_, get("before"), get("id"))
             case _:  # "logout": the schema admits nothing else
                 return Closed()
 
@@ -249,6 +256,12 @@ class NativeServerStream:
         """The whole blocklist: the answer to a blocking request (``id_`` is its
         id) or, with no ``id_``, a push after a change made elsewhere."""
         self._out.append(element_xml("blocklist", [("id", id_), *(("jid", jid) for jid in jids)]))
+
+    def send_history(self, messages: Sequence[bytes], complete: bool, id_: str | None = None) -> None:
+        """One page of history, answering request ``id_``: ``messages`` oldest
+        first, each written by :func:`~xmlchat.protocol.native.history.message_xml`;
+        ``complete`` when no older message matches the request."""
+        self._out.append(history_xml(messages, complete, id_))
 
     def send_ping(self) -> None:
         self._out.append(b"<ping/>")

@@ -79,6 +79,19 @@ class UnblockRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryRequested:
+    """``<history>``: the archived messages before archive id ``before`` (None:
+    the newest), at most ``max`` (1 to 100; 50 when not given), with ``with_``
+    only (as the client wrote it; None: every conversation). Answer with
+    ``send_history`` (same ``id``)."""
+
+    with_: str | None
+    max: int
+    before: str | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     """The client closed the session (``</session>`` or ``<logout/>``)."""
 
@@ -102,6 +115,7 @@ Event = (
     | BlocklistRequested
     | BlockRequested
     | UnblockRequested
+    | HistoryRequested
     | Closed
     | Failed
 )
