@@ -51,9 +51,14 @@ class Messages:
 
     def __init__(self, ctx: ModuleContext[MessageStore]) -> None:
         self.ctx = ctx
-        # Sessions catching up from the store: their messages are stored, not
-        # written, and the catch-up replays them in the order accepted.
+        # Sessions catching up from the store after falling behind: their
+        # messages are stored, not written, and the catch-up replays them in
+        # the order accepted.
         self._catching_up: set[Session] = set()
+        # Sessions receiving their stored messages at login: live ones wait
+        # here meanwhile (they are few, and the replay is quick), so nothing
+        # overtakes a stored message.
+        self._held: dict[Session, list[tuple[etree._Element, datetime]]] = {}
         # The catch-up running for each account: one at a time, since each
         # deletes what it replayed.
         self._replaying: dict[JID, asyncio.Task[None]] = {}
@@ -112,7 +117,12 @@ class Messages:
         sender's ack waits for the store), to be replayed as they read."""
         behind = [s for s in sessions if self._behind(s)] if type_ in _STORED_TYPES else []
         for session in sessions:
-            if session not in behind:
+            if session in behind:
+                continue
+            held = self._held.get(session)
+            if held is not None:
+                held.append((stanza, stamp))
+            else:
                 self.ctx.deliver(session, stanza, stamp)
         if not behind:
             return "delivered"
@@ -144,15 +154,15 @@ class Messages:
             ) from None
 
     def hold(self, session: Session) -> None:
-        """From now on, messages for ``session`` go to the store until its
-        catch-up has replayed them. Called before the session is routable as
-        available, so nothing overtakes a stored message in the gap."""
-        self._catching_up.add(session)
+        """Keep live messages for ``session`` back until its stored ones are
+        out. Called before the session is routable as available, so nothing
+        overtakes a stored message in the gap."""
+        self._held.setdefault(session, [])
 
     def _behind(self, session: Session) -> bool:
         if session in self._catching_up:
             return True
-        if session.transport.backlog() <= BEHIND_BYTES:
+        if session in self._held or session.transport.backlog() <= BEHIND_BYTES:
             return False
         self.ctx.log.info("%s: behind, its messages wait in the store", session.jid)
         self._start_catch_up(session)
@@ -177,16 +187,19 @@ class Messages:
             self._start_catch_up(waiting)
 
     async def _initial_catch_up(self, session: Session) -> None:
-        running = self._replaying.get(session.bare)
-        if running is not None and not running.done():
-            # Another session of the account is taking what is stored: this one
-            # starts with what comes next (XEP-0160 gives stored messages once).
-            self._catching_up.discard(session)
-            return
-        task = asyncio.ensure_future(self._catch_up(session))
-        self._replaying[session.bare] = task
-        task.add_done_callback(lambda done: self._forget(session.bare, done))
-        await task
+        try:
+            running = self._replaying.get(session.bare)
+            if running is not None and not running.done():
+                # Another session of the account is taking what is stored: this
+                # one starts with what comes next (XEP-0160 gives it once).
+                return
+            task = asyncio.ensure_future(self._catch_up(session))
+            self._replaying[session.bare] = task
+            task.add_done_callback(lambda done: self._forget(session.bare, done))
+            await task
+        finally:
+            for stanza, stamp in self._held.pop(session, []):
+                self.ctx.deliver(session, stanza, stamp)
 
     async def _catch_up(self, session: Session) -> None:
         """Hand ``session`` what waits in the store, oldest first, a page at a
@@ -227,6 +240,7 @@ class Messages:
 
     async def _ended(self, session: Session) -> None:
         self._catching_up.discard(session)
+        self._held.pop(session, None)
 
 
 def _recipient(stanza: etree._Element, hosts: frozenset[str]) -> JID:
