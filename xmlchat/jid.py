@@ -83,6 +83,17 @@ class JID:
             raise InvalidJID(f"{name!r} is not a user address")
         return jid
 
+    @classmethod
+    def parse_or_none(cls, text: str | None) -> JID | None:
+        """An address attribute as filters read it: absent or malformed is None
+        (the stanza's own checks answer malformed addresses)."""
+        if not text:
+            return None
+        try:
+            return _parse(text)
+        except InvalidJID:
+            return None
+
     @property
     def bare(self) -> JID:
         return self._bare

@@ -170,7 +170,7 @@ class Blocking:
         """Sender side: the user addresses someone they blocked."""
         if not self._lists or session.bare not in self._lists:
             return stanza  # the hot path: this user blocks nobody
-        to = _address(stanza.get("to"))
+        to = JID.parse_or_none(stanza.get("to"))
         if to is None or to.local is None or to.bare == session.bare:
             return stanza
         if not self._blocks(session.bare, to):
@@ -184,7 +184,7 @@ class Blocking:
         cached = bool(self._lists) and account in self._lists
         if not cached and self.ctx.sessions.is_connected(account):
             return stanza  # the hot path: an online user who blocks nobody
-        sender = _address(stanza.get("from"))
+        sender = JID.parse_or_none(stanza.get("from"))
         if sender is None or sender.local is None or sender.bare == account:
             return stanza
         if cached:
@@ -203,7 +203,7 @@ class Blocking:
         (presence fan-out, stored messages, probes' answers)."""
         if not self._lists:
             return stanza
-        sender = _address(stanza.get("from"))
+        sender = JID.parse_or_none(stanza.get("from"))
         if sender is None or sender.local is None or sender.bare == session.bare:
             return stanza
         if self._blocks(session.bare, sender) or self._blocks(sender.bare, session.jid):
@@ -274,12 +274,3 @@ def _list_element(tag: str, items: Iterable[JID]) -> etree._Element:
     for jid in items:
         etree.SubElement(el, ITEM, jid=str(jid))
     return el
-
-
-def _address(text: str | None) -> JID | None:
-    if not text:
-        return None
-    try:
-        return JID.parse(text)
-    except InvalidJID:
-        return None

@@ -49,7 +49,7 @@ from typing import Final
 from lxml import etree
 
 from xmlchat.errors import StanzaCondition, StanzaError
-from xmlchat.jid import JID, InvalidJID
+from xmlchat.jid import JID
 from xmlchat.routing.api import (
     Feature,
     InboundFilter,
@@ -133,7 +133,7 @@ class Carbons:
             _strip(stanza, RECEIVED, SENT)  # §11: only the server makes carbons
         if not self._enabled or session.bare not in self._enabled:
             return stanza  # the hot path: no other resource wants copies
-        to = _jid(stanza.get("to"))
+        to = JID.parse_or_none(stanza.get("to"))
         if to is None or to.bare == session.jid.bare or not _eligible(stanza):
             return stanza
         others = [s for s in self._copied_to(session.jid.bare) if s is not session]
@@ -150,7 +150,7 @@ class Carbons:
             return stanza
         if not self._enabled or account not in self._enabled or not _eligible(stanza):
             return stanza
-        recipients = self._recipients(_jid(stanza.get("to")), account)
+        recipients = self._recipients(JID.parse_or_none(stanza.get("to")), account)
         others = [s for s in self._copied_to(account) if s not in recipients]
         self._copy(RECEIVED, stanza, account, others)
         return stanza
@@ -203,10 +203,3 @@ def _wrap(direction: str, stanza: etree._Element, account: JID, to: JID) -> etre
 def _strip(stanza: etree._Element, *tags: str) -> None:
     for found in list(stanza.iterchildren(*tags)):
         stanza.remove(found)
-
-
-def _jid(text: str | None) -> JID | None:
-    try:
-        return JID.parse(text) if text else None
-    except InvalidJID:
-        return None

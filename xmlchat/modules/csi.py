@@ -30,7 +30,7 @@ from typing import Final
 
 from lxml import etree
 
-from xmlchat.jid import JID, InvalidJID
+from xmlchat.jid import JID
 from xmlchat.routing.api import (
     ModuleContext,
     OnClientState,
@@ -167,7 +167,5 @@ def _take_from(held: dict[HoldKey, etree._Element], sender: JID | None) -> dict[
 
 
 def _sender_bare(text: str | None) -> JID | None:
-    try:
-        return JID.parse(text).bare if text else None
-    except InvalidJID:
-        return None
+    sender = JID.parse_or_none(text)
+    return None if sender is None else sender.bare

@@ -29,7 +29,7 @@ from lxml import etree
 
 from xmlchat.config import Archive as ArchiveSettings
 from xmlchat.errors import StanzaCondition, StanzaError
-from xmlchat.jid import JID, InvalidJID
+from xmlchat.jid import JID
 from xmlchat.modules.archive import wire
 from xmlchat.modules.archive.forms import EXTENDED, NS, form_template, parse_query
 from xmlchat.routing.api import (
@@ -112,7 +112,7 @@ class Archive:
         if kind(stanza) != "message":
             return stanza
         _strip_stanza_ids(stanza, lambda by: by.domain in self.ctx.hosts)
-        to = _address(stanza.get("to"))
+        to = JID.parse_or_none(stanza.get("to"))
         if to is None or to.local is None or to.domain not in self.ctx.hosts or to.bare == session.jid.bare:
             return stanza
         if _archivable(stanza) and await self._wanted(session.jid.bare, to.bare):
@@ -126,7 +126,7 @@ class Archive:
         if kind(stanza) != "message":
             return stanza
         _strip_stanza_ids(stanza, lambda by: by == account)  # §3.3
-        sender = _address(stanza.get("from"))
+        sender = JID.parse_or_none(stanza.get("from"))
         if sender is None or not _archivable(stanza) or not await self._exists(account):
             return stanza
         if not await self._wanted(account, sender.bare):
@@ -194,7 +194,7 @@ class Archive:
         """For the native front end: the last ``max`` messages (with ``with``,
         before ``before``), as ``<history complete=…>`` holding XEP-0313 results."""
         request = iq[0]
-        with_ = _address(request.get("with"))
+        with_ = JID.parse_or_none(request.get("with"))
         if request.get("with") and with_ is None:
             raise StanzaError(StanzaCondition.JID_MALFORMED, "bad JID in 'with'")
         max_ = _history_max(request.get("max"), self.settings.max_page)
@@ -260,15 +260,6 @@ def _archivable(stanza: etree._Element) -> bool:
 
 def _strip_stanza_ids(stanza: etree._Element, ours: Callable[[JID], bool]) -> None:
     for sid in stanza.findall(STANZA_ID):
-        by = _address(sid.get("by"))
+        by = JID.parse_or_none(sid.get("by"))
         if by is None or ours(by):
             stanza.remove(sid)
-
-
-def _address(text: str | None) -> JID | None:
-    if not text:
-        return None
-    try:
-        return JID.parse(text)
-    except InvalidJID:
-        return None
