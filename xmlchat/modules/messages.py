@@ -66,8 +66,8 @@ class Messages:
     def setup(self) -> list[Registration]:
         return [
             StanzaHandler("message", self._from_session),
-            # XEP-0160: stored messages go out at initial presence; live ones
-            # wait in the store from before the session is routable as available.
+            # XEP-0160: stored messages go out at initial presence; live ones are
+            # held back from before the session is routable as available.
             OnInitialPresence(self._initial_catch_up, prepare=self.hold),
             OnSessionEnded(self._ended),
         ]
