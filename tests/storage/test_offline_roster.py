@@ -135,3 +135,17 @@ async def test_delete_user_removes_everything_of_theirs(storage: Storage) -> Non
     assert await storage.count_offline() == 1
     assert len(await storage.get_subscription_requests(BOB)) == 1
     assert await storage.get_blocklist(BOB) == [CAROL]
+
+
+async def test_a_burst_of_offline_writes_keeps_order_and_the_limit(storage: Storage) -> None:
+    """Concurrent writes (one event-loop turn: one transaction on SQLite) get
+    ascending ids in call order, and the limit counts the burst's own writes."""
+    results = await asyncio.gather(
+        *(storage.store_offline(ALICE, f"<m{i}/>".encode(), T0, 10) for i in range(15)),
+        return_exceptions=True,
+    )
+    ids = [r for r in results if isinstance(r, int)]
+    assert ids == sorted(ids) and len(ids) == 10
+    assert all(isinstance(r, OfflineQueueFull) for r in results[10:])
+    stored = await storage.fetch_offline(ALICE)
+    assert [m.stanza for m in stored] == [f"<m{i}/>".encode() for i in range(10)]

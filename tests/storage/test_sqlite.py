@@ -5,9 +5,11 @@ The behaviour both backends share is tested against each in the other files here
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from storage.common import ALICE, BOB, CAROL, PASSWORD, T0
@@ -137,3 +139,26 @@ async def test_migration_from_schema_1_keeps_the_data(
         await st.close()
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+async def test_offline_writes_of_one_loop_turn_share_one_transaction(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: a burst of messages costs one commit, not one each."""
+    from xmlchat.storage import _queries
+
+    batches: list[int] = []
+    real = _queries.store_offline_batch
+
+    def counting(conn: Any, writes: list[Any]) -> list[int | None]:
+        batches.append(len(writes))
+        return real(conn, writes)
+
+    monkeypatch.setattr(_queries, "store_offline_batch", counting)
+    st = await SqliteStorage.open(db_path)
+    try:
+        await asyncio.gather(*(st.store_offline(ALICE, b"<m/>", T0, 100) for _ in range(20)))
+        await st.store_offline(ALICE, b"<m/>", T0, 100)
+    finally:
+        await st.close()
+    assert batches == [20, 1]

@@ -20,7 +20,6 @@ from xmlchat.storage.base import (
     DeleteRosterItem,
     NoSuchUser,
     OfflineMessage,
-    OfflineQueueFull,
     PutRosterItem,
     RosterChange,
     RosterItem,
@@ -139,17 +138,29 @@ def get_scram(conn: sqlite3.Connection, jid: str, mechanism: str) -> ScramCreden
     return None if row is None else ScramCredentials(mechanism, *row)
 
 
-def store_offline(
-    conn: sqlite3.Connection, jid: str, stanza: bytes, received: str, limit: int
-) -> int:
+# One message for the offline queue: (jid, stanza, received, limit).
+OfflineWrite = tuple[str, bytes, str, int]
+
+
+def store_offline_batch(conn: sqlite3.Connection, writes: list[OfflineWrite]) -> list[int | None]:
+    """Group commit: the messages of one event-loop turn in one transaction.
+    Each gets its id, or None where its recipient's queue is full (the limit
+    counts the batch's own earlier writes)."""
+    ids: list[int | None] = []
+    queued: dict[str, int] = {}
     with transaction(conn):
-        if count_offline(conn, jid) >= limit:
-            raise OfflineQueueFull(jid)
-        cur = conn.execute(
-            "INSERT INTO offline (jid, stanza, received) VALUES (?, ?, ?)", (jid, stanza, received)
-        )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+        for jid, stanza, received, limit in writes:
+            if jid not in queued:
+                queued[jid] = count_offline(conn, jid)
+            if queued[jid] >= limit:
+                ids.append(None)
+                continue
+            cur = conn.execute(
+                "INSERT INTO offline (jid, stanza, received) VALUES (?, ?, ?)", (jid, stanza, received)
+            )
+            queued[jid] += 1
+            ids.append(cur.lastrowid)
+    return ids
 
 
 def fetch_offline(conn: sqlite3.Connection, jid: str, after_id: int, limit: int) -> list[OfflineMessage]:

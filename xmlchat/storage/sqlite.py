@@ -72,6 +72,8 @@ class SqliteStorage:
         self._conn = conn
         self._iterations = scram_iterations
         self._closed = False
+        # Offline messages queued in this turn of the event loop (group commit).
+        self._offline_writes: list[tuple[q.OfflineWrite, asyncio.Future[int | None]]] = []
         self._decoy = scram.make_decoy(scram_iterations)
 
     @classmethod
@@ -90,6 +92,7 @@ class SqliteStorage:
         """Close the connection (checkpointing the WAL) and stop the worker thread."""
         if self._closed:
             return
+        self._commit_offline_writes()  # before the connection closes behind it
         try:
             await self._run(q.close)
         finally:
@@ -147,7 +150,39 @@ class SqliteStorage:
         if received.tzinfo is None:
             raise ValueError("received must be timezone-aware")
         when = received.astimezone(UTC).isoformat()
-        return await self._run(q.store_offline, _key(to), stanza, when, limit)
+        if self._closed:
+            raise RuntimeError("storage is closed")
+        waiter: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._offline_writes.append(((_key(to), stanza, when, limit), waiter))
+        if len(self._offline_writes) == 1:
+            asyncio.get_running_loop().call_soon(self._commit_offline_writes)
+        message_id = await waiter
+        if message_id is None:
+            raise OfflineQueueFull(str(to.bare))
+        return message_id
+
+    def _commit_offline_writes(self) -> None:
+        """Group commit: what this turn of the event loop queued, in one
+        transaction (each caller still waits for the commit before it acks)."""
+        batch, self._offline_writes = self._offline_writes, []
+        if not batch:
+            return
+        writes = [write for write, _ in batch]
+        job = asyncio.get_running_loop().run_in_executor(
+            self._executor, partial(q.store_offline_batch, self._conn, writes)
+        )
+
+        def settle(done: asyncio.Future[list[int | None]]) -> None:
+            failure = done.exception()
+            for index, (_, waiter) in enumerate(batch):
+                if waiter.done():
+                    continue  # the caller stopped waiting; the write stands
+                if failure is not None:
+                    waiter.set_exception(failure)
+                else:
+                    waiter.set_result(done.result()[index])
+
+        job.add_done_callback(settle)
 
     async def fetch_offline(
         self, to: JID, after_id: int = 0, limit: int | None = None
