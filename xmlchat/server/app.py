@@ -23,6 +23,7 @@ from xmlchat.errors import StreamCondition, StreamError
 from xmlchat.metrics import Metrics
 from xmlchat.server import tls
 from xmlchat.server.connection import Connection, ConnectionContext
+from xmlchat.server.datadir import DataDirLock
 from xmlchat.server.modules import ModuleFactory, build_hub
 from xmlchat.server.native import NativeConnection
 from xmlchat.server.xmpp import XmppConnection
@@ -71,13 +72,21 @@ class Server:
         self._channel_binding: dict[str, bytes] | None = None
         # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
         self._scram_secret = secrets.token_bytes(32)
+        self._data_lock: DataDirLock | None = None  # held while serving (Server.open)
 
     @classmethod
     async def open(cls, config: Config) -> Server:
         """Open storage and make sure a certificate exists."""
         config.data_path.mkdir(parents=True, exist_ok=True)
-        storage = await SqliteStorage.open(config.database_path, config.storage.scram_iterations)
+        lock = DataDirLock(config.data_path)
+        lock.acquire()  # before the database: a second server must not touch it
+        try:
+            storage = await SqliteStorage.open(config.database_path, config.storage.scram_iterations)
+        except BaseException:
+            lock.release()
+            raise
         server = cls(config, storage)
+        server._data_lock = lock
         if any(listener.enabled and listener.tls != "none" for listener in _listeners(config).values()):
             cert, key = tls.ensure_certificate(config)
             server._tls_context = tls.server_context(cert, key)
@@ -182,6 +191,8 @@ class Server:
             await self.hub.stop()
         finally:
             await self.storage.close()
+        if self._data_lock is not None:
+            self._data_lock.release()
         log.info("stopped")
 
 
