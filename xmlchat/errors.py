@@ -122,13 +122,16 @@ class StreamError(XmlChatError):
         condition: StreamCondition,
         text: str = "",
         app_condition: str | None = None,
+        app_attributes: dict[str, str] | None = None,
     ) -> None:
         super().__init__(f"{condition}: {text}" if text else str(condition))
         self.condition = condition
         self.text = text
         # RFC 6120 §4.9.4 application-specific condition, e.g. ``stanza-too-big``
-        # in the urn:xmpp:errors namespace (as Prosody sends).
+        # in the urn:xmpp:errors namespace (as Prosody sends), and its attributes
+        # (XEP-0198 §4 ``<handled-count-too-high h='…' send-count='…'/>``).
         self.app_condition = app_condition
+        self.app_attributes = dict(app_attributes or {})
         # Set by the stanza stream: what the failing read completed before the
         # offending bytes, so a good stanza before garbage is still handled.
         self.events: list[Any] = []

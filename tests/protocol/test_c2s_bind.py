@@ -26,7 +26,7 @@ def authed_driver() -> Driver:
     driver = tls_driver()
     driver.feed(auth_plain("alice", PASSWORD))
     driver.feed(HEADER)
-    assert features_of_output(driver.take()) == ["bind", "session"]
+    assert features_of_output(driver.take()) == ["bind", "session", "sm"]
     driver.events.clear()
     return driver
 
@@ -47,7 +47,7 @@ def test_extra_post_auth_features() -> None:
     driver.feed(HEADER + b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
     driver.feed(HEADER + auth_plain("alice", PASSWORD))
     driver.feed(HEADER)
-    assert features_of_output(driver.take()) == ["bind", "session", "ver"]
+    assert features_of_output(driver.take()) == ["bind", "session", "sm", "ver"]
 
 
 def test_bind_with_server_chosen_resource() -> None:

@@ -144,7 +144,8 @@ def test_stanza_before_bind() -> None:
     ("element", "condition"),
     [
         (b"<foo xmlns='urn:example'/>", StreamCondition.UNSUPPORTED_STANZA_TYPE),
-        (b"<enable xmlns='urn:xmpp:sm:3'/>", StreamCondition.UNSUPPORTED_STANZA_TYPE),
+        # XEP-0198 §4: <r/> belongs to a stream with management enabled.
+        (b"<r xmlns='urn:xmpp:sm:3'/>", StreamCondition.UNSUPPORTED_STANZA_TYPE),
         (
             b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'/>",
             StreamCondition.UNSUPPORTED_STANZA_TYPE,

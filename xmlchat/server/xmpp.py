@@ -9,15 +9,18 @@ whose stanzas go to the hub (:meth:`xmlchat.routing.hub.Hub.receive`). A
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from copy import deepcopy
 from datetime import datetime
 from typing import Any
 
 from lxml import etree
 
-from xmlchat.errors import StanzaCondition, StanzaError
+from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID, InvalidJID
 from xmlchat.protocol import xmpp
+from xmlchat.protocol.xmpp.sm import covers
 from xmlchat.routing.session import XMPP_CLIENT, Session
 from xmlchat.server.connection import Connection
 from xmlchat.stanza import DELAY_NS, kind, make, new_id
@@ -41,6 +44,13 @@ class XmppConnection(Connection[xmpp.Event]):
             features=_stream_features(ctx.hub.registry.stream_features),
         )
         self.session: Session | None = None
+        # XEP-0198: set whenever the client's acknowledged count moves.
+        self._acked = asyncio.Event()
+        # Once stream management is on, the hub gets the client's stanzas from
+        # this queue, in order, so the read loop keeps reading: a replay
+        # waiting in drained() for an <a/> must not stop the <a/> being read.
+        self._inbox: asyncio.Queue[xmpp.Event | None] | None = None
+        self._worker: asyncio.Task[None] | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -81,9 +91,53 @@ class XmppConnection(Connection[xmpp.Event]):
             self.send(b" ")  # RFC 6120 §4.6.1 whitespace keepalive
         self.flush()
 
+    async def drained(self) -> bool:
+        """With XEP-0198, "taken" means acknowledged: ask with ``<r/>`` and wait
+        until the client's h covers every stanza written so far (§4)."""
+        sm = self.core.sm
+        if sm is None:
+            return await super().drained()
+        target = sm.sent
+        if not covers(sm.acked, target):
+            sm.request()  # after the stanzas it must cover, so its <a/> does
+            self.flush()
+        self.flush_now()
+        while not covers(sm.acked, target):
+            if self.closing or self.writer.is_closing():
+                return False
+            self._acked.clear()
+            await self._acked.wait()
+        return not self.closing
+
     # ---- input
 
     async def handle(self, event: xmpp.Event) -> list[xmpp.Event]:
+        match event:
+            case xmpp.StreamManagementEnabled():
+                self.log.info("stream management enabled")
+                self._inbox = asyncio.Queue()
+                self._worker = asyncio.create_task(self._work(self._inbox), name=f"{self.id}-inbox")
+            case xmpp.Acknowledged(_):
+                self._acked.set()
+            case xmpp.StanzaIn() | xmpp.ClientStateChanged() if self._inbox is not None:
+                self._inbox.put_nowait(event)
+            case _:
+                return await self._perform(event)
+        return []
+
+    async def _work(self, inbox: asyncio.Queue[xmpp.Event | None]) -> None:
+        """The client's stanzas, in order, once stream management is on."""
+        while (event := await inbox.get()) is not None:
+            try:
+                await self._perform(event)
+            except (ConnectionError, ssl.SSLError, TimeoutError):
+                return
+            except Exception:
+                self.log.exception("internal error")
+                self.close(StreamError(StreamCondition.INTERNAL_SERVER_ERROR))
+                return
+
+    async def _perform(self, event: xmpp.Event) -> list[xmpp.Event]:
         accounts = self.ctx.accounts
         match event:
             case xmpp.StanzaIn(element, to):
@@ -149,6 +203,11 @@ class XmppConnection(Connection[xmpp.Event]):
         return events
 
     async def finish(self) -> None:
+        self._acked.set()  # a drained() waiting for an <a/> sees the end
+        if self._inbox is not None and self._worker is not None:
+            # What the client sent before it went still reaches the hub, as without SM.
+            self._inbox.put_nowait(None)
+            await self._worker
         if self.session is not None:
             await self.ctx.hub.close_session(self.session)
 

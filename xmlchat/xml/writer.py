@@ -81,7 +81,8 @@ def stream_error(error: StreamError, lang: str = "en") -> bytes:
     if error.app_condition:
         app = error.app_condition
         qname = etree.QName(app if app.startswith("{") else f"{{{NS_XMPP_ERRORS}}}{app}")
-        parts.append(etree.Element(qname.text, nsmap={None: qname.namespace or NS_XMPP_ERRORS}))
+        nsmap = {None: qname.namespace or NS_XMPP_ERRORS}
+        parts.append(etree.Element(qname.text, error.app_attributes, nsmap=nsmap))
     body = b"".join(etree.tostring(p, encoding="utf-8") for p in parts)
     return b"<stream:error>" + body + b"</stream:error>"
 

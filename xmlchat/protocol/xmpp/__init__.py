@@ -54,6 +54,7 @@ Decisions worth knowing:
 """
 
 from xmlchat.protocol.xmpp.events import (
+    Acknowledged,
     Authenticated,
     AuthFailed,
     BindRequest,
@@ -67,12 +68,14 @@ from xmlchat.protocol.xmpp.events import (
     StanzaIn,
     StartTls,
     StreamFailed,
+    StreamManagementEnabled,
 )
 from xmlchat.protocol.xmpp.state import TRANSITIONS, State
 from xmlchat.protocol.xmpp.stream import C2SLimits, C2SStream
 
 __all__ = [
     "TRANSITIONS",
+    "Acknowledged",
     "AuthFailed",
     "Authenticated",
     "BindRequest",
@@ -89,4 +92,5 @@ __all__ = [
     "StartTls",
     "State",
     "StreamFailed",
+    "StreamManagementEnabled",
 ]

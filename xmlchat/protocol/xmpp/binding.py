@@ -74,7 +74,7 @@ class Binding:
         link = self._link
         if iq.get("type") != "set" or iq.get("id") is None:
             return link.reply(iq, StanzaError(StanzaCondition.BAD_REQUEST))
-        link.outbox += serialize(iq_result(iq.get("id", ""), link.jid))
+        link.queue_stanza(serialize(iq_result(iq.get("id", ""), link.jid)))
         return []
 
     # -- the server's answers -----------------------------------------------------------
@@ -84,7 +84,7 @@ class Binding:
         bind_iq = self._pending("bound")
         if full_jid.resource is None or full_jid.bare != link.user:
             raise LocalProtocolError(f"bound() with {full_jid}, not a full JID of {link.user}")
-        link.outbox += bind_result(bind_iq.get("id"), full_jid)
+        link.queue_stanza(bind_result(bind_iq.get("id"), full_jid))
         link.jid = full_jid
         link.outstanding.bind_iq = None
         link.transition(_Input.BIND_SUCCEEDED)
@@ -92,7 +92,7 @@ class Binding:
     def bind_failed(self, error: StanzaError) -> None:
         link = self._link
         bind_iq = self._pending("bind_failed")
-        link.outbox += serialize(error_reply(bind_iq, error, link.settings.lang))
+        link.queue_stanza(serialize(error_reply(bind_iq, error, link.settings.lang)))
         link.outstanding.bind_iq = None
         link.transition(_Input.BIND_FAILED)
 

@@ -13,6 +13,8 @@ from xmlchat.jid import JID, InvalidJID
 from xmlchat.protocol.xmpp.binding import BIND, SESSION, Binding
 from xmlchat.protocol.xmpp.events import ClientStateChanged, Event, NonzaIn, StanzaIn
 from xmlchat.protocol.xmpp.link import Link
+from xmlchat.protocol.xmpp.sm import ELEMENTS as SM_ELEMENTS
+from xmlchat.protocol.xmpp.sm import StreamManagement
 from xmlchat.protocol.xmpp.wire import IQ_TYPES, PRESENCE_TYPES, STANZA_KINDS
 from xmlchat.xml.writer import NS_CLIENT, XML_LANG
 
@@ -22,17 +24,22 @@ _CLIENT_STATES = {f"{{{CSI_NS}}}active": True, f"{{{CSI_NS}}}inactive": False}
 
 
 class Established:
-    """Top-level elements of a bound stream: stanzas, the CSI nonzas, and
-    nonzas of the configured namespaces."""
+    """Top-level elements of a bound stream: stanzas, the stream management
+    and CSI nonzas, and nonzas of the configured namespaces."""
 
-    def __init__(self, link: Link, binding: Binding) -> None:
+    def __init__(self, link: Link, binding: Binding, sm: StreamManagement | None) -> None:
         self._link = link
         self._binding = binding
+        self._sm = sm
 
     def on_element(self, element: etree._Element) -> list[Event]:
         qname = etree.QName(element)
         if qname.namespace == NS_CLIENT and qname.localname in STANZA_KINDS:
+            # XEP-0198 §4: every stanza counts, answered here or passed on.
+            self._link.stanza_handled()
             return self._on_stanza(element, qname.localname)
+        if self._sm is not None and element.tag in SM_ELEMENTS:
+            return self._sm.on_element(element)
         active = _CLIENT_STATES.get(str(element.tag))
         if active is not None:
             return [ClientStateChanged(active)]

@@ -109,6 +109,20 @@ class ClientStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamManagementEnabled:
+    """XEP-0198 §3: the bound client enabled stream management; ``<enabled/>`` is
+    queued. From here on, the stanzas each side handled are counted (§4)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """XEP-0198 §4: the client's ``<a/>`` moved its count of the stanzas it
+    handled to ``h`` (mod 2^32); see ``C2SStream.sm``."""
+
+    h: int
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     """The peer closed the stream; our ``</stream:stream>`` is queued (§4.4).
 
@@ -135,6 +149,8 @@ Event = (
     | StanzaIn
     | NonzaIn
     | ClientStateChanged
+    | StreamManagementEnabled
+    | Acknowledged
     | Closed
     | StreamFailed
 )

@@ -103,6 +103,10 @@ class Link:
         self.jid: JID | None = None
         self.outstanding = Outstanding()
         self.parser = self._new_parser()
+        # XEP-0198 §4 counts, mod 2^32: stanzas the core handled from the
+        # client, and stanzas queued for it (reset when management is enabled).
+        self.stanzas_in = 0
+        self.stanzas_out = 0
 
     # -- the state machine ----------------------------------------------------------
 
@@ -217,7 +221,16 @@ class Link:
         size = limits.max_stanza_bytes if self.user is not None else limits.max_unauthenticated_stanza_bytes
         return StanzaStream(StreamLimits(max_stanza_bytes=size, max_depth=limits.max_depth))
 
-    # -- answering stanzas -------------------------------------------------------------
+    # -- stanzas ------------------------------------------------------------------------
+
+    def queue_stanza(self, data: bytes) -> None:
+        """Queue one serialised stanza for the client: the one way stanzas leave, so each counts."""
+        self.outbox += data
+        self.stanzas_out = (self.stanzas_out + 1) % 2**32
+
+    def stanza_handled(self) -> None:
+        """One stanza from the client was handled (passed on or answered)."""
+        self.stanzas_in = (self.stanzas_in + 1) % 2**32
 
     def reply(self, element: etree._Element, error: StanzaError) -> list[Event]:
         """Answer a client's stanza with ``error`` (RFC 6120 §8.3)."""
@@ -227,7 +240,7 @@ class Link:
                 element.set("from", str(self.jid))
             elif "from" in element.attrib:
                 del element.attrib["from"]
-            self.outbox += serialize(error_reply(element, error, self.settings.lang))
+            self.queue_stanza(serialize(error_reply(element, error, self.settings.lang)))
         return []
 
     def unexpected(self, element: etree._Element, stanza_text: str) -> list[Event]:

@@ -21,6 +21,9 @@ from xmlchat.protocol.xmpp.auth import SaslExchange
 from xmlchat.protocol.xmpp.binding import BIND, SESSION, Binding
 from xmlchat.protocol.xmpp.events import Event, StartTls, StreamFailed
 from xmlchat.protocol.xmpp.link import Link
+from xmlchat.protocol.xmpp.sm import ENABLE as SM_ENABLE
+from xmlchat.protocol.xmpp.sm import RESUME as SM_RESUME
+from xmlchat.protocol.xmpp.sm import StreamManagement
 from xmlchat.protocol.xmpp.state import State, _Input
 from xmlchat.protocol.xmpp.wire import TLS_FAILURE, TLS_PROCEED, XML_SPACE, data_before_restart
 from xmlchat.xml.stream import StreamOpened
@@ -45,10 +48,15 @@ _NOT_YET: Final[Mapping[State, str]] = {
 class Negotiation:
     """Everything between the first stream header and a bound resource."""
 
-    def __init__(self, link: Link, auth: SaslExchange, binding: Binding) -> None:
+    def __init__(self, link: Link, auth: SaslExchange, binding: Binding, sm: StreamManagement | None) -> None:
         self._link = link
         self._auth = auth
         self._binding = binding
+        self._sm = sm
+        # XEP-0198: <enable/> before bind fails (§3), <resume/> comes instead of bind (§5).
+        unbound_sm: Mapping[str, Handler] = (
+            {SM_ENABLE: sm.on_element, SM_RESUME: sm.on_element} if sm is not None else {}
+        )
         malformed = SaslCondition.MALFORMED_REQUEST
         self._table: Mapping[State, Mapping[str, Handler]] = {
             State.NEGOTIATING: {
@@ -64,6 +72,7 @@ class Negotiation:
             },
             State.UNBOUND: {
                 _IQ: self._on_unbound_iq,
+                **unbound_sm,
             },
         }
 
@@ -96,7 +105,8 @@ class Negotiation:
         """What to offer after the header just answered."""
         link, settings = self._link, self._link.settings
         if link.state is State.UNBOUND:
-            return [*self._binding.features(), *settings.extra_features]
+            sm = [self._sm.feature()] if self._sm is not None else []
+            return [*self._binding.features(), *sm, *settings.extra_features]
         features = []
         if settings.tls_available and not link.encrypted:
             starttls = etree.Element(_STARTTLS, nsmap={None: NS_TLS})

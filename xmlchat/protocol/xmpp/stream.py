@@ -25,6 +25,7 @@ from xmlchat.protocol.xmpp.established import Established
 from xmlchat.protocol.xmpp.events import Event, LocalProtocolError
 from xmlchat.protocol.xmpp.link import C2SLimits, Link, Settings
 from xmlchat.protocol.xmpp.negotiation import Handler, Negotiation
+from xmlchat.protocol.xmpp.sm import StreamManagement
 from xmlchat.protocol.xmpp.state import State, _Input
 from xmlchat.protocol.xmpp.wire import XML_SPACE, data_before_restart, stream_error_condition
 from xmlchat.xml.stream import StanzaReceived, StreamClosed, StreamEvent, StreamOpened
@@ -68,12 +69,9 @@ class C2SStream:
                         work[:0] = core.bound(session_manager.bind(core.user, resource))
                     case StanzaIn(element, to):
                         router.route(core.jid, element)
-                    case Closed() | StreamFailed():
-                        ...  # unregister the session
             writer.write(core.data_to_send()); await writer.drain()
             if core.state is State.CLOSED:
                 break
-        writer.close()
 
     **Requests and answers.** :class:`NeedCredentials`, :class:`NeedPasswordCheck`
     and :class:`BindRequest` are requests: the core waits, holding any further
@@ -85,26 +83,20 @@ class C2SStream:
     Answering when no such request is outstanding raises
     :class:`LocalProtocolError`; answering after :meth:`close`,
     :meth:`send_stream_error` or the end of the stream is a no-op returning
-    ``[]`` (the request died with the stream). :class:`Authenticated`,
-    :class:`StanzaIn`, :class:`NonzaIn`, :class:`ClientStateChanged` and the two
-    final events need no answer.
+    ``[]`` (the request died with the stream). Other events need no answer.
 
     **TLS.** Pass ``tls_available`` when a certificate is configured;
     ``tls_active`` for a direct-TLS port (XEP-0368), with its
     ``channel_binding``. After :class:`StartTls`: write the queued
-    ``<proceed/>``, do not feed any more bytes to the core, run the handshake
-    on the same connection, then call ``tls_started(channel_binding)``, where
-    ``channel_binding`` maps RFC 5929/9266 type names
-    (``"tls-server-end-point"``, ``"tls-unique"``, ``"tls-exporter"``) to their
-    data for this connection, or None. If the handshake fails, just close.
+    ``<proceed/>``, feed no more bytes, run the handshake, then call
+    ``tls_started(channel_binding)`` (RFC 5929/9266 type names such as
+    ``"tls-server-end-point"`` to their data, or None). If it fails, just close.
 
-    **Receiving stanzas.** A :class:`StanzaIn` element is complete, detached and
-    already checked (see the class); compare its names in Clark notation, never
-    by prefix — the parser may hand out ``ns0:``-prefixed copies.
+    **Receiving stanzas.** A :class:`StanzaIn` element is complete, detached,
+    checked; compare names in Clark notation (prefixes may be ``ns0:``).
 
-    **Sending.** :meth:`send_stanza` queues a stanza for the bound client (an
-    element in ``jabber:client`` or in no namespace; its tail is ignored, it
-    is not modified);
+    **Sending.** :meth:`send_stanza` queues a stanza for the bound client (in
+    ``jabber:client`` or no namespace; not modified, its tail ignored);
     :meth:`stanza_error_reply` answers a stanza with an error; :meth:`close`
     ends the stream politely (state CLOSING: keep reading until :class:`Closed`,
     or close the connection after a grace period of a few seconds);
@@ -112,14 +104,13 @@ class C2SStream:
     ``send_stanza`` and ``stanza_error_reply`` after the stream ended silently
     drop the stanza, so a router racing a disconnect needs no special case.
 
-    **Ending.** After :class:`Closed` or :class:`StreamFailed`, or when
-    :attr:`state` is CLOSED, write what is queued and close the connection.
-    ``receive_data`` then ignores input. EOF without ``</stream:stream>`` is the
-    transport's business: just drop the core.
+    **Ending.** After :class:`Closed` or :class:`StreamFailed`, or in state
+    CLOSED, write what is queued and close; ``receive_data`` then ignores
+    input. On EOF without ``</stream:stream>``, just drop the core.
 
-    **Properties.** :attr:`state`; :attr:`host` (the virtual host, once the
-    header named one); :attr:`user` (bare JID after SASL); :attr:`jid` (full
-    JID once bound); :attr:`encrypted`; :attr:`stream_id`.
+    **Stream management** (XEP-0198, :mod:`.sm`): the core answers ``<r/>``;
+    :class:`Acknowledged` says the client's count moved (:attr:`sm`);
+    ``sm.request()`` asks for one (the core asks every 20 stanzas).
     """
 
     def __init__(
@@ -141,6 +132,7 @@ class C2SStream:
         scram_fake_iterations: int = sasl.DEFAULT_FAKE_ITERATIONS,
         features: Sequence[etree._Element] = (),
         nonza_namespaces: Collection[str] = (),
+        stream_management: bool = True,
     ) -> None:
         """
         ``hosts``: the virtual hosts served; the first answers headers with a bad 'to'.
@@ -158,6 +150,7 @@ class C2SStream:
         versioning, RFC 6121 §2.6), after bind and session.
         ``nonza_namespaces``: top-level element namespaces delivered as
         :class:`NonzaIn` once bound (for features like XEP-0352 CSI).
+        ``stream_management``: offer XEP-0198 acknowledgements (see :attr:`sm`).
         """
         if not hosts:
             raise ValueError("at least one host is needed")
@@ -187,8 +180,9 @@ class C2SStream:
         self._link = link = Link(settings, encrypted=tls_active, channel_binding=channel_binding)
         self._auth = SaslExchange(link)
         self._binding = Binding(link)
-        self._negotiation = Negotiation(link, self._auth, self._binding)
-        established = Established(link, self._binding)
+        self._sm = StreamManagement(link) if stream_management else None
+        self._negotiation = Negotiation(link, self._auth, self._binding, self._sm)
+        established = Established(link, self._binding, self._sm)
         # Which stage takes a top-level element, by state; CLOSING ignores them:
         # our side is closed, nothing could be answered (§4.4).
         self._handlers: Mapping[State, Handler] = {
@@ -262,6 +256,11 @@ class C2SStream:
     @property
     def stream_id(self) -> str | None:
         return self._link.stream_id
+
+    @property
+    def sm(self) -> StreamManagement | None:
+        """XEP-0198 state once the client enabled it (``sent``, ``acked``), else None."""
+        return self._sm if self._sm is not None and self._sm.enabled else None
 
     # -- input ------------------------------------------------------------------
 
@@ -347,7 +346,9 @@ class C2SStream:
             return
         if link.state is not State.BOUND:
             raise LocalProtocolError(f"send_stanza() in state {link.state.name}")
-        link.outbox += serialize(element)
+        link.queue_stanza(serialize(element))
+        if self._sm is not None:
+            self._sm.stanza_sent()  # every REQUEST_EVERY stanzas, an <r/>
 
     def stanza_error_reply(self, element: etree._Element, error: StanzaError) -> None:
         """Queue an error reply to ``element`` (RFC 6120 §8.3.1); never to an error."""
@@ -356,7 +357,7 @@ class C2SStream:
             return
         if link.state not in (State.UNBOUND, State.BINDING, State.BOUND):
             raise LocalProtocolError(f"stanza_error_reply() in state {link.state.name}")
-        link.outbox += serialize(error_reply(element, error, link.settings.lang))
+        link.queue_stanza(serialize(error_reply(element, error, link.settings.lang)))
 
     def send_stream_error(self, error: StreamError) -> None:
         """End the stream with ``error`` (e.g. ``conflict`` when a newer session
