@@ -36,6 +36,7 @@ bench: $(BIN)/xmlchat
 # Instructions per message on the native hot path, under valgrind (repeatable on a busy machine).
 bench-instructions: $(BIN)/xmlchat
 	$(BIN)/python -m benchmarks.instructions
+	PROTOCOL=xmpp $(BIN)/python -m benchmarks.instructions
 
 # Regenerates the measured numbers, plots and transcripts that docs/protocols.md shows.
 compare: $(BIN)/xmlchat
