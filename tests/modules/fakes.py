@@ -42,6 +42,7 @@ class Recorder:
     def close(self, error: StreamError) -> None:
         self.closed = error
 
+    @property
     def backlog(self) -> int:
         return self.queued
 

@@ -129,7 +129,8 @@ class Carbons:
     def _sent(self, session: Session, stanza: etree._Element) -> etree._Element | None:
         if stanza.tag != MESSAGE:
             return stanza
-        if not _only_body(stanza) and child(stanza, RECEIVED, SENT) is not None:
+        # Most messages are just a body: then nothing to look for (inlined: every message).
+        if (len(stanza) != 1 or stanza[0].tag != BODY) and child(stanza, RECEIVED, SENT) is not None:
             _strip(stanza, RECEIVED, SENT)  # §11: only the server makes carbons
         if not self._enabled or session.bare not in self._enabled:
             return stanza  # the hot path: no other resource wants copies
@@ -145,7 +146,7 @@ class Carbons:
     def _received(self, stanza: etree._Element, account: JID) -> etree._Element | None:
         if stanza.tag != MESSAGE:
             return stanza
-        if not _only_body(stanza) and child(stanza, PRIVATE) is not None:
+        if (len(stanza) != 1 or stanza[0].tag != BODY) and child(stanza, PRIVATE) is not None:
             _strip(stanza, PRIVATE)  # §9: SHOULD remove it before delivering
             return stanza
         if not self._enabled or account not in self._enabled or not _eligible(stanza):
@@ -171,12 +172,6 @@ class Carbons:
     def _copy(self, how: str, stanza: etree._Element, account: JID, sessions: Iterable[Session]) -> None:
         for session in sessions:
             self.ctx.deliver(session, _wrap(how, stanza, account, session.jid))
-
-
-def _only_body(message: etree._Element) -> bool:
-    """Most messages are just a body: then there is nothing to look for (a
-    tag-filtered child search costs microseconds on a parsed stanza)."""
-    return len(message) == 1 and message[0].tag == BODY
 
 
 def _eligible(message: etree._Element) -> bool:

@@ -162,7 +162,7 @@ class Messages:
     def _behind(self, session: Session) -> bool:
         if session in self._catching_up:
             return True
-        if session in self._held or session.transport.backlog() <= BEHIND_BYTES:
+        if session in self._held or session.transport.backlog <= BEHIND_BYTES:
             return False
         self.ctx.log.info("%s: behind, its messages wait in the store", session.jid)
         self._start_catch_up(session)

@@ -51,8 +51,9 @@ class SessionTransport(Protocol):
     def close(self, error: StreamError) -> None:
         """End the connection with a stream error (conflict, system-shutdown)."""
 
+    @property
     def backlog(self) -> int:
-        """Bytes written and not yet handed to the network."""
+        """Bytes written and not yet handed to the network (as of the last write)."""
 
     async def drained(self) -> bool:
         """Wait until what was written has left for the network (flow control

@@ -107,6 +107,10 @@ class Connection(abc.ABC, Generic[EventT]):
         self._log_stanzas = ctx.config.log.stanzas and log.isEnabledFor(logging.DEBUG)
         self._pending_size = 0
         self._flush_scheduled = False
+        # Bytes queued here and in the transport at the last write, not yet
+        # taken by the kernel: read for every message delivered, so kept as an
+        # attribute (it lags until the next write, which only errs on caution).
+        self.backlog = 0
         limits = ctx.config.limits
         self._bucket = TokenBucket(limits.stanzas_per_second, limits.stanza_burst, loop.time())
 
@@ -215,6 +219,7 @@ class Connection(abc.ABC, Generic[EventT]):
             return
         self._pending.append(data)
         self._pending_size += len(data)
+        self.backlog = queued
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush_now)
@@ -227,10 +232,6 @@ class Connection(abc.ABC, Generic[EventT]):
         self._pending.clear()
         self._pending_size = 0
 
-    def backlog(self) -> int:
-        """Bytes queued here and in the transport, not yet taken by the kernel."""
-        return self.writer.transport.get_write_buffer_size() + self._pending_size
-
     async def drained(self) -> bool:
         """Hand everything queued to the transport and wait until its buffer is
         below the low-water mark; False when the connection is gone."""
@@ -241,6 +242,7 @@ class Connection(abc.ABC, Generic[EventT]):
             await self.writer.drain()
         except (ConnectionError, ssl.SSLError):
             return False
+        self.backlog = self.writer.transport.get_write_buffer_size()
         return not self.closing
 
     def close_after_flush(self) -> None:
