@@ -98,14 +98,14 @@ class Server:
     def tls_context(self) -> ssl.SSLContext | None:
         return self._tls_context
 
-    def connection_context(self) -> ConnectionContext:
+    def connection_context(self, tls: bool = True) -> ConnectionContext:
         return ConnectionContext(
             config=self.config,
             hub=self.hub,
             accounts=self.storage,
             metrics=self.metrics,
-            tls_context=self._tls_context,
-            channel_binding=self._channel_binding,
+            tls_context=self._tls_context if tls else None,
+            channel_binding=self._channel_binding if tls else None,
             scram_secret=self._scram_secret,
         )
 
@@ -129,8 +129,15 @@ class Server:
         protocol, factory = PROTOCOLS[name]
         if listener.tls == "none" and name == "native_plain":
             _check_plaintext_address(listener, self.config.native.allow_plaintext_on_network)
+        if listener.tls == "none" and protocol == "xmpp" and self.config.xmpp.require_encryption:
+            raise ValueError(
+                f'listeners.{name}.tls = "none" needs xmpp.require_encryption = false: '
+                "no client could log in on it"
+            )
         direct = listener.tls == "direct"
-        context = self.connection_context()
+        # A listener's own tls setting decides: "none" offers no STARTTLS, even
+        # when another listener has a certificate.
+        context = self.connection_context(tls=listener.tls != "none")
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             connection = factory(context, reader, writer, direct)
