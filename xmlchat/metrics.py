@@ -72,6 +72,7 @@ _NULL: Final = contextlib.nullcontext()
 
 _NATIVE_KINDS: Final[dict[type, str]] = {
     native.MessageReceived: "message",
+    native.ReceiptReceived: "received",
     native.LoginRequested: "login",
     native.PingReceived: "ping",
     native.PongReceived: "pong",

@@ -80,6 +80,8 @@ def test_every_server_stanza_is_schema_valid() -> None:
     stamp = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
     core.send_message("id1", "bob@localhost", "alice@localhost", stamp, "中文 \r\n <&>")
     core.send_ack("id1", stamp)
+    big = 999_999_999_999_999_999  # the schema's largest <seq>
+    core.send_message("id2", "bob@localhost", "alice@localhost", stamp, "numbered", seq=big)
     core.send_presence("bob@localhost", True)
     core.send_contacts([("bob@localhost", True), ("carol@localhost", False)])
     core.send_contacts([])
@@ -93,7 +95,7 @@ def test_every_server_stanza_is_schema_valid() -> None:
     core.send_error(StanzaError(StanzaCondition.BAD_REQUEST, "x" * 5000), "ref")
     data = core.data_to_send()
     root = etree.fromstring(data + b"</session>")
-    assert len(root) == 14
+    assert len(root) == 15
     for stanza in root:
         assert schema().validate(stanza), (etree.tostring(stanza), schema().error_log)
     message = root[2]

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
+from xmlchat.client.native_receipts import Inbox, RecentMessages, text
 from xmlchat.client.native_requests import PendingRequests
 from xmlchat.client.native_types import (
     Ack,
@@ -38,7 +39,6 @@ from xmlchat.client.native_types import (
     PresenceUpdate,
     ServerError,
     State,
-    parse_time,
 )
 from xmlchat.protocol.native import MAX_BLOCK_JIDS, MAX_HISTORY, NS, VERSION, element_xml
 from xmlchat.xml.stream import (
@@ -59,16 +59,12 @@ __all__ = [
     "LoginFailed",
     "NativeClient",
     "PresenceUpdate",
+    "RecentMessages",
     "ServerError",
     "State",
 ]
 
 log = logging.getLogger(__name__)
-
-
-def _text(el: etree._Element, name: str) -> str:
-    child = el.find(f"{{{NS}}}{name}")
-    return "" if child is None else (child.text or "")
 
 
 class NativeClient:
@@ -90,6 +86,7 @@ class NativeClient:
         on_presence: Callable[[PresenceUpdate], None] | None = None,
         on_state: Callable[[State, str], None] | None = None,
         on_blocklist: Callable[[list[str]], None] | None = None,
+        recent: RecentMessages | None = None,
     ) -> None:
         self.user, self._password, self.resource = user, password, resource
         self.host, self.port, self.ssl = host, port, ssl
@@ -103,6 +100,8 @@ class NativeClient:
         self.state: State = "disconnected"
         self.address: str | None = None
         self.incoming: asyncio.Queue[IncomingMessage] = asyncio.Queue()
+        # Receipts: confirms what it shows, drops repeats (native_receipts.py).
+        self._inbox = Inbox(recent)
         self.connects = 0  # successful logins so far (reconnects = connects - 1)
         self._writer: asyncio.StreamWriter | None = None
         self._online = asyncio.Event()
@@ -154,7 +153,8 @@ class NativeClient:
         stream = StanzaStream(StreamLimits(max_stanza_bytes=16 * 1024 * 1024))
         login = element_xml(
             "login", [("user", self.user), ("password", self._password), ("resource", self.resource)]
-        )
+        ).replace(b"</login>", b"<receipts/></login>")
+        self._inbox.connected()
         # The root and the login go in one write: one round trip to log in.
         writer.write(f"<session xmlns='{NS}' version='{VERSION}'>".encode() + login)
         try:
@@ -168,6 +168,7 @@ class NativeClient:
         self._set_state("online", self.address or "")
         for el in early:
             self._dispatch(el)
+        self._confirm()
         if self.on_blocklist is not None:
             # The server pushes changes only to sessions that asked for the list
             # (as XEP-0191 does); asking without an id sends the answer to the callback.
@@ -185,10 +186,10 @@ class NativeClient:
             for index, el in enumerate(stanzas):
                 name = etree.QName(el).localname
                 if name == "login-ok":
-                    self.address = _text(el, "address")
+                    self.address = text(el, "address")
                     return stanzas[index + 1 :]
                 if name in ("login-failed", "error"):
-                    raise LoginFailed(_text(el, "condition"), _text(el, "text"))
+                    raise LoginFailed(text(el, "condition"), text(el, "text"))
 
     async def _read(self, reader: asyncio.StreamReader, stream: StanzaStream) -> None:
         loop = asyncio.get_running_loop()
@@ -205,42 +206,44 @@ class NativeClient:
                     raise ConnectionLost("server ended the session")
                 elif isinstance(event, StreamOpened):
                     pass
+            self._confirm()  # after each read: what it held is shown now
+
+    def _confirm(self) -> None:
+        receipt = self._inbox.receipt()
+        if receipt is not None and self._writer is not None and not self._writer.is_closing():
+            self._writer.write(receipt)
 
     def _dispatch(self, el: etree._Element) -> None:
         name = etree.QName(el).localname
         if name == "message":
-            msg = IncomingMessage(
-                _text(el, "id"),
-                _text(el, "from"),
-                _text(el, "to"),
-                parse_time(_text(el, "time")),
-                _text(el, "body"),
-            )
+            msg = self._inbox.message(el)
+            if msg is None:
+                return  # a repeat after a reconnect: shown already
             self.incoming.put_nowait(msg)
             if self.on_message is not None:
                 self.on_message(msg)
         elif name == "presence":
-            update = PresenceUpdate(_text(el, "from"), _text(el, "status") == "online")
+            update = PresenceUpdate(text(el, "from"), text(el, "status") == "online")
             if self.on_presence is not None:
                 self.on_presence(update)
         elif name == "ack":
-            self._requests.ack(_text(el, "id"), _text(el, "time"))
+            self._requests.ack(text(el, "id"), text(el, "time"))
         elif name == "error":
-            error = ServerError(_text(el, "condition"), _text(el, "text"), _text(el, "id") or None)
+            error = ServerError(text(el, "condition"), text(el, "text"), text(el, "id") or None)
             if not self._requests.fail(error):
                 log.warning("%s: server error %s", self.user, error)
         elif name == "ping":
-            self._write(element_xml("pong", [("id", _text(el, "id") or None)]))
+            self._write(element_xml("pong", [("id", text(el, "id") or None)]))
         elif name == "blocklist":
             self._blocklist(el)
         elif name == "history-result":
             self._requests.history(el)
         elif name == "contacts":
-            self._requests.contacts([(_text(c, "jid"), _text(c, "status") == "online") for c in el])
+            self._requests.contacts([(text(c, "jid"), text(c, "status") == "online") for c in el])
 
     def _blocklist(self, el: etree._Element) -> None:
         jids = [child.text or "" for child in el if etree.QName(child).localname == "jid"]
-        if not self._requests.blocklist(_text(el, "id"), jids) and self.on_blocklist is not None:
+        if not self._requests.blocklist(text(el, "id"), jids) and self.on_blocklist is not None:
             self.on_blocklist(jids)  # a push, or the answer to the get after login
 
     # ---- keeping the session up

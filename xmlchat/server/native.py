@@ -10,6 +10,7 @@ module (history: of the archive module). Once logged in it is the transport of a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from copy import copy
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from xmlchat.protocol import native
 from xmlchat.routing.session import NATIVE_CLIENT, Session
 from xmlchat.server.connection import Connection
 from xmlchat.server.native_history import history_page
+from xmlchat.server.native_receipts import Receipts
 from xmlchat.stanza import BODY, body_text, kind, make, new_id
 from xmlchat.xml.stream import StreamLimits
 
@@ -56,6 +58,9 @@ class NativeConnection(Connection[native.Event]):
         self._answering_blocklist = False
         # Resources of each contact whose available presence reached us.
         self._visible: dict[JID, set[str]] = {}
+        # Set at login when the client acknowledges messages (<receipts/>).
+        self._receipts: Receipts | None = None
+        self._announcing: asyncio.Task[None] | None = None
 
     # ---- SessionTransport
 
@@ -92,7 +97,8 @@ class NativeConnection(Connection[native.Event]):
         sender = stanza.get("from", "")
         with contextlib.suppress(InvalidJID):
             sender = bare_str(sender)
-        self.core.send_message(stanza.get("id") or new_id(), sender, self._bare, stamp, body)
+        seq = self._receipts.next_seq() if self._receipts is not None else None
+        self.core.send_message(stanza.get("id") or new_id(), sender, self._bare, stamp, body, seq)
 
     def _write_presence(self, stanza: etree._Element) -> None:
         type_ = stanza.get("type")
@@ -116,6 +122,17 @@ class NativeConnection(Connection[native.Event]):
         if not seen:
             del self._visible[full.bare]
 
+    async def drained(self) -> bool:
+        """For a receipts session: also wait until the client confirmed every
+        message written so far, so stored messages leave the store only once
+        the client has them (the messages module bounds the wait with
+        ``limits.stuck_timeout``); False when the connection is gone first."""
+        receipts = self._receipts
+        if receipts is None:
+            return await super().drained()
+        written = receipts.sent  # later messages are the next call's business
+        return await super().drained() and await receipts.until_confirmed(written)
+
     def send_keepalive(self) -> None:
         self.core.send_ping()
         self.flush()
@@ -129,6 +146,9 @@ class NativeConnection(Connection[native.Event]):
         match event:
             case native.MessageReceived():
                 await self._message(event)
+            case native.ReceiptReceived(seq):
+                if self._receipts is not None:  # the core only reports it for such a session
+                    self._receipts.received(seq)
             case native.PingReceived(id_):
                 self.core.send_pong(id_)
             case native.LoginRequested():
@@ -175,16 +195,34 @@ class NativeConnection(Connection[native.Event]):
         self._jid = user.with_resource(resource)
         self._bare = str(user)
         released = self.core.logged_in(str(self._jid))
+        if event.receipts:
+            self._receipts = Receipts()
         self.flush()
         self.log.info("logged in as %s", self._jid)
         self.metrics.login(self.protocol, True)
         self.session = Session(self._jid, NATIVE_CLIENT, self)
-        hub = self.ctx.hub
-        await hub.open_session(self.session)
+        await self.ctx.hub.open_session(self.session)
+        if self._receipts is None:
+            await self._announce()
+        else:
+            # The stored messages replayed at initial presence wait for the
+            # client's <received>, which only this connection's reading loop
+            # can read: so the presence runs beside it, not in it.
+            self._announcing = asyncio.create_task(self._announce())
+            self._announcing.add_done_callback(self._announced)
+        return released
+
+    async def _announce(self) -> None:
         # A native login is initial presence (RFC 6121 §4.2) with no show or
         # status: stored messages and subscription requests follow it.
-        await hub.receive(self.session, make("presence", {"from": str(self._jid)}), None)
-        return released
+        assert self.session is not None
+        await self.ctx.hub.receive(self.session, make("presence", {"from": str(self.jid)}), None)
+
+    def _announced(self, task: asyncio.Task[None]) -> None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            self.log.error("initial presence failed", exc_info=error)
+            self.close(StreamError(StreamCondition.INTERNAL_SERVER_ERROR))
 
     def _login_failed(self, user: str) -> list[native.Event]:
         self._failed_logins += 1
@@ -323,5 +361,11 @@ class NativeConnection(Connection[native.Event]):
     # ---- end
 
     async def finish(self) -> None:
+        if self._receipts is not None:
+            self._receipts.gone()  # a replay waiting for <received> stops now
+        if self._announcing is not None:
+            # The initial presence ends before the session does (its replay
+            # returns at once, the connection being gone); its failure is logged.
+            await asyncio.wait({self._announcing})
         if self.session is not None:
             await self.ctx.hub.close_session(self.session)

@@ -25,6 +25,7 @@ from xmlchat.protocol.native.events import (
     Opened,
     PingReceived,
     PongReceived,
+    ReceiptReceived,
     UnblockRequested,
 )
 from xmlchat.protocol.native.history import (
@@ -68,6 +69,7 @@ __all__ = [
     "Opened",
     "PingReceived",
     "PongReceived",
+    "ReceiptReceived",
     "State",
     "UnblockRequested",
     "element_xml",

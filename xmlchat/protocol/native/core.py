@@ -38,6 +38,7 @@ from xmlchat.protocol.native.events import (
     Opened,
     PingReceived,
     PongReceived,
+    ReceiptReceived,
     UnblockRequested,
 )
 from xmlchat.protocol.native.history import DEFAULT_HISTORY, history_xml
@@ -92,6 +93,11 @@ class NativeServerStream:
         self._out: list[bytes] = []
         self._backlog: deque[StreamEvent] = deque()
         self._login_pending = False
+        # Receipts (docs/native-protocol.md, "Receipts"): asked for by the login
+        # being answered, granted with it; the highest <seq> written so far.
+        self._receipts_asked = False
+        self.receipts = False
+        self._last_seq = 0
 
     @property
     def closed(self) -> bool:
@@ -165,6 +171,8 @@ class NativeServerStream:
             why = f"at most {MAX_BLOCK_JIDS} <jid> in one <{name}>"
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, why), ref)
             return
+        if name == "received" and not self._receipt_ok(int(texts.get("seq", "0")), ref):
+            return
         event = self._event(name, texts, el)
         if isinstance(event, LoginRequested) and self.state is State.LOGGED_IN:
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, "already logged in"), ref)
@@ -172,7 +180,23 @@ class NativeServerStream:
         if isinstance(event, Closed):
             self._close()
         self._login_pending = isinstance(event, LoginRequested)
+        if isinstance(event, LoginRequested):
+            self._receipts_asked = event.receipts
         events.append(event)
+
+    def _receipt_ok(self, seq: int, ref: str | None) -> bool:
+        """Whether a ``<received>`` may become an event (the schema made ``seq`` an integer)."""
+        if not self.receipts:
+            why = "this session did not ask for receipts (<receipts/> in <login>)"
+            self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, why), ref)
+            return False
+        if seq > self._last_seq:
+            # The client claims a message that was never sent: what it has is
+            # unknowable, so the stream ends, as XEP-0198 §5 ends a stream
+            # whose h is too high (undefined-condition, <handled-count-too-high/>).
+            why = f"received {seq}, but the last message sent was {self._last_seq}"
+            raise StreamError(StreamCondition.UNDEFINED_CONDITION, why)
+        return True
 
     @staticmethod
     def _event(name: str, fields: dict[str, str], el: etree._Element) -> Event:
@@ -183,7 +207,11 @@ class NativeServerStream:
                     to=get("to", ""), body=get("body", ""), id=get("id"), sender=get("from")
                 )
             case "login":
-                return LoginRequested(get("user", ""), get("password", ""), get("resource"))
+                return LoginRequested(
+                    get("user", ""), get("password", ""), get("resource"), "receipts" in fields
+                )
+            case "received":
+                return ReceiptReceived(int(fields["seq"]))
             case "ping":
                 return PingReceived(get("id"))
             case "pong":
@@ -223,6 +251,7 @@ class NativeServerStream:
     def logged_in(self, address: str) -> list[Event]:
         """Answer :class:`LoginRequested`: accepted as ``address``."""
         self.state = State.LOGGED_IN
+        self.receipts = self._receipts_asked
         self._stream.limits = self._limits
         self._out.append(element_xml("login-ok", [("address", address)]))
         self._login_pending = False
@@ -234,8 +263,15 @@ class NativeServerStream:
         self._login_pending = False
         return self._drain()
 
-    def send_message(self, id_: str, sender: str, to: str, sent: datetime, body: str) -> None:
+    def send_message(
+        self, id_: str, sender: str, to: str, sent: datetime, body: str, seq: int | None = None
+    ) -> None:
+        """A message; ``seq`` numbers it for a receipts session (1, 2, 3… per
+        connection), which acknowledges it with ``<received>``."""
         fields = [("id", id_), ("from", sender), ("to", to), ("time", timestamp(sent)), ("body", body)]
+        if seq is not None:
+            fields.append(("seq", str(seq)))
+            self._last_seq = max(self._last_seq, seq)
         self._out.append(element_xml("message", fields))
 
     def send_ack(self, id_: str, accepted: datetime) -> None:

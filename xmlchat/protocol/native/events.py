@@ -18,6 +18,9 @@ class LoginRequested:
     user: str
     password: str = field(repr=False)  # never in logs
     resource: str | None = None
+    # <receipts/>: the client acknowledges messages with <received> (send_message
+    # then numbers them with <seq>); docs/native-protocol.md, "Receipts".
+    receipts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,15 @@ class MessageReceived:
     body: str
     id: str | None
     sender: str | None  # the <from> the client claims, if any
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptReceived:
+    """``<received><seq>n</seq></received>``: the client has every message up to
+    ``seq`` (cumulative). The core has checked that the session asked for
+    receipts and that ``seq`` was sent."""
+
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +119,7 @@ Event = (
     Opened
     | LoginRequested
     | MessageReceived
+    | ReceiptReceived
     | PingReceived
     | PongReceived
     | ContactsRequested
