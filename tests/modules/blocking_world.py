@@ -12,6 +12,7 @@ from xmlchat.errors import StanzaError
 from xmlchat.jid import JID
 from xmlchat.metrics import Metrics
 from xmlchat.modules.blocking import ITEM, NS
+from xmlchat.modules.messages import Messages
 from xmlchat.routing.session import NATIVE_CLIENT, XMPP_CLIENT, Session
 from xmlchat.server.modules import build_hub
 from xmlchat.stanza import BODY, make
@@ -51,7 +52,13 @@ class World:
         await self.hub.open_session(session)
         if available:
             await self.hub.receive(session, make("presence", {"from": full}), None)
+            await self.replayed(session)
         return session, recorder
+
+    async def replayed(self, session: Session) -> None:
+        """The login replay runs beside the session: wait for it to be over."""
+        messages = next(m for m in self.hub.modules if isinstance(m, Messages))
+        await messages.replayed(session.jid)
 
     async def send(self, session: Session, stanza: etree._Element) -> None:
         stanza.set("from", str(session.jid))

@@ -53,6 +53,7 @@ async def test_a_client_gone_mid_replay_leaves_the_rest_stored() -> None:
     session = Session(JID.parse("bob@localhost/phone"), XMPP_CLIENT, recorder)
     await world.hub.open_session(session)
     await world.hub.receive(session, make("presence", {"from": str(session.jid)}), None)
+    await world.replayed(session)
     # The first page was taken and deleted; the second was written to a client
     # that went away before taking it: it stays, with everything after it.
     assert await world.store.count_offline(BOB) == REPLAY_PAGE + 7

@@ -36,6 +36,7 @@ async def connect(world: World, full: str, transport: Recorder) -> Session:
     session = Session(JID.parse(full), XMPP_CLIENT, transport)
     await world.hub.open_session(session)
     await world.hub.receive(session, make("presence", {"from": full}), None)
+    await world.replayed(session)
     return session
 
 

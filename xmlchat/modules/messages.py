@@ -187,19 +187,37 @@ class Messages:
             self._start_catch_up(waiting)
 
     async def _initial_catch_up(self, session: Session) -> None:
+        """Start the login replay beside the session's reading loop: a client
+        that acknowledges what it reads (native receipts, XEP-0198) must be
+        read while the replay waits for it. Live messages stay held until
+        the replay is done, so the order holds."""
+        running = self._replaying.get(session.bare)
+        if running is not None and not running.done():
+            # Another session of the account is taking what is stored: this one
+            # starts with what comes next (XEP-0160 gives stored messages once).
+            self._release(session)
+            return
+        task = asyncio.ensure_future(self._replay_then_release(session))
+        self._replaying[session.bare] = task
+        task.add_done_callback(lambda done: self._forget(session.bare, done))
+
+    async def replayed(self, account: JID) -> None:
+        """Wait until the replay running for ``account`` (if any) is over."""
+        running = self._replaying.get(account.bare)
+        if running is not None:
+            await asyncio.wait({running})
+
+    async def _replay_then_release(self, session: Session) -> None:
         try:
-            running = self._replaying.get(session.bare)
-            if running is not None and not running.done():
-                # Another session of the account is taking what is stored: this
-                # one starts with what comes next (XEP-0160 gives it once).
-                return
-            task = asyncio.ensure_future(self._catch_up(session))
-            self._replaying[session.bare] = task
-            task.add_done_callback(lambda done: self._forget(session.bare, done))
-            await task
+            await self._catch_up(session)
+        except Exception:
+            self.ctx.log.exception("%s: replay failed; the rest stays stored", session.jid)
         finally:
-            for stanza, stamp in self._held.pop(session, []):
-                self.ctx.deliver(session, stanza, stamp)
+            self._release(session)
+
+    def _release(self, session: Session) -> None:
+        for stanza, stamp in self._held.pop(session, []):
+            self.ctx.deliver(session, stanza, stamp)
 
     async def _catch_up(self, session: Session) -> None:
         """Hand ``session`` what waits in the store, oldest first, a page at a

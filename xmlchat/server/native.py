@@ -10,7 +10,6 @@ module (history: of the archive module). Once logged in it is the transport of a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from copy import copy
 from datetime import UTC, datetime
@@ -60,7 +59,6 @@ class NativeConnection(Connection[native.Event]):
         self._visible: dict[JID, set[str]] = {}
         # Set at login when the client acknowledges messages (<receipts/>).
         self._receipts: Receipts | None = None
-        self._announcing: asyncio.Task[None] | None = None
 
     # ---- SessionTransport
 
@@ -202,27 +200,11 @@ class NativeConnection(Connection[native.Event]):
         self.metrics.login(self.protocol, True)
         self.session = Session(self._jid, NATIVE_CLIENT, self)
         await self.ctx.hub.open_session(self.session)
-        if self._receipts is None:
-            await self._announce()
-        else:
-            # The stored messages replayed at initial presence wait for the
-            # client's <received>, which only this connection's reading loop
-            # can read: so the presence runs beside it, not in it.
-            self._announcing = asyncio.create_task(self._announce())
-            self._announcing.add_done_callback(self._announced)
-        return released
-
-    async def _announce(self) -> None:
         # A native login is initial presence (RFC 6121 §4.2) with no show or
-        # status: stored messages and subscription requests follow it.
-        assert self.session is not None
-        await self.ctx.hub.receive(self.session, make("presence", {"from": str(self.jid)}), None)
-
-    def _announced(self, task: asyncio.Task[None]) -> None:
-        error = None if task.cancelled() else task.exception()
-        if error is not None:
-            self.log.error("initial presence failed", exc_info=error)
-            self.close(StreamError(StreamCondition.INTERNAL_SERVER_ERROR))
+        # status: stored messages and subscription requests follow it (the
+        # replay runs beside this reading loop, which must read <received>).
+        await self.ctx.hub.receive(self.session, make("presence", {"from": str(self._jid)}), None)
+        return released
 
     def _login_failed(self, user: str) -> list[native.Event]:
         self._failed_logins += 1
@@ -363,9 +345,5 @@ class NativeConnection(Connection[native.Event]):
     async def finish(self) -> None:
         if self._receipts is not None:
             self._receipts.gone()  # a replay waiting for <received> stops now
-        if self._announcing is not None:
-            # The initial presence ends before the session does (its replay
-            # returns at once, the connection being gone); its failure is logged.
-            await asyncio.wait({self._announcing})
         if self.session is not None:
             await self.ctx.hub.close_session(self.session)
