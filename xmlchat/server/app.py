@@ -185,6 +185,9 @@ class Server:
             srv.close()
         for task in list(self._tasks):
             task.cancel()
+        # What is being handled finishes first: an accepted message gets its ack
+        # before the stream closes, so no client sends it again (a duplicate).
+        await asyncio.gather(*(c.quiesce(grace / 2) for c in list(self.connections)))
         for connection in list(self.connections):
             connection.close(StreamError(StreamCondition.SYSTEM_SHUTDOWN, "server shutting down"))
         deadline = asyncio.get_running_loop().time() + grace

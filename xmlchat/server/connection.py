@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 import secrets
 import ssl
@@ -111,6 +112,10 @@ class Connection(abc.ABC, Generic[EventT]):
         # taken by the kernel: read for every message delivered, so kept as an
         # attribute (it lags until the next write, which only errs on caution).
         self.backlog = 0
+        # Set while no input is being handled; a shutdown waits for it (quiesce).
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._quiescing = False
         limits = ctx.config.limits
         self._bucket = TokenBucket(limits.stanzas_per_second, limits.stanza_burst, loop.time())
 
@@ -142,18 +147,30 @@ class Connection(abc.ABC, Generic[EventT]):
 
     async def data_received(self, data: bytes) -> int:
         """Feed the core; perform its events in order; return how many there were."""
-        with self.metrics.parsing(self.protocol):
-            work = self.core.receive_data(data)
-        handled = 0
-        while work:
-            event = work.pop(0)
-            handled += 1
-            work[:0] = await self.handle(event)
-            self.flush()
-        self.flush()  # replies the core made by itself (e.g. an error), with no event
-        if self.core.closed:
-            self.close_after_flush()
-        return handled
+        self._idle.clear()
+        try:
+            with self.metrics.parsing(self.protocol):
+                work = self.core.receive_data(data)
+            handled = 0
+            while work:
+                event = work.pop(0)
+                handled += 1
+                work[:0] = await self.handle(event)
+                self.flush()
+            self.flush()  # replies the core made by itself (e.g. an error), with no event
+            if self.core.closed:
+                self.close_after_flush()
+            return handled
+        finally:
+            self._idle.set()
+
+    async def quiesce(self, timeout: float) -> None:
+        """Before a shutdown closes the stream: read nothing more, and let what
+        is being handled finish, so every message accepted gets its ack (a
+        message read but not handled gets none: the client sends it again)."""
+        self._quiescing = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
 
     def flush(self) -> None:
         self.send(self.core.data_to_send())
@@ -176,7 +193,7 @@ class Connection(abc.ABC, Generic[EventT]):
         try:
             while not self.closing:
                 data = await self.reader.read(READ_SIZE)
-                if not data:
+                if not data or self._quiescing:
                     break
                 self.last_received = loop.time()
                 self.pinged = False
