@@ -8,13 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from ops.helpers import REPO
+from protocol.native_core_helpers import OPEN, logged_in, split
 
 from xmlchat.protocol import native
 from xmlchat.protocol.native import MAX_BLOCK_JIDS, NativeServerStream, schema
 from xmlchat.xml.stream import StreamLimits
 
-OPEN = b"<session xmlns='urn:xmlchat:native:1' version='1'>"
-LOGIN = b"<login><user>alice</user><password>pw</password><resource>r1</resource></login>"
 REQUESTS = (
     b"<blocklist-get/><blocklist-get><id>b1</id></blocklist-get>"
     b"<block><jid>bob</jid></block>"
@@ -32,14 +31,6 @@ EXPECTED = [
 ]
 
 
-def logged_in() -> NativeServerStream:
-    core = NativeServerStream("localhost", StreamLimits(), 10_000)
-    core.receive_data(OPEN + LOGIN)
-    core.logged_in("alice@localhost/r1")
-    core.data_to_send()
-    return core
-
-
 def run(chunks: list[bytes]) -> list[native.Event]:
     core = logged_in()
     return [event for chunk in chunks for event in core.receive_data(chunk)]
@@ -52,9 +43,7 @@ def test_requests_become_events_in_order() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(min_value=0), max_size=30))
 def test_any_chunking_gives_the_same_events(cuts: list[int]) -> None:
-    points = sorted({c % (len(REQUESTS) + 1) for c in cuts})
-    chunks = [REQUESTS[a:b] for a, b in zip([0, *points], [*points, len(REQUESTS)], strict=True)]
-    assert run(chunks) == EXPECTED
+    assert run(split(REQUESTS, cuts)) == EXPECTED
 
 
 def test_blocking_needs_a_login() -> None:

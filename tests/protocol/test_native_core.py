@@ -7,13 +7,12 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
+from protocol.native_core_helpers import OPEN, new_core, split
 
 from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.protocol import native
-from xmlchat.protocol.native import NativeServerStream, schema
-from xmlchat.xml.stream import StreamLimits
+from xmlchat.protocol.native import schema
 
-OPEN = b"<session xmlns='urn:xmlchat:native:1' version='1'>"
 SESSION = (
     OPEN
     + b"<login><user>alice</user><password>pw</password><resource>r1</resource></login>"
@@ -21,10 +20,6 @@ SESSION = (
     + b"  \n  <ping><id>p1</id></ping><contacts-get/><contact-add><jid>bob</jid></contact-add>"
     + b"<contact-remove><jid>bob</jid></contact-remove><pong/></session>"
 )
-
-
-def new_core() -> NativeServerStream:
-    return NativeServerStream("localhost", StreamLimits(), 10_000)
 
 
 def run(chunks: list[bytes]) -> tuple[list[native.Event], bytes]:
@@ -36,11 +31,6 @@ def run(chunks: list[bytes]) -> tuple[list[native.Event], bytes]:
             new += core.logged_in("alice@localhost/r1")
         events += new
     return events, core.data_to_send()
-
-
-def split(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts})
-    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
 
 
 def test_a_whole_session() -> None:

@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
+from protocol import native_core_helpers as helpers
+from protocol.native_core_helpers import OPEN, split
 
 from xmlchat.errors import StanzaCondition
 from xmlchat.protocol import native
 from xmlchat.protocol.native import NativeServerStream, schema
 from xmlchat.xml.stream import StreamLimits
 
-OPEN = b"<session xmlns='urn:xmlchat:native:1' version='1'>"
 LOGIN = b"<login><receipts/><user>alice</user><password>pw</password></login>"
 STAMP = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
 # Acknowledgements pipelined behind the login (the client cannot have the
@@ -23,12 +24,7 @@ RECEIPTS = b"<received><seq>1</seq></received><received>\n<seq> 3 </seq></receiv
 
 
 def logged_in(login: bytes = LOGIN) -> NativeServerStream:
-    core = NativeServerStream("localhost", StreamLimits(), 10_000)
-    events = core.receive_data(OPEN + login)
-    assert isinstance(events[-1], native.LoginRequested)
-    assert core.logged_in("alice@localhost/r") == []
-    core.data_to_send()
-    return core
+    return helpers.logged_in(login)
 
 
 def write(core: NativeServerStream, seqs: range) -> None:
@@ -53,11 +49,6 @@ def run(chunks: list[bytes]) -> tuple[list[native.Event], bytes]:
     for chunk in chunks:
         events += core.receive_data(chunk)
     return events, core.data_to_send()
-
-
-def split(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts})
-    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
 
 
 def test_receipts_become_events() -> None:
