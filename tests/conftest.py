@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,3 +173,25 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
 def server(server_factory: ServerFactory) -> ServerProcess:
     """A running server with alice, bob and carol (passwords: NAMEpw)."""
     return server_factory(users={n: f"{n}pw" for n in ("alice", "bob", "carol")})
+
+
+# A scripted fake server for client-library tests: each test's script plays the server.
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+Start = Callable[[Script], Awaitable[int]]
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[Start]:
+    """``port = await scripted(script)``: a loopback server running ``script``
+    for each connection; closed after the test."""
+    servers: list[asyncio.base_events.Server] = []
+
+    async def start(script: Script) -> int:
+        server = await asyncio.start_server(script, "127.0.0.1", 0)
+        servers.append(server)
+        port: int = server.sockets[0].getsockname()[1]
+        return port
+
+    yield start
+    for server in servers:
+        server.close()

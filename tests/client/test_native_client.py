@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from conftest import Start
 from polling import wait_for
 
 from xmlchat.client.native import ConnectionLost, LoginFailed, NativeClient
@@ -25,25 +25,6 @@ async def until_client_hangs_up(reader: asyncio.StreamReader) -> None:
     """Keep the connection open, answering nothing, until the client closes it."""
     while await reader.read(1024):
         pass
-
-
-Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-Start = Callable[[Script], Awaitable[int]]
-
-
-@pytest.fixture
-async def scripted() -> AsyncIterator[Start]:
-    servers: list[asyncio.base_events.Server] = []
-
-    async def start(script: Script) -> int:
-        server = await asyncio.start_server(script, "127.0.0.1", 0)
-        servers.append(server)
-        port: int = server.sockets[0].getsockname()[1]
-        return port
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 async def test_messages_in_the_same_read_as_login_ok_are_kept(scripted: Start) -> None:

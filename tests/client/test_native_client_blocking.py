@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from conftest import Start
 
 from xmlchat.client.native import NativeClient, ServerError
 
 ROOT = b"<session xmlns='urn:xmlchat:native:1' version='1' server='localhost'>"
 LOGIN_OK = b"<login-ok><address>alice@localhost/r</address></login-ok>"
-
-Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-Start = Callable[[Script], Awaitable[int]]
-
-
-@pytest.fixture
-async def scripted() -> AsyncIterator[Start]:
-    servers: list[asyncio.base_events.Server] = []
-
-    async def start(script: Script) -> int:
-        server = await asyncio.start_server(script, "127.0.0.1", 0)
-        servers.append(server)
-        port: int = server.sockets[0].getsockname()[1]
-        return port
-
-    yield start
-    for server in servers:
-        server.close()
-
 
 async def test_requests_are_answered_by_id_and_pushes_are_not_answers(scripted: Start) -> None:
     received: list[bytes] = []

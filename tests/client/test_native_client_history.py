@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
+from conftest import Start
 
 from xmlchat.client.native import ArchivedMessage, ConnectionLost, NativeClient, ServerError
 
@@ -19,25 +19,6 @@ PAGE = (
     b"<message><archive-id>A2</archive-id><from>bob@localhost</from><to>alice@localhost</to>"
     b"<time>2026-11-22T10:00:01.002Z</time><body></body></message></history-result>"
 )
-
-Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-Start = Callable[[Script], Awaitable[int]]
-
-
-@pytest.fixture
-async def scripted() -> AsyncIterator[Start]:
-    servers: list[asyncio.base_events.Server] = []
-
-    async def start(script: Script) -> int:
-        server = await asyncio.start_server(script, "127.0.0.1", 0)
-        servers.append(server)
-        port: int = server.sockets[0].getsockname()[1]
-        return port
-
-    yield start
-    for server in servers:
-        server.close()
-
 
 async def test_pages_and_errors_are_matched_by_request_id(scripted: Start) -> None:
     received: list[bytes] = []
