@@ -29,3 +29,9 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
     """``data`` cut at each position in ``cuts`` (taken modulo its length + 1)."""
     points = sorted({c % (len(data) + 1) for c in cuts})
     return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+
+def events_after_login(chunks: list[bytes]) -> list[native.Event]:
+    """What a logged-in core makes of ``chunks``, fed one after the other."""
+    core = logged_in()
+    return [event for chunk in chunks for event in core.receive_data(chunk)]

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from ops.helpers import REPO
-from protocol.native_core_helpers import OPEN, logged_in, split
+from protocol.native_core_helpers import OPEN, events_after_login, logged_in, split
 
 from xmlchat.protocol import native
 from xmlchat.protocol.native import MAX_BLOCK_JIDS, NativeServerStream, schema
@@ -31,19 +31,14 @@ EXPECTED = [
 ]
 
 
-def run(chunks: list[bytes]) -> list[native.Event]:
-    core = logged_in()
-    return [event for chunk in chunks for event in core.receive_data(chunk)]
-
-
 def test_requests_become_events_in_order() -> None:
-    assert run([REQUESTS]) == EXPECTED
+    assert events_after_login([REQUESTS]) == EXPECTED
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(min_value=0), max_size=30))
 def test_any_chunking_gives_the_same_events(cuts: list[int]) -> None:
-    assert run(split(REQUESTS, cuts)) == EXPECTED
+    assert events_after_login(split(REQUESTS, cuts)) == EXPECTED
 
 
 def test_blocking_needs_a_login() -> None:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from ops.helpers import REPO
-from protocol.native_core_helpers import OPEN, logged_in, split
+from protocol.native_core_helpers import OPEN, events_after_login, logged_in, split
 
 from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.protocol import native
@@ -40,19 +40,14 @@ EXPECTED = [
 STAMP = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
 
 
-def run(chunks: list[bytes]) -> list[native.Event]:
-    core = logged_in()
-    return [event for chunk in chunks for event in core.receive_data(chunk)]
-
-
 def test_requests_become_events_in_order() -> None:
-    assert run([REQUESTS]) == EXPECTED
+    assert events_after_login([REQUESTS]) == EXPECTED
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(min_value=0), max_size=30))
 def test_any_chunking_gives_the_same_events(cuts: list[int]) -> None:
-    assert run(split(REQUESTS, cuts)) == EXPECTED
+    assert events_after_login(split(REQUESTS, cuts)) == EXPECTED
 
 
 def test_history_needs_a_login() -> None:
@@ -94,7 +89,7 @@ def test_schema_invalid_history_requests_are_bad_requests() -> None:
 
 
 def test_past_the_cap_is_a_bad_request_with_the_request_id() -> None:
-    events = run([f"<history><max>{MAX_HISTORY}</max></history>".encode()])
+    events = events_after_login([f"<history><max>{MAX_HISTORY}</max></history>".encode()])
     assert events == [native.HistoryRequested(None, MAX_HISTORY)]
     text = bad_request(f"<history><id>h9</id><max>{MAX_HISTORY + 1}</max></history>".encode())
     assert "maxInclusive" in text and text.endswith("<id>h9</id></error>")

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from xmlchat.protocol.native.history import HistoryMessage
+
 State = Literal["disconnected", "connecting", "online", "waiting", "closed"]
 
 
@@ -18,17 +20,9 @@ class IncomingMessage:
     body: str
 
 
-@dataclass(frozen=True, slots=True)
-class ArchivedMessage:
-    """A message of a ``<history-result>``: ``archive_id`` is what to page with;
-    ``id`` the id it was delivered with (None when it had none)."""
-
-    archive_id: str
-    id: str | None
-    sender: str
-    to: str
-    time: datetime
-    body: str
+# A message of a ``<history-result>``: the same record the server's core writes
+# from (``archive_id`` is what to page with; ``id`` as delivered, or None).
+ArchivedMessage = HistoryMessage
 
 
 @dataclass(frozen=True, slots=True)
