@@ -10,8 +10,9 @@ session or the offline store is chosen.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from lxml import etree
 
@@ -170,10 +171,16 @@ class Messages:
 
     def _start_catch_up(self, session: Session) -> None:
         self._catching_up.add(session)
-        running = self._replaying.get(session.bare)
-        if running is not None and not running.done():
+        if self._replay_running(session.bare):
             return  # the running replay reads the store to its end
-        task = asyncio.create_task(self._catch_up(session))
+        self._spawn_replay(session, self._catch_up(session))
+
+    def _replay_running(self, bare: JID) -> bool:
+        running = self._replaying.get(bare)
+        return running is not None and not running.done()
+
+    def _spawn_replay(self, session: Session, replay: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(replay)
         self._replaying[session.bare] = task
         task.add_done_callback(lambda done: self._forget(session.bare, done))
 
@@ -191,15 +198,12 @@ class Messages:
         that acknowledges what it reads (native receipts, XEP-0198) must be
         read while the replay waits for it. Live messages stay held until
         the replay is done, so the order holds."""
-        running = self._replaying.get(session.bare)
-        if running is not None and not running.done():
+        if self._replay_running(session.bare):
             # Another session of the account is taking what is stored: this one
             # starts with what comes next (XEP-0160 gives stored messages once).
             self._release(session)
             return
-        task = asyncio.ensure_future(self._replay_then_release(session))
-        self._replaying[session.bare] = task
-        task.add_done_callback(lambda done: self._forget(session.bare, done))
+        self._spawn_replay(session, self._replay_then_release(session))
 
     async def replayed(self, account: JID) -> None:
         """Wait until the replay running for ``account`` (if any) is over."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 
 from lxml import etree
 
@@ -51,14 +52,7 @@ class Hub:
 
     async def stop(self) -> None:
         """Run the OnStop hooks in reverse load order; every one runs even if one fails."""
-        failure: BaseException | None = None
-        for handle in reversed(self.registry.on_stop):
-            try:
-                await handle()
-            except Exception as e:
-                failure = failure or e
-        if failure is not None:
-            raise failure
+        await _every(reversed(self.registry.on_stop))
 
     # ---- the one way out
 
@@ -113,14 +107,7 @@ class Hub:
     async def initial_presence(self, session: Session) -> None:
         """Every hook runs even when one fails: a hook may be releasing what
         its ``prepare`` held (the messages module's live messages)."""
-        failure: BaseException | None = None
-        for _, hook in self.registry.initial_presence:
-            try:
-                await hook.handle(session)
-            except Exception as e:
-                failure = failure or e
-        if failure is not None:
-            raise failure
+        await _every(partial(hook.handle, session) for _, hook in self.registry.initial_presence)
 
     async def client_state(self, session: Session, active: bool) -> None:
         """The client of a routable session said whether its user is looking (XEP-0352)."""
@@ -219,3 +206,16 @@ class Hub:
         routed = await self.run_route_filters(iq, to.bare)
         if routed is not None:
             self.deliver(target, routed)
+
+
+async def _every(calls: Iterable[Callable[[], Awaitable[None]]]) -> None:
+    """Await each call in turn, all of them even if one fails; then raise the
+    first failure, if any."""
+    failure: Exception | None = None
+    for call in calls:
+        try:
+            await call()
+        except Exception as e:
+            failure = failure or e
+    if failure is not None:
+        raise failure
