@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from postgres import postgres_schema
 
 from xmlchat.config import load as load_config
 from xmlchat.jid import JID
 from xmlchat.server.tls import client_context
-from xmlchat.storage import SqliteStorage
+from xmlchat.storage.opening import open_storage
 
 LISTEN_LINE = re.compile(r"^listening: (\S+) (\S+) port (\d+) tls=(\S+) \((\w+)\)$")
 
@@ -127,10 +128,10 @@ class ServerProcess:
 def create_users(server: ServerProcess, users: dict[str, str]) -> None:
     """Accounts in bulk, straight into the server's store (``xmlchat adduser``
     is tested on its own; a process per user would dominate test time)."""
-    config = load_config(server.config_path, env={"XMLCHAT_DATA_DIR": str(server.data_dir)})
+    config = load_config(server.config_path, env={"XMLCHAT_DATA_DIR": str(server.data_dir), **server.env})
 
     async def create() -> None:
-        storage = await SqliteStorage.open(config.database_path, config.storage.scram_iterations)
+        storage = await open_storage(config)
         try:
             for name, password in users.items():
                 await storage.create_user(JID.user(name, config.domain), password)
@@ -138,6 +139,13 @@ def create_users(server: ServerProcess, users: dict[str, str]) -> None:
             await storage.close()
 
     asyncio.run(create())
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema for this test (see :func:`postgres_schema`)."""
+    with postgres_schema() as url:
+        yield url
 
 
 def make_server(tmp_path: Path, extra_config: str = "") -> ServerProcess:

@@ -17,7 +17,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 TlsMode = Literal["none", "starttls", "direct"]
 LogFormat = Literal["text", "json"]
@@ -105,8 +105,14 @@ class Native:
 
 @dataclass(frozen=True)
 class Storage:
+    # `storage = "postgresql://…"` is short for `[storage] url = "postgresql://…"`.
+    shorthand: ClassVar[str] = "url"
+    # Empty: SQLite at `path`. A postgresql:// URL: that database, shared by a cluster's nodes.
+    url: str = ""
     # SQLite file; relative paths are inside data_dir.
     path: str = "xmlchat.sqlite3"
+    # PostgreSQL: connections in this node's pool.
+    pool_size: int = 10
     # PBKDF2 iterations for new SCRAM keys (RFC 7677 recommends at least 4096).
     scram_iterations: int = 4096
 
@@ -286,6 +292,9 @@ def _merge(base: Any, raw: Any, path: tuple[str, ...]) -> Any:
     changes = {}
     for name, value in raw.items():
         current = getattr(base, name)
+        shorthand = getattr(current, "shorthand", None)
+        if shorthand is not None and not isinstance(value, dict):
+            value = {shorthand: value}  # a table set by its one main key
         if dataclasses.is_dataclass(current):
             changes[name] = _merge(current, value, (*path, name))
         else:

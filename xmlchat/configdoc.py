@@ -64,6 +64,10 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "xmpp.allow_unencrypted_plain_auth": "Allow SASL PLAIN without TLS (never on a network).",
     "native.allow_plaintext_login": "Allow logins over the plaintext native listener.",
     "native.allow_plaintext_on_network": "Let the plaintext native listener bind a non-loopback address.",
+    "storage.url": "Empty for SQLite at `storage.path`; a `postgresql://` URL (libpq syntax) to keep "
+    "everything in PostgreSQL, as the nodes of a cluster must. `storage = \"postgresql://…\"` is short "
+    "for it. A schema other than `public`: `?options=-csearch_path%3Dname`.",
+    "storage.pool_size": "PostgreSQL: most connections this node opens to the database.",
     "storage.path": "SQLite database file; relative paths are inside `data_dir`.",
     "storage.scram_iterations": "PBKDF2 iterations for new password hashes (RFC 7677: at least 4096).",
     "log.level": "`debug`, `info`, `warning` or `error`.",

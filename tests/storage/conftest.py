@@ -1,16 +1,19 @@
-"""Every behavioural storage test runs against both backends through ``storage``."""
+"""Every behavioural storage test runs against each backend (SQLite, memory,
+PostgreSQL) through ``storage``."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from postgres import postgres_schema
 from storage.common import OpenStorage
 
 from xmlchat.storage import MemoryStorage, SqliteStorage, Storage
 
-BACKENDS = ("sqlite", "memory")
+BACKENDS = ("sqlite", "memory", "postgresql")
 
 
 @pytest.fixture
@@ -21,19 +24,26 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture(params=BACKENDS)
 async def open_storage(request: pytest.FixtureRequest, db_path: Path) -> AsyncIterator[OpenStorage]:
     opened: list[Storage] = []
+    with ExitStack() as schema:
+        # PostgreSQL: one fresh schema per test, dropped after the stores close.
+        postgres_url = schema.enter_context(postgres_schema()) if request.param == "postgresql" else ""
 
-    async def open_backend(scram_iterations: int = 4096) -> Storage:
-        store: Storage
-        if request.param == "sqlite":
-            store = await SqliteStorage.open(db_path, scram_iterations)
-        else:
-            store = MemoryStorage(scram_iterations)
-        opened.append(store)
-        return store
+        async def open_backend(scram_iterations: int = 4096) -> Storage:
+            store: Storage
+            if request.param == "sqlite":
+                store = await SqliteStorage.open(db_path, scram_iterations)
+            elif request.param == "postgresql":
+                from xmlchat.storage.postgres import PostgresStorage
 
-    yield open_backend
-    for store in opened:
-        await store.close()
+                store = await PostgresStorage.open(postgres_url, scram_iterations)
+            else:
+                store = MemoryStorage(scram_iterations)
+            opened.append(store)
+            return store
+
+        yield open_backend
+        for store in opened:
+            await store.close()
 
 
 @pytest.fixture

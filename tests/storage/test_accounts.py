@@ -1,4 +1,4 @@
-"""Accounts and SCRAM keys, against both backends (see conftest.py)."""
+"""Accounts and SCRAM keys, against every backend (see conftest.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Message archives (XEP-0313) and archiving preferences, against both backends."""
+"""Message archives (XEP-0313) and archiving preferences, against every backend."""
 
 from __future__ import annotations
 

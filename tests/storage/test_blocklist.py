@@ -1,4 +1,4 @@
-"""Blocklists (XEP-0191), against both backends (see conftest.py)."""
+"""Blocklists (XEP-0191), against every backend (see conftest.py)."""
 
 from __future__ import annotations
 

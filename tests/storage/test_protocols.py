@@ -1,4 +1,4 @@
-"""Both backends implement the Protocols of :mod:`xmlchat.storage.interfaces`.
+"""Every backend implements the Protocols of :mod:`xmlchat.storage.interfaces`.
 
 mypy proves it in ``xmlchat/storage/__init__.py`` (mypy checks the package, not
 tests/); the assignments below say the same to anyone running mypy on this file,
@@ -24,9 +24,10 @@ from xmlchat.storage import (
     SqliteStorage,
     Storage,
 )
+from xmlchat.storage.postgres import PostgresStorage
 
 STORES = (AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore)
-BACKENDS = (SqliteStorage, MemoryStorage)
+BACKENDS = (SqliteStorage, MemoryStorage, PostgresStorage)
 
 
 def _members(protocol: type) -> set[str]:

@@ -1,5 +1,5 @@
 """apply_roster_changes: several roster and subscription-request writes in one
-transaction, all or nothing, against both backends (see conftest.py)."""
+transaction, all or nothing, against every backend (see conftest.py)."""
 
 from __future__ import annotations
 

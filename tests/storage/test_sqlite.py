@@ -1,6 +1,6 @@
 """What only the SQLite store has: a file, a worker thread, schema migrations.
 
-The behaviour both backends share is tested against each in the other files here.
+The behaviour the backends share is tested against each in the other files here.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ xmlchat xmpp-send alice bob "hi"   send one message over XMPP and exit
 xmlchat check                      validate config, certificate and listeners
 xmlchat health                     is the running server answering? (exit 0/1)
 xmlchat compare                    XMPP versus the native protocol, measured on the wire
+xmlchat migrate-storage --from DATA_DIR --to postgresql://…   copy SQLite into PostgreSQL
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from xmlchat import __version__
 from xmlchat import config as config_mod
 from xmlchat import log as log_mod
-from xmlchat.cli import accounts, chat, compare, ops, serve, xmpp_chat
+from xmlchat.cli import accounts, chat, compare, ops, serve, storage, xmpp_chat
 from xmlchat.config import Config, ConfigError
 
 # Listener flags: --native 127.0.0.1:5290 sets listeners.native.{address,port} and enables it.
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     xmpp_chat.register(sub, common)
     ops.register(sub, common)
     compare.register(sub, common)
+    storage.register(sub, common)
     return parser
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from xmlchat.cli.common import ask_password, run_async, user_jid
 from xmlchat.config import Config
-from xmlchat.storage import NoSuchUser, SqliteStorage, UserExists
+from xmlchat.storage import NoSuchUser, Storage, UserExists
+from xmlchat.storage.opening import open_storage
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -27,9 +28,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     users.set_defaults(run=_users)
 
 
-async def _open(config: Config) -> SqliteStorage:
+async def _open(config: Config) -> Storage:
     config.data_path.mkdir(parents=True, exist_ok=True)
-    return await SqliteStorage.open(config.database_path, config.storage.scram_iterations)
+    return await open_storage(config)
 
 
 def _adduser(args: argparse.Namespace, config: Config) -> int:

@@ -27,7 +27,8 @@ from xmlchat.server.datadir import DataDirLock
 from xmlchat.server.modules import ModuleFactory, build_hub
 from xmlchat.server.native import NativeConnection
 from xmlchat.server.xmpp import XmppConnection
-from xmlchat.storage import SqliteStorage, Storage
+from xmlchat.storage import Storage
+from xmlchat.storage.opening import open_storage
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class Server:
         lock = DataDirLock(config.data_path)
         lock.acquire()  # before the database: a second server must not touch it
         try:
-            storage = await SqliteStorage.open(config.database_path, config.storage.scram_iterations)
+            storage = await open_storage(config)
         except BaseException:
             lock.release()
             raise

@@ -2,9 +2,11 @@
 
 :class:`Storage` is the Protocol the server is given (:mod:`xmlchat.storage.interfaces`,
 one Protocol per kind of state). Backends: :class:`SqliteStorage`, the server's
-(:mod:`xmlchat.storage.sqlite`), and :class:`MemoryStorage`, for tests
-(:mod:`xmlchat.storage.memory`). The record types and errors are backend-neutral
-(:mod:`xmlchat.storage.base`).
+default (:mod:`xmlchat.storage.sqlite`); ``PostgresStorage``, shared by the
+nodes of a cluster (:mod:`xmlchat.storage.postgres`, an optional extra, so not
+imported here); and :class:`MemoryStorage`, for tests (:mod:`xmlchat.storage.memory`).
+:func:`~xmlchat.storage.opening.open_storage` opens the configured one. The
+record types and errors are backend-neutral (:mod:`xmlchat.storage.base`).
 """
 
 from typing import TYPE_CHECKING
@@ -78,5 +80,9 @@ __all__ = [
 if TYPE_CHECKING:
     # mypy --strict proves here that both backends satisfy the Protocol (mypy is
     # run on the package only, so a check in tests/ would not be type-checked).
-    def _backends_are_storage(sqlite: SqliteStorage, memory: MemoryStorage) -> list[Storage]:
-        return [sqlite, memory]
+    from xmlchat.storage.postgres import PostgresStorage
+
+    def _backends_are_storage(
+        sqlite: SqliteStorage, memory: MemoryStorage, postgres: PostgresStorage
+    ) -> list[Storage]:
+        return [sqlite, memory, postgres]

@@ -1,0 +1,163 @@
+"""What only the PostgreSQL store has: a migration table shared by every node,
+limits that hold across nodes, and the copy from an SQLite data directory.
+
+The behaviour every backend shares is tested against each in the other files here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from storage.common import ALICE, BOB, CAROL, PASSWORD, T0
+
+from xmlchat.config import load as load_config
+from xmlchat.storage import (
+    ArchiveQuery,
+    OfflineQueueFull,
+    PageRequest,
+    RosterItem,
+    SchemaTooNew,
+    SqliteStorage,
+)
+from xmlchat.storage.postgres import PostgresStorage
+from xmlchat.storage.postgres.migrations import MIGRATIONS
+
+
+def _versions(url: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        return [v for (v,) in conn.execute("SELECT version FROM xmlchat_migrations ORDER BY version")]
+
+
+async def test_nodes_starting_together_migrate_once(postgres_url: str) -> None:
+    stores = await asyncio.gather(*(PostgresStorage.open(postgres_url) for _ in range(3)))
+    for store in stores:
+        await store.close()
+    assert _versions(postgres_url) == list(range(1, len(MIGRATIONS) + 1))
+    await (await PostgresStorage.open(postgres_url)).close()
+    assert _versions(postgres_url) == list(range(1, len(MIGRATIONS) + 1))
+
+
+async def test_newer_schema_is_refused(postgres_url: str) -> None:
+    await (await PostgresStorage.open(postgres_url)).close()
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("INSERT INTO xmlchat_migrations (version) VALUES (%s)", (len(MIGRATIONS) + 1,))
+    with pytest.raises(SchemaTooNew):
+        await PostgresStorage.open(postgres_url)
+
+
+async def test_offline_limit_holds_across_nodes(postgres_url: str) -> None:
+    # Two nodes' stores writing to one recipient at once: the count and the
+    # insert must not interleave, or the queue would pass its limit.
+    nodes = [await PostgresStorage.open(postgres_url, pool_size=4) for _ in range(2)]
+    try:
+        writes = [nodes[i % 2].store_offline(ALICE, b"<m/>", T0, limit=5) for i in range(20)]
+        results = await asyncio.gather(*writes, return_exceptions=True)
+        stored = [r for r in results if isinstance(r, int)]
+        assert len(stored) == 5
+        assert all(isinstance(r, OfflineQueueFull) for r in results if not isinstance(r, int))
+        assert [m.id for m in await nodes[0].fetch_offline(ALICE)] == sorted(stored)
+    finally:
+        for node in nodes:
+            await node.close()
+
+
+async def _sqlite_with_everything(path: Path) -> tuple[list[int], list[str]]:
+    """A bit of every kind of row; the offline and archive ids."""
+    st = await SqliteStorage.open(path)
+    try:
+        await st.create_user(ALICE, PASSWORD)
+        await st.create_user(BOB, "bobpw")
+        friend = RosterItem(BOB, "Bob", "both", approved=True, groups=("Friends", "Work"))
+        await st.put_roster_item(ALICE, friend)
+        await st.put_roster_item(ALICE, RosterItem(CAROL, None, "none", ask=True))
+        await st.add_subscription_request(BOB, CAROL, b"<presence type='subscribe'/>")
+        await st.add_subscription_request(BOB, ALICE, b"<presence type='subscribe' id='2'/>")
+        ids = [await st.store_offline(BOB, f"<m>{i}</m>".encode(), T0, limit=10) for i in range(3)]
+        await st.store_offline(ALICE, b"<gone/>", T0, limit=10)
+        await st.delete_offline(ALICE, ids[-1] + 1)  # the highest id is deleted, not forgotten
+        await st.block(ALICE, [CAROL.with_resource("phone")])
+        archived = [
+            await st.archive_message(
+                ALICE, BOB, f"<m>{i}</m>".encode(), T0 + timedelta(seconds=i), outgoing=i % 2 == 0
+            )
+            for i in range(4)
+        ]
+        return ids, archived
+    finally:
+        await st.close()
+
+
+def _migrate_storage(data_dir: Path, url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "xmlchat", "migrate-storage", "--from", str(data_dir), "--to", url],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+async def test_migrate_storage_copies_a_data_directory(tmp_path: Path, postgres_url: str) -> None:
+    data_dir = tmp_path / "data"
+    offline_ids, archive_ids = await _sqlite_with_everything(data_dir / load_config(env={}).storage.path)
+
+    result = _migrate_storage(data_dir, postgres_url)
+    assert result.returncode == 0, result.stderr
+    assert "users: 2 rows" in result.stdout
+
+    st = await PostgresStorage.open(postgres_url)
+    try:
+        assert await st.check_password(ALICE, PASSWORD)  # the SCRAM keys came over as they were
+        assert not await st.check_password(ALICE, "bobpw")
+        assert await st.list_users() == [ALICE, BOB]
+        assert await st.get_roster(ALICE) == (
+            [RosterItem(BOB, "Bob", "both", approved=True, groups=("Friends", "Work")),
+             RosterItem(CAROL, None, "none", ask=True)],
+            2,
+        )
+        assert [c for c, _ in await st.get_subscription_requests(BOB)] == [CAROL, ALICE]
+        offline = await st.fetch_offline(BOB)
+        assert [m.id for m in offline] == offline_ids
+        assert offline[0].received == T0
+        assert await st.store_offline(BOB, b"<new/>", T0, limit=10) > max(offline_ids) + 1
+        assert await st.get_blocklist(ALICE) == [CAROL.with_resource("phone")]
+        page = await st.query_archive(ALICE, ArchiveQuery(after_id=archive_ids[0]), PageRequest(max=10))
+        assert [m.id for m in page.messages] == archive_ids[1:]
+        assert [m.outgoing for m in page.messages] == [False, True, False]
+    finally:
+        await st.close()
+
+    again = _migrate_storage(data_dir, postgres_url)
+    assert again.returncode == 1
+    assert "already has rows" in again.stderr
+
+
+def test_migrate_storage_refuses_a_directory_a_server_holds(tmp_path: Path, postgres_url: str) -> None:
+    from xmlchat.server.datadir import DataDirLock
+
+    data_dir = tmp_path / "data"
+    asyncio.run(_sqlite_with_everything(data_dir / "xmlchat.sqlite3"))
+    lock = DataDirLock(data_dir)
+    lock.acquire()
+    try:
+        result = _migrate_storage(data_dir, postgres_url)
+    finally:
+        lock.release()
+    assert result.returncode == 1
+    assert "another xmlchat server" in result.stderr
+
+
+def test_storage_url_shorthand() -> None:
+    config = load_config(env={"XMLCHAT_STORAGE_URL": "postgresql://db/chat"})
+    assert config.storage.url == "postgresql://db/chat"
+
+
+def test_storage_string_is_short_for_its_url(tmp_path: Path) -> None:
+    path = tmp_path / "x.toml"
+    path.write_text('storage = "postgresql://db/chat"\n')
+    config = load_config(path, env={})
+    assert config.storage.url == "postgresql://db/chat"
+    assert config.storage.scram_iterations == 4096

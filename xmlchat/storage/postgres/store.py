@@ -1,0 +1,270 @@
+"""The PostgreSQL store: what SQLite keeps, shared by every node of a cluster.
+
+psycopg 3's async driver with a connection pool (``psycopg_pool``): each call
+takes a connection, runs in one transaction, and gives it back. PBKDF2 for new
+SCRAM keys runs in a thread, as with SQLite, so logins never stall the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Concatenate, ParamSpec, TypeVar
+
+from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from xmlchat.jid import JID
+from xmlchat.storage import _archive_sql as sql
+from xmlchat.storage import scram
+from xmlchat.storage.base import (
+    BLOCKLIST_LIMIT,
+    SUBSCRIPTIONS,
+    ArchivePage,
+    ArchivePrefs,
+    ArchiveQuery,
+    OfflineMessage,
+    OfflineQueueFull,
+    PageRequest,
+    RosterChange,
+    RosterItem,
+    ScramCredentials,
+    blocking_items,
+    check_archive_prefs,
+    require_user_address,
+)
+from xmlchat.storage.postgres import archive as aq
+from xmlchat.storage.postgres import queries as q
+from xmlchat.storage.postgres.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Seconds to wait for the database at start, and for a free pooled connection.
+CONNECT_TIMEOUT = 10.0
+
+
+class PostgresStorage:
+    """Open with ``await PostgresStorage.open(url)``; ``await close()`` when done.
+
+    Implements :class:`xmlchat.storage.interfaces.Storage`; the contracts are
+    documented there. ``url`` is a libpq connection string; a schema other than
+    ``public`` is chosen in it, e.g. ``?options=-csearch_path%3Dchat``.
+    """
+
+    def __init__(
+        self, pool: AsyncConnectionPool[AsyncConnection[TupleRow]], scram_iterations: int
+    ) -> None:
+        self._pool = pool
+        self._iterations = scram_iterations
+        self._decoy = scram.make_decoy(scram_iterations)
+        self._closed = False
+        # Offline messages queued in this turn of the event loop (group commit),
+        # and the batches committing, one at a time so ids follow call order.
+        self._offline_writes: list[tuple[q.OfflineWrite, asyncio.Future[int | None]]] = []
+        self._offline_lock = asyncio.Lock()
+        self._offline_batches: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def open(cls, url: str, scram_iterations: int = 4096, pool_size: int = 10) -> PostgresStorage:
+        """Migrate the schema, then open a pool of up to ``pool_size`` connections."""
+        scram.require_iterations(scram_iterations)
+        conn = await AsyncConnection.connect(url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT))
+        async with conn:
+            version = await migrate(conn)
+        pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
+            url, min_size=1, max_size=pool_size, open=False, timeout=CONNECT_TIMEOUT
+        )
+        await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+        log.info("storage: PostgreSQL %s (schema %d)", _where(url), version)
+        return cls(pool, scram_iterations)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._start_offline_batch()
+        await asyncio.gather(*self._offline_batches, return_exceptions=True)
+        self._closed = True
+        await self._pool.close()
+
+    async def _run(
+        self, fn: Callable[Concatenate[q.Conn, P], Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        if self._closed:
+            raise RuntimeError("storage is closed")
+        async with self._pool.connection() as conn:
+            return await fn(conn, *args, **kwargs)
+
+    # -- accounts -------------------------------------------------------------
+
+    async def create_user(self, jid: JID, password: str) -> None:
+        key = _user_key(jid)
+        keys = await asyncio.to_thread(scram.derive_all, password, self._iterations)
+        await self._run(q.create_user, key, jid.domain, keys)
+
+    async def set_password(self, jid: JID, password: str) -> None:
+        key = _user_key(jid)
+        keys = await asyncio.to_thread(scram.derive_all, password, self._iterations)
+        await self._run(q.set_scram, key, keys)
+
+    async def delete_user(self, jid: JID) -> bool:
+        return await self._run(q.delete_user, _key(jid))
+
+    async def user_exists(self, jid: JID) -> bool:
+        return await self._run(q.user_exists, _key(jid))
+
+    async def list_users(self, host: str | None = None) -> list[JID]:
+        return await self._run(q.list_users, host)
+
+    async def get_scram(self, jid: JID, mechanism: str) -> ScramCredentials | None:
+        return await self._run(q.get_scram, _key(jid), mechanism)
+
+    async def check_password(self, jid: JID, password: str) -> bool:
+        stored = await self.get_scram(jid, scram.CHECK_MECHANISM)
+        return await asyncio.to_thread(scram.password_matches, password, stored, self._decoy)
+
+    # -- offline messages (XEP-0160) -----------------------------------------
+
+    async def store_offline(self, to: JID, stanza: bytes, received: datetime, limit: int) -> int:
+        if received.tzinfo is None:
+            raise ValueError("received must be timezone-aware")
+        if self._closed:
+            raise RuntimeError("storage is closed")
+        waiter: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._offline_writes.append(((_key(to), stanza, received.astimezone(UTC), limit), waiter))
+        if len(self._offline_writes) == 1:
+            asyncio.get_running_loop().call_soon(self._start_offline_batch)
+        message_id = await waiter
+        if message_id is None:
+            raise OfflineQueueFull(str(to.bare))
+        return message_id
+
+    def _start_offline_batch(self) -> None:
+        batch, self._offline_writes = self._offline_writes, []
+        if batch:
+            task = asyncio.create_task(self._commit_offline(batch))
+            self._offline_batches.add(task)
+            task.add_done_callback(self._offline_batches.discard)
+
+    async def _commit_offline(self, batch: list[tuple[q.OfflineWrite, asyncio.Future[int | None]]]) -> None:
+        """Group commit, as SQLite's: one transaction per loop turn's writes;
+        each caller still waits for the commit before it acks."""
+        async with self._offline_lock:
+            try:
+                ids = await self._run(q.store_offline_batch, [write for write, _ in batch])
+            except Exception as e:  # every waiter hears it; the task itself ends quietly
+                for _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_exception(e)
+                return
+        for (_, waiter), message_id in zip(batch, ids, strict=True):
+            if not waiter.done():  # else the caller stopped waiting; the write stands
+                waiter.set_result(message_id)
+
+    async def fetch_offline(
+        self, to: JID, after_id: int = 0, limit: int | None = None
+    ) -> list[OfflineMessage]:
+        return await self._run(q.fetch_offline, _key(to), after_id, limit)
+
+    async def delete_offline(self, to: JID, up_to_id: int) -> None:
+        await self._run(q.delete_offline, _key(to), up_to_id)
+
+    async def count_offline(self, to: JID | None = None) -> int:
+        return await self._run(q.count_offline, None if to is None else _key(to))
+
+    # -- roster (RFC 6121 §2), versioned (§2.6) --------------------------------
+
+    async def get_roster(self, user: JID) -> tuple[list[RosterItem], int]:
+        return await self._run(q.get_roster, _key(user))
+
+    async def get_roster_item(self, user: JID, contact: JID) -> RosterItem | None:
+        return await self._run(q.get_roster_item, _key(user), _key(contact))
+
+    async def put_roster_item(self, user: JID, item: RosterItem) -> int:
+        if item.subscription not in SUBSCRIPTIONS:
+            raise ValueError(f"invalid subscription {item.subscription!r}")
+        return await self._run(q.put_roster_item, _key(user), item)
+
+    async def delete_roster_item(self, user: JID, contact: JID) -> int:
+        return await self._run(q.delete_roster_item, _key(user), _key(contact))
+
+    async def apply_roster_changes(self, changes: Sequence[RosterChange]) -> dict[JID, int]:
+        return await self._run(q.apply_roster_changes, list(changes))
+
+    async def add_subscription_request(self, user: JID, contact: JID, stanza: bytes) -> None:
+        await self._run(q.add_subscription_request, _key(user), _key(contact), stanza)
+
+    async def get_subscription_requests(self, user: JID) -> list[tuple[JID, bytes]]:
+        return await self._run(q.get_subscription_requests, _key(user))
+
+    async def delete_subscription_request(self, user: JID, contact: JID) -> None:
+        await self._run(q.delete_subscription_request, _key(user), _key(contact))
+
+    # -- blocklist (XEP-0191) ----------------------------------------------------
+
+    async def get_blocklist(self, user: JID) -> list[JID]:
+        return await self._run(aq.get_blocklist, _key(user))
+
+    async def block(
+        self, user: JID, jids: Sequence[JID], *, limit: int = BLOCKLIST_LIMIT
+    ) -> list[JID]:
+        added = await self._run(aq.block, _key(user), [str(j) for j in jids], limit)
+        return [JID.parse(item) for item in added]
+
+    async def unblock(self, user: JID, jids: Sequence[JID]) -> list[JID]:
+        removed = await self._run(aq.unblock, _key(user), [str(j) for j in jids])
+        return [JID.parse(item) for item in removed]
+
+    async def unblock_all(self, user: JID) -> list[JID]:
+        return await self._run(aq.unblock_all, _key(user))
+
+    async def is_blocked(self, user: JID, contact: JID) -> bool:
+        candidates = [str(item) for item in blocking_items(contact)]
+        return await self._run(aq.is_blocked, _key(user), candidates)
+
+    # -- message archive (XEP-0313) ----------------------------------------------
+
+    async def archive_message(
+        self, user: JID, with_: JID, stanza: bytes, stamp: datetime, *, outgoing: bool
+    ) -> str:
+        when = sql.micros(stamp)
+        return await self._run(aq.archive_message, _key(user), _key(with_), stanza, when, outgoing)
+
+    async def query_archive(self, user: JID, query: ArchiveQuery, page: PageRequest) -> ArchivePage:
+        if page.max < 0:
+            raise ValueError("max must not be negative")
+        return await self._run(aq.query_archive, _key(user), query, page)
+
+    async def count_archive(self, user: JID, query: ArchiveQuery | None = None) -> int:
+        return await self._run(aq.count_archive, _key(user), query or ArchiveQuery())
+
+    async def expire_archive(self, older_than: datetime) -> int:
+        return await self._run(aq.expire_archive, sql.micros(older_than))
+
+    async def get_archive_prefs(self, user: JID) -> ArchivePrefs:
+        return await self._run(aq.get_prefs, _key(user))
+
+    async def set_archive_prefs(self, user: JID, prefs: ArchivePrefs) -> ArchivePrefs:
+        stored = check_archive_prefs(prefs)
+        await self._run(aq.set_prefs, _key(user), stored)
+        return stored
+
+
+def _key(jid: JID) -> str:
+    return str(jid.bare)
+
+
+def _user_key(jid: JID) -> str:
+    return str(require_user_address(jid))
+
+
+def _where(url: str) -> str:
+    """The URL without a password, for the log."""
+    params = conninfo_to_dict(url)
+    return f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
