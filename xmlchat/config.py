@@ -144,6 +144,23 @@ class Archive:
 
 
 @dataclass(frozen=True)
+class Cluster:
+    # Empty: a single node. A nats:// URL (comma-separated for several servers): join the
+    # cluster there; every node must share one PostgreSQL store (storage.url).
+    nats_url: str = ""
+    # This node's name, unique in the cluster; empty: the host name.
+    node_name: str = ""
+    # Prefix of every NATS subject, so several clusters can share one NATS.
+    subject_prefix: str = "xmlchat"
+    # Seconds between this node's heartbeats.
+    heartbeat_interval: float = 1.0
+    # Seconds without a heartbeat after which a node counts as dead and its sessions are forgotten.
+    node_timeout: float = 5.0
+    # Seconds a node waits for another to confirm a relayed message before storing it instead.
+    relay_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
 class Config:
     hosts: tuple[str, ...] = ("localhost",)
     data_dir: str = "./xmlchat-data"
@@ -156,6 +173,7 @@ class Config:
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
     archive: Archive = field(default_factory=Archive)
+    cluster: Cluster = field(default_factory=Cluster)
 
     @property
     def domain(self) -> str:

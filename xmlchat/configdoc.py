@@ -70,6 +70,18 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "storage.pool_size": "PostgreSQL: most connections this node opens to the database.",
     "storage.path": "SQLite database file; relative paths are inside `data_dir`.",
     "storage.scram_iterations": "PBKDF2 iterations for new password hashes (RFC 7677: at least 4096).",
+    "cluster.nats_url": "Empty for a single node. A `nats://` URL (comma-separated for several NATS "
+    "servers) to join a cluster there; every node must use the same PostgreSQL `storage.url`. "
+    "See [scale-out.md](scale-out.md).",
+    "cluster.node_name": "This node's name, unique in the cluster (`xmlchat serve --node-name`); "
+    "empty: the host name.",
+    "cluster.subject_prefix": "Prefix of every NATS subject the cluster uses, so several clusters "
+    "can share one NATS.",
+    "cluster.heartbeat_interval": "Seconds between this node's heartbeats to the others.",
+    "cluster.node_timeout": "Seconds without a heartbeat after which a node counts as dead: "
+    "its sessions are forgotten and its users' contacts see them go offline.",
+    "cluster.relay_timeout": "Seconds a node waits for another to confirm a message it relayed "
+    "before storing it for the recipient instead.",
     "log.level": "`debug`, `info`, `warning` or `error`.",
     "log.format": "`text` for people, `json` for one JSON object per line (log shippers).",
     "log.stanzas": "Log whole stanzas, bodies included, at debug level. Never in production.",

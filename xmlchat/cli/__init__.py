@@ -80,6 +80,8 @@ def _load_config(args: argparse.Namespace) -> Config:
     overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
+    if getattr(args, "node_name", None):
+        overrides["cluster.node_name"] = args.node_name
     for flag in LISTENER_FLAGS:
         value = getattr(args, flag.replace("-", "_"), None)
         if value:

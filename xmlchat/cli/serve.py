@@ -16,6 +16,9 @@ def register(sub: Any, common: argparse.ArgumentParser, listener_flags: tuple[st
     parser = sub.add_parser("serve", parents=[common], help="run the server")
     for flag in listener_flags:
         parser.add_argument(f"--{flag}", metavar="ADDRESS:PORT", help=f"enable the {flag} listener here")
+    parser.add_argument(
+        "--node-name", metavar="NAME", help="this node's name in a cluster (cluster.node_name)"
+    )
     parser.set_defaults(run=_serve, server_logging=True)
 
 

@@ -21,6 +21,7 @@ from xmlchat.jid import JID, InvalidJID
 from xmlchat.routing.api import (
     ModuleContext,
     OnInitialPresence,
+    OnRelayedMessage,
     OnSessionEnded,
     Registration,
     StanzaHandler,
@@ -71,6 +72,7 @@ class Messages:
             # held back from before the session is routable as available.
             OnInitialPresence(self._initial_catch_up, prepare=self.hold),
             OnSessionEnded(self._ended),
+            OnRelayedMessage(self._relayed),
         ]
 
     async def _from_session(
@@ -112,6 +114,36 @@ class Messages:
         return await self._offline(to, type_, routed, stamp)
 
     async def _to_sessions(
+        self, to: JID, sessions: list[Session], stanza: etree._Element, stamp: datetime, type_: str
+    ) -> Outcome:
+        """Local sessions here; those on other nodes through their node, which
+        answers once it has delivered. If no session anywhere took it (their
+        node died), it is stored as for an offline user."""
+        remote = [s for s in sessions if s.node is not None]
+        if not remote:
+            return await self._to_local_sessions(to, sessions, stanza, stamp, type_)
+        local = [s for s in sessions if s.node is None]
+        taken = await self._relay(remote, stanza, stamp)
+        if local:
+            return await self._to_local_sessions(to, local, stanza, stamp, type_)
+        if taken:
+            return "delivered"
+        return await self._offline(to, type_, stanza, stamp)
+
+    async def _relay(self, remote: list[Session], stanza: etree._Element, stamp: datetime) -> int:
+        by_node: dict[str, list[Session]] = {}
+        for session in remote:
+            by_node.setdefault(session.node or "", []).append(session)
+        relays = (self.ctx.relay(node, sessions, stanza, stamp) for node, sessions in by_node.items())
+        return sum(await asyncio.gather(*relays))
+
+    async def _relayed(self, sessions: list[Session], stanza: etree._Element, stamp: datetime) -> int:
+        """A message another node routed to sessions here (its route filters ran there)."""
+        to = sessions[0].bare
+        await self._to_local_sessions(to, sessions, stanza, stamp, stanza.get("type", "normal"))
+        return len(sessions)
+
+    async def _to_local_sessions(
         self, to: JID, sessions: list[Session], stanza: etree._Element, stamp: datetime, type_: str
     ) -> Outcome:
         """Write to the sessions keeping up; store once for those behind (the

@@ -38,6 +38,7 @@ StanzaHandlerFn = Callable[[Session, etree._Element, JID | None, datetime], Awai
 SessionHookFn = Callable[[Session], Awaitable[None]]
 ClientStateFn = Callable[[Session, bool], Awaitable[None]]
 LifecycleFn = Callable[[], Awaitable[None]]
+RelayedMessageFn = Callable[[list[Session], etree._Element, datetime], Awaitable[int]]
 # A filter returns the stanza (maybe rewritten) or None to drop it; one that
 # needs no I/O may be a plain function, which costs the hot path less.
 Filtered = etree._Element | None
@@ -176,6 +177,16 @@ class OnStop:
 
 
 @dataclass(frozen=True, slots=True)
+class OnRelayedMessage:
+    """Another node of the cluster hands over a message for some of this
+    node's sessions (those still here): its route filters already ran there.
+    Returns how many sessions took it (written, or stored for one behind);
+    the sending node acknowledges only then (:mod:`xmlchat.routing.cluster`)."""
+
+    handle: RelayedMessageFn
+
+
+@dataclass(frozen=True, slots=True)
 class InboundFilter:
     """A stanza from a local session, before it is handled (sender side)."""
 
@@ -215,6 +226,7 @@ Registration = (
     | OnClientState
     | OnStart
     | OnStop
+    | OnRelayedMessage
     | InboundFilter
     | RouteFilter
     | OutboundFilter
@@ -275,6 +287,12 @@ class ModuleContext(Generic[StoreT]):
         # to_account(stanza, account) -> stanza | None: the recipient-side hook
         # chain for a local account (may raise StanzaError).
         self.to_account = hub.run_route_filters
+
+    async def relay(self, node: str, to: list[Session], stanza: etree._Element, stamp: datetime) -> int:
+        """Hand a message to sessions of another node (``session.node``) and
+        wait until that node has delivered it: how many took it (0 if the node
+        did not answer)."""
+        return await self._hub.relay(node, to, stanza, stamp)
 
     async def presence_became_available(self, session: Session) -> None:
         """Run the initial-presence hooks (the presence module calls this)."""

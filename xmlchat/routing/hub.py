@@ -23,6 +23,7 @@ from lxml import etree
 from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID
 from xmlchat.routing.api import IqHandler, Module
+from xmlchat.routing.cluster import ClusterBus, RemoteSession, RemoteSessions
 from xmlchat.routing.registry import Registry
 from xmlchat.routing.router import Router
 from xmlchat.routing.session import Session
@@ -38,6 +39,9 @@ class Hub:
         self.registry = Registry()
         self.modules: list[Module] = []
         self._account_exists = account_exists
+        # Other nodes, when this one is part of a cluster (attach_cluster).
+        self.cluster: ClusterBus | None = None
+        self.remote: RemoteSessions | None = None
 
     def load(self, module: Module) -> None:
         self.registry.add(module.name, module.setup())
@@ -86,8 +90,12 @@ class Hub:
             await opening(session)
         replaced = self.router.add(session)
         if replaced is not None:
-            # RFC 6120 §7.7.2.2: the newer session wins; the old one gets conflict.
+            # RFC 6120 §7.7.2.2: the newer session wins; the old one gets conflict
+            # (on another node, through the cluster).
             replaced.close(StreamError(StreamCondition.CONFLICT, "replaced by a new connection"))
+        if self.cluster is not None:
+            session.observer = self._presence_changed
+            self.cluster.publish_session(session)
         for _, started in self.registry.session_started:
             await started(session)
 
@@ -96,6 +104,8 @@ class Hub:
         self.router.remove(session)
         if not was_current:
             return  # replaced: the newer session now owns this full JID
+        if self.cluster is not None:
+            self.cluster.publish_gone(session)
         for _, ended in self.registry.session_ended:
             await ended(session)
 
@@ -115,6 +125,55 @@ class Hub:
             return  # replaced or gone: nothing is delivered to it any more
         for _, hook in self.registry.client_state:
             await hook(session, active)
+
+    # ---- other nodes (xmlchat.routing.cluster)
+
+    def attach_cluster(self, bus: ClusterBus) -> RemoteSessions:
+        """Join a cluster: from now on sessions of other nodes are routable here."""
+        self.cluster = bus
+        self.remote = RemoteSessions(self.router, bus)
+        return self.remote
+
+    def _presence_changed(self, session: Session) -> None:
+        # A session replaced by a newer one (§7.7.2.2) says nothing more.
+        if self.cluster is not None and self.router.get(session.jid) is session:
+            self.cluster.publish_session(session)
+
+    async def relay(self, node: str, to: list[Session], stanza: etree._Element, stamp: datetime) -> int:
+        if self.cluster is None:
+            return 0
+        taken = await self.cluster.relay(node, [s.jid for s in to], stanza, stamp)
+        return taken or 0
+
+    async def receive_relayed(self, to: list[JID], stanza: etree._Element, stamp: datetime) -> int:
+        """A message another node routed to sessions of this one: how many took it."""
+        sessions = [s for s in map(self.router.get, to) if s is not None and s.node is None]
+        if not sessions or self.registry.relayed_message is None:
+            return 0
+        return await self.registry.relayed_message(sessions, stanza, stamp)
+
+    def remote_session(self, remote: RemoteSession) -> None:
+        if self.remote is not None:
+            self.remote.upsert(remote)
+
+    def remote_session_gone(self, node: str, jid: JID) -> None:
+        if self.remote is not None:
+            self.remote.remove(node, jid)
+
+    async def forget_node(self, node: str) -> int:
+        """A node stopped answering: its sessions are gone. Each node runs the
+        session-ended hooks for them (unavailable presence to its own sessions
+        only); returns how many there were."""
+        if self.remote is None:
+            return 0
+        proxies = self.remote.forget_node(node)
+        self.remote.ghosts.update(p.jid for p in proxies)
+        try:
+            for proxy in proxies:
+                await _every(partial(ended, proxy) for _, ended in self.registry.session_ended)
+        finally:
+            self.remote.ghosts.difference_update(p.jid for p in proxies)
+        return len(proxies)
 
     # ---- the one way in
 

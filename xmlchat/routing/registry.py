@@ -16,6 +16,7 @@ from xmlchat.routing.api import (
     LifecycleFn,
     OnClientState,
     OnInitialPresence,
+    OnRelayedMessage,
     OnSessionEnded,
     OnSessionOpening,
     OnSessionStarted,
@@ -24,6 +25,7 @@ from xmlchat.routing.api import (
     OutboundFilter,
     OutboundFilterFn,
     Registration,
+    RelayedMessageFn,
     RouteFilter,
     RouteFilterFn,
     ServesDomain,
@@ -59,6 +61,7 @@ class Registry:
     inbound: list[tuple[int, InboundFilterFn]] = field(default_factory=list)
     route: list[tuple[int, RouteFilterFn]] = field(default_factory=list)
     outbound: list[tuple[int, OutboundFilterFn]] = field(default_factory=list)
+    relayed_message: RelayedMessageFn | None = None
     owners: dict[str, list[Registration]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, owner: str, registrations: list[Registration]) -> None:
@@ -86,6 +89,10 @@ class Registry:
                 self.on_start.append(handle)
             case OnStop(handle):
                 self.on_stop.append(handle)
+            case OnRelayedMessage(handle):
+                if self.relayed_message is not None:
+                    raise ValueError(f"{owner}: relayed messages already handled")
+                self.relayed_message = handle
             case Identity():
                 self.identities.append(reg)
             case StreamFeature(namespace, name):

@@ -33,6 +33,10 @@ class Router:
         if not resources:
             del self._by_bare[jid.bare]
 
+    def local_sessions(self) -> list[Session]:
+        """The sessions connected to this node (not other nodes' proxies)."""
+        return [s for resources in self._by_bare.values() for s in resources.values() if s.node is None]
+
     def get(self, full: JID) -> Session | None:
         if full.resource is None:
             return None

@@ -9,6 +9,7 @@ what it can do (:class:`Capabilities`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -68,28 +69,45 @@ class Session:
     """
 
     __slots__ = (
-        "__weakref__", "available_presence", "bare", "capabilities", "jid", "priority", "transport", "write"
+        "__weakref__", "_presence", "bare", "capabilities", "jid", "node", "observer", "priority",
+        "transport", "write",
     )
 
-    def __init__(self, jid: JID, capabilities: Capabilities, transport: SessionTransport) -> None:
+    def __init__(
+        self, jid: JID, capabilities: Capabilities, transport: SessionTransport, node: str | None = None
+    ) -> None:
         if jid.resource is None:
             raise ValueError(f"a session needs a full JID, not {jid}")
         self.jid = jid
         self.bare = jid.bare  # asked for on every stanza: computed once
         self.capabilities = capabilities
         self.transport = transport
-        # RFC 6121 §4.2: the last available presence broadcast; None until
-        # initial presence and after unavailable presence.
-        self.available_presence: etree._Element | None = None
+        self._presence: etree._Element | None = None
         # §4.7.2.3: messages to the bare JID skip negative priorities.
         self.priority = 0
+        # The cluster node the client is connected to; None: this one.
+        self.node = node
+        # Told of each presence change (the cluster publishes it to other nodes).
+        self.observer: Callable[[Session], None] | None = None
         # write(stanza, stamp, delayed): the transport's own method, so the hot
         # path has no wrapper frame. Only Hub.deliver calls it.
         self.write = transport.write
 
     @property
+    def available_presence(self) -> etree._Element | None:
+        """RFC 6121 §4.2: the last available presence broadcast; None until
+        initial presence and after unavailable presence."""
+        return self._presence
+
+    @available_presence.setter
+    def available_presence(self, presence: etree._Element | None) -> None:
+        self._presence = presence
+        if self.observer is not None:
+            self.observer(self)
+
+    @property
     def available(self) -> bool:
-        return self.available_presence is not None
+        return self._presence is not None
 
     @property
     def protocol(self) -> str:
@@ -99,4 +117,5 @@ class Session:
         self.transport.close(error)
 
     def __repr__(self) -> str:
-        return f"<Session {self.jid} {self.protocol}>"
+        where = "" if self.node is None else f" on {self.node}"
+        return f"<Session {self.jid} {self.protocol}{where}>"

@@ -16,12 +16,13 @@ import secrets
 import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xmlchat.config import Config, Listener
 from xmlchat.errors import StreamCondition, StreamError
 from xmlchat.metrics import Metrics
 from xmlchat.server import tls
+from xmlchat.server.clustering import join_cluster
 from xmlchat.server.connection import Connection, ConnectionContext
 from xmlchat.server.datadir import DataDirLock
 from xmlchat.server.modules import ModuleFactory, build_hub
@@ -29,6 +30,9 @@ from xmlchat.server.native import NativeConnection
 from xmlchat.server.xmpp import XmppConnection
 from xmlchat.storage import Storage
 from xmlchat.storage.opening import open_storage
+
+if TYPE_CHECKING:
+    from xmlchat.server.cluster import NatsCluster
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,7 @@ class Server:
         self._channel_binding: dict[str, bytes] | None = None
         # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
         self._scram_secret = secrets.token_bytes(32)
+        self.cluster: NatsCluster | None = None
         self._data_lock: DataDirLock | None = None  # held while serving (Server.open)
 
     @classmethod
@@ -117,6 +122,8 @@ class Server:
     # ---- listeners
 
     async def start(self) -> list[Bound]:
+        if self.config.cluster.nats_url:
+            self.cluster = await join_cluster(self.config, self.hub)
         for name, listener in _listeners(self.config).items():
             if listener.enabled and name in PROTOCOLS:
                 await self._listen(name, listener)
@@ -198,6 +205,9 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(srv.wait_closed(), 1)
         await self.metrics.stop()
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):  # the others forget this node by its silence
+                await asyncio.wait_for(self.cluster.leave(), grace)
         try:
             await self.hub.stop()
         finally:

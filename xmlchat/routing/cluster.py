@@ -1,0 +1,148 @@
+"""Several nodes, one user base: the port the hub reaches other nodes through.
+
+Each node keeps its own connections. What the others need of them — who is
+online where, per resource, with which presence — reaches every node as
+registry events; the router then holds a *proxy* :class:`Session` for each
+resource connected elsewhere (``session.node`` names its node), whose
+transport hands stanzas to the :class:`ClusterBus`. So presence fan-out,
+probes, directed presence, iqs to full JIDs and carbons need nothing new: a
+module writing to a proxy writes across the cluster.
+
+Messages are the exception, because the sender's acknowledgement depends on
+them: :meth:`ClusterBus.relay` waits until the node holding the recipient
+has written (or stored) the message, and says how many of its sessions took
+it; a node that does not answer took none, and the sender's node stores the
+message instead (XEP-0160), so nothing acknowledged is lost with a node.
+
+The bus itself (NATS) lives in :mod:`xmlchat.server.cluster`; with no cluster
+configured there is no bus and the single-node path is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from lxml import etree
+
+from xmlchat.errors import StreamCondition, StreamError
+from xmlchat.jid import JID
+from xmlchat.routing.router import Router
+from xmlchat.routing.session import Capabilities, Session
+from xmlchat.stanza import from_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteSession:
+    """What the registry says of one resource connected to another node."""
+
+    node: str
+    jid: JID  # full
+    full_xmpp: bool
+    priority: int = 0
+    presence: bytes | None = None  # its available presence, serialized; None: unavailable
+
+
+class ClusterBus(Protocol):
+    """What the hub needs of the other nodes."""
+
+    @property
+    def node(self) -> str:
+        """This node's name."""
+
+    def publish_session(self, session: Session) -> None:
+        """A local session is routable, or its presence changed."""
+
+    def publish_gone(self, session: Session) -> None:
+        """A local session is no longer routable."""
+
+    def send(self, node: str, to: JID, stanza: etree._Element, stamp: datetime, delayed: bool) -> None:
+        """Hand ``stanza`` to ``node`` for its session ``to``; never blocks, no answer."""
+
+    def kick(self, node: str, to: JID) -> None:
+        """Ask ``node`` to close its session ``to`` with ``conflict`` (RFC 6120
+        §7.7.2.2): the same full JID connected here."""
+
+    async def relay(
+        self, node: str, to: Sequence[JID], stanza: etree._Element, stamp: datetime
+    ) -> int | None:
+        """Have ``node`` deliver a message to its sessions ``to``: how many took
+        it, or None when the node did not answer in time."""
+
+
+class RemoteTransport:
+    """The transport of a proxy session: everything goes over the bus."""
+
+    protocol = "remote"
+    backlog = 0  # the owning node decides whether its session is behind
+
+    def __init__(self, bus: ClusterBus, node: str, jid: JID, ghosts: set[JID]) -> None:
+        self._bus, self._node, self._jid, self._ghosts = bus, node, jid, ghosts
+
+    def write(self, stanza: etree._Element, stamp: datetime, delayed: bool) -> None:
+        if self._ghosts and _sender(stanza) in self._ghosts:
+            return  # every live node tells its own sessions that a dead node's users left
+        self._bus.send(self._node, self._jid, stanza, stamp, delayed)
+
+    def close(self, error: StreamError) -> None:
+        if error.condition is StreamCondition.CONFLICT:
+            self._bus.kick(self._node, self._jid)
+
+    async def drained(self) -> bool:
+        return True
+
+
+class RemoteSessions:
+    """The router's proxies for sessions on other nodes, kept from registry events."""
+
+    def __init__(self, router: Router, bus: ClusterBus) -> None:
+        self._router = router
+        self._bus = bus
+        self._by_node: dict[str, dict[JID, Session]] = {}
+        # Full JIDs of a dead node's sessions while their unavailable presence
+        # goes out: proxies on other live nodes do not carry it (each node
+        # tells its own sessions).
+        self.ghosts: set[JID] = set()
+
+    def nodes(self) -> list[str]:
+        return list(self._by_node)
+
+    def count(self) -> int:
+        return sum(len(sessions) for sessions in self._by_node.values())
+
+    def upsert(self, remote: RemoteSession) -> None:
+        """A session on another node appeared or changed its presence."""
+        sessions = self._by_node.setdefault(remote.node, {})
+        proxy = sessions.get(remote.jid)
+        if proxy is None:
+            transport = RemoteTransport(self._bus, remote.node, remote.jid, self.ghosts)
+            proxy = Session(remote.jid, Capabilities(full_xmpp=remote.full_xmpp), transport, remote.node)
+            sessions[remote.jid] = proxy
+            replaced = self._router.add(proxy)
+            if replaced is not None and replaced.node is None:
+                # The same full JID connected there later: the newer wins (§7.7.2.2).
+                replaced.close(StreamError(StreamCondition.CONFLICT, "replaced by a new connection"))
+        # A proxy replaced meanwhile by a newer session (here or on a third node)
+        # stays out of the router: late news of the older one changes nothing.
+        proxy.priority = remote.priority
+        proxy.available_presence = None if remote.presence is None else from_bytes(remote.presence)
+
+    def remove(self, node: str, jid: JID) -> Session | None:
+        proxy = self._by_node.get(node, {}).pop(jid, None)
+        if proxy is not None:
+            self._router.remove(proxy)
+        return proxy
+
+    def forget_node(self, node: str) -> list[Session]:
+        """Every proxy of ``node`` leaves the router; returns them."""
+        proxies = list(self._by_node.pop(node, {}).values())
+        for proxy in proxies:
+            self._router.remove(proxy)
+        return proxies
+
+
+def _sender(stanza: etree._Element) -> JID | None:
+    sender = stanza.get("from")
+    return None if sender is None else JID.parse(sender)

@@ -1,0 +1,206 @@
+"""The cluster bus on NATS: the :class:`~xmlchat.routing.cluster.ClusterBus` a hub is given.
+
+Core NATS carries everything (see docs/scale-out.md for why not JetStream):
+the registry events every node hears, and each node's own subject for the
+stanzas of its sessions. Liveness is a heartbeat: a node silent for
+``cluster.node_timeout`` is dead, its sessions are forgotten
+(:meth:`~xmlchat.routing.hub.Hub.forget_node`), and its users, reconnecting to
+any node, find what was acknowledged to their senders in the shared store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import nats
+import nats.errors
+from lxml import etree
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from xmlchat.config import Cluster
+from xmlchat.errors import StreamCondition, StreamError
+from xmlchat.jid import JID
+from xmlchat.routing.hub import Hub
+from xmlchat.routing.session import Session
+from xmlchat.server.cluster import wire
+from xmlchat.stanza import from_bytes, to_bytes
+
+log = logging.getLogger(__name__)
+
+
+class NatsCluster:
+    """``await NatsCluster.join(config, node, hub)``; ``await leave()`` at shutdown."""
+
+    def __init__(self, settings: Cluster, node: str, hub: Hub, nc: Client) -> None:
+        self._settings = settings
+        self._node = node
+        self._hub = hub
+        self._nc = nc
+        self._incarnation = secrets.token_hex(6)
+        self._registry = wire.registry_subject(settings.subject_prefix)
+        # Other nodes: incarnation and when last heard from (loop time).
+        self._peers: dict[str, tuple[str, float]] = {}
+        # Everything published goes through one queue, so it leaves in order.
+        self._outbox: asyncio.Queue[tuple[str, bytes, dict[str, str] | None]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def join(cls, settings: Cluster, node: str, hub: Hub) -> NatsCluster:
+        if not wire.NODE_NAME.match(node):
+            raise ValueError(f"cluster.node_name {node!r}: letters, digits, '-' and '_' only")
+        servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
+        nc = await nats.connect(
+            servers, name=f"xmlchat-{node}", max_reconnect_attempts=-1, reconnect_time_wait=1,
+        )
+        bus = cls(settings, node, hub, nc)
+        hub.attach_cluster(bus)
+        await nc.subscribe(bus._registry, cb=bus._on_registry)
+        await nc.subscribe(wire.node_subject(settings.subject_prefix, node), cb=bus._on_stanza)
+        bus._tasks = [asyncio.create_task(bus._publisher()), asyncio.create_task(bus._heartbeat())]
+        bus._emit(bus._registry, wire.event("hello", node, bus._incarnation))
+        log.info("cluster: node %s joined at %s", node, ", ".join(servers))
+        return bus
+
+    async def leave(self) -> None:
+        """Say goodbye (the others forget this node at once) and disconnect."""
+        self._emit(self._registry, wire.event("bye", self._node, self._incarnation))
+        await self._outbox.join()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._nc.drain()
+
+    @property
+    def node(self) -> str:
+        return self._node
+
+    def peers(self) -> list[str]:
+        return sorted(self._peers)
+
+    # ---- ClusterBus: what the hub asks of the other nodes
+
+    def publish_session(self, session: Session) -> None:
+        self._emit(self._registry, wire.session_up(self._node, self._incarnation, session))
+
+    def publish_gone(self, session: Session) -> None:
+        self._emit(self._registry, wire.session_gone(self._node, self._incarnation, session))
+
+    def send(self, node: str, to: JID, stanza: etree._Element, stamp: datetime, delayed: bool) -> None:
+        headers = wire.stanza_headers("deliver", [to], stamp, delayed)
+        self._emit(self._node_subject(node), to_bytes(stanza), headers)
+
+    def kick(self, node: str, to: JID) -> None:
+        self._emit(self._node_subject(node), b"", wire.stanza_headers("kick", [to], datetime.now(UTC)))
+
+    async def relay(
+        self, node: str, to: Sequence[JID], stanza: etree._Element, stamp: datetime
+    ) -> int | None:
+        headers = wire.stanza_headers("relay", list(to), stamp)
+        try:
+            reply = await self._nc.request(
+                self._node_subject(node), to_bytes(stanza), self._settings.relay_timeout, headers=headers
+            )
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as e:
+            log.warning("cluster: node %s did not take a message (%s)", node, type(e).__name__)
+            return None
+        return int(reply.data or b"0")
+
+    # ---- what the others say
+
+    async def _on_registry(self, msg: Msg) -> None:
+        try:
+            event = wire.parse_event(msg.data)
+            if event.node == self._node:
+                return
+            await self._heard(event.node, event.incarnation)
+            if event.op == "up":
+                self._hub.remote_session(event.remote_session())
+            elif event.op == "gone":
+                self._hub.remote_session_gone(event.node, JID.parse(event.body["jid"]))
+            elif event.op == "hello":
+                self._publish_all()
+            elif event.op == "bye":
+                await self._forget(event.node, "left")
+        except Exception:
+            log.exception("cluster: bad registry event")
+
+    async def _on_stanza(self, msg: Msg) -> None:
+        headers = msg.headers or {}
+        try:
+            op = headers.get("op")
+            if op == "sync":
+                self._publish_all()
+                return
+            to, stamp, delayed = wire.addressed(headers)
+            if op == "relay":
+                taken = await self._hub.receive_relayed(to, from_bytes(msg.data), stamp)
+                await msg.respond(str(taken).encode())
+            elif op == "deliver":
+                session = self._hub.router.get(to[0])
+                if session is not None and session.node is None:
+                    self._hub.deliver(session, from_bytes(msg.data), stamp, delayed)
+            elif op == "kick":
+                session = self._hub.router.get(to[0])
+                if session is not None and session.node is None:
+                    session.close(StreamError(StreamCondition.CONFLICT, "replaced by a new connection"))
+        except Exception:
+            log.exception("cluster: bad %s from another node", headers.get("op"))
+            if msg.reply and headers.get("op") == "relay":
+                await msg.respond(b"0")
+
+    # ---- liveness
+
+    async def _heard(self, node: str, incarnation: str) -> None:
+        known = self._peers.get(node)
+        self._peers[node] = (incarnation, asyncio.get_running_loop().time())
+        if known is None:
+            # A node we did not know (it started before us, or came back after
+            # we forgot it): ask for its sessions.
+            log.info("cluster: node %s is up", node)
+            self._emit(self._node_subject(node), b"", {"op": "sync"})
+        elif known[0] != incarnation:
+            log.info("cluster: node %s restarted", node)
+            await self._hub.forget_node(node)
+            self._emit(self._node_subject(node), b"", {"op": "sync"})
+
+    async def _heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._emit(self._registry, wire.event("beat", self._node, self._incarnation))
+            await asyncio.sleep(self._settings.heartbeat_interval)
+            now = loop.time()
+            for node, (_, seen) in list(self._peers.items()):
+                if now - seen > self._settings.node_timeout:
+                    await self._forget(node, f"silent for {now - seen:.1f} s")
+
+    async def _forget(self, node: str, why: str) -> None:
+        self._peers.pop(node, None)
+        count = await self._hub.forget_node(node)
+        log.warning("cluster: node %s %s; forgot its %d session(s)", node, why, count)
+
+    # ---- publishing
+
+    def _publish_all(self) -> None:
+        for session in self._hub.router.local_sessions():
+            self.publish_session(session)
+
+    def _emit(self, subject: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        self._outbox.put_nowait((subject, payload, headers))
+
+    async def _publisher(self) -> None:
+        while True:
+            subject, payload, headers = await self._outbox.get()
+            try:
+                await self._nc.publish(subject, payload, headers=headers)
+            except Exception as e:  # reconnecting: nats-py buffers; anything else is logged
+                log.warning("cluster: could not publish to %s: %s", subject, e)
+            finally:
+                self._outbox.task_done()
+
+    def _node_subject(self, node: str) -> str:
+        return wire.node_subject(self._settings.subject_prefix, node)
