@@ -12,19 +12,23 @@
 # ---- build: wheels for xmlchat and its dependencies (no compiler needed:
 # lxml and cryptography ship manylinux wheels)
 FROM python:3.11-slim AS build
+# Optional features to install: docker-compose.cluster.yml adds "cluster"
+# (NATS and PostgreSQL drivers).
+ARG XMLCHAT_EXTRAS=metrics
 WORKDIR /src
 COPY . .
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[metrics]"
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[${XMLCHAT_EXTRAS}]"
 
 # ---- run
 FROM python:3.11-slim
+ARG XMLCHAT_EXTRAS=metrics
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 # Versions are pinned by the wheels just built.
 # hadolint ignore=DL3013
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels "xmlchat[metrics]"
+    pip install --no-cache-dir --no-index --find-links=/wheels "xmlchat[${XMLCHAT_EXTRAS}]"
 RUN useradd --system --user-group --uid 10001 --home-dir /data --no-create-home xmlchat \
     && mkdir -p /data \
     && chown xmlchat:xmlchat /data

@@ -4,6 +4,8 @@ nodes chat and see each other's presence, on both protocols."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +93,28 @@ async def test_the_same_resource_on_another_node_replaces_the_first(nodes: list[
         assert first.stream_errors == ["conflict"]
         alice.send_chat("bob@localhost/phone", "which phone?")
         assert (await next_item(second.incoming)).body == "which phone?"  # type: ignore[attr-defined]
+
+
+async def test_a_dead_nodes_users_go_offline_within_the_node_timeout(nodes: list[ServerProcess]) -> None:
+    seen: list[PresenceUpdate] = []
+    alice = native_client(nodes[0], "alice", on_presence=seen.append)
+    bob = native_client(nodes[1], "bob", reconnect=False)
+    await alice.start()
+    await bob.start()
+    try:
+        await alice.add_contact("bob")
+        await wait_for(lambda: PresenceUpdate("bob@localhost", True) in seen, 5, what="bob online at alice")
+        assert nodes[1].stop(signal.SIGKILL) == -signal.SIGKILL
+        killed = time.monotonic()
+        # cluster.node_timeout is 1.5 s with 0.2 s heartbeats (cluster_nodes.py).
+        await wait_for(lambda: PresenceUpdate("bob@localhost", False) in seen, 5, what="bob offline at alice")
+        assert time.monotonic() - killed < 1.5 + 2.0
+        # Meanwhile a message to bob is kept for him, and he gets it on another node.
+        await alice.send("bob", "while you were away")
+        again = native_client(nodes[2], "bob")
+        await again.start()
+        assert (await asyncio.wait_for(again.incoming.get(), 5)).body == "while you were away"
+        await again.close()
+    finally:
+        await alice.close()
+        await bob.close()

@@ -1,0 +1,156 @@
+"""Nodes of a cluster, in one process: real hubs with every module, one shared
+store, and a bus that hands each call straight to the other hub (the NATS
+bus is tested end to end in tests/e2e/test_cluster_e2e.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from lxml import etree
+from modules.fakes import Recorder
+
+from xmlchat.config import Config
+from xmlchat.jid import JID
+from xmlchat.metrics import Metrics
+from xmlchat.modules.messages import Messages
+from xmlchat.routing.cluster import RemoteSession
+from xmlchat.routing.hub import Hub
+from xmlchat.routing.session import XMPP_CLIENT, Session
+from xmlchat.server.modules import build_hub
+from xmlchat.stanza import make, to_bytes
+from xmlchat.storage import MemoryStorage, RosterItem
+
+ALICE, BOB = JID.parse("alice@localhost"), JID.parse("bob@localhost")
+
+
+class Cluster:
+    """Hubs by node name, and which nodes are down (their relays go unanswered)."""
+
+    def __init__(self, *names: str) -> None:
+        self.store = MemoryStorage()
+        self.hubs: dict[str, Hub] = {}
+        self.down: set[str] = set()
+        for name in names:
+            hub = build_hub(Config(), self.store, Metrics())
+            hub.attach_cluster(DirectBus(name, self))
+            self.hubs[name] = hub
+
+    def others(self, node: str) -> list[Hub]:
+        return [hub for name, hub in self.hubs.items() if name != node and name not in self.down]
+
+    async def online(self, node: str, jid: str) -> tuple[Session, Recorder]:
+        """A session on ``node`` that sent initial presence and got its stored messages."""
+        recorder = Recorder()
+        session = Session(JID.parse(jid), XMPP_CLIENT, recorder)
+        hub = self.hubs[node]
+        await hub.open_session(session)
+        await hub.receive(session, make("presence"), None)
+        messages = next(m for m in hub.modules if isinstance(m, Messages))
+        await messages.replayed(session.jid)
+        return session, recorder
+
+
+class DirectBus:
+    def __init__(self, node: str, cluster: Cluster) -> None:
+        self._node, self._cluster = node, cluster
+
+    @property
+    def node(self) -> str:
+        return self._node
+
+    def publish_session(self, session: Session) -> None:
+        presence = session.available_presence
+        remote = RemoteSession(
+            self._node, session.jid, session.capabilities.full_xmpp, session.priority,
+            None if presence is None else to_bytes(presence),
+        )
+        for hub in self._cluster.others(self._node):
+            hub.remote_session(remote)
+
+    def publish_gone(self, session: Session) -> None:
+        for hub in self._cluster.others(self._node):
+            hub.remote_session_gone(self._node, session.jid)
+
+    def send(self, node: str, to: JID, stanza: etree._Element, stamp: datetime, delayed: bool) -> None:
+        target = self._cluster.hubs[node].router.get(to)
+        if node not in self._cluster.down and target is not None and target.node is None:
+            self._cluster.hubs[node].deliver(target, stanza, stamp, delayed)
+
+    def kick(self, node: str, to: JID) -> None:
+        raise AssertionError("no test here replaces a session across nodes")
+
+    async def relay(
+        self, node: str, to: Sequence[JID], stanza: etree._Element, stamp: datetime
+    ) -> int | None:
+        if node in self._cluster.down:
+            return None
+        return await self._cluster.hubs[node].receive_relayed(list(to), stanza, stamp)
+
+
+def chat(to: str, body: str) -> etree._Element:
+    message = make("message", {"type": "chat", "from": "alice@localhost/desk", "to": to})
+    etree.SubElement(message, "{jabber:client}body").text = body
+    return message
+
+
+def bodies(recorder: Recorder) -> list[str]:
+    messages = [s for s in recorder.stanzas if s.tag == "{jabber:client}message"]
+    return [str(s.findtext("{jabber:client}body")) for s in messages]
+
+
+async def test_a_message_to_a_session_on_another_node_is_relayed_and_delivered_there() -> None:
+    cluster = Cluster("a", "b")
+    await cluster.store.create_user(BOB, "bobpw")
+    alice, _ = await cluster.online("a", "alice@localhost/desk")
+    _, bob_sees = await cluster.online("b", "bob@localhost/phone")
+    assert cluster.hubs["a"].router.available_sessions(BOB)[0].node == "b"  # a proxy on node a
+    await cluster.hubs["a"].receive(alice, chat("bob@localhost", "over there"), BOB)
+    assert bodies(bob_sees) == ["over there"]
+    assert await cluster.store.count_offline(BOB) == 0
+
+
+async def test_a_message_for_a_node_that_does_not_answer_is_stored() -> None:
+    cluster = Cluster("a", "b")
+    await cluster.store.create_user(BOB, "bobpw")
+    alice, _ = await cluster.online("a", "alice@localhost/desk")
+    _, bob_sees = await cluster.online("b", "bob@localhost/phone")
+    cluster.down.add("b")  # killed: its proxies are still on node a
+    await cluster.hubs["a"].receive(alice, chat("bob@localhost", "kept for later"), BOB)
+    assert bodies(bob_sees) == []
+    stored = await cluster.store.fetch_offline(BOB)
+    assert len(stored) == 1 and b"kept for later" in stored[0].stanza
+
+
+async def test_a_forgotten_nodes_users_leave_once_for_each_local_contact() -> None:
+    # bob (node b) is alice's contact (node a) and carol's (node c); b dies. Each
+    # live node tells its own sessions, and no node relays that to another.
+    cluster = Cluster("a", "b", "c")
+    for user in (JID.parse("alice@localhost"), JID.parse("carol@localhost")):
+        await cluster.store.put_roster_item(user, RosterItem(BOB, subscription="both"))
+        await cluster.store.put_roster_item(BOB, RosterItem(user, subscription="both"))
+    _, alice_sees = await cluster.online("a", "alice@localhost/desk")
+    _, carol_sees = await cluster.online("c", "carol@localhost/desk")
+    await cluster.online("b", "bob@localhost/phone")
+    cluster.down.add("b")
+    alice_sees.stanzas.clear()
+    carol_sees.stanzas.clear()
+    for node in ("a", "c"):
+        assert await cluster.hubs[node].forget_node("b") == 1
+    for seen in (alice_sees, carol_sees):
+        gone = [s for s in seen.stanzas if s.get("type") == "unavailable"]
+        assert [s.get("from") for s in gone] == ["bob@localhost/phone"]
+    assert not cluster.hubs["a"].router.is_connected(BOB)
+
+
+async def test_late_news_of_a_replaced_session_does_not_bring_it_back() -> None:
+    cluster = Cluster("a", "b", "c")
+    jid = JID.parse("bob@localhost/phone")
+    hub = cluster.hubs["c"]
+    hub.remote_session(RemoteSession("a", jid, True))
+    hub.remote_session(RemoteSession("b", jid, True))  # the same resource, newer, on b
+    hub.remote_session(RemoteSession("a", jid, True, presence=b"<presence xmlns='jabber:client'/>"))
+    current = hub.router.get(jid)
+    assert current is not None and current.node == "b"
+    hub.remote_session_gone("a", jid)
+    assert hub.router.get(jid) is current
