@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test faults lint bench bench-instructions compare clean
+.PHONY: serve test faults lint bench bench-instructions bench-cluster compare clean
 
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: $(BIN)/xmlchat
 bench-instructions: $(BIN)/xmlchat
 	$(BIN)/python -m benchmarks.instructions
 	PROTOCOL=xmpp $(BIN)/python -m benchmarks.instructions
+
+# Two nodes against one (issue 17): messages/s and cross-node latency; needs PostgreSQL and NATS.
+bench-cluster: $(BIN)/xmlchat
+	$(BIN)/python -m benchmarks.cluster
 
 # Regenerates the measured numbers, plots and transcripts that docs/protocols.md shows.
 compare: $(BIN)/xmlchat

@@ -48,6 +48,7 @@ class NatsCluster:
         # Everything published goes through one queue, so it leaves in order.
         self._outbox: asyncio.Queue[tuple[str, bytes, dict[str, str] | None]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._relays: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def join(cls, settings: Cluster, node: str, hub: Hub) -> NatsCluster:
@@ -138,8 +139,11 @@ class NatsCluster:
                 return
             to, stamp, delayed = wire.addressed(headers)
             if op == "relay":
-                taken = await self._hub.receive_relayed(to, from_bytes(msg.data), stamp)
-                await msg.respond(str(taken).encode())
+                # Each in its own task: a relay waiting for a store commit does not
+                # hold up the others (one sender's relays come one at a time anyway).
+                task = asyncio.create_task(self._relayed(msg, to, stamp))
+                self._relays.add(task)
+                task.add_done_callback(self._relays.discard)
             elif op == "deliver":
                 session = self._hub.router.get(to[0])
                 if session is not None and session.node is None:
@@ -150,8 +154,15 @@ class NatsCluster:
                     session.close(StreamError(StreamCondition.CONFLICT, "replaced by a new connection"))
         except Exception:
             log.exception("cluster: bad %s from another node", headers.get("op"))
-            if msg.reply and headers.get("op") == "relay":
-                await msg.respond(b"0")
+
+    async def _relayed(self, msg: Msg, to: list[JID], stamp: datetime) -> None:
+        taken = 0
+        try:
+            taken = await self._hub.receive_relayed(to, from_bytes(msg.data), stamp)
+        except Exception:
+            log.exception("cluster: a relayed message failed here")
+        finally:
+            await msg.respond(str(taken).encode())
 
     # ---- liveness
 

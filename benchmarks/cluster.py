@@ -1,0 +1,192 @@
+"""Two nodes against one (issue 17): ``make bench-cluster``.
+
+Each layout starts its xmlchat nodes as child processes on 127.0.0.1, sharing a
+fresh PostgreSQL schema (and, with two nodes, one NATS), logs ``--pairs``
+sender→receiver pairs in over the plaintext native listener, and keeps
+``--window`` messages in flight per pair for ``--duration`` seconds
+(:class:`~benchmarks.workloads.PairRun`). It prints messages per second,
+messages per server CPU-second and the one-way latency (send to delivery,
+sender's ack not waited for) per layout:
+
+* ``one node``: every user on one node (PostgreSQL store, no NATS);
+* ``two nodes, spread``: senders and receivers spread so half the pairs cross nodes;
+* ``two nodes, across``: every message crosses nodes (the cross-node latency).
+
+Needs PostgreSQL (``XMLCHAT_BENCH_POSTGRES``, default the loopback ``test``
+database) and NATS (``XMLCHAT_BENCH_NATS``, default ``nats://127.0.0.1:4222``).
+The load generator is one process on the same machine, so on a small machine
+it competes with the nodes for the CPU: compare layouts within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from array import array
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from benchmarks.accounts import Account
+from benchmarks.drivers import Endpoint, Session
+from benchmarks.drivers.native import NativeDriver
+from benchmarks.procstat import cpu_seconds
+from benchmarks.workloads import PairRun
+from xmlchat.jid import JID
+from xmlchat.storage.postgres import PostgresStorage
+
+POSTGRES = os.environ.get("XMLCHAT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+NATS = os.environ.get("XMLCHAT_BENCH_NATS", "nats://127.0.0.1:4222")
+LISTEN = re.compile(r"^listening: native \S+ port (\d+) tls=none \(native_plain\)$")
+PASSWORD = "bench-pw"
+
+# (nodes, pair index -> (sender's node, receiver's node))
+Layout = tuple[int, Callable[[int], tuple[int, int]]]
+LAYOUTS: dict[str, Layout] = {
+    "one node": (1, lambda i: (0, 0)),
+    "two nodes, spread": (2, lambda i: (i % 2, (i // 2) % 2)),
+    "two nodes, across": (2, lambda i: (i % 2, 1 - i % 2)),
+}
+
+
+@contextmanager
+def schema() -> Iterator[str]:
+    name = f"xmlchat_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {name}".encode())
+        try:
+            yield f"{POSTGRES}?options=-csearch_path%3D{name}"
+        finally:
+            admin.execute(f"DROP SCHEMA {name} CASCADE".encode())
+
+
+Node = tuple[subprocess.Popen[str], int]  # the process and its native port
+
+
+def start_node(workdir: Path, index: int, storage: str, prefix: str | None) -> Node:
+    env = {
+        **os.environ,
+        "XMLCHAT_DATA_DIR": str(workdir / f"n{index}"),
+        "XMLCHAT_STORAGE_URL": storage,
+        "XMLCHAT_LISTENERS_NATIVE_ENABLED": "false",
+        "XMLCHAT_LISTENERS_XMPP_ENABLED": "false",
+        "XMLCHAT_LISTENERS_NATIVE_PLAIN_ENABLED": "true",
+        "XMLCHAT_LISTENERS_NATIVE_PLAIN_PORT": "0",
+        "XMLCHAT_LIMITS_STANZAS_PER_SECOND": "0",
+        "XMLCHAT_LOG_LEVEL": "warning",
+    }
+    if prefix is not None:
+        env |= {"XMLCHAT_CLUSTER_NATS_URL": NATS, "XMLCHAT_CLUSTER_NODE_NAME": f"n{index}",
+                "XMLCHAT_CLUSTER_SUBJECT_PREFIX": prefix}
+    proc = subprocess.Popen([sys.executable, "-m", "xmlchat", "serve"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    port = 0
+    for line in proc.stdout:
+        match = LISTEN.match(line.strip())
+        port = int(match.group(1)) if match else port
+        if line.startswith("ready:"):
+            return proc, port
+    raise RuntimeError(f"node {index} did not start")
+
+
+async def create_accounts(storage: str, count: int) -> list[Account]:
+    store = await PostgresStorage.open(storage)
+    try:
+        accounts = [Account(f"u{i}", PASSWORD) for i in range(count)]
+        await asyncio.gather(*(store.create_user(JID.user(a.user, "localhost"), PASSWORD) for a in accounts))
+        return accounts
+    finally:
+        await store.close()
+
+
+async def measure(name: str, layout: Layout, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    node_count, place = layout
+    with schema() as storage:
+        accounts = await create_accounts(storage, 2 * args.pairs)
+        prefix = f"xmlchat-bench-{uuid.uuid4().hex[:8]}" if node_count > 1 else None
+        nodes = [start_node(workdir / name.replace(" ", "-"), i, storage, prefix) for i in range(node_count)]
+        try:
+            return await _drive(nodes, place, accounts, args)
+        finally:
+            for proc, _ in nodes:
+                proc.terminate()
+                proc.wait(15)
+
+
+async def _drive(
+    nodes: list[Node], place: Callable[[int], tuple[int, int]],
+    accounts: list[Account], args: argparse.Namespace,
+) -> dict[str, float]:
+    driver = NativeDriver()
+    endpoints = [Endpoint("127.0.0.1", port, "localhost") for _, port in nodes]
+
+    async def login(index: int, node: int) -> Session:
+        return await driver.login(endpoints[node], accounts[index], f"r{index}", 20)
+
+    pairs = []
+    for i in range(args.pairs):
+        sender_node, receiver_node = place(i)
+        pairs.append((await login(2 * i, sender_node), await login(2 * i + 1, receiver_node)))
+    # Registry events travel in milliseconds; a second's margin on a busy machine.
+    await asyncio.sleep(1)
+    latencies: array[int] = array("q")
+    pids = [proc.pid for proc, _ in nodes]
+    cpu_before, started = cpu_seconds(pids), time.monotonic()
+    deadline = time.monotonic_ns() + int(args.duration * 1e9)
+    runs = [PairRun(s, r, "b", args.window, deadline, latencies) for s, r in pairs]
+    for run in runs:
+        run.start()
+    waits = [asyncio.ensure_future(asyncio.wait_for(run.done, args.duration + 30)) for run in runs]
+    await asyncio.wait(waits)
+    elapsed, cpu = time.monotonic() - started, cpu_seconds(pids) - cpu_before
+    for sender, receiver in pairs:
+        sender.close()
+        receiver.close()
+    received = sum(run.order.unique for run in runs)
+    ms = sorted(v / 1e6 for v in latencies)
+    return {
+        "messages/s": received / elapsed,
+        "messages per server CPU-s": received / cpu if cpu else 0.0,
+        "server CPU cores": cpu / elapsed,
+        "latency p50 ms": statistics.median(ms) if ms else 0.0,
+        "latency p99 ms": ms[int(len(ms) * 0.99)] if ms else 0.0,
+        "lost": float(sum(run.seq - run.order.unique for run in runs)),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pairs", type=int, default=40)
+    parser.add_argument("--window", type=int, default=10)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in LAYOUTS}
+    with tempfile.TemporaryDirectory(prefix="xmlchat-bench-cluster-") as tmp:
+        for _ in range(args.repeat):  # layouts alternate, so a busy moment hits them alike
+            for name, layout in LAYOUTS.items():
+                results[name].append(await measure(name, layout, args, Path(tmp)))
+    print(f"{args.pairs} pairs, window {args.window}, {args.duration:g} s, median of {args.repeat} runs")
+    keys = list(next(iter(results.values()))[0])
+    print(f"| layout | {' | '.join(keys)} |")
+    print(f"|---|{'---|' * len(keys)}")
+    for name, runs in results.items():
+        cells = [f"{statistics.median(r[k] for r in runs):,.1f}" for k in keys]
+        print(f"| {name} | {' | '.join(cells)} |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
