@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cluster_nodes import running_cluster
-from conftest import ServerProcess
+from conftest import ServerProcess, make_server
 from e2e.xmpp_client_helpers import next_item, online
 from e2e.xmpp_helpers import connect
 from faults.peers import USERS, native_client
@@ -118,3 +118,15 @@ async def test_a_dead_nodes_users_go_offline_within_the_node_timeout(nodes: list
     finally:
         await alice.close()
         await bob.close()
+
+
+def test_a_node_without_a_shared_store_or_nats_does_not_start(tmp_path: Path, postgres_url: str) -> None:
+    node = make_server(tmp_path)
+    node.env["XMLCHAT_CLUSTER_NATS_URL"] = "nats://127.0.0.1:1"
+    with pytest.raises(RuntimeError, match="needs a shared PostgreSQL store"):
+        node.start()
+    node.env["XMLCHAT_STORAGE_URL"] = postgres_url
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"cannot reach NATS at nats://127\.0\.0\.1:1"):
+        node.start(timeout=30)
+    assert time.monotonic() - started < 20

@@ -32,6 +32,9 @@ from xmlchat.stanza import from_bytes, to_bytes
 
 log = logging.getLogger(__name__)
 
+# Tries of each NATS server at start before giving up (a typo should not hang).
+START_ATTEMPTS = 2
+
 
 class NatsCluster:
     """``await NatsCluster.join(config, node, hub)``; ``await leave()`` at shutdown."""
@@ -55,9 +58,16 @@ class NatsCluster:
         if not wire.NODE_NAME.match(node):
             raise ValueError(f"cluster.node_name {node!r}: letters, digits, '-' and '_' only")
         servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
-        nc = await nats.connect(
-            servers, name=f"xmlchat-{node}", max_reconnect_attempts=-1, reconnect_time_wait=1,
-        )
+        try:
+            nc = await nats.connect(
+                servers, name=f"xmlchat-{node}", connect_timeout=2, reconnect_time_wait=1,
+                max_reconnect_attempts=START_ATTEMPTS, error_cb=_nats_error,
+            )
+        except Exception as e:
+            raise OSError(f"cannot reach NATS at {settings.nats_url}: {e or type(e).__name__}") from None
+        # Once in, never give up: a node cut off from NATS is forgotten by the
+        # others (and stores what it cannot relay) until it is back.
+        nc.options["max_reconnect_attempts"] = -1
         bus = cls(settings, node, hub, nc)
         hub.attach_cluster(bus)
         await nc.subscribe(bus._registry, cb=bus._on_registry)
@@ -215,3 +225,7 @@ class NatsCluster:
 
     def _node_subject(self, node: str) -> str:
         return wire.node_subject(self._settings.subject_prefix, node)
+
+
+async def _nats_error(error: Exception) -> None:
+    log.warning("cluster: NATS: %s", error or type(error).__name__)
