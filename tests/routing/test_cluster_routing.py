@@ -4,13 +4,16 @@ bus is tested end to end in tests/e2e/test_cluster_e2e.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 
+import pytest
 from lxml import etree
 from modules.fakes import Recorder
 
 from xmlchat.config import Config
+from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID
 from xmlchat.metrics import Metrics
 from xmlchat.modules.messages import Messages
@@ -31,6 +34,9 @@ class Cluster:
         self.store = MemoryStorage()
         self.hubs: dict[str, Hub] = {}
         self.down: set[str] = set()
+        # Set: a relay to a down node fails now; unset: when it is set (a timeout).
+        self.unanswered: asyncio.Event | None = None
+        self.relay_waiting = asyncio.Event()
         for name in names:
             hub = build_hub(Config(), self.store, Metrics())
             hub.attach_cluster(DirectBus(name, self))
@@ -84,6 +90,9 @@ class DirectBus:
         self, node: str, to: Sequence[JID], stanza: etree._Element, stamp: datetime
     ) -> int | None:
         if node in self._cluster.down:
+            if self._cluster.unanswered is not None:
+                self._cluster.relay_waiting.set()
+                await self._cluster.unanswered.wait()
             return None
         return await self._cluster.hubs[node].receive_relayed(list(to), stanza, stamp)
 
@@ -154,3 +163,36 @@ async def test_late_news_of_a_replaced_session_does_not_bring_it_back() -> None:
     assert current is not None and current.node == "b"
     hub.remote_session_gone("a", jid)
     assert hub.router.get(jid) is current
+
+
+async def test_a_user_on_another_node_who_blocked_the_sender_refuses_the_message() -> None:
+    # XEP-0191 §3.3: the sender hears service-unavailable, as from a user who is
+    # not there, whichever node the blocking user is connected to.
+    cluster = Cluster("a", "b")
+    await cluster.store.create_user(BOB, "bobpw")
+    await cluster.store.block(BOB, [ALICE])
+    alice, _ = await cluster.online("a", "alice@localhost/desk")
+    _, bob_sees = await cluster.online("b", "bob@localhost/phone")
+    with pytest.raises(StanzaError) as refused:
+        await cluster.hubs["a"].receive(alice, chat("bob@localhost", "let me in"), BOB)
+    assert refused.value.condition is StanzaCondition.SERVICE_UNAVAILABLE
+    assert bodies(bob_sees) == []
+
+
+async def test_a_message_for_a_dead_node_goes_where_the_user_is_now() -> None:
+    # bob's node died unnoticed (its proxies are still here); while node a
+    # waits in vain for it, bob logs in again on node c: the message reaches
+    # him there instead of waiting in the store for his next login.
+    cluster = Cluster("a", "b", "c")
+    await cluster.store.create_user(BOB, "bobpw")
+    alice, _ = await cluster.online("a", "alice@localhost/desk")
+    await cluster.online("b", "bob@localhost/phone")
+    cluster.down.add("b")
+    cluster.unanswered = asyncio.Event()
+    sending = asyncio.create_task(cluster.hubs["a"].receive(alice, chat("bob@localhost", "found you"), BOB))
+    await cluster.relay_waiting.wait()
+    _, again_sees = await cluster.online("c", "bob@localhost/laptop")
+    cluster.unanswered.set()  # the relay timeout
+    await sending
+    assert bodies(again_sees) == ["found you"]
+    assert await cluster.store.count_offline(BOB) == 0

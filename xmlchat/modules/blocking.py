@@ -160,6 +160,11 @@ class Blocking:
         if not self.ctx.sessions.sessions_of(session.jid.bare):
             self._lists.pop(session.jid.bare, None)
 
+    def _connected_here(self, user: JID) -> bool:
+        """A session of ``user`` on this node, so its list would be cached; one
+        on another node of a cluster has its list there only."""
+        return any(s.node is None for s in self.ctx.sessions.sessions_of(user))
+
     def _blocks(self, owner: JID, other: JID) -> bool:
         items = self._lists.get(owner)
         return items is not None and any(candidate in items for candidate in blocking_items(other))
@@ -182,7 +187,7 @@ class Blocking:
     async def _to_user(self, stanza: etree._Element, account: JID) -> etree._Element | None:
         """Recipient side, before sessions or the offline store are chosen."""
         cached = bool(self._lists) and account in self._lists
-        if not cached and self.ctx.sessions.is_connected(account):
+        if not cached and self._connected_here(account):
             return stanza  # the hot path: an online user who blocks nobody
         sender = JID.parse_or_none(stanza.get("from"))
         if sender is None or sender.local is None or sender.bare == account:

@@ -118,17 +118,22 @@ class Messages:
     ) -> Outcome:
         """Local sessions here; those on other nodes through their node, which
         answers once it has delivered. If no session anywhere took it (their
-        node died), it is stored as for an offline user."""
-        remote = [s for s in sessions if s.node is not None]
-        if not remote:
-            return await self._to_local_sessions(to, sessions, stanza, stamp, type_)
-        local = [s for s in sessions if s.node is None]
-        taken = await self._relay(remote, stanza, stamp)
-        if local:
-            return await self._to_local_sessions(to, local, stanza, stamp, type_)
-        if taken:
-            return "delivered"
-        return await self._offline(to, type_, stanza, stamp)
+        node died, or they left meanwhile), whoever of the user is available
+        now gets it (the user may have logged in again on another node), else
+        it is stored as for an offline user."""
+        tried: set[Session] = set()
+        while True:
+            remote = [s for s in sessions if s.node is not None]
+            local = [s for s in sessions if s.node is None]
+            outcome = await self._to_local_sessions(to, local, stanza, stamp, type_) if local else None
+            if not remote:
+                return outcome or "dropped"
+            if await self._relay(remote, stanza, stamp) or outcome is not None:
+                return outcome or "delivered"
+            tried.update(remote)
+            sessions = [s for s in self.ctx.sessions.available_sessions(to.bare) if s not in tried]
+            if not sessions:
+                return await self._offline(to, type_, stanza, stamp)
 
     async def _relay(self, remote: list[Session], stanza: etree._Element, stamp: datetime) -> int:
         by_node: dict[str, list[Session]] = {}
