@@ -212,6 +212,7 @@ class NativeConnection(Connection[native.Event]):
         self.metrics.login(self.protocol, False)
         released = self.core.login_failed(StanzaCondition.NOT_AUTHORIZED, "wrong user name or password")
         if self._failed_logins >= self.config.limits.max_login_attempts:
+            self.metrics.limit_hit("login_attempts")
             self.close(StreamError(StreamCondition.POLICY_VIOLATION, "too many failed logins"))
             return []
         return released
