@@ -19,7 +19,7 @@ import asyncio
 import sys
 from typing import Any
 
-from xmlchat.cli.common import add_client_commands, ask_password, run_async, user_jid
+from xmlchat.cli.common import add_client_commands, read_password, run_async, user_jid
 from xmlchat.client.native import (
     ArchivedMessage,
     IncomingMessage,
@@ -56,7 +56,7 @@ def make_client(args: argparse.Namespace, config: Config, **kwargs: Any) -> Nati
             cafile = str(default_cert)
         ssl = client_context(cafile, args.insecure)
     jid = user_jid(args.jid, config)
-    password = args.password if args.password is not None else ask_password(confirm=False)
+    password = read_password(args, confirm=False)
     return NativeClient(str(jid), password, host=host, port=port, ssl=ssl, **kwargs)
 
 

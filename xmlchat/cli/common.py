@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
+import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Final
 
 from xmlchat.config import Config
 from xmlchat.jid import JID, InvalidJID
+
+PASSWORD_ENV: Final = "XMLCHAT_PASSWORD"
+NO_PASSWORD: Final = (
+    f"xmlchat: no password: type it at a terminal, pipe it with --password-stdin, or set {PASSWORD_ENV}"
+)
 
 
 def run_async(coro: Coroutine[Any, Any, int]) -> int:
@@ -24,11 +31,42 @@ def user_jid(text: str, config: Config) -> JID:
     return jid.bare
 
 
-def ask_password(prompt: str = "Password: ", confirm: bool = True) -> str:
-    password = getpass.getpass(prompt)
-    if confirm and getpass.getpass("Again: ") != password:
-        raise SystemExit("xmlchat: passwords do not match")
+def add_password_options(parser: argparse.ArgumentParser) -> None:
+    """Where a command takes a password from, besides the prompt."""
+    parser.add_argument(
+        "--password-stdin", action="store_true", help="read the password from the first line of stdin"
+    )
+    parser.add_argument(
+        "--password", help=f"visible to other users in ps: prefer --password-stdin or {PASSWORD_ENV}"
+    )
+
+
+def read_password(args: argparse.Namespace, prompt: str = "Password: ", confirm: bool = True) -> str:
+    """``--password``, else ``--password-stdin``, else ``$XMLCHAT_PASSWORD``,
+    else a prompt at the terminal; with none of them, one line of error."""
+    if getattr(args, "password", None) is not None:
+        return str(args.password)
+    if getattr(args, "password_stdin", False):
+        line = sys.stdin.readline()
+        if not line:
+            raise SystemExit("xmlchat: --password-stdin: stdin is empty")
+        return line.rstrip("\r\n")
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    if not sys.stdin.isatty():
+        raise SystemExit(NO_PASSWORD)
+    try:
+        password = getpass.getpass(prompt)
+        if confirm and getpass.getpass("Again: ") != password:
+            raise SystemExit("xmlchat: passwords do not match")
+    except EOFError:
+        raise SystemExit(NO_PASSWORD) from None
     return password
+
+
+def ask_password(prompt: str = "Password: ", confirm: bool = True) -> str:
+    """A password from the terminal only (see :func:`read_password`)."""
+    return read_password(argparse.Namespace(), prompt, confirm)
 
 
 Command = Callable[[argparse.Namespace, Config], int]
@@ -49,7 +87,7 @@ def add_client_commands(
     connect.add_argument("--server", metavar="HOST:PORT", help=f"default: the configured {protocol} listener")
     connect.add_argument("--cafile", help="trust this certificate (default: the data directory's)")
     connect.add_argument("--insecure", action="store_true", help="do not verify the certificate")
-    connect.add_argument("--password", help="for scripts; prompted for when absent")
+    add_password_options(connect)
     chat = sub.add_parser(names[0], parents=[connect], help=f"interactive {protocol} chat")
     chat.add_argument("jid")
     chat.set_defaults(run=commands[0])

@@ -20,7 +20,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from xmlchat.cli.common import add_client_commands, ask_password, run_async, user_jid
+from xmlchat.cli.common import add_client_commands, read_password, run_async, user_jid
 from xmlchat.config import Config
 from xmlchat.jid import JID, InvalidJID
 from xmlchat.server.tls import client_context
@@ -64,7 +64,7 @@ class _Connection:
         self.ssl = client_context(cafile, args.insecure)
         jid = user_jid(args.jid, config)
         self.jid = f"{jid}/{args.resource}" if args.resource else str(jid)
-        self.password = args.password if args.password is not None else ask_password(confirm=False)
+        self.password = read_password(args, confirm=False)
 
     def client(self, **kwargs: Any) -> XmppClient:
         from xmlchat.client.xmpp import XmppClient
