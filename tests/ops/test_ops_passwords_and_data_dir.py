@@ -17,7 +17,9 @@ from ops.helpers import clean_env
 ENV_NAME = "XMLCHAT_PASSWORD"
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str], input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], cwd: Path, env: dict[str, str], input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "xmlchat", *args],
         cwd=cwd,

@@ -6,12 +6,15 @@ import argparse
 import asyncio
 import getpass
 import os
+import ssl
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
+from xmlchat.client import trust
 from xmlchat.config import Config
 from xmlchat.jid import JID, InvalidJID
+from xmlchat.server.tls import client_context
 
 PASSWORD_ENV: Final = "XMLCHAT_PASSWORD"
 NO_PASSWORD: Final = (
@@ -86,6 +89,11 @@ def add_client_commands(
     options(connect)
     connect.add_argument("--server", metavar="HOST:PORT", help=f"default: the configured {protocol} listener")
     connect.add_argument("--cafile", help="trust this certificate (default: the data directory's)")
+    connect.add_argument(
+        "--trust-on-first-use",
+        action="store_true",
+        help="pin the server's certificate the first time, refuse it if it changes (like ssh)",
+    )
     connect.add_argument("--insecure", action="store_true", help="do not verify the certificate")
     add_password_options(connect)
     chat = sub.add_parser(names[0], parents=[connect], help=f"interactive {protocol} chat")
@@ -96,3 +104,40 @@ def add_client_commands(
     send.add_argument("to", help="recipient")
     send.add_argument("text")
     send.set_defaults(run=commands[1])
+
+
+def client_tls(
+    args: argparse.Namespace, config: Config, host: str, port: int, direct: bool
+) -> ssl.SSLContext:
+    """What the client trusts: ``--insecure`` nothing, ``--cafile``, a pinned
+    fingerprint (``--trust-on-first-use``), else the data directory's
+    certificate if there is one, else the system's CAs."""
+    if args.insecure:
+        return client_context(insecure=True)
+    if args.cafile:
+        return client_context(args.cafile)
+    if args.trust_on_first_use:
+        if not direct:
+            raise SystemExit("xmlchat: --trust-on-first-use needs a direct TLS port (not STARTTLS)")
+        try:
+            context, said = trust.pinned_context(host, port, trust.known_hosts_path())
+        except trust.FingerprintChanged as e:
+            raise SystemExit(f"xmlchat: {e}") from None
+        except OSError as e:
+            raise SystemExit(f"xmlchat: cannot connect to {host}:{port}: {e}") from None
+        print(said, file=sys.stderr)
+        return context
+    generated = config.data_path / "tls" / "cert.pem"
+    return client_context(str(generated) if generated.exists() else None)
+
+
+def connect_failure(error: BaseException, host: str, port: int, config: Config) -> str:
+    """One message for a connection that failed; for a certificate that could
+    not be verified, what to do about it."""
+    local_cert = config.data_path / "tls" / "cert.pem"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return "xmlchat: " + trust.explain(error.verify_message or str(error), host, port, local_cert)
+    if "CERTIFICATE_VERIFY_FAILED" in str(error):  # slixmpp reports it as a disconnection
+        reason = str(error).rpartition("certificate verify failed: ")[2].partition(" (_ssl")[0]
+        return "xmlchat: " + trust.explain(reason, host, port, local_cert)
+    return f"xmlchat: cannot connect to {host}:{port}: {error or 'timed out'}"

@@ -52,6 +52,8 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         loop.add_signal_handler(signal.SIGHUP, reload)
         for b in bound:
             print(b, flush=True)
+        if server.certificate is not None:
+            print(f"certificate: {server.certificate} (clients: --cafile this file)", flush=True)
         print(f"ready: serving {', '.join(config.hosts)}; data in {config.data_path}", flush=True)
         await stop.wait()
         loop.remove_signal_handler(signal.SIGHUP)

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from xmlchat import log as log_mod
@@ -86,6 +87,7 @@ class Server:
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._tls_context: ssl.SSLContext | None = None
+        self.certificate: Path | None = None  # what clients must trust (printed at start)
         self._channel_binding: dict[str, bytes] | None = None
         # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
         self._scram_secret = secrets.token_bytes(32)
@@ -106,6 +108,7 @@ class Server:
         server._data_lock = lock
         if any(listener.enabled and listener.tls != "none" for listener in _listeners(config).values()):
             cert, key = tls.ensure_certificate(config)
+            server.certificate = cert.absolute()
             server._tls_context = tls.server_context(cert, key)
             # RFC 5929 tls-server-end-point data for SCRAM-*-PLUS.
             server._channel_binding = {"tls-server-end-point": tls.server_end_point(cert)}
