@@ -99,10 +99,16 @@ def _stats(stats: dict[str, Any]) -> None:
         if isinstance(value, dict):
             shown = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
         elif isinstance(value, list):
-            shown = "; ".join(map(str, value)) or "none"
+            shown = "; ".join(_listener(item) for item in value) or "none"
         else:
             shown = str(value)
         print(f"{key.replace('_', ' ')}: {shown}")
+
+
+def _listener(bound: Any) -> str:
+    if not isinstance(bound, dict):
+        return str(bound)
+    return f"{bound['name']} {bound['protocol']} {bound['address']}:{bound['port']} tls={bound['tls']}"
 
 
 def _reloaded(plan: dict[str, list[str]]) -> None:

@@ -12,6 +12,7 @@ condition on both protocols.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -106,7 +107,7 @@ class ServerCommands:
             "pid": os.getpid(),
             "uptime_seconds": round(time.time() - server.started_at),
             "data_dir": str(server.config.data_path.resolve()),
-            "listeners": [str(bound) for bound in server.bound],
+            "listeners": [dataclasses.asdict(bound) for bound in server.bound],
             "connections": dict(sorted(connections.items())),
             "sessions": dict(sorted(server.sessions_by_protocol().items())),
             "registered_users": await server.count_users(),
