@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from xmlchat.config import Config
+from xmlchat.storage import SchemaTooNew
 
 log = logging.getLogger("xmlchat")
 
@@ -39,7 +40,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         try:
             server = await Server.open(config, args.load_config)
             bound = await server.start()
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, SchemaTooNew) as e:
             print(f"xmlchat: cannot start: {e}", file=sys.stderr)
             return 1
         reloads: set[asyncio.Task[None]] = set()
