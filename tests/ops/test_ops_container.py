@@ -244,9 +244,10 @@ def test_the_container_command_runs_natively(tmp_path: Path) -> None:
 
         assert str(asyncio.run(login())).startswith("alice@localhost/")
 
-        # docs/operations.md: the online backup, with /data being this data dir.
+        # docs/operations.md: the online backup (through the running server's
+        # admin channel), with /data being this data dir.
         docs = (REPO / "docs" / "operations.md").read_text()
-        backup = re.search(r'docker compose exec xmlchat (python -c "[^"]+")', docs)
+        backup = re.search(r"docker compose exec xmlchat (xmlchat backup /data/\S+)", docs)
         assert backup is not None
         argv = shlex.split(backup.group(1).replace("/data/", f"{data}/"))
         result = run_in_container(argv, env, data)
