@@ -31,6 +31,13 @@ def test_passwd_ends_both_protocols_sessions_and_the_new_password_works(server: 
     bystander.close()
 
 
+def test_passwd_also_ends_a_connection_authenticated_but_not_yet_bound(server: ServerProcess) -> None:
+    unbound = raw_login(server, "carol", bind=False)
+    result = server.cli("passwd", "carol", "--password-stdin", input="changed\n")
+    assert result.returncode == 0 and "1 session(s) ended" in result.stdout
+    assert stream_error(unbound.read_until_closed()) == "not-authorized"
+
+
 def test_passwd_keep_sessions_leaves_them_logged_in(server: ServerProcess) -> None:
     native = native_login(server.ports["native_plain"], "alice", "alicepw")
     result = server.cli("passwd", "alice", "--keep-sessions", "--password-stdin", input="other\n")

@@ -142,13 +142,17 @@ class Server:
         return Counter(session.protocol for session in self.hub.router.all_sessions())
 
     def close_sessions(self, jid: JID, error: StreamError) -> int:
-        """End the connections logged in as ``jid`` (bare: every resource)."""
+        """End the connections logged in as ``jid``: a full JID's session, or
+        every connection authenticated as a bare JID (bound or not yet)."""
         closing = [
             c
             for c in list(self.connections)
-            if c.session is not None
-            and not c.closing
-            and (c.session.jid == jid if jid.resource is not None else c.session.bare == jid)
+            if not c.closing
+            and (
+                c.session is not None and c.session.jid == jid
+                if jid.resource is not None
+                else c.account == jid
+            )
         ]
         for connection in closing:
             connection.close(error)

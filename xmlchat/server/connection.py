@@ -19,6 +19,7 @@ from lxml import etree
 
 from xmlchat.config import Config
 from xmlchat.errors import StreamCondition, StreamError
+from xmlchat.jid import JID
 from xmlchat.log import CONNECTION, ConnectionLogger
 from xmlchat.metrics import Metrics
 from xmlchat.routing.hub import Hub
@@ -140,6 +141,12 @@ class Connection(abc.ABC, Generic[EventT]):
     @property
     @abc.abstractmethod
     def authenticated(self) -> bool: ...
+
+    @property
+    def account(self) -> JID | None:
+        """The bare JID logged in, from authentication on (an XMPP client may
+        not have bound a session yet): what deluser and passwd close."""
+        return self.session.bare if self.session is not None else None
 
     @abc.abstractmethod
     async def handle(self, event: EventT) -> list[EventT]:

@@ -71,6 +71,10 @@ class NativeConnection(Connection[native.Event]):
     def authenticated(self) -> bool:
         return self._jid is not None
 
+    @property
+    def account(self) -> JID | None:
+        return self._jid.bare if self._jid is not None else None
+
     def write(self, stanza: etree._Element, stamp: datetime, delayed: bool = False) -> None:
         self.metrics.stanza_out(self.protocol, kind(stanza))
         self.log_stanza("out", stanza)

@@ -57,6 +57,11 @@ class XmppConnection(Connection[xmpp.Event]):
     def authenticated(self) -> bool:
         return self.core.user is not None
 
+    @property
+    def account(self) -> JID | None:
+        user = self.core.user
+        return user.bare if user is not None else None
+
     # ---- SessionTransport
 
     def write(self, stanza: etree._Element, stamp: datetime, delayed: bool = False) -> None:
