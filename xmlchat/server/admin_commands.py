@@ -81,7 +81,7 @@ class ServerCommands:
                 "protocol": c.protocol,
                 "available": c.session.available,
                 "address": c.peer,
-                "tls": c.tls or c.writer.get_extra_info("ssl_object") is not None,
+                "tls": c.tls,
                 "connected_seconds": round(now - c.opened_at),
             }
             for c in list(self.server.connections)
