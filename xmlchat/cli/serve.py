@@ -36,6 +36,17 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        reloads: set[asyncio.Task[None]] = set()
+        started: list[Server] = []
+
+        def reload() -> None:
+            # Before the server is up there is nothing to reload (and SIGHUP must not kill it).
+            for server in started:
+                task = asyncio.create_task(_reload(server))
+                reloads.add(task)
+                task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
         print(f"data directory: {config.data_path}", flush=True)
         try:
             server = await Server.open(config, args.load_config)
@@ -43,14 +54,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         except (OSError, ValueError, SchemaTooNew) as e:
             print(f"xmlchat: cannot start: {e}", file=sys.stderr)
             return 1
-        reloads: set[asyncio.Task[None]] = set()
-
-        def reload() -> None:
-            task = asyncio.create_task(_reload(server))
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
-
-        loop.add_signal_handler(signal.SIGHUP, reload)
+        started.append(server)
         for b in bound:
             print(b, flush=True)
         if server.certificate is not None:
