@@ -4,11 +4,18 @@ who, kick, stats, announce, queue, log-level, and the channel's own rules."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from conftest import ServerProcess
+import pytest
+from conftest import ServerProcess, make_server
 from e2e.rawsock import NATIVE_OPEN, RawPeer, native_login
 from e2e.xmpp_client_helpers import raw_login, stream_error
 from e2e.xmpp_helpers import connect
@@ -145,3 +152,29 @@ def test_xmpp_kick_of_one_resource_is_a_stream_error(server: ServerProcess) -> N
     assert stream_error(desk.read_until_closed()) == "policy-violation"
     assert [s["jid"] for s in admin_json(server, "who")] == ["bob@localhost/phone"]
     phone.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+def test_another_user_is_refused_by_the_socket_mode(tmp_path: Path) -> None:
+    # A data directory anyone may enter, so only the socket's own mode stands in the way.
+    open_dir = Path(tempfile.mkdtemp(prefix="xmlchat-open-", dir="/tmp"))
+    try:
+        open_dir.chmod(0o755)
+        server = make_server(tmp_path)
+        server.data_dir = open_dir
+        server.start()
+        try:
+            nobody = subprocess.run(
+                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                 sys.executable, "-m", "xmlchat", "who"],
+                env={**os.environ, "XMLCHAT_DATA_DIR": str(open_dir)},
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert nobody.returncode == 1, nobody
+            assert "permission denied" in nobody.stderr and "server's user" in nobody.stderr
+            assert "Traceback" not in nobody.stderr
+            assert server.cli("who").returncode == 0  # the owner still gets in
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(open_dir)

@@ -83,6 +83,8 @@ def _load_config(args: argparse.Namespace) -> Config:
     overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
+    if getattr(args, "server_logging", False) and args.log_level:
+        overrides["log.level"] = args.log_level  # so a reload keeps the level asked for
     for flag in LISTENER_FLAGS:
         value = getattr(args, flag.replace("-", "_"), None)
         if value:

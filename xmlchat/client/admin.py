@@ -72,6 +72,10 @@ def request(data_path: Path, command: str, timeout: float = 60.0, **args: Any) -
                 sock.connect(name)
             except (FileNotFoundError, ConnectionRefusedError):
                 raise ServerNotRunning(f"no server is running on {data_path}") from None
+            except PermissionError:
+                raise AdminError(
+                    f"permission denied on {path}: run this as the server's user (or root)"
+                ) from None
         sock.sendall(json.dumps({"command": command, "args": args}).encode() + b"\n")
         answer = _read_line(sock)
     finally:
