@@ -7,6 +7,7 @@ The behaviour every backend shares is tested against each in the other files her
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -161,3 +162,15 @@ def test_storage_string_is_short_for_its_url(tmp_path: Path) -> None:
     config = load_config(path, env={})
     assert config.storage.url == "postgresql://db/chat"
     assert config.storage.scram_iterations == 4096
+
+
+@pytest.mark.parametrize("command", ["backup", "restore"])
+def test_backup_and_restore_name_pg_dump_when_the_store_is_postgresql(tmp_path: Path, command: str) -> None:
+    # They copy an SQLite file; with storage.url there is none to copy.
+    result = subprocess.run(
+        [sys.executable, "-m", "xmlchat", command, str(tmp_path / "copy.sqlite3"), "-d", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "XMLCHAT_STORAGE_URL": "postgresql://127.0.0.1/none"},
+    )
+    assert result.returncode == 1
+    assert "pg_dump" in result.stderr

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xmlchat.routing.api import (
+    AdminCommand,
     ClientStateFn,
     Feature,
     Identity,
@@ -62,6 +63,7 @@ class Registry:
     route: list[tuple[int, RouteFilterFn]] = field(default_factory=list)
     outbound: list[tuple[int, OutboundFilterFn]] = field(default_factory=list)
     relayed_message: RelayedMessageFn | None = None
+    admin_commands: dict[str, AdminCommand] = field(default_factory=dict)
     owners: dict[str, list[Registration]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, owner: str, registrations: list[Registration]) -> None:
@@ -93,6 +95,10 @@ class Registry:
                 if self.relayed_message is not None:
                     raise ValueError(f"{owner}: relayed messages already handled")
                 self.relayed_message = handle
+            case AdminCommand(name):
+                if name in self.admin_commands:
+                    raise ValueError(f"{owner}: admin command {name!r} already registered")
+                self.admin_commands[name] = reg
             case Identity():
                 self.identities.append(reg)
             case StreamFeature(namespace, name):

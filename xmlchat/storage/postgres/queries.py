@@ -100,6 +100,10 @@ async def list_users(conn: Conn, host: str | None) -> list[JID]:
     return [JID.parse(jid) for (jid,) in await cur.fetchall()]
 
 
+async def count_users(conn: Conn) -> int:
+    return int(str(await scalar(conn, "SELECT count(*) FROM users")))
+
+
 async def get_scram(conn: Conn, jid: str, mechanism: str) -> ScramCredentials | None:
     cur = await conn.execute(
         "SELECT salt, iterations, stored_key, server_key FROM scram WHERE jid = %s AND mechanism = %s",

@@ -122,6 +122,9 @@ class PostgresStorage:
     async def list_users(self, host: str | None = None) -> list[JID]:
         return await self._run(q.list_users, host)
 
+    async def count_users(self) -> int:
+        return await self._run(q.count_users)
+
     async def get_scram(self, jid: JID, mechanism: str) -> ScramCredentials | None:
         return await self._run(q.get_scram, _key(jid), mechanism)
 
