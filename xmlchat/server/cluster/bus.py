@@ -116,7 +116,8 @@ class NatsCluster:
             reply = await self._nc.request(
                 self._node_subject(node), to_bytes(stanza), self._settings.relay_timeout, headers=headers
             )
-        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as e:
+        except (nats.errors.Error, OSError) as e:
+            # Timeout, no responders, or NATS itself unreachable: stored instead.
             log.warning("cluster: node %s did not take a message (%s)", node, type(e).__name__)
             return None
         return int(reply.data or b"0")
