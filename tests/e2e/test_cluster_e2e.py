@@ -17,6 +17,7 @@ from e2e.xmpp_helpers import connect
 from faults.peers import USERS, native_client
 from polling import wait_for
 
+from xmlchat.client import admin
 from xmlchat.client.native import PresenceUpdate
 from xmlchat.client.xmpp import wait_closed
 
@@ -44,6 +45,10 @@ async def test_users_on_two_nodes_chat_and_see_presence(nodes: list[ServerProces
         assert (got.id, got.time) == (ack.id, ack.time)
         await bob.send("alice", "and back")
         assert (await asyncio.wait_for(alice.incoming.get(), 5)).body == "and back"
+        # The operator's view of node 0: its own sessions, and the cluster.
+        stats = admin.request(nodes[0].data_dir, "stats")
+        assert stats["sessions"] == {"native": 1}
+        assert stats["cluster"] == {"node": "n0", "peers": ["n1", "n2"], "remote_sessions": 1}
         # bob leaves node 1: alice, on node 0, sees him go.
         await bob.close()
         await wait_for(lambda: PresenceUpdate("bob@localhost", False) in seen, 5, what="bob offline at alice")

@@ -113,6 +113,7 @@ class ServerCommands:
             "registered_users": await server.count_users(),
             "offline_messages": await server.count_offline(),
             "limits_hit": dict(sorted(server.metrics.limits_hit.items())),
+            **_cluster(server),
         }
 
     # ---- the running configuration
@@ -193,3 +194,16 @@ def _password(args: Mapping[str, Any]) -> str:
     if not isinstance(password, str) or not password:
         raise AdminCommandError("empty password")
     return password
+
+
+def _cluster(server: Server) -> dict[str, Any]:
+    """This node's name, the nodes it hears and the sessions it routes to them."""
+    if server.cluster is None or server.hub.remote is None:
+        return {}
+    return {
+        "cluster": {
+            "node": server.cluster.node,
+            "peers": server.cluster.peers(),
+            "remote_sessions": server.hub.remote.count(),
+        }
+    }

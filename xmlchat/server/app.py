@@ -145,7 +145,8 @@ class Server:
         return await self.storage.count_users()
 
     def sessions_by_protocol(self) -> Counter[str]:
-        return Counter(session.protocol for session in self.hub.router.all_sessions())
+        """This node's sessions (a cluster's other nodes count their own)."""
+        return Counter(session.protocol for session in self.hub.router.local_sessions())
 
     def close_sessions(self, jid: JID, error: StreamError) -> int:
         """End the connections logged in as ``jid``: a full JID's session, or
