@@ -69,7 +69,7 @@ class DirectBus:
         presence = session.available_presence
         remote = RemoteSession(
             self._node, session.jid, session.capabilities.full_xmpp, session.priority,
-            None if presence is None else to_bytes(presence),
+            None if presence is None else to_bytes(presence), session.shared,
         )
         for hub in self._cluster.others(self._node):
             hub.remote_session(remote)
@@ -196,3 +196,28 @@ async def test_a_message_for_a_dead_node_goes_where_the_user_is_now() -> None:
     await sending
     assert bodies(again_sees) == ["found you"]
     assert await cluster.store.count_offline(BOB) == 0
+
+
+async def test_a_resource_on_another_node_that_enabled_carbons_gets_copies() -> None:
+    # XEP-0280 §8 and §7 across nodes: what alice sends from node a, and what
+    # reaches her desk's full JID there, is copied to her laptop on node b.
+    cluster = Cluster("a", "b")
+    await cluster.store.create_user(BOB, "bobpw")
+    desk, _ = await cluster.online("a", "alice@localhost/desk")
+    laptop, laptop_sees = await cluster.online("b", "alice@localhost/laptop")
+    bob, _ = await cluster.online("a", "bob@localhost/phone")
+    enable = make("iq", {"type": "set", "id": "c1", "from": str(laptop.jid)})
+    etree.SubElement(enable, "{urn:xmpp:carbons:2}enable")
+    await cluster.hubs["b"].receive(laptop, enable, None)
+    assert ALICE in cluster.hubs["a"].remote_flagged("carbons")
+    laptop_sees.stanzas.clear()
+    await cluster.hubs["a"].receive(desk, chat("bob@localhost", "sent from the desk"), BOB)
+    reply = make("message", {"type": "chat", "from": str(bob.jid), "to": str(desk.jid)})
+    etree.SubElement(reply, "{jabber:client}body").text = "to the desk"
+    await cluster.hubs["a"].receive(bob, reply, desk.jid)
+    copies = [next(iter(s)).tag for s in laptop_sees.stanzas if s.tag == "{jabber:client}message"]
+    assert copies == ["{urn:xmpp:carbons:2}sent", "{urn:xmpp:carbons:2}received"]
+    disable = make("iq", {"type": "set", "id": "c2", "from": str(laptop.jid)})
+    etree.SubElement(disable, "{urn:xmpp:carbons:2}disable")
+    await cluster.hubs["b"].receive(laptop, disable, None)
+    assert ALICE not in cluster.hubs["a"].remote_flagged("carbons")

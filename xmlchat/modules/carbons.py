@@ -76,6 +76,8 @@ MESSAGE: Final = f"{{{CLIENT_NS}}}message"
 FORWARDED: Final = f"{{{FORWARD_NS}}}forwarded"
 NO_COPY: Final = f"{{{HINTS_NS}}}no-copy"
 
+# Session.shared flag of a session that enabled carbons (for other nodes of a cluster).
+SHARED: Final = "carbons"
 # Last in both chains: a copy is made of what every other filter let through.
 _LAST: Final = -1000
 
@@ -110,9 +112,11 @@ class Carbons:
             # §4.1: forbidden where policy does not allow it; carbons are XMPP stanzas.
             raise StanzaError(StanzaCondition.FORBIDDEN, "carbons need a full XMPP session")
         self._enabled.setdefault(session.bare, weakref.WeakSet()).add(session)
+        self.ctx.share(session, SHARED, True)  # other nodes of a cluster copy to it too
 
     async def _disable(self, session: Session, iq: etree._Element) -> None:
         self._forget(session)
+        self.ctx.share(session, SHARED, False)
 
     async def _ended(self, session: Session) -> None:
         self._forget(session)
@@ -132,7 +136,7 @@ class Carbons:
         # Most messages are just a body: then nothing to look for (inlined: every message).
         if (len(stanza) != 1 or stanza[0].tag != BODY) and child(stanza, RECEIVED, SENT) is not None:
             _strip(stanza, RECEIVED, SENT)  # §11: only the server makes carbons
-        if not self._enabled or session.bare not in self._enabled:
+        if not self._wanted(session.bare):
             return stanza  # the hot path: no other resource wants copies
         to = JID.parse_or_none(stanza.get("to"))
         if to is None or to.bare == session.jid.bare or not _eligible(stanza):
@@ -149,7 +153,7 @@ class Carbons:
         if (len(stanza) != 1 or stanza[0].tag != BODY) and child(stanza, PRIVATE) is not None:
             _strip(stanza, PRIVATE)  # §9: SHOULD remove it before delivering
             return stanza
-        if not self._enabled or account not in self._enabled or not _eligible(stanza):
+        if not self._wanted(account) or not _eligible(stanza):
             return stanza
         recipients = self._recipients(JID.parse_or_none(stanza.get("to")), account)
         others = [s for s in self._copied_to(account) if s not in recipients]
@@ -165,9 +169,19 @@ class Carbons:
                 return [session]  # §8.5.3.1
         return sessions.available_sessions(account)  # §8.5.2.1.1, §8.5.3.2.1
 
+    def _wanted(self, account: JID) -> bool:
+        """Has a resource that enabled carbons, here or on another node."""
+        return (bool(self._enabled) and account in self._enabled) or (
+            account in self.ctx.remote_flagged(SHARED)
+        )
+
     def _copied_to(self, account: JID) -> list[Session]:
         enabled = self._enabled.get(account, ())
-        return [s for s in self.ctx.sessions.sessions_of(account) if s in enabled and s.available]
+        return [
+            s
+            for s in self.ctx.sessions.sessions_of(account)
+            if s.available and (s in enabled or (s.node is not None and SHARED in s.shared))
+        ]
 
     def _copy(self, how: str, stanza: etree._Element, account: JID, sessions: Iterable[Session]) -> None:
         for session in sessions:

@@ -307,6 +307,15 @@ class ModuleContext(Generic[StoreT]):
         # chain for a local account (may raise StanzaError).
         self.to_account = hub.run_route_filters
 
+    def share(self, session: Session, flag: str, on: bool) -> None:
+        """Tell other nodes of a cluster that ``session`` has (or no longer has)
+        ``flag``: their proxies of it carry it in ``Session.shared``."""
+        self._hub.share(session, flag, on)
+
+    def remote_flagged(self, flag: str) -> set[JID]:
+        """Accounts with a session on another node that shares ``flag`` (read-only)."""
+        return self._hub.remote_flagged(flag)
+
     async def relay(self, node: str, to: list[Session], stanza: etree._Element, stamp: datetime) -> int:
         """Hand a message to sessions of another node (``session.node``) and
         wait until that node has delivered it: how many took it (0 if the node

@@ -43,6 +43,7 @@ class RemoteSession:
     full_xmpp: bool
     priority: int = 0
     presence: bytes | None = None  # its available presence, serialized; None: unavailable
+    shared: frozenset[str] = frozenset()  # Session.shared of the session there
 
 
 class ClusterBus(Protocol):
@@ -105,6 +106,9 @@ class RemoteSessions:
         # goes out: proxies on other live nodes do not carry it (each node
         # tells its own sessions).
         self.ghosts: set[JID] = set()
+        # For each Session.shared flag, the accounts with a proxy that has it:
+        # a module's hot path asks one set, not every session.
+        self.flagged: dict[str, set[JID]] = {}
 
     def nodes(self) -> list[str]:
         return list(self._by_node)
@@ -127,12 +131,15 @@ class RemoteSessions:
         # A proxy replaced meanwhile by a newer session (here or on a third node)
         # stays out of the router: late news of the older one changes nothing.
         proxy.priority = remote.priority
+        proxy.shared = remote.shared
         proxy.available_presence = None if remote.presence is None else from_bytes(remote.presence)
+        self._reindex(remote.jid.bare)
 
     def remove(self, node: str, jid: JID) -> Session | None:
         proxy = self._by_node.get(node, {}).pop(jid, None)
         if proxy is not None:
             self._router.remove(proxy)
+            self._reindex(jid.bare)
         return proxy
 
     def forget_node(self, node: str) -> list[Session]:
@@ -140,7 +147,17 @@ class RemoteSessions:
         proxies = list(self._by_node.pop(node, {}).values())
         for proxy in proxies:
             self._router.remove(proxy)
+        for bare in {proxy.bare for proxy in proxies}:
+            self._reindex(bare)
         return proxies
+
+    def _reindex(self, bare: JID) -> None:
+        flags = {flag for s in self._router.sessions_of(bare) if s.node is not None for flag in s.shared}
+        for flag, accounts in self.flagged.items():
+            if flag not in flags:
+                accounts.discard(bare)
+        for flag in flags:
+            self.flagged.setdefault(flag, set()).add(bare)
 
 
 def _sender(stanza: etree._Element) -> JID | None:

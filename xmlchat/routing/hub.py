@@ -30,6 +30,7 @@ from xmlchat.routing.session import Session
 from xmlchat.stanza import kind, make
 
 AccountExists = Callable[[JID], Awaitable[bool]]
+_NONE: set[JID] = set()  # remote_flagged's answer without a cluster; never changed
 
 
 class Hub:
@@ -133,6 +134,16 @@ class Hub:
         self.cluster = bus
         self.remote = RemoteSessions(self.router, bus)
         return self.remote
+
+    def share(self, session: Session, flag: str, on: bool) -> None:
+        """Set or clear a flag other nodes must know of a local session
+        (``Session.shared``, e.g. carbons enabled), and tell them."""
+        session.shared = session.shared | {flag} if on else session.shared - {flag}
+        self._presence_changed(session)
+
+    def remote_flagged(self, flag: str) -> set[JID]:
+        """Accounts with a session on another node that has ``flag`` shared."""
+        return self.remote.flagged.get(flag, _NONE) if self.remote is not None else _NONE
 
     def _presence_changed(self, session: Session) -> None:
         # A session replaced by a newer one (§7.7.2.2) says nothing more.

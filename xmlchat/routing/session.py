@@ -70,7 +70,7 @@ class Session:
 
     __slots__ = (
         "__weakref__", "_presence", "bare", "capabilities", "jid", "node", "observer", "priority",
-        "transport", "write",
+        "shared", "transport", "write",
     )
 
     def __init__(
@@ -89,6 +89,9 @@ class Session:
         self.node = node
         # Told of each presence change (the cluster publishes it to other nodes).
         self.observer: Callable[[Session], None] | None = None
+        # What other nodes of a cluster must know of it besides its presence,
+        # e.g. "carbons" (XEP-0280 enabled): set through Hub.share.
+        self.shared: frozenset[str] = frozenset()
         # write(stanza, stamp, delayed): the transport's own method, so the hot
         # path has no wrapper frame. Only Hub.deliver calls it.
         self.write = transport.write

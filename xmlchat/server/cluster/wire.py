@@ -54,6 +54,7 @@ class NodeEvent:
             full_xmpp=bool(self.body.get("xmpp")),
             priority=int(self.body.get("priority", 0)),
             presence=None if presence is None else presence.encode(),
+            shared=frozenset(self.body.get("shared", ())),
         )
 
 
@@ -69,6 +70,7 @@ def session_up(node: str, incarnation: str, session: Session) -> bytes:
         xmpp=session.capabilities.full_xmpp,
         priority=session.priority,
         presence=None if presence is None else to_bytes(presence).decode(),
+        shared=sorted(session.shared),
     )
 
 
