@@ -22,8 +22,11 @@ READ_SIZE: Final = 64 * 1024
 class Transport(abc.ABC):
     """One connection's I/O, as the connection sees it."""
 
-    # "tcp", "websocket" or "bosh": for logs and metrics.
+    # "tcp", "websocket" or "bosh": for logs.
     kind: str = "?"
+    # Each unit travels as a message of its own (WebSocket, BOSH), so it must
+    # stand alone: the cores use their message framing (RFC 7395 for XMPP).
+    messages: bool = False
 
     def __init__(self, peer: str, encrypted: bool) -> None:
         self.peer = peer  # "address:port"

@@ -41,7 +41,7 @@ class XmppConnection(Connection[xmpp.Event]):
             tls_available=ctx.tls_context is not None and self.transport.can_start_tls,
             tls_active=self.tls,
             channel_binding=ctx.channel_binding if self.tls else None,
-            framing=TCP if self.transport.kind == "tcp" else MESSAGES,
+            framing=MESSAGES if self.transport.messages else TCP,
             scram_secret=ctx.scram_secret,
             features=_stream_features(ctx.hub.registry.stream_features),
         )

@@ -16,6 +16,7 @@ whether its session counts as encrypted.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -123,6 +124,11 @@ class HttpFrontEnd:
         return await self._websocket(request, XMPP_SUBPROTOCOL, XmppConnection)
 
     async def _native_websocket(self, request: web.Request) -> web.StreamResponse:
+        # As the plaintext native listener: passwords in clear only on loopback,
+        # unless native.allow_plaintext_on_network says otherwise.
+        on_network = self.config.native.allow_plaintext_on_network
+        if not (self.encrypted(request) or _loopback(request.remote) or on_network):
+            return web.Response(status=403, text="the native protocol over plain HTTP is for loopback only")
         return await self._websocket(request, NATIVE_SUBPROTOCOL, NativeConnection)
 
     async def _websocket(
@@ -179,6 +185,13 @@ class HttpFrontEnd:
             response.headers["Access-Control-Max-Age"] = "86400"
             response.headers["Vary"] = "Origin"
         return response
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _allowed(origin: str, allowed: tuple[str, ...]) -> bool:

@@ -68,6 +68,7 @@ class _Order:
 
 class BoshSession(Transport):
     kind = "bosh"
+    messages = True
 
     def __init__(
         self, sid: str, first_rid: int, terms: Terms, creation: dict[str, str], peer: str, encrypted: bool
@@ -99,10 +100,10 @@ class BoshSession(Transport):
     async def request(self, rid: int, body: bosh.Request, units: list[bytes]) -> bytes:
         """Take one request (units: what to feed the stream); return its response."""
         order = self._order
+        if rid < order.next_rid or rid in order.early:
+            return await self._again(rid)  # even the terminate body, once more
         if self._ended:
             raise Terminated("item-not-found")
-        if rid < order.next_rid or rid in order.early:
-            return await self._again(rid)
         if rid >= order.next_rid + self.terms.requests:
             raise self._terminated("item-not-found")  # §14: beyond the window
         if len(self._held) + len(order.early) >= self.terms.requests:

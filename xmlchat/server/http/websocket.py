@@ -36,6 +36,7 @@ class WebSocketTransport(Transport):
     """
 
     kind = "websocket"
+    messages = True
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, encrypted: bool) -> None:
         peer = request.transport.get_extra_info("peername") if request.transport else None
@@ -47,6 +48,7 @@ class WebSocketTransport(Transport):
         self._wake = asyncio.Event()
         self._emptied = asyncio.Event()
         self._closing = False
+        self._ping: asyncio.Task[None] | None = None
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.peer}")
 
     async def read(self) -> bytes:
@@ -94,15 +96,13 @@ class WebSocketTransport(Transport):
             self._socket.abort()
 
     def keepalive(self) -> None:
-        self._spawn_ping()
+        """A WebSocket ping (RFC 6455 §5.5.2): RFC 7395 has no whitespace keepalive."""
+        if self._ping is None or self._ping.done():
+            self._ping = asyncio.create_task(self._send_ping())
 
-    def _spawn_ping(self) -> None:
-        async def ping() -> None:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await self.ws.ping()
-
-        task = asyncio.create_task(ping())
-        task.add_done_callback(lambda _: None)
+    async def _send_ping(self) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.ping()
 
     async def finished(self, timeout: float = 5.0) -> None:
         """Wait for the writer (and the close handshake) to end."""
