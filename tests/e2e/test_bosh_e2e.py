@@ -6,11 +6,14 @@ from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
-from conftest import ServerProcess
+from conftest import ServerFactory, ServerProcess
 from e2e.web_clients import CLIENT, BoshClient, web_config
 from e2e.xmpp_client_helpers import started_server
 from e2e.xmpp_helpers import connect
 from lxml import etree
+from polling import wait_for
+
+STREAM_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams"
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +109,16 @@ async def test_host_meta_names_both_endpoints(bserver: ServerProcess, http: aioh
     async with http.get(f"{base}/.well-known/host-meta.json", headers={"Origin": "https://x.example"}) as r:
         assert r.headers["Access-Control-Allow-Origin"] == "https://x.example"  # CORS, '*' by default
         assert {link["rel"]: link["href"] for link in (await r.json())["links"]} == links
+
+
+async def test_the_server_ending_the_stream_reaches_the_client(server_factory: ServerFactory) -> None:
+    """A stream error written while no request is held waits for the next one."""
+    server = server_factory(web_config("[limits]\nlogin_timeout = 1.0\n"))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=server.client_ssl())) as http:
+        client = bosh(server, http)
+        await client.create()  # and never logs in; no request is held
+        await wait_for(lambda: "login took too long" in server.log(), what="the login timeout")
+        ended = await client.request()
+        assert (ended.get("type"), ended.get("condition")) == ("terminate", "remote-stream-error")
+        error = ended.find("{http://etherx.jabber.org/streams}error")
+        assert error is not None and error.find(f"{{{STREAM_ERRORS}}}connection-timeout") is not None

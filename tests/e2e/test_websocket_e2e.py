@@ -114,10 +114,15 @@ async def test_plain_http_refuses_xmpp_unless_told_it_is_secure(
     assert refused.value.status == 403
 
 
+@pytest.mark.parametrize("scheme", ["wss", "ws"], ids=["tls", "plain-loopback"])
 async def test_native_over_websocket_chats_with_xmpp_over_tcp(
-    wserver: ServerProcess, http: aiohttp.ClientSession
+    wserver: ServerProcess, http: aiohttp.ClientSession, scheme: str
 ) -> None:
-    ws = await http.ws_connect(wss(wserver, "/native-websocket"), protocols=("xmlchat-native",))
+    # In clear only from loopback, as the plaintext native listener.
+    url = wss(wserver, "/native-websocket") if scheme == "wss" else (
+        f"ws://127.0.0.1:{wserver.ports['http']}/native-websocket"
+    )
+    ws = await http.ws_connect(url, protocols=("xmlchat-native",))
     bob = await connect(wserver, "bob", resource="tcp")
     try:
         await ws.send_str(f"<session xmlns='{NATIVE_NS}' version='1'/>")

@@ -11,6 +11,7 @@ payload. Session ids come from :mod:`secrets` (§7: unguessable).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -117,6 +118,8 @@ class BoshEndpoint:
         async def serve() -> None:
             try:
                 await self.side.serve(connection)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(session.over.wait(), terms.inactivity + terms.wait)
             finally:
                 self.sessions.pop(sid, None)
                 self.side.peers.release(address)

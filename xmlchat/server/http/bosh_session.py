@@ -88,6 +88,10 @@ class BoshSession(Transport):
         self._taken = asyncio.Event()
         self._closing = False
         self._ended = False  # the terminate body has gone out: no more requests
+        # Set once the session is over for the client too: the terminate body
+        # went out, or it stopped asking. Until then its sid stays known, so the
+        # last words (a stream error) reach it even after the stream ended.
+        self.over = asyncio.Event()
         self._error = False
         self._last_empty = 0.0
         loop = asyncio.get_running_loop()
@@ -160,6 +164,7 @@ class BoshSession(Transport):
             if self._error:
                 attrib["condition"] = "remote-stream-error"
             self._ended = True
+            self.over.set()
         data = bosh.response(attrib, units)
         order = self._order
         order.answered[held.rid] = data
@@ -186,6 +191,7 @@ class BoshSession(Transport):
     def _finish(self, condition: str) -> None:
         """End the session from this side (inactivity, a policy violation)."""
         self._closing = self._ended = True
+        self.over.set()
         self._inbox.put_nowait(b"")
         for held in list(self._held):
             if not held.answer.done():
