@@ -48,8 +48,8 @@ Serve = Callable[[Connection[Any]], Awaitable[None]]
 class HttpSide:
     """What the HTTP listener is given by the composition root."""
 
-    config: Config
-    plain: ConnectionContext  # for requests over plain HTTP
+    config: Config  # as started: the listeners
+    plain: ConnectionContext  # for requests over plain HTTP; its config follows reloads
     secure: ConnectionContext  # for requests over TLS (channel binding, …)
     serve: Serve  # runs a connection among the server's others (sweeper, shutdown)
     peers: PeerLimit
@@ -58,7 +58,6 @@ class HttpSide:
 class HttpFrontEnd:
     def __init__(self, side: HttpSide) -> None:
         self.side = side
-        self.config = side.config
         self.bosh = BoshEndpoint(side, self.context, self.encrypted)
         self.app = web.Application(client_max_size=side.config.http.max_body_bytes, middlewares=[self._cors])
         self.app.router.add_get("/xmpp-websocket", self._xmpp_websocket)
@@ -99,6 +98,11 @@ class HttpFrontEnd:
         await self.bosh.stop()
         if self.runner is not None:
             await self.runner.cleanup()
+
+    @property
+    def config(self) -> Config:
+        """The settings as of now: a reload changes the limits."""
+        return self.side.plain.config
 
     # ---- what each request gets
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 from aiohttp import web
 from lxml import etree
 
+from xmlchat.config import Config
 from xmlchat.protocol import bosh
 from xmlchat.protocol.xmpp.framing import CLOSE_ELEMENT, NS_FRAMING, OPEN
 from xmlchat.server.connection import ConnectionContext
@@ -44,17 +45,20 @@ class BoshEndpoint:
         encrypted: Callable[[web.Request], bool],
     ) -> None:
         self.side = side
-        self.config = side.config
         self._context = context
         self._encrypted = encrypted
         self.sessions: dict[str, BoshSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        limits = self.config.limits
-        self._limits = StreamLimits(limits.max_stanza_bytes, limits.max_depth)
+
+    @property
+    def config(self) -> Config:
+        return self.side.plain.config  # a reload changes the limits
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            body = bosh.parse_request(await request.read(), self._limits)
+            limits = self.config.limits
+            sizes = StreamLimits(limits.max_stanza_bytes, limits.max_depth)
+            body = bosh.parse_request(await request.read(), sizes)
             sid = body.get("sid")
             rid = body.number("rid")
             if rid is None:
