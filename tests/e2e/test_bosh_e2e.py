@@ -122,3 +122,16 @@ async def test_the_server_ending_the_stream_reaches_the_client(server_factory: S
         assert (ended.get("type"), ended.get("condition")) == ("terminate", "remote-stream-error")
         error = ended.find("{http://etherx.jabber.org/streams}error")
         assert error is not None and error.find(f"{{{STREAM_ERRORS}}}connection-timeout") is not None
+
+
+async def test_cors_follows_the_configured_origins(server_factory: ServerFactory) -> None:
+    server = server_factory(web_config('[http]\ncors_origins = ["https://chat.example"]\n'))
+    url = f"https://localhost:{server.ports['https']}/http-bind"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=server.client_ssl())) as http:
+        preflight = {"Origin": "https://chat.example", "Access-Control-Request-Method": "POST"}
+        async with http.options(url, headers=preflight) as allowed:
+            assert allowed.status == 204
+            assert allowed.headers["Access-Control-Allow-Origin"] == "https://chat.example"
+            assert "POST" in allowed.headers["Access-Control-Allow-Methods"]
+        async with http.options(url, headers={**preflight, "Origin": "https://evil.example"}) as other:
+            assert "Access-Control-Allow-Origin" not in other.headers  # the browser refuses

@@ -118,7 +118,8 @@ class WebSocketTransport(Transport):
             while True:
                 while self._queue:
                     unit = self._queue.popleft()
-                    await ws.send_str(unit.decode("utf-8"))
+                    # Our units are UTF-8 already: no decoding to re-encode (send_str).
+                    await ws.send_frame(unit, WSMsgType.TEXT)
                     self._queued -= len(unit)
                 self._emptied.set()
                 if self._closing:
