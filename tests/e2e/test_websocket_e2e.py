@@ -7,6 +7,8 @@ TCP; a native WebSocket client chats with XMPP over TCP.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -148,3 +150,17 @@ async def test_native_over_websocket_chats_with_xmpp_over_tcp(
     finally:
         await ws.close()
         await bob.close()
+
+
+async def test_who_names_the_transport(wserver: ServerProcess, http: aiohttp.ClientSession) -> None:
+    ws = await XmppWebSocket.connect(http, wss(wserver))
+    jid = await ws.login("alice", "alicepw", resource="who")
+    try:
+        result = await asyncio.to_thread(wserver.cli, "who", "--json")
+        rows = {row["jid"]: row for row in json.loads(result.stdout)}
+        row = rows[jid]
+        assert (row["protocol"], row["transport"], row["tls"]) == ("xmpp", "websocket", True)
+        shown = await asyncio.to_thread(wserver.cli, "who")
+        assert f"{jid}  xmpp over websocket  " in shown.stdout
+    finally:
+        await ws.close()
