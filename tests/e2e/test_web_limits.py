@@ -3,6 +3,8 @@ polling and inactivity (XEP-0124 §12, §7), request header and body sizes."""
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 from conftest import ServerFactory, ServerProcess
 from e2e.rawsock import RawPeer
@@ -109,3 +111,17 @@ async def test_request_header_and_body_size_limits(server_factory: ServerFactory
             assert big_header.status in (400, 431)
         async with http.post(bind_url(server), data=b"<body/>" + b" " * (400 * 1024)) as big_body:
             assert big_body.status == 413
+
+
+async def test_more_requests_at_once_than_allowed_terminates(server_factory: ServerFactory) -> None:
+    server = server_factory(web_config())
+    async with session(server) as http:
+        client = BoshClient(http, bind_url(server))
+        answer = await client.post(client.body(to="localhost", wait="3", hold="1"))
+        client.sid = answer.get("sid", "")
+        assert answer.get("requests") == "2"
+        # The same rid three times at once: the window holds it, §11 does not.
+        same = client.body(rid=client.rid + 1)
+        answers = await asyncio.gather(*(client.post(same) for _ in range(3)))
+        ended = [(a.get("type"), a.get("condition")) for a in answers]
+        assert ended == [("terminate", "policy-violation")] * 3

@@ -93,6 +93,7 @@ class BoshSession(Transport):
         # last words (a stream error) reach it even after the stream ended.
         self.over = asyncio.Event()
         self._error = False
+        self._in_flight = 0  # HTTP requests waiting for an answer
         self._last_empty = 0.0
         loop = asyncio.get_running_loop()
         self._loop = loop
@@ -103,6 +104,17 @@ class BoshSession(Transport):
 
     async def request(self, rid: int, body: bosh.Request, units: list[bytes]) -> bytes:
         """Take one request (units: what to feed the stream); return its response."""
+        # §11: no more HTTP requests waiting at once than 'requests', counting
+        # repeats of a rid (the rid window alone bounds only distinct rids).
+        if self._in_flight >= self.terms.requests and not self._ended:
+            raise self._terminated("policy-violation")
+        self._in_flight += 1
+        try:
+            return await self._request(rid, body, units)
+        finally:
+            self._in_flight -= 1
+
+    async def _request(self, rid: int, body: bosh.Request, units: list[bytes]) -> bytes:
         order = self._order
         if rid < order.next_rid or rid in order.early:
             return await self._again(rid)  # even the terminate body, once more
@@ -110,8 +122,6 @@ class BoshSession(Transport):
             raise Terminated("item-not-found")
         if rid >= order.next_rid + self.terms.requests:
             raise self._terminated("item-not-found")  # §14: beyond the window
-        if len(self._held) + len(order.early) >= self.terms.requests:
-            raise self._terminated("policy-violation")  # §11: more requests than allowed at once
         answer: asyncio.Future[bytes] = self._loop.create_future()
         order.waiting[rid] = answer
         order.early[rid] = bosh.Request(body.attrib, units)
