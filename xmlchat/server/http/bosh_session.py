@@ -161,12 +161,12 @@ class BoshSession(Transport):
     # ---- answers
 
     def _answer(self, held: Held) -> None:
-        if held.answer.done():
-            return
         if held in self._held:
             self._held.remove(held)
         if held.timer is not None:
             held.timer.cancel()
+        if held.answer.done():
+            return
         units, self._out, self._out_size = self._out, [], 0
         attrib = dict(self._creation) if held.rid == self._first_rid else {}
         if self._closing:
@@ -192,6 +192,8 @@ class BoshSession(Transport):
 
     def _start_idle_timer(self) -> None:
         # §7: no request held for 'inactivity' seconds ends the session.
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         self._idle_timer = self._loop.call_later(self.terms.inactivity, self._finish, "")
 
     def _terminated(self, condition: str) -> Terminated:
