@@ -174,3 +174,10 @@ def test_backup_and_restore_name_pg_dump_when_the_store_is_postgresql(tmp_path: 
     )
     assert result.returncode == 1
     assert "pg_dump" in result.stderr
+
+
+def test_storage_string_combines_with_environment_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "x.toml"
+    path.write_text('storage = "postgresql://db/chat"\n')
+    config = load_config(path, env={"XMLCHAT_STORAGE_POOL_SIZE": "3"})
+    assert (config.storage.url, config.storage.pool_size) == ("postgresql://db/chat", 3)
