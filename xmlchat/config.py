@@ -71,19 +71,47 @@ class Limits:
     max_depth: int = 32
     # Seconds a connection may stay silent before it is pinged, then dropped.
     idle_timeout: float = 300.0
-    # Seconds allowed from connect to successful login.
-    login_timeout: float = 60.0
+    # Seconds allowed from connect to a usable session: logged in (native) or
+    # authenticated and bound (XMPP). ejabberd's negotiation_timeout is 30 s.
+    login_timeout: float = 30.0
+    # Seconds a client may take over a TLS handshake (direct TLS and STARTTLS).
+    tls_handshake_timeout: float = 30.0
+    # Connections not yet logged in, per client IP and in all; more are refused
+    # at once. Each costs up to ~310 KiB while its TLS handshake is pending.
+    max_pending_per_ip: int = 100
+    max_pending: int = 1000
+    # Connections the kernel queues before the server accepts them (listen(2)
+    # backlog, capped by net.core.somaxconn); Prosody uses 128.
+    listen_backlog: int = 1024
     # Outbound bytes queued for a slow reader before it is disconnected (messages
     # for a client that falls behind wait in the store instead, see stuck_timeout).
     max_send_buffer_bytes: int = 4 * 1024 * 1024
     # Seconds a client that is behind may take nothing before it is disconnected;
     # the messages it did not take stay stored for its next login.
     stuck_timeout: float = 60.0
-    # Token bucket of inbound stanzas per connection (0 disables).
+    # Token buckets of inbound stanzas and bytes, per connection and per client
+    # IP (0 disables one); a client over them is read more slowly, not cut.
     stanzas_per_second: float = 200.0
     stanza_burst: int = 1000
+    bytes_per_second: float = 256 * 1024
+    byte_burst: int = 1024 * 1024
+    ip_stanzas_per_second: float = 1000.0
+    ip_bytes_per_second: float = 2 * 1024 * 1024
     # Failed logins allowed on one connection before it is closed.
     max_login_attempts: int = 3
+    # Brute-force protection: after login_backoff_after failed logins for an
+    # account from one IP, its next attempt from there must wait login_backoff
+    # seconds, doubling with each failure up to login_backoff_max (a typo or
+    # two costs nothing); login_lockout_after failures lock the
+    # account out for that IP, login_ban_after failures from one IP (any
+    # account; ejabberd's mod_fail2ban: 20) lock the IP out, for
+    # login_lockout_seconds (mod_fail2ban: 3600).
+    login_backoff_after: int = 3
+    login_backoff: float = 1.0
+    login_backoff_max: float = 60.0
+    login_lockout_after: int = 10
+    login_ban_after: int = 20
+    login_lockout_seconds: float = 3600.0
     # Offline messages kept per user; older ones are refused with an error.
     max_offline_messages: int = 1000
 

@@ -27,6 +27,18 @@ class (``self.metrics.<method>(...)``); ``protocol`` is ``Connection.protocol``,
     ``Messages.route`` decided: ``"delivered"``, ``"stored"`` (offline) or ``"dropped"``.
 ``error(protocol, error)``
     The server sent the client a :class:`StreamError` (fatal) or a :class:`StanzaError`.
+``refused(protocol, reason)``
+    A connection was refused before anything was spent on it (``reason``:
+    ``pending_per_ip``, ``pending_total``, ``ip_locked_out``).
+``tls_failed(protocol, reason)``
+    A TLS handshake did not finish: ``timeout`` or ``error``.
+``lockout(scope)``
+    The brute-force protection locked out an ``account`` (for one IP) or an ``ip``.
+``received(protocol, size)``
+    One read of ``size`` bytes from a client.
+``throttled(protocol, scope, seconds)``
+    Reading from a client paused for ``seconds``: over its own rate
+    (``scope`` ``session``) or its IP's (``ip``).
 ``parsing(protocol)``
     A context manager timing one read's worth of parsing in the protocol core
     (``with self.server.metrics.parsing(self.protocol): events = core.receive_data(data)``).
@@ -45,7 +57,7 @@ import logging
 from collections import Counter as Tally
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from xmlchat import __version__
 from xmlchat.config import Metrics as MetricsConfig
@@ -60,6 +72,7 @@ log = logging.getLogger(__name__)
 PROTOCOLS: Final = ("native", "xmpp")
 STATES: Final = ("unauthenticated", "authenticated", "closing")
 OUTCOMES: Final = ("delivered", "stored", "dropped")
+THROTTLE_SCOPES: Final = ("session", "ip")
 # Seconds to parse one read: a small read takes tens of microseconds.
 PARSE_BUCKETS: Final = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
@@ -143,6 +156,21 @@ class Metrics:
     def error(self, protocol: str, error: StreamError | StanzaError) -> None:
         pass
 
+    def refused(self, protocol: str, reason: str) -> None:
+        pass
+
+    def tls_failed(self, protocol: str, reason: str) -> None:
+        pass
+
+    def lockout(self, scope: str) -> None:
+        pass
+
+    def received(self, protocol: str, size: int) -> None:
+        pass
+
+    def throttled(self, protocol: str, scope: str, seconds: float) -> None:
+        pass
+
     def parsing(self, protocol: str) -> AbstractContextManager[object]:
         return _NULL
 
@@ -200,8 +228,13 @@ class PrometheusMetrics(Metrics):
             buckets=PARSE_BUCKETS,
             registry=reg,
         )
+        self._guard_metrics(prom, reg)
         # Series that exist from the start, so rates and alerts see zeros, not gaps.
         for protocol in PROTOCOLS:
+            self._bytes_in.labels(protocol)
+            for scope in THROTTLE_SCOPES:
+                self._throttled.labels(protocol, scope)
+                self._throttles.labels(protocol, scope)
             self._opened.labels(protocol)
             self._parse.labels(protocol)
             for result in ("ok", "failed"):
@@ -213,7 +246,58 @@ class PrometheusMetrics(Metrics):
         self._observed: Observed | None = None
         self._http: asyncio.base_events.Server | None = None
 
+    def _guard_metrics(self, prom: Any, reg: CollectorRegistry) -> None:
+        """What the limits of docs/security.md report when they fire."""
+        self._refused = prom.Counter(
+            "xmlchat_connections_refused",
+            "Connections refused at once, by reason",
+            ["protocol", "reason"],
+            registry=reg,
+        )
+        self._tls_failed = prom.Counter(
+            "xmlchat_tls_handshakes_failed",
+            "TLS handshakes that did not finish (timeout, error)",
+            ["protocol", "reason"],
+            registry=reg,
+        )
+        self._lockouts = prom.Counter(
+            "xmlchat_login_lockouts", "Lock-outs after failed logins (account, ip)", ["scope"], registry=reg
+        )
+        for scope in ("account", "ip"):
+            self._lockouts.labels(scope)
+        self._bytes_in = prom.Counter(
+            "xmlchat_received_bytes", "Bytes read from clients", ["protocol"], registry=reg
+        )
+        self._throttled = prom.Counter(
+            "xmlchat_throttled_seconds",
+            "Seconds reading paused for clients over a rate limit (session, ip)",
+            ["protocol", "scope"],
+            registry=reg,
+        )
+        self._throttles = prom.Counter(
+            "xmlchat_throttled",
+            "Pauses in reading for clients over a rate limit (session, ip)",
+            ["protocol", "scope"],
+            registry=reg,
+        )
+
     # ---- the API
+
+    def refused(self, protocol: str, reason: str) -> None:
+        self._refused.labels(protocol, reason).inc()
+
+    def tls_failed(self, protocol: str, reason: str) -> None:
+        self._tls_failed.labels(protocol, reason).inc()
+
+    def lockout(self, scope: str) -> None:
+        self._lockouts.labels(scope).inc()
+
+    def received(self, protocol: str, size: int) -> None:
+        self._bytes_in.labels(protocol).inc(size)
+
+    def throttled(self, protocol: str, scope: str, seconds: float) -> None:
+        self._throttles.labels(protocol, scope).inc()
+        self._throttled.labels(protocol, scope).inc(seconds)
 
     def connection_opened(self, protocol: str) -> None:
         self._opened.labels(protocol).inc()

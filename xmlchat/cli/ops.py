@@ -23,6 +23,7 @@ from typing import Any, Final
 from cryptography import x509
 from lxml import etree
 
+from xmlchat import config_rules
 from xmlchat.config import Config, Listener
 from xmlchat.errors import StreamError
 from xmlchat.protocol.native import NS as NATIVE_NS
@@ -69,6 +70,8 @@ def _check(args: argparse.Namespace, config: Config) -> int:
     report = _Report()
     source = args.config or "no file (defaults and XMLCHAT_* environment)"
     report.ok(f"config: {source}; hosts {', '.join(config.hosts)}")
+    for problem in config_rules.problems(config):
+        report.fail(f"config: {problem}")
     _check_data_dir(config, report)
     listeners = enabled_listeners(config)
     if any(listener.tls != "none" for listener in listeners.values()):

@@ -14,18 +14,23 @@ import ipaddress
 import logging
 import secrets
 import ssl
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from xmlchat import config_rules
 from xmlchat.config import Config, Listener
-from xmlchat.errors import StreamCondition, StreamError
+from xmlchat.errors import AdmissionRefused, StreamCondition, StreamError
 from xmlchat.metrics import Metrics
 from xmlchat.server import tls
-from xmlchat.server.connection import Connection, ConnectionContext
-from xmlchat.server.datadir import DataDirLock
+from xmlchat.server.admission import Admission
+from xmlchat.server.connection import Connection, ConnectionContext, peer_ip
+from xmlchat.server.datadir import DataDirLock, scram_secret
+from xmlchat.server.login_guard import LoginGuard
 from xmlchat.server.modules import ModuleFactory, build_hub
 from xmlchat.server.native import NativeConnection
+from xmlchat.server.throttle import AddressBuckets
 from xmlchat.server.xmpp import XmppConnection
 from xmlchat.storage import SqliteStorage, Storage
 
@@ -73,10 +78,16 @@ class Server:
         # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
         self._scram_secret = secrets.token_bytes(32)
         self._data_lock: DataDirLock | None = None  # held while serving (Server.open)
+        limits = config.limits
+        # docs/security.md: who may connect, guessing passwords, per-IP rates.
+        self.login_guard = LoginGuard(limits, self.metrics, time.monotonic)
+        self.admission = Admission(limits.max_pending_per_ip, limits.max_pending, self.login_guard.locked_out)
+        self.addresses = AddressBuckets(limits)
 
     @classmethod
     async def open(cls, config: Config) -> Server:
         """Open storage and make sure a certificate exists."""
+        config_rules.validate(config)
         config.data_path.mkdir(parents=True, exist_ok=True)
         lock = DataDirLock(config.data_path)
         lock.acquire()  # before the database: a second server must not touch it
@@ -87,6 +98,7 @@ class Server:
             raise
         server = cls(config, storage)
         server._data_lock = lock
+        server._scram_secret = scram_secret(config.data_path)
         if any(listener.enabled and listener.tls != "none" for listener in _listeners(config).values()):
             cert, key = tls.ensure_certificate(config)
             server._tls_context = tls.server_context(cert, key)
@@ -107,6 +119,8 @@ class Server:
             tls_context=self._tls_context if tls else None,
             channel_binding=self._channel_binding if tls else None,
             scram_secret=self._scram_secret,
+            login_guard=self.login_guard,
+            addresses=self.addresses,
         )
 
     async def count_offline(self) -> int:
@@ -129,31 +143,58 @@ class Server:
         protocol, factory = PROTOCOLS[name]
         if listener.tls == "none" and name == "native_plain":
             _check_plaintext_address(listener, self.config.native.allow_plaintext_on_network)
-        if listener.tls == "none" and protocol == "xmpp" and self.config.xmpp.require_encryption:
-            raise ValueError(
-                f'listeners.{name}.tls = "none" needs xmpp.require_encryption = false: '
-                "no client could log in on it"
-            )
         direct = listener.tls == "direct"
         # A listener's own tls setting decides: "none" offers no STARTTLS, even
         # when another listener has a certificate.
         context = self.connection_context(tls=listener.tls != "none")
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            connection = factory(context, reader, writer, direct)
-            self.connections.add(connection)
             try:
-                await connection.run()
+                pending = self.admission.admit(peer_ip(writer))
+            except AdmissionRefused as refusal:
+                self.metrics.refused(protocol, refusal.reason)
+                if direct:
+                    writer.transport.abort()  # no handshake spent on it
+                else:
+                    factory(context, reader, writer, direct).refuse(refusal)
+                return
+            try:
+                # Direct TLS is negotiated here, not by the listener, so a
+                # pending handshake is admitted, counted and timed like the rest.
+                if direct and not await self._handshake(writer, protocol):
+                    return
+                connection = factory(context, reader, writer, direct)
+                connection.pending = pending
+                self.connections.add(connection)
+                try:
+                    await connection.run()
+                finally:
+                    self.connections.discard(connection)
             finally:
-                self.connections.discard(connection)
+                pending.release()
 
         srv = await asyncio.start_server(
-            accept, listener.address, listener.port, ssl=self._tls_context if direct else None, limit=2**16
+            accept, listener.address, listener.port, limit=2**16, backlog=self.config.limits.listen_backlog
         )
         self._servers.append(srv)
         for sock in srv.sockets:
             host, port = sock.getsockname()[:2]
             self.bound.append(Bound(name, protocol, host, port, listener.tls))
+
+    async def _handshake(self, writer: asyncio.StreamWriter, protocol: str) -> bool:
+        """Direct TLS, within ``limits.tls_handshake_timeout``; False if it failed."""
+        assert self._tls_context is not None
+        timeout = self.config.limits.tls_handshake_timeout
+        try:
+            await writer.start_tls(self._tls_context, ssl_handshake_timeout=timeout)
+            return True
+        except (OSError, ssl.SSLError) as e:
+            # asyncio aborts a handshake that times out with ConnectionAbortedError.
+            reason = "timeout" if isinstance(e, ConnectionAbortedError) else "error"
+            self.metrics.tls_failed(protocol, reason)
+            log.info("TLS handshake from %s failed (%s): %s", peer_ip(writer), reason, e)
+            writer.transport.abort()
+            return False
 
     def port_of(self, name: str) -> int:
         return next(b.port for b in self.bound if b.name == name)

@@ -22,6 +22,9 @@ from xmlchat.errors import StreamCondition, StreamError
 from xmlchat.log import CONNECTION, ConnectionLogger
 from xmlchat.metrics import Metrics
 from xmlchat.routing.hub import Hub
+from xmlchat.server.admission import Pending
+from xmlchat.server.login_guard import LoginGuard
+from xmlchat.server.throttle import AddressBuckets, Throttle
 from xmlchat.stanza import to_bytes
 from xmlchat.storage import AccountStore
 
@@ -30,24 +33,6 @@ log = logging.getLogger("xmlchat.connection")
 READ_SIZE: Final = 64 * 1024
 
 EventT = TypeVar("EventT")
-
-
-class TokenBucket:
-    """Stanzas per second with a burst; a deficit becomes a pause in reading,
-    so a flooding client slows itself down and nobody else (TCP backpressure)."""
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        self.rate, self.burst = rate, float(burst)
-        self.tokens, self.updated = float(burst), now
-
-    def take(self, n: int, now: float) -> float:
-        """Spend ``n`` tokens; return how long to wait before reading again."""
-        if self.rate <= 0:
-            return 0.0
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        self.tokens -= n
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +49,9 @@ class ConnectionContext:
     channel_binding: dict[str, bytes] | None = None
     # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
     scram_secret: bytes = b""
+    # Brute-force protection, and the per-IP rate buckets (docs/security.md).
+    login_guard: LoginGuard | None = None
+    addresses: AddressBuckets | None = None
 
 
 class ProtocolCore(Protocol[EventT]):
@@ -96,6 +84,9 @@ class Connection(abc.ABC, Generic[EventT]):
         self.id = f"{self.protocol}#{secrets.token_hex(3)}"
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.ip = peer_ip(writer)
+        # This connection's place among those not logged in yet (server.admission).
+        self.pending: Pending | None = None
         self.log = ConnectionLogger(log, {"conn": self.id})
         ctx.metrics.connection_opened(self.protocol)
         loop = asyncio.get_running_loop()
@@ -116,14 +107,23 @@ class Connection(abc.ABC, Generic[EventT]):
         self._idle = asyncio.Event()
         self._idle.set()
         self._quiescing = False
-        limits = ctx.config.limits
-        self._bucket = TokenBucket(limits.stanzas_per_second, limits.stanza_burst, loop.time())
+        self.throttle = Throttle(ctx.config.limits, ctx.addresses, self.ip, loop.time())
 
     # ---- what a protocol implements
 
     @property
     @abc.abstractmethod
     def authenticated(self) -> bool: ...
+
+    @property
+    def logged_in(self) -> bool:
+        """Has the client a usable session (XMPP: authenticated and bound)?"""
+        return self.authenticated
+
+    def login_done(self) -> None:
+        """The session is usable: the connection leaves the pending ones."""
+        if self.pending is not None:
+            self.pending.release()
 
     @abc.abstractmethod
     async def handle(self, event: EventT) -> list[EventT]:
@@ -198,11 +198,14 @@ class Connection(abc.ABC, Generic[EventT]):
                 self.last_received = loop.time()
                 self.pinged = False
                 handled = await self.data_received(data)
-                pause = self._bucket.take(handled, loop.time())
+                self.metrics.received(self.protocol, len(data))
+                pause = self.throttle.charge(handled, len(data), loop.time())
                 if self.writer.transport.get_write_buffer_size() > 0:
                     await self.writer.drain()
-                if pause > 0:
-                    await asyncio.sleep(pause)
+                if pause.seconds > 0:
+                    # Over a rate: read later, and TCP makes the sender wait (mod_limits).
+                    self.metrics.throttled(self.protocol, pause.scope, pause.seconds)
+                    await asyncio.sleep(pause.seconds)
         except (ConnectionError, ssl.SSLError, TimeoutError) as e:
             reason = f"{type(e).__name__}: {e}"
         except Exception:
@@ -214,8 +217,17 @@ class Connection(abc.ABC, Generic[EventT]):
             try:
                 await self.finish()
             finally:
+                self.login_done()
+                self.throttle.close()
                 self._close_transport()
                 self.log.info("disconnected: %s", reason)
+
+    def refuse(self, error: StreamError) -> None:
+        """Turn the client away before the loop runs (server.admission said no)."""
+        CONNECTION.set(self.id)
+        self.log.info("refused %s: %s", self.peer, error.text)
+        self.close(error)
+        self.throttle.close()
 
     # ---- output
 
@@ -275,10 +287,16 @@ class Connection(abc.ABC, Generic[EventT]):
 
     def check_idle(self, now: float) -> None:
         limits = self.config.limits
-        if not self.authenticated and now - self.opened_at > limits.login_timeout:
+        if not self.logged_in and now - self.opened_at > limits.login_timeout:
             self.close(StreamError(StreamCondition.CONNECTION_TIMEOUT, "login took too long"))
         elif now - self.last_received > limits.idle_timeout:
             self.close(StreamError(StreamCondition.CONNECTION_TIMEOUT, "no response to ping"))
         elif not self.pinged and now - self.last_received > limits.idle_timeout / 2:
             self.pinged = True
             self.send_keepalive()
+
+
+def peer_ip(writer: asyncio.StreamWriter) -> str:
+    """The client's address, without the port ("?" when the socket has none)."""
+    peer = writer.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "?"

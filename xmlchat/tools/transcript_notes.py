@@ -23,7 +23,6 @@ class Chunk:
     data: bytes
 
 
-
 @dataclass(frozen=True, slots=True)
 class Rule:
     direction: Direction
