@@ -9,8 +9,7 @@ import signal
 import sys
 from typing import Any
 
-from xmlchat import config_rules
-from xmlchat.config import Config, ConfigError
+from xmlchat.config import Config
 
 
 def register(sub: Any, common: argparse.ArgumentParser, listener_flags: tuple[str, ...]) -> None:
@@ -22,13 +21,6 @@ def register(sub: Any, common: argparse.ArgumentParser, listener_flags: tuple[st
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
     from xmlchat.server.app import Server
-
-    try:
-        config_rules.validate(config)
-    except ConfigError as e:
-        # One line naming the key, as for a value of the wrong type (cli.main).
-        print(f"xmlchat: configuration error: {e}", file=sys.stderr)
-        return 2
 
     async def serve() -> int:
         stop = asyncio.Event()
