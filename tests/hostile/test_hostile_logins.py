@@ -1,0 +1,130 @@
+"""Issue 14, item 2: password guessing meets a back-off, then a lock-out for
+that account from that IP, then one for the IP; each lock-out is logged and
+counted, and the account's owner logging in from elsewhere is not affected."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import ServerProcess
+from e2e.rawsock import NATIVE_OPEN, RawPeer
+from e2e.xmpp_client_helpers import STREAM_OPEN, stream_error
+from hostile_helpers import Bystanders, log_waits_for, server_with
+from scrape import sample, scrape
+
+LIMITS = """
+max_login_attempts = 100  # refusals count too: the guesser keeps its connection
+login_backoff_after = 2
+login_backoff = 0.5
+login_backoff_max = 1.0
+login_lockout_after = 4
+login_ban_after = 6
+login_lockout_seconds = 60
+"""
+METRICS = "[metrics]\nenabled = true\nport = 0\n"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    yield from server_with(tmp_path_factory.mktemp("logins"), LIMITS, METRICS)
+
+
+@pytest.fixture
+def bystanders(server: ServerProcess) -> Iterator[Bystanders]:
+    pair = Bystanders(server)
+    yield pair
+    pair.close()
+
+
+class NativeGuesser:
+    """One connection trying passwords on the native protocol."""
+
+    def __init__(self, server: ServerProcess, source: str) -> None:
+        self.peer = RawPeer(server.ports["native_plain"], source=source)
+        self.peer.send(NATIVE_OPEN)
+
+    def login(self, user: str, password: str) -> bytes:
+        """The answer: ``<login-ok>…`` or ``<login-failed>…``."""
+        self.peer.received = b""
+        self.peer.send(f"<login><user>{user}</user><password>{password}</password></login>")
+        data = self.peer.read_until("</login-")
+        end = data.find(b">", data.find(b"</login-")) + 1
+        return data[:end]
+
+
+def failed_because(answer: bytes) -> str:
+    assert b"<login-failed>" in answer, answer
+    return answer.split(b"<condition>")[1].split(b"</condition>")[0].decode()
+
+
+def test_guessing_backs_off_then_locks_the_account_out_for_that_ip_only(
+    server: ServerProcess, bystanders: Bystanders
+) -> None:
+    guesser = NativeGuesser(server, "127.0.0.2")
+    assert failed_because(guesser.login("alice", "guess-1")) == "not-authorized"
+    assert failed_because(guesser.login("alice", "guess-2")) == "not-authorized"
+    # Two failures are free; the third attempt right away is refused unchecked,
+    # even with the right password.
+    answer = guesser.login("alice", "alicepw")
+    assert failed_because(answer) == "policy-violation" and b"try again in" in answer
+    bystanders.still_chatting()
+    for guess in ("guess-3", "guess-4"):
+        _after_backoff(lambda guess=guess: guesser.login("alice", guess))
+    assert log_waits_for(server, "locking out account alice@localhost for IP 127.0.0.2 for 60 s")
+    assert sample(scrape(server.ports["metrics"]), "xmlchat_login_lockouts_total", scope="account") == 1
+    # Locked out: the right password is refused from there for the lock-out's
+    # length (60 s), not the back-off's (at most 1 s).
+    answer = guesser.login("alice", "alicepw")
+    assert failed_because(answer) == "policy-violation" and b"try again in 60 s" in answer
+    # The owner, from another address, logs in at once; and bob from the same
+    # address is not concerned by alice's lock-out.
+    assert b"<login-ok>" in NativeGuesser(server, "127.0.0.3").login("alice", "alicepw")
+    assert b"<login-ok>" in NativeGuesser(server, "127.0.0.2").login("dave", "davepw")
+    bystanders.still_chatting()
+
+
+def test_guessing_many_accounts_from_one_ip_locks_the_ip_out(
+    server: ServerProcess, bystanders: Bystanders
+) -> None:
+    guesser = NativeGuesser(server, "127.0.0.4")
+    for n in range(6):  # one guess per account: no back-off, only the IP's count
+        assert failed_because(guesser.login(f"user{n}", "guess")) == "not-authorized"
+    assert log_waits_for(server, "locking out IP 127.0.0.4 for 60 s after 6 failed logins")
+    assert sample(scrape(server.ports["metrics"]), "xmlchat_login_lockouts_total", scope="ip") == 1
+    assert failed_because(guesser.login("dave", "davepw")) == "policy-violation"
+    # A new connection from there is turned away at the door.
+    again = RawPeer(server.ports["xmpp"], source="127.0.0.4")
+    assert stream_error(again.read_until_closed()) == "policy-violation"
+    bystanders.still_chatting()
+
+
+def test_sasl_guessing_gets_temporary_auth_failure_then_the_stream_ends(
+    server: ServerProcess, bystanders: Bystanders
+) -> None:
+    peer = RawPeer(server.ports["xmpp_tls"], server.client_ssl(), source="127.0.0.5")
+    peer.send(STREAM_OPEN)
+    peer.read_until("</stream:features>")
+    answers = []
+    for n in range(3):
+        peer.received = b""
+        token = base64.b64encode(f"\0carol\0guess-{n}".encode()).decode()
+        peer.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>")
+        answers.append(peer.read_until("</failure>"))
+    assert b"<not-authorized/>" in answers[0] and b"<not-authorized/>" in answers[1]
+    assert b"<temporary-auth-failure/>" in answers[2]  # RFC 6120 §6.5.12: in back-off
+    bystanders.still_chatting()
+
+
+def _after_backoff(attempt: object) -> bytes:
+    """Retry ``attempt`` until it is checked (not refused for the back-off), within 3 s."""
+    assert callable(attempt)
+    deadline = time.monotonic() + 3.0
+    while True:
+        answer: bytes = attempt()
+        if b"policy-violation" not in answer or time.monotonic() > deadline:
+            assert failed_because(answer) == "not-authorized"
+            return answer
+        time.sleep(0.1)
