@@ -21,8 +21,8 @@ _POSITIVE: Final = (
     "max_stanza_bytes", "max_unauthenticated_stanza_bytes", "max_depth", "idle_timeout",
     "login_timeout", "tls_handshake_timeout", "max_pending_per_ip", "max_pending",
     "listen_backlog", "max_send_buffer_bytes", "stuck_timeout", "stanza_burst", "byte_burst",
-    "max_login_attempts", "max_offline_messages", "login_backoff_after", "login_backoff_max", "login_lockout_after",
-    "login_ban_after", "login_lockout_seconds",
+    "max_login_attempts", "max_offline_messages", "login_backoff_after", "login_backoff_max",
+    "login_lockout_after", "login_ban_after", "login_lockout_seconds",
 )  # fmt: skip
 # Keys where 0 means "off" and only a negative value is wrong.
 _NOT_NEGATIVE: Final = (

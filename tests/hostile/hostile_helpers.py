@@ -15,6 +15,8 @@ from e2e.xmpp_client_helpers import started_server
 # The suite's deadline for a bystander's message to arrive during an attack.
 CHAT_DEADLINE = 2.0
 _bodies = itertools.count()
+# Passwords NAMEpw; bob and carol are the bystanders.
+USERS = ("alice", "bob", "carol", "dave", "erin", "frank")
 
 
 class Bystanders:
@@ -42,9 +44,9 @@ class Bystanders:
 
 
 def server_with(tmp: Path, limits: str, extra: str = "") -> Iterator[ServerProcess]:
-    """A module's server with alice, bob, carol and dave and these ``[limits]``."""
+    """A module's server with these ``[limits]`` and the users of :data:`USERS`."""
     config = f"[limits]\n{limits}\n{extra}"
-    yield from started_server(tmp, ("alice", "bob", "carol", "dave"), config)
+    yield from started_server(tmp, USERS, config)
 
 
 def closed_within(peer: RawPeer, seconds: float) -> bool:

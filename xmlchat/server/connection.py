@@ -24,7 +24,7 @@ from xmlchat.metrics import Metrics
 from xmlchat.routing.hub import Hub
 from xmlchat.server.admission import Pending
 from xmlchat.server.login_guard import LoginGuard
-from xmlchat.server.throttle import AddressBuckets, Throttle
+from xmlchat.server.throttle import AddressBuckets, Pause, Throttle
 from xmlchat.stanza import to_bytes
 from xmlchat.storage import AccountStore
 
@@ -197,15 +197,14 @@ class Connection(abc.ABC, Generic[EventT]):
                     break
                 self.last_received = loop.time()
                 self.pinged = False
-                handled = await self.data_received(data)
                 self.metrics.received(self.protocol, len(data))
-                pause = self.throttle.charge(handled, len(data), loop.time())
+                # Bytes are paid for before they are handled, stanzas after
+                # (they are counted by handling them).
+                await self._pause(self.throttle.charge(0, len(data), loop.time()))
+                handled = await self.data_received(data)
                 if self.writer.transport.get_write_buffer_size() > 0:
                     await self.writer.drain()
-                if pause.seconds > 0:
-                    # Over a rate: read later, and TCP makes the sender wait (mod_limits).
-                    self.metrics.throttled(self.protocol, pause.scope, pause.seconds)
-                    await asyncio.sleep(pause.seconds)
+                await self._pause(self.throttle.charge(handled, 0, loop.time()))
         except (ConnectionError, ssl.SSLError, TimeoutError) as e:
             reason = f"{type(e).__name__}: {e}"
         except Exception:
@@ -221,6 +220,12 @@ class Connection(abc.ABC, Generic[EventT]):
                 self.throttle.close()
                 self._close_transport()
                 self.log.info("disconnected: %s", reason)
+
+    async def _pause(self, pause: Pause) -> None:
+        """Over a rate: read later, and TCP makes the sender wait (mod_limits)."""
+        if pause.seconds > 0:
+            self.metrics.throttled(self.protocol, pause.scope, pause.seconds)
+            await asyncio.sleep(pause.seconds)
 
     def refuse(self, error: StreamError) -> None:
         """Turn the client away before the loop runs (server.admission said no)."""
