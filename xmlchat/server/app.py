@@ -188,6 +188,13 @@ class Server:
         try:
             await writer.start_tls(self._tls_context, ssl_handshake_timeout=timeout)
             return True
+        except asyncio.CancelledError:
+            # Only the loop's end cancels a handshake (the server stopping). The
+            # task ends normally: Python 3.11's asyncio logs a cancelled
+            # client_connected_cb task as an error, and aborting the transport
+            # mid-handshake instead trips start_tls itself.
+            writer.transport.abort()
+            return False
         except (OSError, ssl.SSLError) as e:
             # asyncio aborts a handshake that times out with ConnectionAbortedError.
             reason = "timeout" if isinstance(e, ConnectionAbortedError) else "error"
