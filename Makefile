@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test faults lint bench bench-instructions compare clean
+.PHONY: serve test faults lint bench bench-instructions bench-pending compare clean
 
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ bench: $(BIN)/xmlchat
 bench-instructions: $(BIN)/xmlchat
 	$(BIN)/python -m benchmarks.instructions
 	PROTOCOL=xmpp $(BIN)/python -m benchmarks.instructions
+
+# Memory per pending (TLS handshake, pre-auth) connection and connect latency per listen
+# backlog, the figures of docs/security.md (about a minute).
+bench-pending: $(BIN)/xmlchat
+	$(BIN)/python -m benchmarks.pending
 
 # Regenerates the measured numbers, plots and transcripts that docs/protocols.md shows.
 compare: $(BIN)/xmlchat

@@ -153,6 +153,7 @@ class Server:
                 pending = self.admission.admit(peer_ip(writer))
             except AdmissionRefused as refusal:
                 self.metrics.refused(protocol, refusal.reason)
+                log.info("refused a connection to %s from %s: %s", name, peer_ip(writer), refusal.text)
                 if direct:
                     writer.transport.abort()  # no handshake spent on it
                 else:

@@ -230,7 +230,6 @@ class Connection(abc.ABC, Generic[EventT]):
     def refuse(self, error: StreamError) -> None:
         """Turn the client away before the loop runs (server.admission said no)."""
         CONNECTION.set(self.id)
-        self.log.info("refused %s: %s", self.peer, error.text)
         self.close(error)
         self.throttle.close()
 
