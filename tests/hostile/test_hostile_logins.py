@@ -16,7 +16,6 @@ from hostile_helpers import Bystanders, log_waits_for, server_with
 from scrape import sample, scrape
 
 LIMITS = """
-max_login_attempts = 100  # refusals count too: the guesser keeps its connection
 login_backoff_after = 2
 login_backoff = 0.5
 login_backoff_max = 1.0
@@ -40,19 +39,19 @@ def bystanders(server: ServerProcess) -> Iterator[Bystanders]:
 
 
 class NativeGuesser:
-    """One connection trying passwords on the native protocol."""
+    """Password guesses on the native protocol from one address, a connection each."""
 
     def __init__(self, server: ServerProcess, source: str) -> None:
-        self.peer = RawPeer(server.ports["native_plain"], source=source)
-        self.peer.send(NATIVE_OPEN)
+        self.port, self.source = server.ports["native_plain"], source
 
     def login(self, user: str, password: str) -> bytes:
         """The answer: ``<login-ok>…`` or ``<login-failed>…``."""
-        self.peer.received = b""
-        self.peer.send(f"<login><user>{user}</user><password>{password}</password></login>")
-        data = self.peer.read_until("</login-")
+        peer = RawPeer(self.port, source=self.source)
+        peer.send(f"{NATIVE_OPEN}<login><user>{user}</user><password>{password}</password></login>")
+        data = peer.read_until("</login-")
+        peer.close()
         end = data.find(b">", data.find(b"</login-")) + 1
-        return data[:end]
+        return data[data.find(b"<login-") : end]
 
 
 def failed_because(answer: bytes) -> str:
@@ -94,27 +93,42 @@ def test_guessing_many_accounts_from_one_ip_locks_the_ip_out(
         assert failed_because(guesser.login(f"user{n}", "guess")) == "not-authorized"
     assert log_waits_for(server, "locking out IP 127.0.0.4 for 60 s after 6 failed logins")
     assert sample(scrape(server.ports["metrics"]), "xmlchat_login_lockouts_total", scope="ip") == 1
-    assert failed_because(guesser.login("dave", "davepw")) == "policy-violation"
-    # A new connection from there is turned away at the door.
-    again = RawPeer(server.ports["xmpp"], source="127.0.0.4")
-    assert stream_error(again.read_until_closed()) == "policy-violation"
+    # A new connection from there is turned away at the door, on every listener.
+    native = RawPeer(server.ports["native_plain"], source="127.0.0.4")
+    assert b"<error><condition>policy-violation</condition>" in native.read_until_closed()
+    xmpp = RawPeer(server.ports["xmpp"], source="127.0.0.4")
+    assert stream_error(xmpp.read_until_closed()) == "policy-violation"
+    assert b"<login-ok>" in NativeGuesser(server, "127.0.0.1").login("dave", "davepw")
     bystanders.still_chatting()
 
 
-def test_sasl_guessing_gets_temporary_auth_failure_then_the_stream_ends(
-    server: ServerProcess, bystanders: Bystanders
-) -> None:
-    peer = RawPeer(server.ports["xmpp_tls"], server.client_ssl(), source="127.0.0.5")
+def sasl_plain(peer: RawPeer, user: str, password: str) -> bytes:
+    peer.received = b""
+    token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+    peer.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>")
+    return peer.read_until("</failure>")
+
+
+def sasl_peer(server: ServerProcess, source: str) -> RawPeer:
+    peer = RawPeer(server.ports["xmpp_tls"], server.client_ssl(), source=source)
     peer.send(STREAM_OPEN)
     peer.read_until("</stream:features>")
-    answers = []
-    for n in range(3):
-        peer.received = b""
-        token = base64.b64encode(f"\0carol\0guess-{n}".encode()).decode()
-        peer.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>")
-        answers.append(peer.read_until("</failure>"))
-    assert b"<not-authorized/>" in answers[0] and b"<not-authorized/>" in answers[1]
-    assert b"<temporary-auth-failure/>" in answers[2]  # RFC 6120 §6.5.12: in back-off
+    return peer
+
+
+def test_sasl_guessing_gets_temporary_auth_failure_and_the_stream_ends(
+    server: ServerProcess, bystanders: Bystanders
+) -> None:
+    # A client trying one wrong password with each mechanism makes one mistake:
+    # three failures on one connection count once, then the stream ends.
+    first = sasl_peer(server, "127.0.0.5")
+    for _ in range(3):
+        assert b"<not-authorized/>" in sasl_plain(first, "carol", "guess-1")
+    assert stream_error(first.read_until_closed()) == "policy-violation"
+    assert b"<not-authorized/>" in sasl_plain(sasl_peer(server, "127.0.0.5"), "carol", "guess-2")
+    # Two failures counted: in back-off now (RFC 6120 §6.5.12).
+    answer = sasl_plain(sasl_peer(server, "127.0.0.5"), "carol", "carolpw")
+    assert b"<temporary-auth-failure/>" in answer and b"try again in" in answer
     bystanders.still_chatting()
 
 

@@ -87,6 +87,7 @@ class Connection(abc.ABC, Generic[EventT]):
         self.ip = peer_ip(writer)
         # This connection's place among those not logged in yet (server.admission).
         self.pending: Pending | None = None
+        self._guard_counted: set[str] = set()  # accounts whose failure the guard has
         self.log = ConnectionLogger(log, {"conn": self.id})
         ctx.metrics.connection_opened(self.protocol)
         loop = asyncio.get_running_loop()
@@ -119,6 +120,16 @@ class Connection(abc.ABC, Generic[EventT]):
     def logged_in(self) -> bool:
         """Has the client a usable session (XMPP: authenticated and bound)?"""
         return self.authenticated
+
+    def guard_failed(self, account: str) -> None:
+        """Tell the login guard a login for ``account`` failed: once per
+        connection and account, as a client trying each SASL mechanism in turn
+        with one password makes one mistake, not three (a guesser still gets
+        no more than limits.max_login_attempts tries per connection)."""
+        guard = self.ctx.login_guard
+        if guard is not None and account not in self._guard_counted:
+            self._guard_counted.add(account)
+            guard.failed(self.ip, account)
 
     def login_done(self) -> None:
         """The session is usable: the connection leaves the pending ones."""

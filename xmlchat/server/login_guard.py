@@ -9,7 +9,8 @@ only; ``login_ban_after`` failures from one IP, whatever the accounts, lock
 the IP out (ejabberd's ``mod_fail2ban``). A lock-out lasts
 ``login_lockout_seconds`` and failures are forgotten as long after the last.
 
-Keyed by IP on purpose: the account's owner logging in from elsewhere never
+The front ends count a failure once per connection and account
+(``Connection.guard_failed``). Keyed by IP on purpose: the account's owner logging in from elsewhere never
 waits for an attacker's guesses (a lock per account alone would let anyone
 lock anyone out). Per account in all, failures are only counted, for the log.
 """

@@ -195,8 +195,7 @@ class NativeConnection(Connection[native.Event]):
             or user.domain not in config.hosts
             or not await self.ctx.accounts.check_password(user, event.password)
         ):
-            if guard is not None:
-                guard.failed(self.ip, account)
+            self.guard_failed(account)
             return self._login_failed(event.user)
         if guard is not None:
             guard.succeeded(self.ip, account)

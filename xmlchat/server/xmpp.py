@@ -169,9 +169,8 @@ class XmppConnection(Connection[xmpp.Event]):
             case xmpp.AuthFailed(jid, condition):
                 self.log.info("authentication failed for %s: %s", jid or "?", condition)
                 self.metrics.login(self.protocol, False)
-                guard = self.ctx.login_guard
-                if guard is not None and condition != SaslCondition.TEMPORARY_AUTH_FAILURE:
-                    guard.failed(self.ip, str(jid) if jid else "")
+                if condition != SaslCondition.TEMPORARY_AUTH_FAILURE:  # not refused unchecked
+                    self.guard_failed(str(jid) if jid else "")
             case xmpp.Authenticated(jid):
                 self.metrics.login(self.protocol, True)
                 self.log.info("authenticated as %s", jid)
