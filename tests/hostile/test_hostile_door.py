@@ -48,6 +48,22 @@ def test_a_tls_handshake_that_never_finishes_is_dropped(
     bystanders.still_chatting()
 
 
+def test_a_starttls_handshake_that_never_finishes_is_dropped(
+    server: ServerProcess, bystanders: Bystanders
+) -> None:
+    peer = RawPeer(server.ports["xmpp"], source="127.0.0.8")
+    peer.send(STREAM_OPEN)
+    peer.read_until("</stream:features>")
+    peer.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    assert b"<proceed" in peer.read_until("<proceed")
+    bystanders.still_chatting()
+    # No ClientHello: the handshake's own timeout (1 s) ends it, before login_timeout's.
+    assert closed_within(peer, 4.0)
+    assert log_waits_for(
+        server, "disconnected: ConnectionAbortedError: SSL handshake is taking longer than 1.0"
+    )
+
+
 def test_an_xmpp_stream_that_never_authenticates_gets_connection_timeout(
     server: ServerProcess, bystanders: Bystanders
 ) -> None:

@@ -211,11 +211,15 @@ class Connection(abc.ABC, Generic[EventT]):
                 self.metrics.received(self.protocol, len(data))
                 # Bytes are paid for before they are handled, stanzas after
                 # (they are counted by handling them).
-                await self._pause(self.throttle.charge(0, len(data), loop.time()))
+                pause = self.throttle.charge(0, len(data), loop.time())
+                if pause.seconds > 0:
+                    await self._pause(pause)
                 handled = await self.data_received(data)
                 if self.writer.transport.get_write_buffer_size() > 0:
                     await self.writer.drain()
-                await self._pause(self.throttle.charge(handled, 0, loop.time()))
+                pause = self.throttle.charge(handled, 0, loop.time())
+                if pause.seconds > 0:
+                    await self._pause(pause)
         except (ConnectionError, ssl.SSLError, TimeoutError) as e:
             reason = f"{type(e).__name__}: {e}"
         except Exception:
@@ -234,9 +238,8 @@ class Connection(abc.ABC, Generic[EventT]):
 
     async def _pause(self, pause: Pause) -> None:
         """Over a rate: read later, and TCP makes the sender wait (mod_limits)."""
-        if pause.seconds > 0:
-            self.metrics.throttled(self.protocol, pause.scope, pause.seconds)
-            await asyncio.sleep(pause.seconds)
+        self.metrics.throttled(self.protocol, pause.scope, pause.seconds)
+        await asyncio.sleep(pause.seconds)
 
     def refuse(self, error: StreamError) -> None:
         """Turn the client away before the loop runs (server.admission said no)."""
