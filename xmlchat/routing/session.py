@@ -68,14 +68,7 @@ class Session:
     """
 
     __slots__ = (
-        "__weakref__",
-        "available_presence",
-        "bare",
-        "capabilities",
-        "jid",
-        "priority",
-        "transport",
-        "write",
+        "__weakref__", "available_presence", "bare", "capabilities", "jid", "priority", "transport", "write"
     )
 
     def __init__(self, jid: JID, capabilities: Capabilities, transport: SessionTransport) -> None:

@@ -26,7 +26,9 @@ def block(conn: sqlite3.Connection, jid: str, items: list[str], limit: int) -> l
         new = [item for item in dict.fromkeys(items) if not _has(conn, jid, item)]
         if _count(conn, jid) + len(new) > limit:
             raise BlocklistFull(jid)
-        conn.executemany("INSERT INTO blocklist (jid, item) VALUES (?, ?)", [(jid, item) for item in new])
+        conn.executemany(
+            "INSERT INTO blocklist (jid, item) VALUES (?, ?)", [(jid, item) for item in new]
+        )
     return new
 
 

@@ -33,15 +33,8 @@ log = logging.getLogger(__name__)
 
 # Every table with rows of one user's, keyed by their bare JID in column ``jid``.
 USER_TABLES: Final = (
-    "scram",
-    "roster",
-    "roster_version",
-    "offline",
-    "subscription_requests",
-    "blocklist",
-    "archive",
-    "archive_prefs",
-    "archive_rules",
+    "scram", "roster", "roster_version", "offline", "subscription_requests", "blocklist",
+    "archive", "archive_prefs", "archive_rules",
 )
 
 # Another process (``xmlchat adduser`` beside a running server) may hold the write lock.
@@ -87,10 +80,14 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def create_user(conn: sqlite3.Connection, jid: str, host: str, keys: list[ScramCredentials]) -> None:
+def create_user(
+    conn: sqlite3.Connection, jid: str, host: str, keys: list[ScramCredentials]
+) -> None:
     with transaction(conn):
         try:
-            conn.execute("INSERT INTO users (jid, host, created) VALUES (?, ?, ?)", (jid, host, _now()))
+            conn.execute(
+                "INSERT INTO users (jid, host, created) VALUES (?, ?, ?)", (jid, host, _now())
+            )
         except sqlite3.IntegrityError:
             raise UserExists(jid) from None
         _write_scram(conn, jid, keys)
@@ -134,7 +131,8 @@ def list_users(conn: sqlite3.Connection, host: str | None) -> list[JID]:
 
 def get_scram(conn: sqlite3.Connection, jid: str, mechanism: str) -> ScramCredentials | None:
     row = conn.execute(
-        "SELECT salt, iterations, stored_key, server_key FROM scram WHERE jid = ? AND mechanism = ?",
+        "SELECT salt, iterations, stored_key, server_key FROM scram"
+        " WHERE jid = ? AND mechanism = ?",
         (jid, mechanism),
     ).fetchone()
     return None if row is None else ScramCredentials(mechanism, *row)
@@ -280,7 +278,9 @@ def _bump_roster_version(conn: sqlite3.Connection, jid: str) -> int:
     return _roster_version(conn, jid)
 
 
-def add_subscription_request(conn: sqlite3.Connection, jid: str, contact: str, stanza: bytes) -> None:
+def add_subscription_request(
+    conn: sqlite3.Connection, jid: str, contact: str, stanza: bytes
+) -> None:
     conn.execute(
         "INSERT INTO subscription_requests (jid, contact, stanza) VALUES (?, ?, ?)"
         " ON CONFLICT (jid, contact) DO UPDATE SET stanza = excluded.stanza",

@@ -155,7 +155,9 @@ class BlocklistStore(Protocol):
         """The items, sorted by their string form."""
         ...
 
-    async def block(self, user: JID, jids: Sequence[JID], *, limit: int = BLOCKLIST_LIMIT) -> list[JID]:
+    async def block(
+        self, user: JID, jids: Sequence[JID], *, limit: int = BLOCKLIST_LIMIT
+    ) -> list[JID]:
         """Add ``jids``; returns those not blocked before, in the given order, once each.
 
         The cap is the ``limit`` argument (default :data:`BLOCKLIST_LIMIT`): if the

@@ -227,7 +227,9 @@ class MemoryStorage:
     async def get_blocklist(self, user: JID) -> list[JID]:
         return [JID.parse(item) for item in sorted(self._db.blocklist.get(_key(user), ()))]
 
-    async def block(self, user: JID, jids: Sequence[JID], *, limit: int = BLOCKLIST_LIMIT) -> list[JID]:
+    async def block(
+        self, user: JID, jids: Sequence[JID], *, limit: int = BLOCKLIST_LIMIT
+    ) -> list[JID]:
         key = _key(user)
         items = self._db.blocklist.get(key, set())
         new = [item for item in dict.fromkeys(map(str, jids)) if item not in items]

@@ -26,7 +26,9 @@ def require_iterations(iterations: int) -> None:
         raise ValueError(f"scram_iterations must be >= {MIN_SCRAM_ITERATIONS}")
 
 
-def make_keys(mechanism: str, password: str, iterations: int, salt: bytes | None = None) -> ScramCredentials:
+def make_keys(
+    mechanism: str, password: str, iterations: int, salt: bytes | None = None
+) -> ScramCredentials:
     """PBKDF2 (RFC 5802 §3) via scramp, which also applies SASLprep (RFC 4013).
 
     Raises ValueError if SASLprep rejects ``password``.
@@ -48,10 +50,14 @@ def derive_all(password: str, iterations: int) -> list[ScramCredentials]:
 def make_decoy(iterations: int) -> ScramCredentials:
     """Random keys to hash against for unknown users, so check_password() costs
     the same whether or not the account exists."""
-    return ScramCredentials(CHECK_MECHANISM, os.urandom(16), iterations, os.urandom(32), os.urandom(32))
+    return ScramCredentials(
+        CHECK_MECHANISM, os.urandom(16), iterations, os.urandom(32), os.urandom(32)
+    )
 
 
-def password_matches(password: str, stored: ScramCredentials | None, decoy: ScramCredentials) -> bool:
+def password_matches(
+    password: str, stored: ScramCredentials | None, decoy: ScramCredentials
+) -> bool:
     """For PLAIN: hash ``password`` with the stored salt and compare StoredKeys
     in constant time; False for no account (``stored`` None) or a password
     SASLprep rejects."""

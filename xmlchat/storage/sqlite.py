@@ -65,7 +65,9 @@ class SqliteStorage:
     documented there.
     """
 
-    def __init__(self, executor: ThreadPoolExecutor, conn: sqlite3.Connection, scram_iterations: int) -> None:
+    def __init__(
+        self, executor: ThreadPoolExecutor, conn: sqlite3.Connection, scram_iterations: int
+    ) -> None:
         self._executor = executor
         self._conn = conn
         self._iterations = scram_iterations
@@ -237,7 +239,9 @@ class SqliteStorage:
     async def get_blocklist(self, user: JID) -> list[JID]:
         return await self._run(bq.get_blocklist, _key(user))
 
-    async def block(self, user: JID, jids: Sequence[JID], *, limit: int = BLOCKLIST_LIMIT) -> list[JID]:
+    async def block(
+        self, user: JID, jids: Sequence[JID], *, limit: int = BLOCKLIST_LIMIT
+    ) -> list[JID]:
         """Raises :class:`BlocklistFull` (adding none) past ``limit`` items."""
         added = await self._run(bq.block, _key(user), [str(j) for j in jids], limit)
         return [JID.parse(item) for item in added]

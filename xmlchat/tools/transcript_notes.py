@@ -23,6 +23,7 @@ class Chunk:
     data: bytes
 
 
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     direction: Direction
