@@ -5,6 +5,8 @@ and two users already logged in keep chatting meanwhile."""
 from __future__ import annotations
 
 import base64
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -19,6 +21,7 @@ tls_handshake_timeout = 1.0
 login_timeout = 1.5
 max_pending_per_ip = 3
 max_pending = 6
+listen_backlog = 77
 """
 
 
@@ -156,3 +159,15 @@ def _admitted_within(server: ServerProcess, source: str, seconds: float) -> bool
             return True
         time.sleep(0.05)
     return False
+
+
+def test_every_listener_has_the_configured_backlog(server: ServerProcess) -> None:
+    if shutil.which("ss") is None:
+        pytest.skip("needs ss (iproute2)")
+    for name in ("native", "native_plain", "xmpp", "xmpp_tls"):
+        port = server.ports[name]
+        out = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        # For a listening socket, ss shows the backlog as Send-Q (the third column).
+        assert out[2] == "77", (name, out)
