@@ -27,26 +27,24 @@ class (``self.metrics.<method>(...)``); ``protocol`` is ``Connection.protocol``,
     ``Messages.route`` decided: ``"delivered"``, ``"stored"`` (offline) or ``"dropped"``.
 ``error(protocol, error)``
     The server sent the client a :class:`StreamError` (fatal) or a :class:`StanzaError`.
-``refused(protocol, reason)``
-    A connection was refused before anything was spent on it (``reason``:
-    ``pending_per_ip``, ``pending_total``, ``ip_locked_out``).
-``tls_failed(protocol, reason)``
-    A TLS handshake did not finish: ``timeout`` or ``error``.
-``lockout(scope)``
-    The brute-force protection locked out an ``account`` (for one IP) or an ``ip``.
-``received(protocol, size)``
-    One read of ``size`` bytes from a client.
-``throttled(protocol, scope, seconds)``
-    Reading from a client paused for ``seconds``: over its own rate
-    (``scope`` ``session``) or its IP's (``ip``).
+``limit_hit(limit)``
+    A limit fired: ``"send_buffer"`` (a slow reader was cut), ``"stanza_rate"``
+    (a flooding client was slowed; ``"byte_rate"``, ``"ip_stanza_rate"``,
+    ``"ip_byte_rate"`` likewise), ``"login_attempts"``, ``"offline_queue"``
+    (a message refused: the recipient's queue was full), ``"pending_per_ip"``,
+    ``"pending_total"``, ``"ip_locked_out"`` (a connection refused at once),
+    ``"tls_handshake_timeout"``, ``"login_backoff"`` (a login refused
+    unchecked), ``"lockout_account"``, ``"lockout_ip"``. Each shows in
+    ``xmlchat stats`` too, so the tally is kept even with Prometheus off.
 ``parsing(protocol)``
     A context manager timing one read's worth of parsing in the protocol core
     (``with self.server.metrics.parsing(self.protocol): events = core.receive_data(data)``).
 
 Gauges computed when scraped, so nothing in the hot path keeps them: open
 connections by protocol and state (``unauthenticated``, ``authenticated``,
-``closing``, from ``Server.connections``) and the offline queue depth
-(``storage.count_offline()``).
+``closing``, from ``Server.connections``), bound sessions by protocol (the
+router), registered accounts (``storage.count_users()``) and the offline
+queue depth (``storage.count_offline()``).
 """
 
 from __future__ import annotations
@@ -55,9 +53,9 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from xmlchat import __version__
 from xmlchat.config import Metrics as MetricsConfig
@@ -72,7 +70,13 @@ log = logging.getLogger(__name__)
 PROTOCOLS: Final = ("native", "xmpp")
 STATES: Final = ("unauthenticated", "authenticated", "closing")
 OUTCOMES: Final = ("delivered", "stored", "dropped")
-THROTTLE_SCOPES: Final = ("session", "ip")
+# The limits counted from the start (others appear when they first fire);
+# docs/security.md says what each means.
+LIMITS: Final = (
+    "send_buffer", "stanza_rate", "login_attempts", "offline_queue",
+    "byte_rate", "ip_stanza_rate", "ip_byte_rate", "pending_per_ip", "pending_total",
+    "ip_locked_out", "tls_handshake_timeout", "login_backoff", "lockout_account", "lockout_ip",
+)  # fmt: skip
 # Seconds to parse one read: a small read takes tens of microseconds.
 PARSE_BUCKETS: Final = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
@@ -114,7 +118,11 @@ class Observed(Protocol):
     @property
     def connections(self) -> Iterable[ConnectionState]: ...
 
+    def sessions_by_protocol(self) -> Mapping[str, int]: ...
+
     async def count_offline(self) -> int: ...
+
+    async def count_users(self) -> int: ...
 
 
 def native_kind(event: native.Event) -> str | None:
@@ -126,6 +134,9 @@ class Metrics:
     """The disabled metrics: every method does nothing. Subclassed when enabled."""
 
     enabled: bool = False
+
+    def __init__(self) -> None:
+        self.limits_hit: Tally[str] = Tally()
 
     @staticmethod
     def create(config: MetricsConfig) -> Metrics:
@@ -156,20 +167,8 @@ class Metrics:
     def error(self, protocol: str, error: StreamError | StanzaError) -> None:
         pass
 
-    def refused(self, protocol: str, reason: str) -> None:
-        pass
-
-    def tls_failed(self, protocol: str, reason: str) -> None:
-        pass
-
-    def lockout(self, scope: str) -> None:
-        pass
-
-    def received(self, protocol: str, size: int) -> None:
-        pass
-
-    def throttled(self, protocol: str, scope: str, seconds: float) -> None:
-        pass
+    def limit_hit(self, limit: str) -> None:
+        self.limits_hit[limit] += 1
 
     def parsing(self, protocol: str) -> AbstractContextManager[object]:
         return _NULL
@@ -179,6 +178,7 @@ class PrometheusMetrics(Metrics):
     enabled = True
 
     def __init__(self, config: MetricsConfig) -> None:
+        super().__init__()
         try:
             import prometheus_client as prom
         except ImportError:
@@ -221,6 +221,13 @@ class PrometheusMetrics(Metrics):
             ["protocol", "type", "condition"],
             registry=reg,
         )
+        self._sessions = prom.Gauge(
+            "xmlchat_sessions", "Logged-in sessions (bound resources)", ["protocol"], registry=reg
+        )
+        self._users = prom.Gauge("xmlchat_registered_users", "Accounts on every host", registry=reg)
+        self._limits = prom.Counter(
+            "xmlchat_limits_hit", "Limits that fired, by limit", ["limit"], registry=reg
+        )
         self._parse = prom.Histogram(
             "xmlchat_parse_seconds",
             "Time to parse one read",
@@ -228,76 +235,23 @@ class PrometheusMetrics(Metrics):
             buckets=PARSE_BUCKETS,
             registry=reg,
         )
-        self._guard_metrics(prom, reg)
         # Series that exist from the start, so rates and alerts see zeros, not gaps.
         for protocol in PROTOCOLS:
-            self._bytes_in.labels(protocol)
-            for scope in THROTTLE_SCOPES:
-                self._throttled.labels(protocol, scope)
-                self._throttles.labels(protocol, scope)
             self._opened.labels(protocol)
             self._parse.labels(protocol)
             for result in ("ok", "failed"):
                 self._logins.labels(protocol, result)
             for state in STATES:
                 self._connections.labels(protocol, state)
+            self._sessions.labels(protocol)
         for outcome in OUTCOMES:
             self._routed.labels(outcome)
+        for limit in LIMITS:
+            self._limits.labels(limit)
         self._observed: Observed | None = None
         self._http: asyncio.base_events.Server | None = None
 
-    def _guard_metrics(self, prom: Any, reg: CollectorRegistry) -> None:
-        """What the limits of docs/security.md report when they fire."""
-        self._refused = prom.Counter(
-            "xmlchat_connections_refused",
-            "Connections refused at once, by reason",
-            ["protocol", "reason"],
-            registry=reg,
-        )
-        self._tls_failed = prom.Counter(
-            "xmlchat_tls_handshakes_failed",
-            "TLS handshakes that did not finish (timeout, error)",
-            ["protocol", "reason"],
-            registry=reg,
-        )
-        self._lockouts = prom.Counter(
-            "xmlchat_login_lockouts", "Lock-outs after failed logins (account, ip)", ["scope"], registry=reg
-        )
-        for scope in ("account", "ip"):
-            self._lockouts.labels(scope)
-        self._bytes_in = prom.Counter(
-            "xmlchat_received_bytes", "Bytes read from clients", ["protocol"], registry=reg
-        )
-        self._throttled = prom.Counter(
-            "xmlchat_throttled_seconds",
-            "Seconds reading paused for clients over a rate limit (session, ip)",
-            ["protocol", "scope"],
-            registry=reg,
-        )
-        self._throttles = prom.Counter(
-            "xmlchat_throttled",
-            "Pauses in reading for clients over a rate limit (session, ip)",
-            ["protocol", "scope"],
-            registry=reg,
-        )
-
     # ---- the API
-
-    def refused(self, protocol: str, reason: str) -> None:
-        self._refused.labels(protocol, reason).inc()
-
-    def tls_failed(self, protocol: str, reason: str) -> None:
-        self._tls_failed.labels(protocol, reason).inc()
-
-    def lockout(self, scope: str) -> None:
-        self._lockouts.labels(scope).inc()
-
-    def received(self, protocol: str, size: int) -> None:
-        self._bytes_in.labels(protocol).inc(size)
-
-    def throttled(self, protocol: str, scope: str, seconds: float) -> None:
-        self._throttles.labels(protocol, scope).inc()
-        self._throttled.labels(protocol, scope).inc(seconds)
 
     def connection_opened(self, protocol: str) -> None:
         self._opened.labels(protocol).inc()
@@ -319,6 +273,10 @@ class PrometheusMetrics(Metrics):
         family = "stream" if isinstance(error, StreamError) else "stanza"
         self._errors.labels(protocol, family, str(error.condition)).inc()
 
+    def limit_hit(self, limit: str) -> None:
+        super().limit_hit(limit)
+        self._limits.labels(limit).inc()
+
     def parsing(self, protocol: str) -> AbstractContextManager[object]:
         timer: AbstractContextManager[object] = self._parse.labels(protocol).time()
         return timer
@@ -335,10 +293,14 @@ class PrometheusMetrics(Metrics):
             for protocol in {*PROTOCOLS, *(p for p, _ in tally)}:
                 for state in STATES:
                     self._connections.labels(protocol, state).set(tally[(protocol, state)])
+            sessions = self._observed.sessions_by_protocol()
+            for protocol in {*PROTOCOLS, *sessions}:
+                self._sessions.labels(protocol).set(sessions.get(protocol, 0))
             try:
                 self._offline.set(await self._observed.count_offline())
+                self._users.set(await self._observed.count_users())
             except Exception:  # storage closing: keep the last value
-                log.debug("metrics: offline count unavailable", exc_info=True)
+                log.debug("metrics: storage counts unavailable", exc_info=True)
         data: bytes = generate_latest(self.registry)
         return data
 

@@ -22,10 +22,11 @@ class Clock:
 
 class CountingMetrics(Metrics):
     def __init__(self) -> None:
+        super().__init__()
         self.lockouts: list[str] = []
 
-    def lockout(self, scope: str) -> None:
-        self.lockouts.append(scope)
+    def limit_hit(self, limit: str) -> None:
+        self.lockouts.append(limit)
 
 
 def refusal(admission: Admission, ip: str) -> str:
@@ -84,14 +85,14 @@ def test_lockouts_are_per_account_and_ip_then_per_ip_and_expire() -> None:
     for _ in range(5):
         clock.now += 10
         g.failed("ip", "alice")
-    assert metrics.lockouts == ["account"]
+    assert metrics.lockouts == ["lockout_account"]
     with pytest.raises(LoginRefused):
         g.check("ip", "alice")
     g.check("ip", "bob")
     assert not g.locked_out("ip")
     g.failed("ip", "bob")
     g.failed("ip", "carol")
-    assert metrics.lockouts == ["account", "ip"] and g.locked_out("ip")
+    assert metrics.lockouts == ["lockout_account", "lockout_ip"] and g.locked_out("ip")
     clock.now += 101
     assert not g.locked_out("ip")
     g.check("ip", "alice")
@@ -111,7 +112,7 @@ def test_ip_buckets_are_shared_and_forgotten_with_the_last_connection() -> None:
     one, two = (Throttle(limits, addresses, "10.0.0.1", 0.0) for _ in range(2))
     assert one.charge(0, 400, 0.0).seconds == 0  # the IP's burst: 5 s worth, 500 bytes
     pause = two.charge(0, 200, 0.0)
-    assert pause.scope == "ip" and pause.seconds == pytest.approx(1.0)
+    assert pause.limit == "ip_byte_rate" and pause.seconds == pytest.approx(1.0)
     one.close()
     two.close()
     assert Throttle(limits, addresses, "10.0.0.1", 0.0).charge(0, 500, 0.0).seconds == 0

@@ -73,7 +73,7 @@ def test_guessing_backs_off_then_locks_the_account_out_for_that_ip_only(
     for guess in ("guess-3", "guess-4"):
         _after_backoff(lambda guess=guess: guesser.login("alice", guess))
     assert log_waits_for(server, "locking out account alice@localhost for IP 127.0.0.2 for 60 s")
-    assert sample(scrape(server.ports["metrics"]), "xmlchat_login_lockouts_total", scope="account") == 1
+    assert sample(scrape(server.ports["metrics"]), "xmlchat_limits_hit_total", limit="lockout_account") == 1
     # Locked out: the right password is refused from there for the lock-out's
     # length (60 s), not the back-off's (at most 1 s).
     answer = guesser.login("alice", "alicepw")
@@ -92,7 +92,7 @@ def test_guessing_many_accounts_from_one_ip_locks_the_ip_out(
     for n in range(6):  # one guess per account: no back-off, only the IP's count
         assert failed_because(guesser.login(f"user{n}", "guess")) == "not-authorized"
     assert log_waits_for(server, "locking out IP 127.0.0.4 for 60 s after 6 failed logins")
-    assert sample(scrape(server.ports["metrics"]), "xmlchat_login_lockouts_total", scope="ip") == 1
+    assert sample(scrape(server.ports["metrics"]), "xmlchat_limits_hit_total", limit="lockout_ip") == 1
     # A new connection from there is turned away at the door, on every listener.
     native = RawPeer(server.ports["native_plain"], source="127.0.0.4")
     assert b"<error><condition>policy-violation</condition>" in native.read_until_closed()

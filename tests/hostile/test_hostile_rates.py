@@ -39,10 +39,9 @@ def all_acked(peer: RawPeer, count: int, timeout: float = 10.0) -> bool:
     return peer.received.count(b"<ack>") == count
 
 
-def throttled(server: ServerProcess, scope: str) -> float:
-    return sample(
-        scrape(server.ports["metrics"]), "xmlchat_throttled_seconds_total", protocol="native", scope=scope
-    )
+def throttled(server: ServerProcess, limit: str) -> float:
+    """Pauses in reading so far because of ``limit``."""
+    return sample(scrape(server.ports["metrics"]), "xmlchat_limits_hit_total", limit=limit)
 
 
 def test_a_client_over_its_byte_rate_is_slowed_not_cut(server: ServerProcess) -> None:
@@ -55,14 +54,14 @@ def test_a_client_over_its_byte_rate_is_slowed_not_cut(server: ServerProcess) ->
     # 100 kB at 40 kB/s after a 20 kB burst: two seconds.
     assert time.monotonic() - started >= 1.8
     assert not flooder.closed
-    assert throttled(server, "session") > 0
+    assert throttled(server, "byte_rate") > 0
     bystanders.still_chatting()
     bystanders.close()
 
 
 def test_connections_from_one_ip_share_its_byte_rate(server: ServerProcess) -> None:
     bystanders = Bystanders(server)
-    before = throttled(server, "ip")
+    before = throttled(server, "ip_byte_rate")
     users = ("alice", "dave", "erin", "frank")
     floods = [native_login(server.ports["native_plain"], u, f"{u}pw", source="127.0.0.3") for u in users]
     started = time.monotonic()
@@ -73,6 +72,6 @@ def test_connections_from_one_ip_share_its_byte_rate(server: ServerProcess) -> N
     # Each sends 48 kB: 0.7 s over its own rate. Together, 192 kB at the IP's
     # 30 kB/s after its 150 kB burst: 1.4 s.
     assert time.monotonic() - started >= 1.3
-    assert throttled(server, "ip") > before
+    assert throttled(server, "ip_byte_rate") > before
     bystanders.still_chatting()
     bystanders.close()

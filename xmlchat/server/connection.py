@@ -19,9 +19,11 @@ from lxml import etree
 
 from xmlchat.config import Config
 from xmlchat.errors import StreamCondition, StreamError
+from xmlchat.jid import JID
 from xmlchat.log import CONNECTION, ConnectionLogger
 from xmlchat.metrics import Metrics
 from xmlchat.routing.hub import Hub
+from xmlchat.routing.session import Session
 from xmlchat.server.admission import Pending
 from xmlchat.server.login_guard import LoginGuard
 from xmlchat.server.throttle import AddressBuckets, Pause, Throttle
@@ -35,10 +37,14 @@ READ_SIZE: Final = 64 * 1024
 EventT = TypeVar("EventT")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectionContext:
     """What a front end needs: the hub for everything after login, the
-    accounts for logging in, and the transport's settings."""
+    accounts for logging in, and the transport's settings.
+
+    One per listener, shared by its connections. A reload (SIGHUP, ``xmlchat
+    reload``) replaces ``config``, so every connection reads the new limits
+    from then on, and reloads the certificate into ``tls_context`` itself."""
 
     config: Config
     hub: Hub
@@ -72,12 +78,13 @@ class Connection(abc.ABC, Generic[EventT]):
 
     protocol: str = "?"
     core: ProtocolCore[EventT]
+    # The logged-in session, once there is one (what kick and deluser close).
+    session: Session | None
 
     def __init__(
         self, ctx: ConnectionContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool
     ) -> None:
         self.ctx = ctx
-        self.config = ctx.config
         self.metrics = ctx.metrics
         self.reader, self.writer = reader, writer
         self.tls = tls
@@ -110,11 +117,26 @@ class Connection(abc.ABC, Generic[EventT]):
         self._quiescing = False
         self.throttle = Throttle(ctx.config.limits, ctx.addresses, self.ip, loop.time())
 
+    @property
+    def config(self) -> Config:
+        """The server's settings as of now (a reload replaces them)."""
+        return self.ctx.config
+
+    def limits_changed(self) -> None:
+        """A reload changed the limits: this connection's rates follow at once."""
+        self.throttle.limits_changed(self.config.limits)
+
     # ---- what a protocol implements
 
     @property
     @abc.abstractmethod
     def authenticated(self) -> bool: ...
+
+    @property
+    def account(self) -> JID | None:
+        """The bare JID logged in, from authentication on (an XMPP client may
+        not have bound a session yet): what deluser and passwd close."""
+        return self.session.bare if self.session is not None else None
 
     @property
     def logged_in(self) -> bool:
@@ -208,7 +230,6 @@ class Connection(abc.ABC, Generic[EventT]):
                     break
                 self.last_received = loop.time()
                 self.pinged = False
-                self.metrics.received(self.protocol, len(data))
                 # Bytes are paid for before they are handled, stanzas after
                 # (they are counted by handling them).
                 pause = self.throttle.charge(0, len(data), loop.time())
@@ -238,7 +259,7 @@ class Connection(abc.ABC, Generic[EventT]):
 
     async def _pause(self, pause: Pause) -> None:
         """Over a rate: read later, and TCP makes the sender wait (mod_limits)."""
-        self.metrics.throttled(self.protocol, pause.scope, pause.seconds)
+        self.metrics.limit_hit(pause.limit)
         await asyncio.sleep(pause.seconds)
 
     def refuse(self, error: StreamError) -> None:
@@ -260,6 +281,7 @@ class Connection(abc.ABC, Generic[EventT]):
         queued = self.writer.transport.get_write_buffer_size() + self._pending_size + len(data)
         if queued > self.config.limits.max_send_buffer_bytes:
             self.log.warning("disconnecting a slow reader: send buffer over limit")
+            self.metrics.limit_hit("send_buffer")
             self.closing = True
             self._pending.clear()
             self.writer.transport.abort()

@@ -102,7 +102,7 @@ class LoginGuard:
             self.limits.login_lockout_seconds,
             failures,
         )
-        self.metrics.lockout(scope)
+        self.metrics.limit_hit(f"lockout_{scope}")
 
     def _current(self, table: dict[K, _Strikes], key: K) -> _Strikes | None:
         """The record, or None once it is stale (forgotten)."""

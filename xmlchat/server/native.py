@@ -71,6 +71,10 @@ class NativeConnection(Connection[native.Event]):
     def authenticated(self) -> bool:
         return self._jid is not None
 
+    @property
+    def account(self) -> JID | None:
+        return self._jid.bare if self._jid is not None else None
+
     def write(self, stanza: etree._Element, stamp: datetime, delayed: bool = False) -> None:
         self.metrics.stanza_out(self.protocol, kind(stanza))
         self.log_stanza("out", stanza)
@@ -189,6 +193,7 @@ class NativeConnection(Connection[native.Event]):
             if guard is not None:
                 guard.check(self.ip, account)
         except LoginRefused as e:
+            self.metrics.limit_hit("login_backoff")
             return self._login_failed(event.user, StanzaCondition.POLICY_VIOLATION, e.text)
         if (
             user is None
@@ -228,6 +233,7 @@ class NativeConnection(Connection[native.Event]):
         self.metrics.login(self.protocol, False)
         released = self.core.login_failed(condition, text)
         if self._failed_logins >= self.config.limits.max_login_attempts:
+            self.metrics.limit_hit("login_attempts")
             self.close(StreamError(StreamCondition.POLICY_VIOLATION, "too many failed logins"))
             return []
         return released

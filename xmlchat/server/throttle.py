@@ -72,10 +72,12 @@ class AddressBuckets:
 
 @dataclass(frozen=True, slots=True)
 class Pause:
-    """How long to stop reading, and which limit asked for it (``session`` or ``ip``)."""
+    """How long to stop reading, and which limit asked for it (as
+    ``Metrics.limit_hit`` names it: ``stanza_rate``, ``byte_rate``,
+    ``ip_stanza_rate``, ``ip_byte_rate``)."""
 
     seconds: float
-    scope: str
+    limit: str
 
 
 NO_PAUSE: Final = Pause(0.0, "")
@@ -90,15 +92,27 @@ class Throttle:
         self._addresses, self._ip = addresses, ip
         self._address = addresses.acquire(ip, now) if addresses is not None else None
 
+    def limits_changed(self, limits: Limits) -> None:
+        """A reload: this connection's rates follow at once (its IP's, once the
+        IP has no connection left and starts afresh)."""
+        self.stanzas.rate, self.stanzas.burst = limits.stanzas_per_second, float(limits.stanza_burst)
+        self.bytes.rate, self.bytes.burst = limits.bytes_per_second, float(limits.byte_burst)
+
     def charge(self, stanzas: int, size: int, now: float) -> Pause:
         """Charge one read: ``stanzas`` handled, ``size`` bytes; the longest pause asked for."""
-        session = max(self.stanzas.take(stanzas, now), self.bytes.take(size, now))
-        address = 0.0
-        if self._address is not None:
-            address = max(self._address.stanzas.take(stanzas, now), self._address.bytes.take(size, now))
-        if session <= 0 and address <= 0:
-            return NO_PAUSE
-        return Pause(session, "session") if session >= address else Pause(address, "ip")
+        seconds, limit = self.stanzas.take(stanzas, now), "stanza_rate"
+        wait = self.bytes.take(size, now)
+        if wait > seconds:
+            seconds, limit = wait, "byte_rate"
+        address = self._address
+        if address is not None:
+            wait = address.stanzas.take(stanzas, now)
+            if wait > seconds:
+                seconds, limit = wait, "ip_stanza_rate"
+            wait = address.bytes.take(size, now)
+            if wait > seconds:
+                seconds, limit = wait, "ip_byte_rate"
+        return Pause(seconds, limit) if seconds > 0 else NO_PAUSE
 
     def close(self) -> None:
         if self._addresses is not None and self._address is not None:

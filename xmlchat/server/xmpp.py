@@ -45,6 +45,7 @@ class XmppConnection(Connection[xmpp.Event]):
             features=_stream_features(ctx.hub.registry.stream_features),
         )
         self.session: Session | None = None
+        self._auth_failures = 0
         # XEP-0198: set whenever the client's acknowledged count moves.
         self._acked = asyncio.Event()
         # Once stream management is on, the hub gets the client's stanzas from
@@ -60,6 +61,11 @@ class XmppConnection(Connection[xmpp.Event]):
     @property
     def logged_in(self) -> bool:
         return self.session is not None
+
+    @property
+    def account(self) -> JID | None:
+        user = self.core.user
+        return user.bare if user is not None else None
 
     # ---- SessionTransport
 
@@ -169,6 +175,7 @@ class XmppConnection(Connection[xmpp.Event]):
             case xmpp.AuthFailed(jid, condition):
                 self.log.info("authentication failed for %s: %s", jid or "?", condition)
                 self.metrics.login(self.protocol, False)
+                self._auth_failures += 1
                 if condition != SaslCondition.TEMPORARY_AUTH_FAILURE:  # not refused unchecked
                     self.guard_failed(str(jid) if jid else "")
             case xmpp.Authenticated(jid):
@@ -185,6 +192,8 @@ class XmppConnection(Connection[xmpp.Event]):
                 self.flush()
                 self.close_after_flush()
             case xmpp.StreamFailed(error):
+                if error.condition is StreamCondition.POLICY_VIOLATION and self._auth_failures:
+                    self.metrics.limit_hit("login_attempts")  # the core's limit on SASL failures
                 self.metrics.error(self.protocol, error)
                 self.log.info("stream error: %s", error)
                 self.flush()
@@ -200,6 +209,7 @@ class XmppConnection(Connection[xmpp.Event]):
             self.ctx.login_guard.check(self.ip, str(account))
         except LoginRefused as e:
             self.log.info("login for %s refused unchecked: %s", account, e.text)
+            self.metrics.limit_hit("login_backoff")
             return self.core.auth_failed(SaslCondition.TEMPORARY_AUTH_FAILURE, e.text)
         return None
 
@@ -214,10 +224,7 @@ class XmppConnection(Connection[xmpp.Event]):
                 context, ssl_handshake_timeout=self.config.limits.tls_handshake_timeout
             )
         except ConnectionAbortedError:  # what asyncio raises when the handshake times out
-            self.metrics.tls_failed(self.protocol, "timeout")
-            raise
-        except (ConnectionError, ssl.SSLError):
-            self.metrics.tls_failed(self.protocol, "error")
+            self.metrics.limit_hit("tls_handshake_timeout")
             raise
         self.tls = True
         self.log.info("TLS established (%s)", self.writer.get_extra_info("ssl_object").version())
