@@ -77,7 +77,7 @@ class Limits:
     # Seconds a client may take over a TLS handshake (direct TLS and STARTTLS).
     tls_handshake_timeout: float = 30.0
     # Connections not yet logged in, per client IP and in all; more are refused
-    # at once. Each costs up to ~310 KiB while its TLS handshake is pending.
+    # at once. Each costs up to ~85 KiB while its TLS handshake is pending.
     max_pending_per_ip: int = 100
     max_pending: int = 1000
     # Connections the kernel queues before the server accepts them (listen(2)

@@ -59,7 +59,7 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "limits.max_pending_per_ip": "Connections not yet logged in from one IP address; more are refused "
     "with `policy-violation`.",
     "limits.max_pending": "Connections not yet logged in, in all; more are refused with "
-    "`policy-violation`. Each may hold about 310 KiB while its TLS handshake is pending.",
+    "`policy-violation`. Each may hold about 85 KiB while its TLS handshake is pending.",
     "limits.listen_backlog": "Connections the kernel queues for each listener before the server "
     "accepts them (`listen(2)` backlog, capped by `net.core.somaxconn`).",
     "limits.max_send_buffer_bytes": "Outbound bytes queued for a slow reader before it is disconnected.",

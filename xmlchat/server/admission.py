@@ -2,7 +2,7 @@
 and in all, and none from an IP locked out for guessing passwords.
 
 Every listener asks before it spends anything on a connection (a TLS
-handshake costs ~310 KiB until it finishes)::
+handshake holds ~85 KiB until it finishes)::
 
     try:
         pending = admission.admit(ip)       # raises AdmissionRefused (policy-violation)

@@ -118,6 +118,7 @@ class Server:
         server._data_lock = lock
         server._scram_secret = scram_secret(config.data_path)
         if any(listener.enabled and listener.tls != "none" for listener in _listeners(config).values()):
+            tls.bound_tls_read_buffers()
             cert, key = tls.ensure_certificate(config)
             server.certificate = cert.absolute()
             server._tls_context = tls.server_context(cert, key)

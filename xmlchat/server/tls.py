@@ -7,6 +7,7 @@ so TLS is on from the first run. Clients pin it or use ``--insecure``.
 
 from __future__ import annotations
 
+import asyncio.sslproto
 import datetime
 import ipaddress
 import logging
@@ -113,3 +114,17 @@ def client_context(cafile: str | None = None, insecure: bool = False) -> ssl.SSL
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+# asyncio gives every TLS connection a read buffer of SSLProtocol.max_size,
+# 256 KiB, allocated (and touched) when the handshake starts: most of the 312 KiB
+# a pending handshake was measured to cost (docs/security.md). 32 KiB still
+# holds two whole TLS records (RFC 8446 §5.1: at most 16 KiB plus overhead); a
+# larger read simply takes more turns of the loop.
+TLS_READ_BUFFER_BYTES = 32 * 1024
+
+
+def bound_tls_read_buffers() -> None:
+    """Make asyncio's per-connection TLS read buffer :data:`TLS_READ_BUFFER_BYTES`
+    (for every TLS connection this process makes from now on)."""
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER_BYTES
