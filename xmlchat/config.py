@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from xmlchat.config_lines import toml_line
 
 TlsMode = Literal["none", "starttls", "direct"]
 LogFormat = Literal["text", "json"]
@@ -54,6 +55,11 @@ class Listeners:
     # XMPP client-to-server with STARTTLS (RFC 6120), and direct TLS (XEP-0368).
     xmpp: Listener = Listener(port=5222, tls="starttls")
     xmpp_tls: Listener = Listener(enabled=False, port=5223, tls="direct")
+    # HTTP: XMPP over WebSocket (RFC 7395) and BOSH (XEP-0206), the native
+    # protocol over WebSocket, XEP-0156 discovery. Plain on loopback, and TLS.
+    # Off until enabled: existing deployments keep the ports they listen on.
+    http: Listener = Listener(enabled=False, port=5280, tls="none")
+    https: Listener = Listener(enabled=False, port=5443, tls="direct")
 
 
 @dataclass(frozen=True)
@@ -71,17 +77,12 @@ class Limits:
     max_depth: int = 32
     # Seconds a connection may stay silent before it is pinged, then dropped.
     idle_timeout: float = 300.0
-    # Seconds allowed from connect to a usable session: logged in (native) or
-    # authenticated and bound (XMPP). ejabberd's negotiation_timeout is 30 s.
+    # Before login (docs/security.md): ejabberd's negotiation timeout, until
+    # logged in (XMPP: bound); caps on connections not logged in; listen(2).
     login_timeout: float = 30.0
-    # Seconds a client may take over a TLS handshake (direct TLS and STARTTLS).
     tls_handshake_timeout: float = 30.0
-    # Connections not yet logged in, per client IP and in all; more are refused
-    # at once. Each costs up to ~85 KiB while its TLS handshake is pending.
     max_pending_per_ip: int = 100
     max_pending: int = 1000
-    # Connections the kernel queues before the server accepts them (listen(2)
-    # backlog, capped by net.core.somaxconn); Prosody uses 128.
     listen_backlog: int = 1024
     # Outbound bytes queued for a slow reader before it is disconnected (messages
     # for a client that falls behind wait in the store instead, see stuck_timeout).
@@ -89,8 +90,7 @@ class Limits:
     # Seconds a client that is behind may take nothing before it is disconnected;
     # the messages it did not take stay stored for its next login.
     stuck_timeout: float = 60.0
-    # Token buckets of inbound stanzas and bytes, per connection and per client
-    # IP (0 disables one); a client over them is read more slowly, not cut.
+    # Token buckets per connection and per IP (0 disables one): read slower, never cut.
     stanzas_per_second: float = 200.0
     stanza_burst: int = 1000
     bytes_per_second: float = 256 * 1024
@@ -99,13 +99,7 @@ class Limits:
     ip_bytes_per_second: float = 2 * 1024 * 1024
     # Failed logins allowed on one connection before it is closed.
     max_login_attempts: int = 3
-    # Brute-force protection: after login_backoff_after failed logins for an
-    # account from one IP, its next attempt from there must wait login_backoff
-    # seconds, doubling with each failure up to login_backoff_max (a typo or
-    # two costs nothing); login_lockout_after failures lock the
-    # account out for that IP, login_ban_after failures from one IP (any
-    # account; ejabberd's mod_fail2ban: 20) lock the IP out, for
-    # login_lockout_seconds (mod_fail2ban: 3600).
+    # Brute-force protection (server/login_guard.py; ejabberd's mod_fail2ban: 20, 3600 s).
     login_backoff_after: int = 3
     login_backoff: float = 1.0
     login_backoff_max: float = 60.0
@@ -114,6 +108,11 @@ class Limits:
     login_lockout_seconds: float = 3600.0
     # Offline messages kept per user; older ones are refused with an error.
     max_offline_messages: int = 1000
+    # Connections open at once from one IP address, on every listener together
+    # (a WebSocket or a BOSH session counts as one); 0 disables.
+    max_connections_per_ip: int = 100
+    # Loopback peers (a reverse proxy, benchmarks) are not counted.
+    exempt_loopback: bool = True
 
 
 @dataclass(frozen=True)
@@ -121,6 +120,32 @@ class Xmpp:
     # As Prosody's c2s_require_encryption / allow_unencrypted_plain_auth.
     require_encryption: bool = True
     allow_unencrypted_plain_auth: bool = False
+
+
+@dataclass(frozen=True)
+class Http:
+    # The plain listener counts as encrypted: only behind a reverse proxy that
+    # terminates TLS (as Prosody's consider_websocket_secure/consider_bosh_secure).
+    consider_secure: bool = False
+    # The public base URL host-meta advertises (https://chat.example); empty:
+    # the scheme and Host of each request.
+    public_url: str = ""
+    # Origins (scheme://host[:port]) allowed to open WebSockets; "*" is any.
+    websocket_origins: tuple[str, ...] = ("*",)
+    # Origins allowed by CORS to use BOSH and read host-meta; "*" is any.
+    cors_origins: tuple[str, ...] = ("*",)
+    # Largest request body (a BOSH <body>) in bytes; larger is refused with 413.
+    max_body_bytes: int = 300 * 1024
+    # Longest request line and header field, in bytes (aiohttp's defaults).
+    max_header_bytes: int = 8190
+    # BOSH (XEP-0124): sessions open at once, the longest wait, the most
+    # requests held, seconds without a request before a session ends, and the
+    # shortest polling interval a hold=0 client may use.
+    bosh_max_sessions: int = 1000
+    bosh_max_wait: float = 60.0
+    bosh_max_hold: int = 1
+    bosh_inactivity: float = 60.0
+    bosh_polling: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -175,6 +200,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     xmpp: Xmpp = field(default_factory=Xmpp)
     native: Native = field(default_factory=Native)
+    http: Http = field(default_factory=Http)
     storage: Storage = field(default_factory=Storage)
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
@@ -252,37 +278,6 @@ def load(
 def env_name(key: tuple[str, ...]) -> str:
     """The environment variable that sets ``key``: ``XMLCHAT_LISTENERS_NATIVE_PORT``."""
     return "_".join(("XMLCHAT", *key)).upper()
-
-
-def toml_line(text: str, key: tuple[str, ...]) -> int | None:
-    """The line of ``text`` (TOML) that sets ``key`` or opens its table, if found.
-
-    A line scanner rather than a parser (tomllib keeps no positions): it follows
-    ``[table]`` headers and ``a.b = ...`` keys, and falls back to the line of an
-    inline table that contains the key.
-    """
-    table: tuple[str, ...] = ()
-    fallback = None
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        header = re.match(r"^\[\[?([^\]]+)\]\]?", stripped)
-        if header:
-            table = _key_parts(header.group(1))
-            if table == key:
-                return number
-            continue
-        assignment = re.match(r"^([A-Za-z0-9_\-.\"' ]+?)\s*=", stripped)
-        if assignment:
-            full = table + _key_parts(assignment.group(1))
-            if full == key:
-                return number
-            if fallback is None and key[: len(full)] == full:
-                fallback = number
-    return fallback
-
-
-def _key_parts(dotted: str) -> tuple[str, ...]:
-    return tuple(part.strip().strip("\"'") for part in dotted.split("."))
 
 
 def _env_items(

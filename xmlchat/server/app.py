@@ -23,7 +23,7 @@ from typing import Any
 
 from xmlchat import config_rules
 from xmlchat import log as log_mod
-from xmlchat.config import Config, Limits, Listener
+from xmlchat.config import Config, Listener
 from xmlchat.errors import AdmissionRefused, StreamCondition, StreamError
 from xmlchat.jid import JID
 from xmlchat.metrics import Metrics
@@ -31,13 +31,15 @@ from xmlchat.routing.api import ModuleContext
 from xmlchat.server import reload, tls
 from xmlchat.server.admin import AdminChannel
 from xmlchat.server.admin_commands import server_commands
-from xmlchat.server.admission import Admission
-from xmlchat.server.connection import Connection, ConnectionContext, peer_ip
+from xmlchat.server.admission import Pending
+from xmlchat.server.connection import Connection, ConnectionContext
 from xmlchat.server.datadir import DataDirLock, scram_secret
-from xmlchat.server.login_guard import LoginGuard
+from xmlchat.server.defences import Defences
+from xmlchat.server.http.app import HttpFrontEnd, HttpSide
 from xmlchat.server.modules import ModuleFactory, build_hub
 from xmlchat.server.native import NativeConnection
-from xmlchat.server.throttle import AddressBuckets
+from xmlchat.server.peers import PeerLimit
+from xmlchat.server.transport import StreamTransport
 from xmlchat.server.xmpp import XmppConnection
 from xmlchat.storage import SqliteStorage, Storage
 
@@ -52,6 +54,8 @@ PROTOCOLS: dict[str, tuple[str, ConnectionFactory]] = {
     "xmpp": ("xmpp", XmppConnection),
     "xmpp_tls": ("xmpp", XmppConnection),
 }
+# The HTTP listeners (WebSocket, BOSH, host-meta): one aiohttp application.
+HTTP_LISTENERS = ("http", "https")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +102,10 @@ class Server:
         self._data_lock: DataDirLock | None = None  # held while serving (Server.open)
         limits = config.limits
         # docs/security.md: who may connect, guessing passwords, per-IP rates.
-        self.login_guard = LoginGuard(limits, self.metrics, time.monotonic)
-        self.admission = Admission(limits.max_pending_per_ip, limits.max_pending, self.login_guard.locked_out)
-        self.addresses = AddressBuckets(limits)
+        self.defences = Defences(limits, self.metrics)
+        # One count per IP address for every listener, TCP and HTTP alike.
+        self.peers = PeerLimit(limits.max_connections_per_ip, limits.exempt_loopback)
+        self._http: HttpFrontEnd | None = None
 
     @classmethod
     async def open(cls, config: Config, load_config: Callable[[], Config] | None = None) -> Server:
@@ -139,8 +144,8 @@ class Server:
             tls_context=self._tls_context if tls else None,
             channel_binding=self._channel_binding if tls else None,
             scram_secret=self._scram_secret,
-            login_guard=self.login_guard,
-            addresses=self.addresses,
+            login_guard=self.defences.login_guard,
+            addresses=self.defences.addresses,
         )
         self._contexts.append(context)
         return context
@@ -189,23 +194,17 @@ class Server:
             context.config = plan.config
         for module_context in self._module_contexts:
             module_context.limits = plan.config.limits
-        self._limits_changed(plan.config.limits)
+        self.defences.limits_changed(plan.config.limits)
         for connection in list(self.connections):
             connection.limits_changed()
+        self.peers.limit = plan.config.limits.max_connections_per_ip
+        self.peers.exempt_loopback = plan.config.limits.exempt_loopback
         # Said under the old log settings, so a reload to a quieter level still shows.
         log.info("reloaded: %s", ", ".join(plan.applied) or "no change")
         if plan.needs_restart:
             log.warning("changed, but needs a restart: %s", ", ".join(plan.needs_restart))
         log_mod.setup(plan.config.log.level, plan.config.log.format)
         return plan
-
-    def _limits_changed(self, limits: Limits) -> None:
-        """The limits of docs/security.md follow a reload: the caps on pending
-        connections and the login guard at once, per-IP rates for addresses
-        seen from then on."""
-        self.login_guard.limits = limits
-        self.admission.per_ip, self.admission.total = limits.max_pending_per_ip, limits.max_pending
-        self.addresses.limits = limits
 
     def _reload_certificate(self, config: Config) -> None:
         assert self._tls_context is not None and self._channel_binding is not None
@@ -225,6 +224,7 @@ class Server:
         for name, listener in _listeners(self.config).items():
             if listener.enabled and name in PROTOCOLS:
                 await self._listen(name, listener)
+        await self._listen_http()
         await self.hub.start()
         self._admin = AdminChannel(self.config.data_path, server_commands(self))
         await self._admin.start()
@@ -243,30 +243,18 @@ class Server:
         context = self.connection_context(tls=listener.tls != "none")
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                pending = self.admission.admit(peer_ip(writer))
-            except AdmissionRefused as refusal:
-                self.metrics.limit_hit(refusal.reason)
-                log.info("refused a connection to %s from %s: %s", name, peer_ip(writer), refusal.text)
-                if direct:
-                    writer.transport.abort()  # no handshake spent on it
-                else:
-                    factory(context, reader, writer, direct).refuse(refusal)
+            transport = StreamTransport(reader, writer, direct)
+            if not self.peers.admit(transport.address):
+                log.info("refused %s: too many connections from its address", transport.peer)
+                transport.abort()
                 return
             try:
-                # Direct TLS is negotiated here, not by the listener, so a
-                # pending handshake is admitted, counted and timed like the rest.
-                if direct and not await self._handshake(writer):
-                    return
-                connection = factory(context, reader, writer, direct)
-                connection.pending = pending
-                self.connections.add(connection)
-                try:
-                    await connection.run()
-                finally:
-                    self.connections.discard(connection)
+                if direct:
+                    await self._admit_direct_tls(name, transport, lambda: factory(context, transport))
+                else:
+                    await self.serve(factory(context, transport))
             finally:
-                pending.release()
+                self.peers.release(transport.address)
 
         srv = await asyncio.start_server(
             accept, listener.address, listener.port, limit=2**16, backlog=self.config.limits.listen_backlog
@@ -276,28 +264,65 @@ class Server:
             host, port = sock.getsockname()[:2]
             self.bound.append(Bound(name, protocol, host, port, listener.tls))
 
-    async def _handshake(self, writer: asyncio.StreamWriter) -> bool:
-        """Direct TLS, within ``limits.tls_handshake_timeout``; False if it failed."""
-        assert self._tls_context is not None
-        timeout = self.config.limits.tls_handshake_timeout
+    async def _admit_direct_tls(
+        self, name: str, transport: StreamTransport, connection: Callable[[], Connection[Any]]
+    ) -> None:
+        """A direct-TLS client: admitted before its handshake, which runs here
+        (not in the listener) so it is counted and timed like the rest; a
+        refused one is closed at once, no handshake spent on it."""
         try:
-            await writer.start_tls(self._tls_context, ssl_handshake_timeout=timeout)
-            return True
-        except asyncio.CancelledError:
-            # Only the loop's end cancels a handshake (the server stopping). The
-            # task ends normally: Python 3.11's asyncio logs a cancelled
-            # client_connected_cb task as an error, and aborting the transport
-            # mid-handshake instead trips start_tls itself.
-            writer.transport.abort()
-            return False
-        except (OSError, ssl.SSLError) as e:
-            # asyncio aborts a handshake that times out with ConnectionAbortedError.
-            reason = "timeout" if isinstance(e, ConnectionAbortedError) else "error"
-            if reason == "timeout":
-                self.metrics.limit_hit("tls_handshake_timeout")
-            log.info("TLS handshake from %s failed (%s): %s", peer_ip(writer), reason, e)
-            writer.transport.abort()
-            return False
+            pending = self.defences.admit(name, transport.address)
+        except AdmissionRefused:
+            transport.abort()
+            return
+        assert self._tls_context is not None
+        try:
+            timeout = self.config.limits.tls_handshake_timeout
+            if await tls.handshake(transport, self._tls_context, timeout, self.metrics):
+                await self.serve(connection(), pending)
+        finally:
+            pending.release()
+
+    async def serve(self, connection: Connection[Any], pending: Pending | None = None) -> None:
+        """Run ``connection`` to its end among the others (the sweeper,
+        shutdown). One not admitted yet (``pending`` None: plaintext, STARTTLS,
+        WebSocket, BOSH) is admitted here, or refused in its own protocol."""
+        if pending is None:
+            try:
+                pending = self.defences.admit(connection.protocol, connection.ip)
+            except AdmissionRefused as refusal:
+                connection.refuse(refusal)
+                return
+        connection.pending = pending
+        self.connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+            pending.release()
+
+    async def _listen_http(self) -> None:
+        listeners = _listeners(self.config)
+        wanted = [name for name in HTTP_LISTENERS if listeners[name].enabled]
+        if not wanted:
+            return
+        self._http = HttpFrontEnd(
+            HttpSide(
+                config=self.config,
+                plain=self.connection_context(tls=False),
+                secure=self.connection_context(tls=True),
+                serve=self.serve,
+                peers=self.peers,
+            )
+        )
+        await self._http.start()
+        for name in wanted:
+            listener = listeners[name]
+            if listener.tls == "starttls":
+                raise ValueError(f'listeners.{name}.tls: HTTP has no STARTTLS; use "none" or "direct"')
+            context = self._tls_context if listener.tls == "direct" else None
+            for host, port in await self._http.listen(listener.address, listener.port, context):
+                self.bound.append(Bound(name, "http", host, port, listener.tls))
 
     def port_of(self, name: str) -> int:
         return next(b.port for b in self.bound if b.name == name)
@@ -327,6 +352,8 @@ class Server:
         """Stop accepting, close every stream properly, flush storage."""
         for srv in self._servers:
             srv.close()
+        if self._http is not None:
+            await self._http.close_listeners()
         if self._admin is not None:
             await self._admin.stop()
         for task in list(self._tasks):
@@ -342,6 +369,8 @@ class Server:
         for srv in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(srv.wait_closed(), 1)
+        if self._http is not None:
+            await self._http.stop()
         await self.metrics.stop()
         try:
             await self.hub.stop()
