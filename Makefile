@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test faults lint bench bench-instructions bench-cluster compare clean
+.PHONY: serve test faults lint bench bench-instructions bench-security bench-cluster compare clean
 
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ bench: $(BIN)/xmlchat
 bench-instructions: $(BIN)/xmlchat
 	$(BIN)/python -m benchmarks.instructions
 	PROTOCOL=xmpp $(BIN)/python -m benchmarks.instructions
+
+# The figures of docs/security.md (a minute or two): memory per pending (TLS handshake,
+# pre-auth) connection, connect latency per listen backlog, SCRAM timing by outcome.
+bench-security: $(BIN)/xmlchat
+	$(BIN)/python -m benchmarks.pending
+	$(BIN)/python -m benchmarks.scram_timing
 
 # Two nodes against one (issue 17): messages/s and cross-node latency; needs PostgreSQL and NATS.
 bench-cluster: $(BIN)/xmlchat

@@ -1,13 +1,12 @@
-"""Where configuration values come from, and how they become typed: TOML
-keys and their lines, ``XMLCHAT_*`` environment variables, and the conversion
-of each raw value to its dataclass field's type. :mod:`xmlchat.config` holds
-the dataclasses and :func:`~xmlchat.config.load`.
+"""Where configuration values come from, and how they become typed:
+``XMLCHAT_*`` environment variables, and the conversion of each raw value to
+its dataclass field's type. :mod:`xmlchat.config` holds the dataclasses and
+:func:`~xmlchat.config.load`; :mod:`xmlchat.config_lines` finds a key's line.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -28,37 +27,6 @@ class ConfigError(ValueError):
 def env_name(key: tuple[str, ...]) -> str:
     """The environment variable that sets ``key``: ``XMLCHAT_LISTENERS_NATIVE_PORT``."""
     return "_".join(("XMLCHAT", *key)).upper()
-
-
-def toml_line(text: str, key: tuple[str, ...]) -> int | None:
-    """The line of ``text`` (TOML) that sets ``key`` or opens its table, if found.
-
-    A line scanner rather than a parser (tomllib keeps no positions): it follows
-    ``[table]`` headers and ``a.b = ...`` keys, and falls back to the line of an
-    inline table that contains the key.
-    """
-    table: tuple[str, ...] = ()
-    fallback = None
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        header = re.match(r"^\[\[?([^\]]+)\]\]?", stripped)
-        if header:
-            table = _key_parts(header.group(1))
-            if table == key:
-                return number
-            continue
-        assignment = re.match(r"^([A-Za-z0-9_\-.\"' ]+?)\s*=", stripped)
-        if assignment:
-            full = table + _key_parts(assignment.group(1))
-            if full == key:
-                return number
-            if fallback is None and key[: len(full)] == full:
-                fallback = number
-    return fallback
-
-
-def _key_parts(dotted: str) -> tuple[str, ...]:
-    return tuple(part.strip().strip("\"'") for part in dotted.split("."))
 
 
 def env_items(
@@ -118,8 +86,6 @@ def _convert(tp: Any, raw: Any, path: tuple[str, ...]) -> Any:
         if raw not in choices:
             raise ConfigError(f"{key}: must be one of {', '.join(map(repr, choices))}, not {raw!r}", key)
         return raw
-    if origin is dict:
-        return _string_table(raw, key)
     if origin is tuple:
         if isinstance(raw, str):
             raw = [p.strip() for p in raw.split(",") if p.strip()]
@@ -127,18 +93,6 @@ def _convert(tp: Any, raw: Any, path: tuple[str, ...]) -> Any:
             raise ConfigError(f"{key}: expected a non-empty list of strings", key)
         return tuple(raw)
     return _convert_scalar(tp, raw, key)
-
-
-def _string_table(raw: Any, key: str) -> dict[str, str]:
-    """A TOML table of strings; from the environment, ``name=value`` pairs, comma separated."""
-    if isinstance(raw, str):
-        pairs = [p.strip().partition("=") for p in raw.split(",") if p.strip()]
-        if any(not sep or not name.strip() for name, sep, _ in pairs):
-            raise ConfigError(f"{key}: expected name=value pairs, comma separated", key)
-        raw = {name.strip(): value.strip() for name, _, value in pairs}
-    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
-        raise ConfigError(f"{key}: expected a table of strings", key)
-    return dict(raw)
 
 
 def _convert_scalar(tp: Any, raw: Any, key: str) -> Any:
