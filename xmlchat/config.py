@@ -86,6 +86,13 @@ class Limits:
     max_login_attempts: int = 3
     # Offline messages kept per user; older ones are refused with an error.
     max_offline_messages: int = 1000
+    # What each account may keep on the server (XEP-0054, XEP-0049, XEP-0163).
+    # A vCard carries its avatar in base64: 128 KiB holds a 96 KiB photo.
+    max_vcard_bytes: int = 128 * 1024
+    max_private_bytes: int = 64 * 1024
+    max_pep_item_bytes: int = 128 * 1024
+    max_pep_nodes: int = 64
+    max_pep_items: int = 256
 
 
 @dataclass(frozen=True)

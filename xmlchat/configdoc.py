@@ -59,6 +59,13 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "limits.stanzas_per_second": "Inbound stanzas per second per connection (token bucket); 0 disables.",
     "limits.stanza_burst": "Stanzas a connection may send at once before the rate applies.",
     "limits.max_login_attempts": "Failed logins on one connection before it is closed.",
+    "limits.max_vcard_bytes": "Largest vCard (XEP-0054) an account may store, in bytes; larger is "
+    "refused with not-acceptable.",
+    "limits.max_private_bytes": "Largest private XML element (XEP-0049) an account may store, in bytes.",
+    "limits.max_pep_item_bytes": "Largest PEP item payload (XEP-0163), in bytes; larger is refused "
+    "with not-acceptable and `<payload-too-big/>`.",
+    "limits.max_pep_nodes": "PEP nodes per account; a publish creating one more is refused.",
+    "limits.max_pep_items": "Largest `pubsub#max_items` a PEP node may be configured with.",
     "limits.max_offline_messages": "Messages kept per offline user; more are refused with an error.",
     "xmpp.require_encryption": "XMPP clients must STARTTLS before logging in.",
     "xmpp.allow_unencrypted_plain_auth": "Allow SASL PLAIN without TLS (never on a network).",

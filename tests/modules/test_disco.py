@@ -4,10 +4,15 @@ import pytest
 from lxml import etree
 from modules.fakes import Harness, iq_get, session
 
+from xmlchat.config import Archive, Config
 from xmlchat.errors import StanzaError
+from xmlchat.metrics import Metrics
 from xmlchat.modules.disco import INFO, ITEMS, Disco
 from xmlchat.modules.ping import Ping
+from xmlchat.protocol import caps
 from xmlchat.routing.api import Identity, Registration
+from xmlchat.server.modules import build_hub
+from xmlchat.storage import MemoryStorage
 
 
 def _loaded() -> tuple[Harness, Disco]:
@@ -62,3 +67,35 @@ async def test_identities_other_modules_declare_are_the_servers_too() -> None:
     query = await disco.info(session(), iq_get(f"{{{INFO}}}query", to="localhost"))
     identities, _ = _summary(query)
     assert identities == [("pubsub", "pep"), ("server", "im")]
+
+
+async def test_the_caps_node_answers_what_the_caps_hash() -> None:
+    """XEP-0115 §6.2: info at ``node#ver`` is the server's own, and hashes to ver."""
+    server, disco = _loaded()
+    ours = server.registry.server_caps()
+    at_node = await disco.info(
+        session(), iq_get(f"{{{INFO}}}query", to="localhost", node=f"{ours.node}#{ours.ver}")
+    )
+    assert at_node.get("node") == f"{ours.node}#{ours.ver}"
+    assert _summary(at_node) == _summary(
+        await disco.info(session(), iq_get(f"{{{INFO}}}query", to="localhost"))
+    )
+    assert caps.ver_of_disco_info(at_node, "sha-1") == ours.ver
+    with pytest.raises(StanzaError) as e:
+        await disco.info(session(), iq_get(f"{{{INFO}}}query", to="localhost", node=f"{ours.node}#stale"))
+    assert e.value.condition == "item-not-found"
+
+
+def test_every_iq_namespace_a_client_can_use_is_a_disco_feature() -> None:
+    """Disco#info lists every feature the server has: each namespace some module
+    answers iqs in (XEP-0030 §3), on the server or on accounts. The roster is
+    the exception every server makes: RFC 6121 needs no feature for it."""
+    config = Config(archive=Archive(enabled=True))
+    registry = build_hub(config, MemoryStorage(), Metrics.create(config.metrics)).registry
+    answered = {
+        tag.partition("}")[0].lstrip("{")
+        for (_, tag), handler in registry.iq_handlers.items()
+        if not handler.internal
+    }
+    listed = set(registry.features) | set(registry.account_features)
+    assert answered - listed == {"jabber:iq:roster"}

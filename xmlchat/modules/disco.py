@@ -5,7 +5,10 @@ The server is ``server/im`` and lists the features every module registered
 another local user's, answered by the server on the user's behalf (RFC 6121
 §8.5.2.1.3; no 'to' means one's own, RFC 6120 §10.3.3) — is ``account/registered``
 with the features registered for accounts (``Feature(var, account=True)``).
-Neither has items: no components, no PEP. Nodes are unknown: item-not-found (§3.2).
+The server's info is also answered at its XEP-0115 caps node (``node#ver``,
+§6.2), the same list its stream features hash. Items are the components
+other modules register (XEP-0114) and whatever an account's own modules list;
+other nodes are unknown: item-not-found (§3.2).
 """
 
 from __future__ import annotations
@@ -39,8 +42,11 @@ class Disco:
         ]
 
     async def info(self, session: Session, iq: etree._Element) -> etree._Element:
-        query = _query(INFO, iq)
-        if iq.get("to", "") in self.ctx.hosts:
+        to_server = iq.get("to", "") in self.ctx.hosts
+        caps = self.ctx.server_caps
+        caps_node = f"{caps.node}#{caps.ver}"
+        query = _query(INFO, iq, caps_node if to_server else None)
+        if to_server:
             for identity in sorted(self.ctx.identities, key=lambda i: (i.category, i.type)):
                 attrib = {"category": identity.category, "type": identity.type}
                 if identity.name:
@@ -58,7 +64,11 @@ class Disco:
         return _query(ITEMS, iq)
 
 
-def _query(ns: str, iq: etree._Element) -> etree._Element:
-    if iq[0].get("node") is not None:
+def _query(ns: str, iq: etree._Element, known_node: str | None = None) -> etree._Element:
+    node = iq[0].get("node")
+    if node is not None and node != known_node:
         raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such node")
-    return etree.Element(f"{{{ns}}}query", nsmap={None: ns})
+    query = etree.Element(f"{{{ns}}}query", nsmap={None: ns})
+    if node is not None:
+        query.set("node", node)  # XEP-0115 §6.2: echoed
+    return query

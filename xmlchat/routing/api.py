@@ -25,6 +25,7 @@ from lxml import etree
 from xmlchat.config import Limits
 from xmlchat.jid import JID
 from xmlchat.metrics import Metrics
+from xmlchat.protocol.caps import Caps
 from xmlchat.routing.session import Session
 
 if TYPE_CHECKING:
@@ -282,6 +283,11 @@ class ModuleContext(Generic[StoreT]):
 
     def prepare_available(self, session: Session) -> None:
         self._hub.prepare_available(session)
+
+    @property
+    def server_caps(self) -> Caps:
+        """The server's XEP-0115 caps (node, hash, ver) over its features."""
+        return self._hub.registry.server_caps()
 
     @property
     def features(self) -> list[str]:

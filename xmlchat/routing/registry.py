@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from xmlchat.protocol import caps
 from xmlchat.routing.api import (
     ClientStateFn,
     Feature,
@@ -60,8 +61,18 @@ class Registry:
     route: list[tuple[int, RouteFilterFn]] = field(default_factory=list)
     outbound: list[tuple[int, OutboundFilterFn]] = field(default_factory=list)
     owners: dict[str, list[Registration]] = field(default_factory=lambda: defaultdict(list))
+    _caps: caps.Caps | None = None
+
+    def server_caps(self) -> caps.Caps:
+        """XEP-0115 caps of the server's own identities and features (§6.3),
+        hashed once: modules are all loaded before the first stream."""
+        if self._caps is None:
+            identities = [caps.CapsIdentity(i.category, i.type, name=i.name) for i in self.identities]
+            self._caps = caps.Caps(caps.SERVER_NODE, "sha-1", caps.ver(identities, self.features))
+        return self._caps
 
     def add(self, owner: str, registrations: list[Registration]) -> None:
+        self._caps = None
         for reg in registrations:
             self._add(owner, reg)
             self.owners[owner].append(reg)

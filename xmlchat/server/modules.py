@@ -20,8 +20,10 @@ from xmlchat.modules.disco import Disco
 from xmlchat.modules.messages import Messages
 from xmlchat.modules.ping import Ping
 from xmlchat.modules.presence import Presence
+from xmlchat.modules.private import PrivateStorage
 from xmlchat.modules.roster import Contacts, Roster, RosterBook, Subscriptions
 from xmlchat.modules.time import Time
+from xmlchat.modules.vcard import VCards
 from xmlchat.modules.version import Version
 from xmlchat.routing.api import Module, ModuleContext
 from xmlchat.routing.hub import Hub
@@ -53,6 +55,8 @@ def build_hub(
         Roster(stored("roster"), book, subscriptions),
         Contacts(stored("contacts"), book, subscriptions),
         Blocking(stored("blocking")),
+        VCards(stored("vcard")),
+        PrivateStorage(stored("private")),
         Carbons(ctx("carbons", None)),
         ClientState(ctx("csi", None)),
         Disco(ctx("disco", None)),

@@ -19,7 +19,7 @@ from lxml import etree
 
 from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID, InvalidJID
-from xmlchat.protocol import xmpp
+from xmlchat.protocol import caps, xmpp
 from xmlchat.protocol.xmpp.sm import covers
 from xmlchat.routing.session import XMPP_CLIENT, Session
 from xmlchat.server.connection import Connection
@@ -41,7 +41,7 @@ class XmppConnection(Connection[xmpp.Event]):
             tls_active=self.tls,
             channel_binding=ctx.channel_binding if self.tls else None,
             scram_secret=ctx.scram_secret,
-            features=_stream_features(ctx.hub.registry.stream_features),
+            features=_stream_features(ctx.hub.registry.stream_features, ctx.hub.registry.server_caps()),
         )
         self.session: Session | None = None
         # XEP-0198: set whenever the client's acknowledged count moves.
@@ -212,6 +212,10 @@ class XmppConnection(Connection[xmpp.Event]):
             await self.ctx.hub.close_session(self.session)
 
 
-def _stream_features(declared: list[tuple[str, str]]) -> list[etree._Element]:
-    """Post-authentication stream features beyond bind and session."""
-    return [etree.Element(f"{{{ns}}}{name}", nsmap={None: ns}) for ns, name in declared]
+def _stream_features(declared: list[tuple[str, str]], server_caps: caps.Caps) -> list[etree._Element]:
+    """Post-authentication stream features beyond bind and session, and the
+    server's XEP-0115 caps (§6.3: a client may skip its disco#info)."""
+    return [
+        *(etree.Element(f"{{{ns}}}{name}", nsmap={None: ns}) for ns, name in declared),
+        caps.element(server_caps),
+    ]

@@ -69,9 +69,7 @@ def publish_pep_item(conn: sqlite3.Connection, jid: str, node: str, item: PepIte
         if config is None:
             raise KeyError(node)
         # Delete then insert: a republished id becomes the newest (a new seq).
-        conn.execute(
-            "DELETE FROM pep_items WHERE jid = ? AND node = ? AND item_id = ?", (jid, node, item.id)
-        )
+        conn.execute("DELETE FROM pep_items WHERE jid = ? AND node = ? AND item_id = ?", (jid, node, item.id))
         conn.execute(
             "INSERT INTO pep_items (jid, node, item_id, payload, published) VALUES (?, ?, ?, ?, ?)",
             (jid, node, item.id, item.payload, item.published.astimezone(UTC).isoformat()),
@@ -79,9 +77,7 @@ def publish_pep_item(conn: sqlite3.Connection, jid: str, node: str, item: PepIte
         _trim(conn, jid, node, config.kept)
 
 
-def get_pep_items(
-    conn: sqlite3.Connection, jid: str, node: str, ids: list[str], limit: int
-) -> list[PepItem]:
+def get_pep_items(conn: sqlite3.Connection, jid: str, node: str, ids: list[str], limit: int) -> list[PepItem]:
     where = "jid = ? AND node = ?"
     args: list[object] = [jid, node]
     if ids:

@@ -1,0 +1,110 @@
+"""XEP-0054 vcard-temp, and the XEP-0153 avatar hash in presence.
+
+Each account has one vCard: its owner sets it (§3.2), anyone may read it
+(§3.3; an account with none gives an empty one, §3.1). The server stamps the
+hash of the vCard's photo into available presence that carries no
+``vcard-temp:x:update`` of its own (XEP-0153 §4.2, as ejabberd's
+``mod_vcard_xupdate``), so contacts learn of an avatar even from clients that
+do not announce it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Awaitable
+from typing import Final
+
+from lxml import etree
+
+from xmlchat.errors import StanzaCondition, StanzaError
+from xmlchat.jid import JID
+from xmlchat.routing.api import Feature, InboundFilter, IqHandler, ModuleContext, Registration
+from xmlchat.routing.session import Session
+from xmlchat.stanza import CLIENT_NS, child, from_bytes, to_bytes
+from xmlchat.storage import DocumentStore
+
+XEP: Final = 54
+NS: Final = "vcard-temp"
+VCARD: Final = f"{{{NS}}}vCard"
+UPDATE_NS: Final = "vcard-temp:x:update"
+UPDATE: Final = f"{{{UPDATE_NS}}}x"
+KEY: Final = "vcard"
+_PRESENCE: Final = f"{{{CLIENT_NS}}}presence"
+
+
+class VCards:
+    name = "vcard"
+
+    def __init__(self, ctx: ModuleContext[DocumentStore]) -> None:
+        self.ctx = ctx
+        # Photo hash per account: "" for no photo (XEP-0153 §4.1's empty <photo/>).
+        self._hashes: dict[JID, str] = {}
+
+    def setup(self) -> list[Registration]:
+        return [
+            Feature(NS),
+            IqHandler("get", VCARD, self.get, accounts=True),
+            IqHandler("set", VCARD, self.set, accounts=True),
+            InboundFilter(self._stamp_avatar_hash),
+        ]
+
+    async def get(self, session: Session, iq: etree._Element) -> etree._Element:
+        owner = _owner(session, iq, self.ctx.hosts)
+        # The server itself has no vCard: empty, as for an account without one.
+        stored = None if owner is None else await self.ctx.store.get_document(owner, KEY)
+        return from_bytes(stored) if stored is not None else etree.Element(VCARD, nsmap={None: NS})
+
+    async def set(self, session: Session, iq: etree._Element) -> None:
+        if _owner(session, iq, self.ctx.hosts) != session.bare:
+            raise StanzaError(StanzaCondition.FORBIDDEN, "only the owner sets a vCard")
+        data = to_bytes(iq[0])
+        if len(data) > self.ctx.limits.max_vcard_bytes:
+            raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "vCard too large")
+        await self.ctx.store.put_document(session.bare, KEY, data)
+        self._hashes[session.bare] = photo_hash(iq[0])
+
+    def _stamp_avatar_hash(
+        self, session: Session, stanza: etree._Element
+    ) -> etree._Element | Awaitable[etree._Element]:
+        """Synchronous for every stanza but available presence: no coroutine
+        on the messages' hot path."""
+        if stanza.tag != _PRESENCE or stanza.get("type") is not None or child(stanza, UPDATE) is not None:
+            return stanza
+        photo = self._hashes.get(session.bare)
+        if photo is None:
+            return self._load_and_stamp(session, stanza)
+        return _stamped(stanza, photo)
+
+    async def _load_and_stamp(self, session: Session, stanza: etree._Element) -> etree._Element:
+        stored = await self.ctx.store.get_document(session.bare, KEY)
+        photo = photo_hash(from_bytes(stored)) if stored is not None else ""
+        self._hashes[session.bare] = photo
+        return _stamped(stanza, photo)
+
+
+def _stamped(stanza: etree._Element, photo: str) -> etree._Element:
+    update = etree.SubElement(stanza, UPDATE, nsmap={None: UPDATE_NS})
+    etree.SubElement(update, f"{{{UPDATE_NS}}}photo").text = photo or None
+    return stanza
+
+
+def photo_hash(vcard: etree._Element) -> str:
+    """XEP-0153 §4.1: hex SHA-1 of the photo's bytes; "" when there is none."""
+    binval = vcard.find(f"{{{NS}}}PHOTO/{{{NS}}}BINVAL")
+    if binval is None or not (binval.text or "").strip():
+        return ""
+    try:
+        data = base64.b64decode("".join((binval.text or "").split()), validate=True)
+    except binascii.Error:
+        return ""
+    return hashlib.sha1(data).hexdigest()
+
+
+def _owner(session: Session, iq: etree._Element, hosts: frozenset[str]) -> JID | None:
+    """Whose vCard: the account the iq is to (no 'to': one's own), None for the server."""
+    to = iq.get("to")
+    if to is None:
+        return session.bare
+    return None if to in hosts else JID.parse(to).bare
