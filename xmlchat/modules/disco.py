@@ -47,15 +47,16 @@ class Disco:
         caps_node = f"{caps.node}#{caps.ver}"
         query = _query(INFO, iq, caps_node if to_server else None)
         if to_server:
-            for identity in sorted(self.ctx.identities, key=lambda i: (i.category, i.type)):
-                attrib = {"category": identity.category, "type": identity.type}
-                if identity.name:
-                    attrib["name"] = identity.name
-                etree.SubElement(query, f"{{{INFO}}}identity", attrib)
+            identities = self.ctx.identities
             features = sorted(set(self.ctx.features))
         else:
-            etree.SubElement(query, f"{{{INFO}}}identity", category="account", type="registered")
+            identities = [Identity("account", "registered"), *self.ctx.account_identities]
             features = sorted({INFO, *self.ctx.account_features})
+        for identity in sorted(identities, key=lambda i: (i.category, i.type)):
+            attrib = {"category": identity.category, "type": identity.type}
+            if identity.name:
+                attrib["name"] = identity.name
+            etree.SubElement(query, f"{{{INFO}}}identity", attrib)
         for var in features:
             etree.SubElement(query, f"{{{INFO}}}feature", var=var)
         return query

@@ -101,11 +101,13 @@ class Feature:
 @dataclass(frozen=True, slots=True)
 class Identity:
     """A XEP-0030 identity of the server itself (§3.1: an entity may have
-    several, e.g. ``server/im`` and ``pubsub/pep``)."""
+    several, e.g. ``server/im`` and ``pubsub/pep``); ``account``: one each
+    account's bare JID has instead (XEP-0163 §5: ``pubsub/pep``)."""
 
     category: str
     type: str
     name: str = ""
+    account: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +300,11 @@ class ModuleContext(Generic[StoreT]):
     def identities(self) -> list[Identity]:
         """Every identity of the server registered (for disco#info)."""
         return list(self._hub.registry.identities)
+
+    @property
+    def account_identities(self) -> list[Identity]:
+        """Every identity registered for accounts' bare JIDs."""
+        return list(self._hub.registry.account_identities)
 
     @property
     def account_features(self) -> list[str]:

@@ -49,6 +49,7 @@ class Registry:
     features: list[str] = field(default_factory=list)
     account_features: list[str] = field(default_factory=list)
     identities: list[Identity] = field(default_factory=list)
+    account_identities: list[Identity] = field(default_factory=list)
     on_start: list[LifecycleFn] = field(default_factory=list)
     on_stop: list[LifecycleFn] = field(default_factory=list)
     stream_features: list[tuple[str, str]] = field(default_factory=list)
@@ -97,8 +98,8 @@ class Registry:
                 self.on_start.append(handle)
             case OnStop(handle):
                 self.on_stop.append(handle)
-            case Identity():
-                self.identities.append(reg)
+            case Identity(account=account):
+                (self.account_identities if account else self.identities).append(reg)
             case StreamFeature(namespace, name):
                 self.stream_features.append((namespace, name))
             case OnSessionOpening(handle, priority):

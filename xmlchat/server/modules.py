@@ -18,6 +18,7 @@ from xmlchat.modules.carbons import Carbons
 from xmlchat.modules.csi import ClientState
 from xmlchat.modules.disco import Disco
 from xmlchat.modules.messages import Messages
+from xmlchat.modules.pep import Pep
 from xmlchat.modules.ping import Ping
 from xmlchat.modules.presence import Presence
 from xmlchat.modules.private import PrivateStorage
@@ -57,6 +58,7 @@ def build_hub(
         Blocking(stored("blocking")),
         VCards(stored("vcard")),
         PrivateStorage(stored("private")),
+        Pep(stored("pep")),
         Carbons(ctx("carbons", None)),
         ClientState(ctx("csi", None)),
         Disco(ctx("disco", None)),
