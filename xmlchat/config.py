@@ -54,6 +54,8 @@ class Listeners:
     # XMPP client-to-server with STARTTLS (RFC 6120), and direct TLS (XEP-0368).
     xmpp: Listener = Listener(port=5222, tls="starttls")
     xmpp_tls: Listener = Listener(enabled=False, port=5223, tls="direct")
+    # XEP-0114 external components: plaintext by the XEP, so loopback by default.
+    component: Listener = Listener(enabled=False, port=5347, tls="none")
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,13 @@ class Archive:
 
 
 @dataclass(frozen=True)
+class Components:
+    # XEP-0114: the shared secret of each component, by its domain (a
+    # subdomain of a host, e.g. "echo.localhost").
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     hosts: tuple[str, ...] = ("localhost",)
     data_dir: str = "./xmlchat-data"
@@ -157,6 +166,7 @@ class Config:
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
     archive: Archive = field(default_factory=Archive)
+    components: Components = field(default_factory=Components)
 
     @property
     def domain(self) -> str:
@@ -308,6 +318,8 @@ def _convert(tp: Any, raw: Any, path: tuple[str, ...]) -> Any:
         if raw not in choices:
             raise ConfigError(f"{key}: must be one of {', '.join(map(repr, choices))}, not {raw!r}", key)
         return raw
+    if origin is dict:
+        return _string_table(raw, key)
     if origin is tuple:
         if isinstance(raw, str):
             raw = [p.strip() for p in raw.split(",") if p.strip()]
@@ -315,6 +327,18 @@ def _convert(tp: Any, raw: Any, path: tuple[str, ...]) -> Any:
             raise ConfigError(f"{key}: expected a non-empty list of strings", key)
         return tuple(raw)
     return _convert_scalar(tp, raw, key)
+
+
+def _string_table(raw: Any, key: str) -> dict[str, str]:
+    """A TOML table of strings; from the environment, ``name=value`` pairs, comma separated."""
+    if isinstance(raw, str):
+        pairs = [p.strip().partition("=") for p in raw.split(",") if p.strip()]
+        if any(not sep or not name.strip() for name, sep, _ in pairs):
+            raise ConfigError(f"{key}: expected name=value pairs, comma separated", key)
+        raw = {name.strip(): value.strip() for name, _, value in pairs}
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise ConfigError(f"{key}: expected a table of strings", key)
+    return dict(raw)
 
 
 def _convert_scalar(tp: Any, raw: Any, key: str) -> Any:

@@ -25,6 +25,7 @@ _LISTENERS: Final = {
     "native_plain": "Native protocol in plaintext (loopback demos and benchmarks)",
     "xmpp": "XMPP client-to-server, STARTTLS (RFC 6120)",
     "xmpp_tls": "XMPP client-to-server over direct TLS (XEP-0368)",
+    "component": "XEP-0114 external components (plaintext, as the XEP: keep it on loopback)",
 }
 _LISTENER_FIELDS: Final = {
     "enabled": "open this listener",
@@ -85,6 +86,9 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "hourly); 0 keeps them forever.",
     "archive.max_page": "Most messages one archive query may ask for; a larger XEP-0059 `max` is "
     "refused with policy-violation.",
+    "components.secrets": "XEP-0114 components allowed to connect: domain = shared secret, e.g. "
+    '`[components.secrets]` `"echo.localhost" = "s3cret"`. Each domain must be a subdomain of a '
+    "host. In the environment: `domain=secret` pairs, comma separated.",
 }
 
 
@@ -122,6 +126,8 @@ def _type_name(tp: Any) -> str:
         return " \\| ".join(f'"{choice}"' for choice in typing.get_args(tp))
     if typing.get_origin(tp) is tuple:
         return "list of strings"
+    if typing.get_origin(tp) is dict:
+        return "table of strings"
     return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(tp, str(tp))
 
 
@@ -132,6 +138,8 @@ def _toml(value: Any) -> str:
         return f'"{value}"'
     if isinstance(value, tuple):
         return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f'"{k}" = "{v}"' for k, v in value.items()) + "}"
     return repr(value)
 
 

@@ -10,7 +10,7 @@ from xmlchat.metrics import Metrics
 from xmlchat.modules.disco import INFO, ITEMS, Disco
 from xmlchat.modules.ping import Ping
 from xmlchat.protocol import caps
-from xmlchat.routing.api import Identity, Registration
+from xmlchat.routing.api import Identity, Registration, ServesDomain
 from xmlchat.server.modules import build_hub
 from xmlchat.storage import MemoryStorage
 
@@ -105,3 +105,22 @@ def test_every_iq_namespace_a_client_can_use_is_a_disco_feature() -> None:
         if not any(var == ns or var.startswith(f"{ns.split('#')[0]}#") for var in listed)
     }
     assert unlisted == {"jabber:iq:roster"}
+
+
+async def test_the_servers_items_are_the_domains_modules_serve() -> None:
+    """XEP-0030 §4.1: a component (XEP-0114) or room service is found here."""
+
+    class Service:
+        name = "service"
+
+        def setup(self) -> list[Registration]:
+            async def ignore(*_: object) -> None: ...
+
+            return [ServesDomain("echo", ignore)]
+
+    server, disco = _loaded()
+    server.hub.load(Service())
+    items = await disco.items(session(), iq_get(f"{{{ITEMS}}}query", to="localhost"))
+    assert [item.get("jid") for item in items] == ["echo.localhost"]
+    mine = await disco.items(session(), iq_get(f"{{{ITEMS}}}query", to="alice@localhost"))
+    assert len(mine) == 0

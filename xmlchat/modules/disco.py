@@ -62,7 +62,14 @@ class Disco:
         return query
 
     async def items(self, session: Session, iq: etree._Element) -> etree._Element:
-        return _query(ITEMS, iq)
+        """The server's items are the domains its modules serve (§4.1: how a
+        client finds a component or a room service)."""
+        query = _query(ITEMS, iq)
+        host = iq.get("to", "")
+        if host in self.ctx.hosts:
+            for label in self.ctx.subdomains:
+                etree.SubElement(query, f"{{{ITEMS}}}item", jid=f"{label}.{host}")
+        return query
 
 
 def _query(ns: str, iq: etree._Element, known_node: str | None = None) -> etree._Element:

@@ -302,6 +302,11 @@ class ModuleContext(Generic[StoreT]):
         return list(self._hub.registry.identities)
 
     @property
+    def subdomains(self) -> list[str]:
+        """The labels of every domain a module serves (``conference``, a component's)."""
+        return sorted(self._hub.registry.domains)
+
+    @property
     def account_identities(self) -> list[Identity]:
         """Every identity registered for accounts' bare JIDs."""
         return list(self._hub.registry.account_identities)

@@ -21,7 +21,9 @@ from typing import Any
 from xmlchat.config import Config, Listener
 from xmlchat.errors import StreamCondition, StreamError
 from xmlchat.metrics import Metrics
+from xmlchat.modules.components import Components
 from xmlchat.server import tls
+from xmlchat.server.component import ComponentConnection
 from xmlchat.server.connection import Connection, ConnectionContext
 from xmlchat.server.datadir import DataDirLock
 from xmlchat.server.modules import ModuleFactory, build_hub
@@ -39,6 +41,7 @@ PROTOCOLS: dict[str, tuple[str, ConnectionFactory]] = {
     "native_plain": ("native", NativeConnection),
     "xmpp": ("xmpp", XmppConnection),
     "xmpp_tls": ("xmpp", XmppConnection),
+    "component": ("component", ComponentConnection),
 }
 
 
@@ -64,6 +67,7 @@ class Server:
         self.storage = storage
         self.metrics = Metrics.create(config.metrics)
         self.hub = build_hub(config, storage, self.metrics, extra_modules)
+        self.components = next((m for m in self.hub.modules if isinstance(m, Components)), None)
         self.connections: set[Connection[Any]] = set()
         self.bound: list[Bound] = []
         self._servers: list[asyncio.base_events.Server] = []
@@ -107,6 +111,7 @@ class Server:
             tls_context=self._tls_context if tls else None,
             channel_binding=self._channel_binding if tls else None,
             scram_secret=self._scram_secret,
+            components=self.components,
         )
 
     async def count_offline(self) -> int:
@@ -134,6 +139,8 @@ class Server:
                 f'listeners.{name}.tls = "none" needs xmpp.require_encryption = false: '
                 "no client could log in on it"
             )
+        if protocol == "component":
+            _check_component_listener(listener, self.components)
         direct = listener.tls == "direct"
         # A listener's own tls setting decides: "none" offers no STARTTLS, even
         # when another listener has a certificate.
@@ -208,6 +215,13 @@ class Server:
 
 def _listeners(config: Config) -> dict[str, Listener]:
     return {name: getattr(config.listeners, name) for name in config.listeners.__dataclass_fields__}
+
+
+def _check_component_listener(listener: Listener, components: Components | None) -> None:
+    if listener.tls != "none":
+        raise ValueError('listeners.component.tls must be "none": XEP-0114 has no TLS')
+    if components is None:
+        raise ValueError("listeners.component is enabled but components.secrets names no component")
 
 
 def _check_plaintext_address(listener: Listener, allowed: bool) -> None:

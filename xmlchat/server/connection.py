@@ -21,6 +21,7 @@ from xmlchat.config import Config
 from xmlchat.errors import StreamCondition, StreamError
 from xmlchat.log import CONNECTION, ConnectionLogger
 from xmlchat.metrics import Metrics
+from xmlchat.modules.components import Components
 from xmlchat.routing.hub import Hub
 from xmlchat.stanza import to_bytes
 from xmlchat.storage import AccountStore
@@ -64,6 +65,8 @@ class ConnectionContext:
     channel_binding: dict[str, bytes] | None = None
     # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
     scram_secret: bytes = b""
+    # Where XEP-0114 component connections attach (None: no components configured).
+    components: Components | None = None
 
 
 class ProtocolCore(Protocol[EventT]):

@@ -15,6 +15,7 @@ from xmlchat.metrics import Metrics
 from xmlchat.modules.archive import Archive
 from xmlchat.modules.blocking import Blocking
 from xmlchat.modules.carbons import Carbons
+from xmlchat.modules.components import Components
 from xmlchat.modules.csi import ClientState
 from xmlchat.modules.disco import Disco
 from xmlchat.modules.messages import Messages
@@ -49,8 +50,9 @@ def build_hub(
 
     book = RosterBook(stored("roster"))
     subscriptions = Subscriptions(stored("subscriptions"), book)
+    messages = Messages(stored("messages"))
     modules: list[Module] = [
-        Messages(stored("messages")),
+        messages,
         subscriptions,
         Presence(stored("presence"), subscriptions),
         Roster(stored("roster"), book, subscriptions),
@@ -68,6 +70,8 @@ def build_hub(
     ]
     if config.archive.enabled:
         modules.append(Archive(stored("archive"), config.archive))
+    if config.components.secrets:
+        modules.append(Components(ctx("components", None), config.components.secrets, messages))
     modules += [factory(stored) for factory in extra]
     for module in modules:
         hub.load(module)

@@ -1,0 +1,88 @@
+"""XEP-0114 end to end: the example echo bot runs as a component (slixmpp's
+ComponentXMPP) beside XMPP users of the real server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from conftest import ServerFactory, ServerProcess
+from e2e.test_bot import load_bot
+from e2e.xmpp_helpers import TIMEOUT, connect
+from slixmpp import JID as SlixJID
+
+SECRET = "s3cret"
+CONFIG = f"""
+[listeners.component]
+enabled = true
+port = 0
+
+[components.secrets]
+"echo.localhost" = "{SECRET}"
+"""
+
+
+@pytest.fixture
+def server(server_factory: ServerFactory) -> ServerProcess:
+    return server_factory(CONFIG, users={n: f"{n}pw" for n in ("alice", "bob")})
+
+
+@pytest.fixture
+async def echo(server: ServerProcess) -> AsyncIterator[Any]:
+    bot = load_bot()
+    component = await bot.run_component("echo.localhost", SECRET, "127.0.0.1", server.ports["component"])
+    yield component
+    component.disconnect()
+
+
+async def test_users_talk_to_the_echo_component(server: ServerProcess, echo: Any) -> None:
+    alice = await connect(server, "alice", resource="pc", plugins=("xep_0030",))
+    try:
+        alice.client.send_message(mto=SlixJID("echo.localhost"), mbody="1", mtype="chat")
+        reply = await alice.next_message()
+        assert (str(reply["from"]), str(reply["body"])) == ("echo.localhost", "你猜!")
+        alice.client.send_message(mto=SlixJID("anyone@echo.localhost"), mbody="hi", mtype="chat")
+        reply = await alice.next_message()
+        assert (str(reply["from"]), str(reply["body"])) == ("anyone@echo.localhost", "echo: hi")
+        # The server lists the component among its items (XEP-0030 §4.1).
+        items = await alice.client.plugin["xep_0030"].get_items(jid="localhost", timeout=TIMEOUT)
+        assert "echo.localhost" in {str(item[0]) for item in items["disco_items"]["items"]}
+    finally:
+        await alice.close()
+
+
+async def test_a_component_message_waits_offline_like_any_other(server: ServerProcess, echo: Any) -> None:
+    alice = await connect(server, "alice", resource="pc")
+    echo.send_message(
+        mto="bob@localhost", mfrom="news@echo.localhost", mbody="while you were out", mtype="chat"
+    )
+    echo.send_message(mto="alice@localhost", mfrom="news@echo.localhost", mbody="bob is out", mtype="chat")
+    # The component's stanzas are handled in order: once alice has hers, bob's is stored.
+    assert str((await alice.next_message())["body"]) == "bob is out"
+    await alice.close()
+    bob = await connect(server, "bob", resource="pc")
+    try:
+        stored = await bob.next_message()
+        assert (str(stored["from"]), str(stored["body"])) == ("news@echo.localhost", "while you were out")
+    finally:
+        await bob.close()
+
+
+async def test_without_its_component_the_domain_is_unavailable(server: ServerProcess) -> None:
+    alice = await connect(server, "alice", resource="pc")
+    errors: asyncio.Queue[Any] = asyncio.Queue()
+    alice.client.add_event_handler("message_error", errors.put_nowait)
+    try:
+        alice.client.send_message(mto=SlixJID("echo.localhost"), mbody="anyone?", mtype="chat")
+        error = await asyncio.wait_for(errors.get(), TIMEOUT)
+        assert (error["type"], error["error"]["condition"]) == ("error", "service-unavailable")
+    finally:
+        await alice.close()
+
+
+async def test_a_wrong_secret_is_refused(server: ServerProcess) -> None:
+    bot = load_bot()
+    with pytest.raises(ConnectionError):
+        await bot.run_component("echo.localhost", "wrong", "127.0.0.1", server.ports["component"])
