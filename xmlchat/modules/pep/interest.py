@@ -51,6 +51,11 @@ class Interests:
         ver = self._ver_of.get(session.jid)
         return frozenset() if ver is None else self._by_ver.get(ver, frozenset())
 
+    @property
+    def unresolved(self) -> bool:
+        """Whether some ver is still being asked for (or checked)."""
+        return bool(self._waiting)
+
     def forget(self, session: Session) -> None:
         self._ver_of.pop(session.jid, None)
 
