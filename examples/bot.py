@@ -48,6 +48,7 @@ class EchoComponent(slixmpp.ComponentXMPP):
 
     def __init__(self, domain: str, secret: str, host: str, port: int) -> None:
         super().__init__(domain, secret, host, port)  # type: ignore[no-untyped-call]
+        self.register_plugin("xep_0199")  # answers the server's keepalive pings
         self.add_event_handler("message", self._reply)
 
     def _reply(self, message: Any) -> None:

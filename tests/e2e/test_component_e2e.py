@@ -86,3 +86,25 @@ async def test_a_wrong_secret_is_refused(server: ServerProcess) -> None:
     bot = load_bot()
     with pytest.raises(ConnectionError):
         await bot.run_component("echo.localhost", "wrong", "127.0.0.1", server.ports["component"])
+
+
+async def test_a_quiet_component_is_pinged_not_dropped(server_factory: ServerFactory) -> None:
+    """Past the idle timeout the server pings (XEP-0199); a component answers
+    any iq get, even with an error, and stays connected."""
+    quick = server_factory(CONFIG + "\n[limits]\nidle_timeout = 1.0\n")
+    component = await load_bot().run_component("echo.localhost", SECRET, "127.0.0.1", quick.ports["component"])
+    pings: asyncio.Queue[Any] = asyncio.Queue()
+
+    def note_pings(stanza: Any) -> Any:  # an incoming filter: watches, the bot still answers
+        if stanza.xml.find("{urn:xmpp:ping}ping") is not None:
+            pings.put_nowait(stanza)
+        return stanza
+
+    component.add_filter("in", note_pings)
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            for _ in range(3):  # three pings: well past the one-second idle timeout
+                await pings.get()
+        assert not component.transport.is_closing()
+    finally:
+        component.disconnect()

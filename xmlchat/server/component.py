@@ -18,8 +18,10 @@ from xmlchat.errors import StanzaError
 from xmlchat.modules.components import Components
 from xmlchat.protocol import component
 from xmlchat.server.connection import Connection
-from xmlchat.stanza import kind
+from xmlchat.stanza import kind, make, new_id
 from xmlchat.xml.stream import StreamLimits
+
+PING_NS = "urn:xmpp:ping"
 
 
 class ComponentConnection(Connection[component.Event]):
@@ -50,7 +52,15 @@ class ComponentConnection(Connection[component.Event]):
         self.flush()
 
     def send_keepalive(self) -> None:
-        self.send(b" ")  # RFC 6120 §4.6.1 whitespace keepalive
+        """An XEP-0199 ping: a component answers any iq get, even with an
+        error, and any answer is life (a whitespace ping would get none)."""
+        if self.domain is None:
+            return
+        iq = make("iq", {"type": "get", "id": f"ping-{new_id()}", "to": self.domain})
+        iq.set("from", self.domain.partition(".")[2])
+        etree.SubElement(iq, f"{{{PING_NS}}}ping", nsmap={None: PING_NS})
+        self.core.send_stanza(iq)
+        self.flush()
 
     # ---- input
 

@@ -22,6 +22,9 @@ from xmlchat.stanza import make, new_id
 
 NOTIFY: Final = "+notify"
 DISCO_TIMEOUT: Final = 10.0
+# Vers remembered, good or bad; past it the cache starts again (a client
+# announcing random vers must not grow it without bound).
+MAX_VERS: Final = 10_000
 _RESULT_TYPES: Final = frozenset({"result", "error"})
 
 # What to do once a session's interests are known (send it the last items).
@@ -117,6 +120,9 @@ class Interests:
         waiting = self._waiting.pop(announced.ver, [])
         if query is None:
             return  # no answer: the next session announcing this ver asks again
+        if len(self._by_ver) + len(self._bad) >= MAX_VERS:
+            self._by_ver.clear()
+            self._bad.clear()
         if caps.ver_of_disco_info(query, announced.hash) != announced.ver:
             self._bad.add(announced.ver)
             return
