@@ -20,7 +20,14 @@ from lxml import etree
 
 from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID
-from xmlchat.routing.api import Feature, InboundFilter, IqHandler, ModuleContext, Registration
+from xmlchat.routing.api import (
+    Feature,
+    InboundFilter,
+    IqHandler,
+    ModuleContext,
+    OnSessionOpening,
+    Registration,
+)
 from xmlchat.routing.session import Session
 from xmlchat.stanza import CLIENT_NS, child, from_bytes, to_bytes
 from xmlchat.storage import DocumentStore
@@ -47,6 +54,10 @@ class VCards:
             Feature(NS),
             IqHandler("get", VCARD, self.get, accounts=True),
             IqHandler("set", VCARD, self.set, accounts=True),
+            # Loaded before the session is routable, so stamping its presence
+            # never waits for the store (an await there delays a native
+            # login's availability, and messages meant for it get stored).
+            OnSessionOpening(self._load_hash),
             InboundFilter(self._stamp_avatar_hash),
         ]
 
@@ -77,11 +88,14 @@ class VCards:
             return self._load_and_stamp(session, stanza)
         return _stamped(stanza, photo)
 
+    async def _load_hash(self, session: Session) -> None:
+        if session.bare not in self._hashes:
+            stored = await self.ctx.store.get_document(session.bare, KEY)
+            self._hashes[session.bare] = photo_hash(from_bytes(stored)) if stored is not None else ""
+
     async def _load_and_stamp(self, session: Session, stanza: etree._Element) -> etree._Element:
-        stored = await self.ctx.store.get_document(session.bare, KEY)
-        photo = photo_hash(from_bytes(stored)) if stored is not None else ""
-        self._hashes[session.bare] = photo
-        return _stamped(stanza, photo)
+        await self._load_hash(session)
+        return _stamped(stanza, self._hashes[session.bare])
 
 
 def _stamped(stanza: etree._Element, photo: str) -> etree._Element:
