@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 
@@ -19,27 +20,49 @@ VCARD = (
 )
 
 
-async def test_presence_is_stamped_without_waiting_for_the_store() -> None:
-    """The hash is loaded while the session opens: stamping its first presence
-    awaits nothing (an await there delays a login's availability, and a
-    message sent meanwhile is stored instead of delivered)."""
+async def reads_done(vcards: VCards) -> None:
+    await asyncio.wait_for(asyncio.gather(*list(vcards._loading.values())), 2)
+
+
+def photo_of(presence: etree._Element) -> str | None:
+    photo = presence.find(f"{UPDATE}/{{vcard-temp:x:update}}photo")
+    assert photo is not None, "not stamped"
+    return photo.text
+
+
+async def test_neither_the_session_nor_its_presence_waits_for_the_photo() -> None:
+    """The read starts as the session opens and nothing waits for it: a wait
+    would delay a login's availability, and a message sent meanwhile would be
+    stored instead of delivered. The presence element is stamped when the
+    read is done (the presence module copies it for its broadcast later)."""
     server = Harness()
     await server.store.put_document(JID.parse("alice@localhost"), "vcard", VCARD.encode())
     vcards = server.load(VCards)
-    session, _ = await server.connect("alice@localhost/laptop")
-    stamped = vcards._stamp_avatar_hash(session, make("presence"))
-    assert isinstance(stamped, etree._Element)
-    assert stamped.findtext(f"{UPDATE}/{{vcard-temp:x:update}}photo") == hashlib.sha1(PHOTO).hexdigest()
+    released = asyncio.Event()
+    read = server.store.get_document
+
+    async def slow_read(user: JID, key: str) -> bytes | None:
+        await released.wait()
+        return await read(user, key)
+
+    server.store.get_document = slow_read  # type: ignore[method-assign]
+    session, _ = await asyncio.wait_for(server.connect("alice@localhost/laptop"), 2)
+    presence = make("presence")
+    assert vcards._stamp_avatar_hash(session, presence) is presence
+    assert presence.find(UPDATE) is None
+    released.set()
+    await reads_done(vcards)
+    assert photo_of(presence) == hashlib.sha1(PHOTO).hexdigest()
+    # From then on it is stamped at once.
+    assert photo_of(vcards._stamp_avatar_hash(session, make("presence"))) == hashlib.sha1(PHOTO).hexdigest()
 
 
 async def test_no_photo_is_an_empty_photo_and_other_stanzas_pass_untouched() -> None:
     server = Harness()
     vcards = server.load(VCards)
     session, _ = await server.connect("bob@localhost/phone")
-    stamped = vcards._stamp_avatar_hash(session, make("presence"))
-    assert isinstance(stamped, etree._Element)
-    photo = stamped.find(f"{UPDATE}/{{vcard-temp:x:update}}photo")
-    assert photo is not None and photo.text is None  # XEP-0153 §4.1: no avatar
+    await reads_done(vcards)
+    assert photo_of(vcards._stamp_avatar_hash(session, make("presence"))) is None  # XEP-0153 §4.1: no avatar
     message = make("message", {"to": "alice@localhost"})
     assert vcards._stamp_avatar_hash(session, message) is message and len(message) == 0
     unavailable = make("presence", {"type": "unavailable"})

@@ -10,10 +10,10 @@ do not announce it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
-from collections.abc import Awaitable
 from typing import Final
 
 from lxml import etree
@@ -48,16 +48,20 @@ class VCards:
         self.ctx = ctx
         # Photo hash per account: "" for no photo (XEP-0153 §4.1's empty <photo/>).
         self._hashes: dict[JID, str] = {}
+        self._loading: dict[JID, asyncio.Task[str]] = {}
+        # Presence that went on before its sender's hash was read.
+        self._unstamped: dict[JID, list[etree._Element]] = {}
 
     def setup(self) -> list[Registration]:
         return [
             Feature(NS),
             IqHandler("get", VCARD, self.get, accounts=True),
             IqHandler("set", VCARD, self.set, accounts=True),
-            # Loaded before the session is routable, so stamping its presence
-            # never waits for the store (an await there delays a native
-            # login's availability, and messages meant for it get stored).
-            OnSessionOpening(self._load_hash),
+            # The read starts as the session opens, ahead of the presence
+            # module's own reads on the store's one worker thread, and is not
+            # waited for there: waiting would delay a native login's
+            # availability, and a message sent meanwhile would be stored.
+            OnSessionOpening(self._start_loading),
             InboundFilter(self._stamp_avatar_hash),
         ]
 
@@ -76,26 +80,45 @@ class VCards:
         await self.ctx.store.put_document(session.bare, KEY, data)
         self._hashes[session.bare] = photo_hash(iq[0])
 
-    def _stamp_avatar_hash(
-        self, session: Session, stanza: etree._Element
-    ) -> etree._Element | Awaitable[etree._Element]:
-        """Synchronous for every stanza but available presence: no coroutine
-        on the messages' hot path."""
+    def _stamp_avatar_hash(self, session: Session, stanza: etree._Element) -> etree._Element:
+        """Synchronous, so neither messages nor a login's availability wait.
+        A hash still being read is stamped into the element when it arrives:
+        the presence module keeps this very element and copies it for its
+        broadcast after its own read of the roster, which the store's one
+        worker thread answers after ours."""
         if stanza.tag != _PRESENCE or stanza.get("type") is not None or child(stanza, UPDATE) is not None:
             return stanza
         photo = self._hashes.get(session.bare)
-        if photo is None:
-            return self._load_and_stamp(session, stanza)
-        return _stamped(stanza, photo)
+        if photo is not None:
+            return _stamped(stanza, photo)
+        self._unstamped.setdefault(session.bare, []).append(stanza)
+        if session.bare not in self._loading:
+            self._start(session.bare)
+        return stanza
 
-    async def _load_hash(self, session: Session) -> None:
-        if session.bare not in self._hashes:
-            stored = await self.ctx.store.get_document(session.bare, KEY)
-            self._hashes[session.bare] = photo_hash(from_bytes(stored)) if stored is not None else ""
+    async def _start_loading(self, session: Session) -> None:
+        if session.bare not in self._hashes and session.bare not in self._loading:
+            self._start(session.bare)
 
-    async def _load_and_stamp(self, session: Session, stanza: etree._Element) -> etree._Element:
-        await self._load_hash(session)
-        return _stamped(stanza, self._hashes[session.bare])
+    def _start(self, bare: JID) -> asyncio.Task[str]:
+        task = asyncio.create_task(self._load_hash(bare))
+        self._loading[bare] = task
+        task.add_done_callback(lambda _: self._loading.pop(bare, None))
+        return task
+
+    async def _load_hash(self, bare: JID) -> str:
+        try:
+            stored = await self.ctx.store.get_document(bare, KEY)
+            read = photo_hash(from_bytes(stored)) if stored is not None else ""
+            photo = self._hashes.setdefault(bare, read)  # a vCard set meanwhile wins
+            # In this very step, not in a done-callback: a callback would run
+            # after the presence module's next step, which copies the element.
+            for stanza in self._unstamped.get(bare, []):
+                if child(stanza, UPDATE) is None:
+                    _stamped(stanza, photo)
+            return photo
+        finally:
+            self._unstamped.pop(bare, None)
 
 
 def _stamped(stanza: etree._Element, photo: str) -> etree._Element:
