@@ -23,7 +23,7 @@ from slixmpp.exceptions import IqError
 from slixmpp.plugins.xep_0402.stanza import Conference
 from slixmpp.stanza import Message
 
-USERS = ("alice", "bob", "carol", "dave", "erin", "frank")
+USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank")
 METADATA = "urn:xmpp:avatar:metadata"
 BOOKMARKS = "urn:xmpp:bookmarks:1"
 ITEM_LIMIT = 3000
@@ -132,6 +132,25 @@ async def test_no_notification_without_interest_or_subscription(pserver: ServerP
         await peer.close()
 
 
+async def test_an_approved_subscription_brings_the_last_item(pserver: ServerProcess) -> None:
+    """§4.3.3: a new subscriber gets the newest item of each node it wants."""
+    gina, _ = await interested(pserver, "gina", "pc")
+    await gina.client.plugin["xep_0084"].publish_avatar_metadata(
+        {"id": "gina-1", "type": "image/png", "bytes": 1}, timeout=TIMEOUT
+    )
+    hank, events = await interested(pserver, "hank", "pc", METADATA)
+    # hank's interests are known once its own (first) item comes back to it.
+    await hank.client.plugin["xep_0084"].publish_avatar_metadata(
+        {"id": "hank-1", "type": "image/png", "bytes": 1}, timeout=TIMEOUT
+    )
+    assert item_ids(await next_event(events, METADATA)) == ["hank-1"]
+    await subscribe_and_approve(hank, gina, "gina@localhost")
+    message = await next_event(events, METADATA)
+    assert (str(message["from"]), item_ids(message)) == ("gina@localhost", ["gina-1"])
+    for peer in (gina, hank):
+        await peer.close()
+
+
 async def test_bookmarks_2_are_the_owners_alone(pserver: ServerProcess) -> None:
     """XEP-0402: whitelist access, max_items=max, persistent; the owner's other
     resources are told; an existing node refuses different preconditions."""
@@ -175,6 +194,25 @@ async def test_bookmarks_2_are_the_owners_alone(pserver: ServerProcess) -> None:
     )
     for peer in (frank, phone, dave):
         await peer.close()
+
+
+async def test_items_survive_a_restart_and_max_items_holds(server: ServerProcess) -> None:
+    """pubsub#persist_items and pubsub#max_items (XEP-0060 §16.4), in the store."""
+    alice, _ = await interested(server, "alice", "pc")
+    pubsub = alice.client.plugin["xep_0060"]
+    for n in range(3):
+        await pubsub.publish(
+            "alice@localhost", "urn:example:notes", id=f"n{n}", payload=Conference().xml,
+            options=options(alice, max_items="2", persist_items="true"), timeout=TIMEOUT,
+        )  # fmt: skip
+    await alice.close()
+    server.restart()
+    again, _ = await interested(server, "alice", "pc")
+    stored = await again.client.plugin["xep_0060"].get_items(
+        "alice@localhost", "urn:example:notes", timeout=TIMEOUT
+    )
+    assert [item["id"] for item in stored["pubsub"]["items"]] == ["n2", "n1"]
+    await again.close()
 
 
 @pytest.mark.parametrize(
