@@ -219,13 +219,15 @@ class Pep:
 
     def _from_session(self, session: Session, stanza: etree._Element) -> etree._Element | None:
         """Caps from broadcast presence; answers to our disco#info consumed."""
-        if stanza.tag == _PRESENCE:
+        tag = stanza.tag  # read once: this runs for every stanza a session sends
+        if tag == _PRESENCE:
             if stanza.get("to") is None and session.capabilities.full_xmpp:
-                if stanza.get("type") is None:
+                type_ = stanza.get("type")
+                if type_ is None:
                     self.interests.presence(session, stanza)
-                elif stanza.get("type") == "unavailable":
+                elif type_ == "unavailable":
                     self.interests.forget(session)
-        elif stanza.tag == _IQ and self.interests.answer(stanza):
+        elif tag == _IQ and self.interests.answer(stanza):
             return None
         return stanza
 
