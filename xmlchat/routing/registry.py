@@ -8,6 +8,7 @@ from typing import Any
 
 from xmlchat.protocol import caps
 from xmlchat.routing.api import (
+    AdminCommand,
     ClientStateFn,
     Feature,
     Identity,
@@ -61,6 +62,7 @@ class Registry:
     inbound: list[tuple[int, InboundFilterFn]] = field(default_factory=list)
     route: list[tuple[int, RouteFilterFn]] = field(default_factory=list)
     outbound: list[tuple[int, OutboundFilterFn]] = field(default_factory=list)
+    admin_commands: dict[str, AdminCommand] = field(default_factory=dict)
     owners: dict[str, list[Registration]] = field(default_factory=lambda: defaultdict(list))
     _caps: caps.Caps | None = None
 
@@ -98,6 +100,10 @@ class Registry:
                 self.on_start.append(handle)
             case OnStop(handle):
                 self.on_stop.append(handle)
+            case AdminCommand(name):
+                if name in self.admin_commands:
+                    raise ValueError(f"{owner}: admin command {name!r} already registered")
+                self.admin_commands[name] = reg
             case Identity(account=account):
                 (self.account_identities if account else self.identities).append(reg)
             case StreamFeature(namespace, name):
