@@ -4,6 +4,7 @@ ComponentXMPP) beside XMPP users of the real server."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -109,3 +110,17 @@ async def test_a_quiet_component_is_pinged_not_dropped(server_factory: ServerFac
         assert not component.transport.is_closing()
     finally:
         component.disconnect()
+
+
+async def test_the_admin_commands_see_past_a_component(server: ServerProcess, echo: Any) -> None:
+    """A component is a connection without a session: who and stats list the
+    users' sessions and do not trip over it."""
+    alice = await connect(server, "alice", resource="pc")
+    try:
+        who = server.cli("who", "--json")
+        assert who.returncode == 0, who.stderr
+        assert [row["jid"] for row in json.loads(who.stdout)] == ["alice@localhost/pc"]
+        stats = server.cli("stats", "--json")
+        assert stats.returncode == 0, stats.stderr
+    finally:
+        await alice.close()

@@ -38,6 +38,9 @@ class ComponentConnection(Connection[component.Event]):
         assert components is not None, "a component listener needs the components module"
         self.components: Components = components
         self.domain: str | None = None
+        # A component is not a user's session: the operator's who, kick and
+        # deluser pass it by.
+        self.session = None
 
     @property
     def authenticated(self) -> bool:
