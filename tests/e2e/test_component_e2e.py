@@ -124,3 +124,18 @@ async def test_the_admin_commands_see_past_a_component(server: ServerProcess, ec
         assert stats.returncode == 0, stats.stderr
     finally:
         await alice.close()
+
+
+async def test_a_second_connection_for_the_domain_replaces_the_first(server: ServerProcess, echo: Any) -> None:
+    """As a resource is replaced (RFC 6120 §7.7.2.2): the newer connection wins."""
+    gone: asyncio.Queue[Any] = asyncio.Queue()
+    echo.add_event_handler("disconnected", gone.put_nowait)
+    newer = await load_bot().run_component("echo.localhost", SECRET, "127.0.0.1", server.ports["component"])
+    try:
+        await asyncio.wait_for(gone.get(), TIMEOUT)
+        alice = await connect(server, "alice", resource="pc")
+        alice.client.send_message(mto=SlixJID("echo.localhost"), mbody="2", mtype="chat")
+        assert str((await alice.next_message())["body"]) == "再猜!"  # answered by the newer one
+        await alice.close()
+    finally:
+        newer.disconnect()
