@@ -126,7 +126,7 @@ async def test_the_admin_commands_see_past_a_component(server: ServerProcess, ec
         await alice.close()
 
 
-async def test_a_second_connection_for_the_domain_replaces_the_first(server: ServerProcess, echo: Any) -> None:
+async def test_a_second_connection_replaces_the_first(server: ServerProcess, echo: Any) -> None:
     """As a resource is replaced (RFC 6120 §7.7.2.2): the newer connection wins."""
     gone: asyncio.Queue[Any] = asyncio.Queue()
     echo.add_event_handler("disconnected", gone.put_nowait)
