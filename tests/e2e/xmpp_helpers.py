@@ -20,8 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import slixmpp
 from conftest import ServerProcess
+from slixmpp.exceptions import IqError
 from slixmpp.stanza import Iq, Message, Presence
 
 TIMEOUT = 5.0
@@ -158,6 +160,13 @@ async def connect(
     if presence:
         client.send_presence()
     return peer
+
+
+async def error_of(request: Any) -> str:
+    """The condition of the IqError that awaiting ``request`` raises."""
+    with pytest.raises(IqError) as failure:
+        await request
+    return str(failure.value.iq["error"]["condition"])
 
 
 async def subscribe_and_approve(asker: XmppPeer, contact: XmppPeer, contact_jid: str) -> None:
