@@ -4,6 +4,7 @@ against the real server."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from collections.abc import Iterator
@@ -140,3 +141,46 @@ def test_a_refused_vcard_leaves_the_stored_one(vserver: ServerProcess) -> None:
         assert b"<FN>Bob</FN>" in peer.read_until("</iq>")
     finally:
         peer.close()
+
+
+async def test_a_pep_avatar_becomes_the_vcard_photo(vserver: ServerProcess) -> None:
+    """XEP-0398 §3.1: what a modern client publishes (XEP-0084) is what a
+    vCard-only client reads, and what the server stamps into presence."""
+    image = b"published through PEP"
+    alice = await connect(vserver, "alice", resource="pep", plugins=("xep_0084", "xep_0030"))
+    bob = await connect(vserver, "bob", resource="pc", plugins=("xep_0054", "xep_0030"))
+    try:
+        info = await bob.client.plugin["xep_0030"].get_info(jid=ALICE, local=False, timeout=TIMEOUT)
+        assert "urn:xmpp:pep-vcard-conversion:0" in info["disco_info"]["features"]
+        avatar = alice.client.plugin["xep_0084"]
+        digest = hashlib.sha1(image).hexdigest()
+        await avatar.publish_avatar(image, timeout=TIMEOUT)
+        await avatar.publish_avatar_metadata(
+            {"id": digest, "type": "image/webp", "bytes": len(image)}, timeout=TIMEOUT
+        )
+        seen = await bob.client.plugin["xep_0054"].get_vcard(ALICE, timeout=TIMEOUT)
+        assert seen["vcard_temp"]["PHOTO"]["BINVAL"] == image
+        assert seen["vcard_temp"]["PHOTO"]["TYPE"] == "image/webp"
+        alice.client.send_presence(pto=bob.jid)  # no vcard-temp:x:update of its own
+        presence = await bob.next_presence("available", alice.jid)
+        assert presence["vcard_temp_update"]["photo"] == digest
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_a_vcard_photo_is_published_through_pep(vserver: ServerProcess) -> None:
+    """XEP-0398 §3.2: a vCard-only client's avatar reaches XEP-0084 clients."""
+    image = b"set in a vCard"
+    bob = await connect(vserver, "bob", resource="old", plugins=("xep_0054", "xep_0153", "xep_0060"))
+    try:
+        await bob.client.plugin["xep_0153"].set_avatar(avatar=image, mtype="image/png", timeout=TIMEOUT)
+        pubsub = bob.client.plugin["xep_0060"]
+        metadata = await pubsub.get_items(BOB, "urn:xmpp:avatar:metadata", timeout=TIMEOUT)
+        info = metadata.xml.find(".//{urn:xmpp:avatar:metadata}info")
+        digest = hashlib.sha1(image).hexdigest()
+        assert (info.get("id"), info.get("type"), info.get("bytes")) == (digest, "image/png", str(len(image)))
+        data = await pubsub.get_items(BOB, "urn:xmpp:avatar:data", timeout=TIMEOUT)
+        assert data.xml.findtext(".//{urn:xmpp:avatar:data}data") == base64.b64encode(image).decode()
+    finally:
+        await bob.close()

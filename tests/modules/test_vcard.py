@@ -67,3 +67,20 @@ async def test_no_photo_is_an_empty_photo_and_other_stanzas_pass_untouched() -> 
     assert vcards._stamp_avatar_hash(session, message) is message and len(message) == 0
     unavailable = make("presence", {"type": "unavailable"})
     assert vcards._stamp_avatar_hash(session, unavailable) is unavailable and len(unavailable) == 0
+
+
+async def test_an_update_without_a_photo_is_overwritten_an_empty_photo_is_kept() -> None:
+    """XEP-0398 §4: ``<x/>`` with no ``<photo/>`` says nothing and gets the
+    hash; ``<photo/>`` empty is the client saying "no avatar", and stays."""
+    server = Harness()
+    await server.store.put_document(JID.parse("alice@localhost"), "vcard", VCARD.encode())
+    vcards = server.load(VCards)
+    session, _ = await server.connect("alice@localhost/laptop")
+    await reads_done(vcards)
+    silent = make("presence")
+    etree.SubElement(silent, UPDATE)
+    stamped = vcards._stamp_avatar_hash(session, silent)
+    assert len(stamped.findall(UPDATE)) == 1 and photo_of(stamped) == hashlib.sha1(PHOTO).hexdigest()
+    none = make("presence")
+    etree.SubElement(etree.SubElement(none, UPDATE), "{vcard-temp:x:update}photo")
+    assert photo_of(vcards._stamp_avatar_hash(session, none)) is None

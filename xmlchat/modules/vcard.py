@@ -14,6 +14,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from lxml import etree
@@ -37,6 +38,7 @@ NS: Final = "vcard-temp"
 VCARD: Final = f"{{{NS}}}vCard"
 UPDATE_NS: Final = "vcard-temp:x:update"
 UPDATE: Final = f"{{{UPDATE_NS}}}x"
+PHOTO: Final = f"{{{UPDATE_NS}}}photo"
 KEY: Final = "vcard"
 _PRESENCE: Final = f"{{{CLIENT_NS}}}presence"
 
@@ -49,6 +51,8 @@ class VCards:
         # Photo hash per account: "" for no photo (XEP-0153 §4.1's empty <photo/>).
         self._hashes: dict[JID, str] = {}
         self._loading: dict[JID, asyncio.Task[str]] = {}
+        # Told of every vCard its owner stores (XEP-0398's conversion).
+        self.stored: list[Callable[[JID, etree._Element], Awaitable[None]]] = []
         # Presence that went on before its sender's hash was read.
         self._unstamped: dict[JID, list[etree._Element]] = {}
 
@@ -79,6 +83,28 @@ class VCards:
             raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "vCard too large")
         await self.ctx.store.put_document(session.bare, KEY, data)
         self._hashes[session.bare] = photo_hash(iq[0])
+        for observer in self.stored:
+            await observer(session.bare, iq[0])
+
+    def current_hash(self, owner: JID) -> str | None:
+        """The owner's photo hash if known ("" for no photo), else None."""
+        return self._hashes.get(owner)
+
+    async def set_photo(self, owner: JID, mime: str | None, image: bytes | None) -> None:
+        """Replace the vCard's PHOTO (None: remove it), keeping the rest: for
+        other modules acting on the owner's behalf (XEP-0398). Observers are
+        not told, so a conversion never echoes back."""
+        stored = await self.ctx.store.get_document(owner, KEY)
+        vcard = from_bytes(stored) if stored is not None else etree.Element(VCARD, nsmap={None: NS})
+        for old in vcard.findall(f"{{{NS}}}PHOTO"):
+            vcard.remove(old)
+        if image is not None:
+            photo = etree.SubElement(vcard, f"{{{NS}}}PHOTO")
+            if mime:
+                etree.SubElement(photo, f"{{{NS}}}TYPE").text = mime
+            etree.SubElement(photo, f"{{{NS}}}BINVAL").text = base64.b64encode(image).decode("ascii")
+        await self.ctx.store.put_document(owner, KEY, to_bytes(vcard))
+        self._hashes[owner] = photo_hash(vcard)
 
     def _stamp_avatar_hash(self, session: Session, stanza: etree._Element) -> etree._Element:
         """Synchronous, so neither messages nor a login's availability wait.
@@ -86,8 +112,13 @@ class VCards:
         the presence module keeps this very element and copies it for its
         broadcast after its own read of the roster, which the store's one
         worker thread answers after ours."""
-        if stanza.tag != _PRESENCE or stanza.get("type") is not None or child(stanza, UPDATE) is not None:
+        if stanza.tag != _PRESENCE or stanza.get("type") is not None:
             return stanza
+        update = child(stanza, UPDATE)
+        if update is not None and child(update, PHOTO) is not None:
+            return stanza  # the client's own hash, or its empty <photo/> (XEP-0398 §4)
+        if update is not None:
+            stanza.remove(update)  # an <x/> without <photo/> is overwritten (XEP-0398 §4)
         photo = self._hashes.get(session.bare)
         if photo is not None:
             return _stamped(stanza, photo)

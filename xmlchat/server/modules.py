@@ -14,6 +14,7 @@ from xmlchat.config import Config
 from xmlchat.metrics import Metrics
 from xmlchat.modules.announce import Announce
 from xmlchat.modules.archive import Archive
+from xmlchat.modules.avatars import AvatarConversion
 from xmlchat.modules.blocking import Blocking
 from xmlchat.modules.carbons import Carbons
 from xmlchat.modules.components import Components
@@ -61,6 +62,7 @@ def build_hub(
     book = RosterBook(stored("roster"))
     subscriptions = Subscriptions(stored("subscriptions"), book)
     messages = Messages(stored("messages"))
+    vcards, pep = VCards(stored("vcard")), Pep(stored("pep"))
     modules: list[Module] = [
         messages,
         subscriptions,
@@ -68,9 +70,10 @@ def build_hub(
         Roster(stored("roster"), book, subscriptions),
         Contacts(stored("contacts"), book, subscriptions),
         Blocking(stored("blocking")),
-        VCards(stored("vcard")),
+        vcards,
         PrivateStorage(stored("private")),
-        Pep(stored("pep")),
+        pep,
+        AvatarConversion(stored("avatar-conversion"), pep, vcards),
         Carbons(ctx("carbons", None)),
         ClientState(ctx("csi", None)),
         Disco(ctx("disco", None)),

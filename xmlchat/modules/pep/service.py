@@ -15,7 +15,7 @@ whose subscription is approved, gets the last item of each node it wants
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -49,6 +49,9 @@ _SEES_OWNER: Final = frozenset({"from", "both"})
 _SEES_CONTACT: Final = frozenset({"to", "both"})
 
 
+Published = Callable[[JID, str, PepItem], Awaitable[None]]
+
+
 class PepStorage(PepStore, RosterStore, Protocol):
     """The nodes, and the owner's roster for access and notifications."""
 
@@ -60,6 +63,8 @@ class Pep:
         self.ctx = ctx
         self.interests = Interests(ctx.domain, ctx.deliver, self._interests_known)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Told of every item published, after its notifications (XEP-0398's conversion).
+        self.published: list[Published] = []
 
     def setup(self) -> list[Registration]:
         return [
@@ -144,15 +149,23 @@ class Pep:
         payload = to_bytes(items[0][0])
         if len(payload) > self.ctx.limits.max_pep_item_bytes:
             raise wire.pubsub_error(StanzaCondition.NOT_ACCEPTABLE, "payload-too-big")
+        item = PepItem(items[0].get("id") or new_id(), payload, datetime.now(UTC))
+        await self.publish(owner, name, item, options)
+        return wire.publish_result(name, item.id)
+
+    async def publish(self, owner: JID, name: str, item: PepItem, options: dict[str, str]) -> None:
+        """Publish ``item`` on the owner's node ``name``, creating it with
+        ``options`` or holding it to them; notify; tell the observers. Also
+        for other modules publishing on a user's behalf (XEP-0398)."""
         node = await self.ctx.store.get_pep_node(owner, name)
         if node is None:
             node = await self._create(owner, name, options)
         elif wire.configured(name, options, self.ctx.limits.max_pep_items, node) != node:
             raise wire.pubsub_error(StanzaCondition.CONFLICT, "precondition-not-met")
-        item = PepItem(items[0].get("id") or new_id(), payload, datetime.now(UTC))
         await self.ctx.store.publish_pep_item(owner, name, item)
         await self._notify(owner, node, wire.published_event(name, item))
-        return wire.publish_result(name, item.id)
+        for observer in self.published:
+            await observer(owner, name, item)
 
     async def _create(self, owner: JID, name: str, options: dict[str, str]) -> PepNode:
         if await self.ctx.store.get_pep_node(owner, name) is not None:
