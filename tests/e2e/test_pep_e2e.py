@@ -18,6 +18,7 @@ import pytest
 from conftest import ServerProcess
 from e2e.xmpp_client_helpers import condition_in, raw_login, refusal, started_server
 from e2e.xmpp_helpers import TIMEOUT, XmppPeer, connect, error_of, subscribe_and_approve
+from slixmpp.plugins.xep_0048 import Bookmarks
 from slixmpp.plugins.xep_0402.stanza import Conference
 from slixmpp.stanza import Message
 
@@ -26,6 +27,7 @@ METADATA = "urn:xmpp:avatar:metadata"
 BOOKMARKS = "urn:xmpp:bookmarks:1"
 ITEM_LIMIT = 3000
 PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
+XEP_0402 = {"persist_items": "true", "max_items": "max", "access_model": "whitelist"}  # its §3 node
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +152,9 @@ async def test_bookmarks_2_are_the_owners_alone(pserver: ServerProcess) -> None:
     pubsub = frank.client.plugin["xep_0060"]
     bookmark = Conference()
     bookmark["name"], bookmark["autojoin"], bookmark["nick"] = "Tea", True, "frank"
-    settings = {"persist_items": "true", "max_items": "max", "access_model": "whitelist"}
     for room in ("tea@conference.localhost", "cake@conference.localhost"):
         await pubsub.publish(
-            "frank@localhost", BOOKMARKS, id=room, payload=bookmark.xml, options=options(frank, **settings),
+            "frank@localhost", BOOKMARKS, id=room, payload=bookmark.xml, options=options(frank, **XEP_0402),
             timeout=TIMEOUT,
         )  # fmt: skip
     stored = await pubsub.get_items("frank@localhost", BOOKMARKS, timeout=TIMEOUT)
@@ -181,8 +182,7 @@ async def test_bookmarks_2_are_the_owners_alone(pserver: ServerProcess) -> None:
     assert await error_of(clash) == "conflict"
     dave = await connect(pserver, "dave", resource="peek", plugins=("xep_0060",))
     assert (
-        await error_of(dave.client.plugin["xep_0060"].get_items("frank@localhost", BOOKMARKS))
-        == "forbidden"
+        await error_of(dave.client.plugin["xep_0060"].get_items("frank@localhost", BOOKMARKS)) == "forbidden"
     )
     for peer in (frank, phone, dave):
         await peer.close()
@@ -264,3 +264,52 @@ def bob_secret(pserver: ServerProcess) -> None:
         assert b'type="result"' in peer.read_until("</iq>")
     finally:
         peer.close()
+
+
+async def test_old_and_new_bookmarks_are_one_list(server: ServerProcess) -> None:
+    """XEP-0402 §5 (#compat): XEP-0048 in private storage and XEP-0402 in PEP."""
+    old = await connect(server, "alice", resource="old", plugins=("xep_0049", "xep_0048", "xep_0030"))
+    new, events = await interested(server, "alice", "new", BOOKMARKS)
+    try:
+        info = await old.client.plugin["xep_0030"].get_info(
+            jid="alice@localhost", local=False, timeout=TIMEOUT
+        )
+        assert f"{BOOKMARKS}#compat" in info["disco_info"]["features"]
+        pubsub = new.client.plugin["xep_0060"]
+        # A first item of the new client's own: when it comes back, the server
+        # knows what the new client wants (its caps), so later ones are sent.
+        await pubsub.publish(
+            "alice@localhost", BOOKMARKS, id="first@conference.localhost", payload=Conference().xml,
+            options=options(new, **XEP_0402), timeout=TIMEOUT,
+        )  # fmt: skip
+        assert item_ids(await next_event(events, BOOKMARKS)) == ["first@conference.localhost"]
+        legacy = Bookmarks()
+        legacy.add_conference("tea@conference.localhost", "alice", name="Tea", autojoin=True)
+        legacy.add_url("https://example.org", name="kept as it was")
+        await old.client.plugin["xep_0048"].set_bookmarks(legacy, method="xep_0049", timeout=TIMEOUT)
+        items = (await pubsub.get_items("alice@localhost", BOOKMARKS, timeout=TIMEOUT))["pubsub"]["items"]
+        [tea] = list(items)
+        assert (tea["id"], tea["conference"]["name"], tea["conference"]["autojoin"]) == (
+            "tea@conference.localhost", "Tea", True
+        )  # fmt: skip
+        assert tea["conference"]["nick"] == "alice"
+        told = [item_ids(await next_event(events, BOOKMARKS)) for _ in range(2)]
+        assert ["tea@conference.localhost"] in told  # published, and "first" retracted: both told
+        cake = Conference()
+        cake["name"], cake["autojoin"] = "Cake", False
+        await pubsub.publish(
+            "alice@localhost", BOOKMARKS, id="cake@conference.localhost", payload=cake.xml,
+            options=options(new, **XEP_0402), timeout=TIMEOUT,
+        )  # fmt: skip
+        await pubsub.retract(
+            "alice@localhost", BOOKMARKS, "tea@conference.localhost", notify=True, timeout=TIMEOUT
+        )
+        stored = await old.client.plugin["xep_0048"].get_bookmarks(method="xep_0049", timeout=TIMEOUT)
+        bookmarks = stored["private"]["bookmarks"]
+        assert [(c["jid"], c["name"]) for c in bookmarks["conferences"]] == [
+            ("cake@conference.localhost", "Cake")
+        ]
+        assert [u["url"] for u in bookmarks["urls"]] == ["https://example.org"]
+    finally:
+        await old.close()
+        await new.close()

@@ -7,6 +7,7 @@ bookmarks (XEP-0048's ``storage:bookmarks``) live here.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from lxml import etree
@@ -34,6 +35,8 @@ class PrivateStorage:
 
     def __init__(self, ctx: ModuleContext[DocumentStore]) -> None:
         self.ctx = ctx
+        # Told of every element stored, after it is (XEP-0402 §5's conversion).
+        self.stored: list[Callable[[JID, etree._Element], Awaitable[None]]] = []
 
     def setup(self) -> list[Registration]:
         return [
@@ -61,6 +64,9 @@ class PrivateStorage:
                 raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "private data too large")
         for key, data in documents:
             await self.ctx.store.put_document(session.bare, key, data)
+        for child in iq[0]:
+            for observer in self.stored:
+                await observer(session.bare, child)
 
     def _own(self, session: Session, iq: etree._Element) -> etree._Element:
         """The query, if it is about the sender's own account (§3: else forbidden)."""

@@ -16,6 +16,7 @@ from xmlchat.modules.announce import Announce
 from xmlchat.modules.archive import Archive
 from xmlchat.modules.avatars import AvatarConversion
 from xmlchat.modules.blocking import Blocking
+from xmlchat.modules.bookmarks import BookmarksCompat
 from xmlchat.modules.carbons import Carbons
 from xmlchat.modules.components import Components
 from xmlchat.modules.csi import ClientState
@@ -62,7 +63,7 @@ def build_hub(
     book = RosterBook(stored("roster"))
     subscriptions = Subscriptions(stored("subscriptions"), book)
     messages = Messages(stored("messages"))
-    vcards, pep = VCards(stored("vcard")), Pep(stored("pep"))
+    vcards, pep, private = VCards(stored("vcard")), Pep(stored("pep")), PrivateStorage(stored("private"))
     modules: list[Module] = [
         messages,
         subscriptions,
@@ -71,9 +72,10 @@ def build_hub(
         Contacts(stored("contacts"), book, subscriptions),
         Blocking(stored("blocking")),
         vcards,
-        PrivateStorage(stored("private")),
+        private,
         pep,
         AvatarConversion(stored("avatar-conversion"), pep, vcards),
+        BookmarksCompat(stored("bookmarks-compat"), pep, private),
         Carbons(ctx("carbons", None)),
         ClientState(ctx("csi", None)),
         Disco(ctx("disco", None)),

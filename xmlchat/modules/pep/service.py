@@ -63,8 +63,10 @@ class Pep:
         self.ctx = ctx
         self.interests = Interests(ctx.domain, ctx.deliver, self._interests_known)
         self._tasks: set[asyncio.Task[None]] = set()
-        # Told of every item published, after its notifications (XEP-0398's conversion).
+        # Told of every item published or retracted, after its notifications
+        # (the conversions of XEP-0398 and XEP-0402 §5).
         self.published: list[Published] = []
+        self.retracted: list[Callable[[JID, str, str], Awaitable[None]]] = []
 
     def setup(self) -> list[Registration]:
         return [
@@ -153,10 +155,13 @@ class Pep:
         await self.publish(owner, name, item, options)
         return wire.publish_result(name, item.id)
 
-    async def publish(self, owner: JID, name: str, item: PepItem, options: dict[str, str]) -> None:
+    async def publish(
+        self, owner: JID, name: str, item: PepItem, options: dict[str, str], *, observed: bool = True
+    ) -> None:
         """Publish ``item`` on the owner's node ``name``, creating it with
-        ``options`` or holding it to them; notify; tell the observers. Also
-        for other modules publishing on a user's behalf (XEP-0398)."""
+        ``options`` or holding it to them; notify; tell the observers unless
+        ``observed`` is False. Also for other modules publishing on a user's
+        behalf (XEP-0398, XEP-0402 §5)."""
         node = await self.ctx.store.get_pep_node(owner, name)
         if node is None:
             node = await self._create(owner, name, options)
@@ -164,7 +169,7 @@ class Pep:
             raise wire.pubsub_error(StanzaCondition.CONFLICT, "precondition-not-met")
         await self.ctx.store.publish_pep_item(owner, name, item)
         await self._notify(owner, node, wire.published_event(name, item))
-        for observer in self.published:
+        for observer in self.published if observed else ():
             await observer(owner, name, item)
 
     async def _create(self, owner: JID, name: str, options: dict[str, str]) -> PepNode:
@@ -182,10 +187,21 @@ class Pep:
         ids = [item.get("id", "") for item in request.iterchildren(f"{{{wire.NS}}}item")]
         if len(ids) != 1 or not ids[0]:
             raise wire.pubsub_error(StanzaCondition.BAD_REQUEST, "item-required")
-        if not await self.ctx.store.retract_pep_item(owner, name, ids[0]):
+        if not await self.retract(owner, node, ids[0], notify=request.get("notify") in ("1", "true")):
             raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such item")
-        if request.get("notify") in ("1", "true"):
-            await self._notify(owner, node, wire.retracted_event(name, ids[0]))
+
+    async def retract(
+        self, owner: JID, node: PepNode, item_id: str, *, notify: bool, observed: bool = True
+    ) -> bool:
+        """Remove one item (False: there was none); notify if asked; tell the
+        observers unless ``observed`` is False."""
+        if not await self.ctx.store.retract_pep_item(owner, node.name, item_id):
+            return False
+        if notify:
+            await self._notify(owner, node, wire.retracted_event(node.name, item_id))
+        for observer in self.retracted if observed else ():
+            await observer(owner, node.name, item_id)
+        return True
 
     # ---- notifications
 
