@@ -107,8 +107,12 @@ class ComponentStream:
         return events
 
     def data_to_send(self) -> bytes:
-        data, self._out = b"".join(self._out), []
-        return data
+        return b"".join(self.frames_to_send())
+
+    def frames_to_send(self) -> list[bytes]:
+        """What is queued, one entry per top-level unit (header, stanza, error)."""
+        out, self._out = self._out, []
+        return out
 
     def send_stanza(self, stanza: etree._Element) -> None:
         if not self.closed and self.domain is not None:
