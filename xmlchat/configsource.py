@@ -7,7 +7,6 @@ the dataclasses and :func:`~xmlchat.config.load`.
 from __future__ import annotations
 
 import dataclasses
-import re
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -28,37 +27,6 @@ class ConfigError(ValueError):
 def env_name(key: tuple[str, ...]) -> str:
     """The environment variable that sets ``key``: ``XMLCHAT_LISTENERS_NATIVE_PORT``."""
     return "_".join(("XMLCHAT", *key)).upper()
-
-
-def toml_line(text: str, key: tuple[str, ...]) -> int | None:
-    """The line of ``text`` (TOML) that sets ``key`` or opens its table, if found.
-
-    A line scanner rather than a parser (tomllib keeps no positions): it follows
-    ``[table]`` headers and ``a.b = ...`` keys, and falls back to the line of an
-    inline table that contains the key.
-    """
-    table: tuple[str, ...] = ()
-    fallback = None
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        header = re.match(r"^\[\[?([^\]]+)\]\]?", stripped)
-        if header:
-            table = _key_parts(header.group(1))
-            if table == key:
-                return number
-            continue
-        assignment = re.match(r"^([A-Za-z0-9_\-.\"' ]+?)\s*=", stripped)
-        if assignment:
-            full = table + _key_parts(assignment.group(1))
-            if full == key:
-                return number
-            if fallback is None and key[: len(full)] == full:
-                fallback = number
-    return fallback
-
-
-def _key_parts(dotted: str) -> tuple[str, ...]:
-    return tuple(part.strip().strip("\"'") for part in dotted.split("."))
 
 
 def env_items(

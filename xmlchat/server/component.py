@@ -34,9 +34,9 @@ class ComponentConnection(Connection[component.Event]):
         self.core = component.ComponentStream(
             self.config.components.secrets, StreamLimits(limits.max_stanza_bytes, limits.max_depth)
         )
-        components = self.ctx.components
-        assert components is not None, "a component listener needs the components module"
-        self.components: Components = components
+        # Where this connection attaches once its handshake succeeds; the
+        # configuration rules make sure a component listener has the module.
+        self.components: Components = next(m for m in self.ctx.hub.modules if isinstance(m, Components))
         self.domain: str | None = None
         # A component is not a user's session: the operator's who, kick and
         # deluser pass it by.
