@@ -139,3 +139,23 @@ async def test_a_second_connection_replaces_the_first(server: ServerProcess, ech
         await alice.close()
     finally:
         newer.disconnect()
+
+
+@pytest.fixture
+def tight(server_factory: ServerFactory) -> ServerProcess:
+    """One connection at a time may be logging in."""
+    return server_factory(CONFIG + "\n[limits]\nmax_pending = 1\n", users={"alice": "alicepw"})
+
+
+async def test_a_connected_component_is_no_longer_pending(tight: ServerProcess) -> None:
+    """After its handshake a component leaves the pending connections, so it
+    holds no place that clients still logging in need (limits.max_pending)."""
+    port = tight.ports["component"]
+    component = await load_bot().run_component("echo.localhost", SECRET, "127.0.0.1", port)
+    try:
+        alice = await connect(tight, "alice", resource="pc")
+        alice.client.send_message(mto=SlixJID("echo.localhost"), mbody="ping", mtype="chat")
+        assert str((await alice.next_message())["body"]) == "pong"
+        await alice.close()
+    finally:
+        component.disconnect()

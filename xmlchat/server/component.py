@@ -73,6 +73,7 @@ class ComponentConnection(Connection[component.Event]):
                 self.domain = domain
                 self.log.info("component %s authenticated", domain)
                 self.metrics.login(self.protocol, True)
+                self.login_done()  # no longer a pending connection (admission caps)
                 self.components.attach(domain, self)
             case component.StanzaIn(element, to):
                 self.metrics.stanza_in(self.protocol, kind(element))
