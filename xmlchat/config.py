@@ -50,6 +50,8 @@ class Listeners:
     # Off until enabled: existing deployments keep the ports they listen on.
     http: Listener = Listener(enabled=False, port=5280, tls="none")
     https: Listener = Listener(enabled=False, port=5443, tls="direct")
+    # XEP-0114 external components: plaintext by the XEP, so loopback by default.
+    component: Listener = Listener(enabled=False, port=5347, tls="none")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,13 @@ class Limits:
     max_connections_per_ip: int = 100
     # Loopback peers (a reverse proxy, benchmarks) are not counted.
     exempt_loopback: bool = True
+    # What each account may keep on the server (XEP-0054, XEP-0049, XEP-0163).
+    # A vCard carries its avatar in base64: 128 KiB holds a 96 KiB photo.
+    max_vcard_bytes: int = 128 * 1024
+    max_private_bytes: int = 64 * 1024
+    max_pep_item_bytes: int = 128 * 1024
+    max_pep_nodes: int = 64
+    max_pep_items: int = 256
 
 
 @dataclass(frozen=True)
@@ -187,6 +196,13 @@ class Archive:
 
 
 @dataclass(frozen=True)
+class Components:
+    # XEP-0114: the shared secret of each component, by its domain (a
+    # subdomain of a host, e.g. "echo.localhost").
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Cluster:
     # Empty: a single node. A nats:// URL (comma-separated for several servers): join the
     # cluster there; every node must share one PostgreSQL store (storage.url).
@@ -219,6 +235,7 @@ class Config:
     metrics: Metrics = field(default_factory=Metrics)
     archive: Archive = field(default_factory=Archive)
     cluster: Cluster = field(default_factory=Cluster)
+    components: Components = field(default_factory=Components)
 
     @property
     def domain(self) -> str:

@@ -1,7 +1,7 @@
-"""Where configuration values come from, and how they become typed:
-``XMLCHAT_*`` environment variables, and the conversion of each raw value to
-its dataclass field's type. :mod:`xmlchat.config` holds the dataclasses and
-:func:`~xmlchat.config.load`; :mod:`xmlchat.config_lines` finds a key's line.
+"""Where configuration values come from, and how they become typed: TOML
+keys and their lines, ``XMLCHAT_*`` environment variables, and the conversion
+of each raw value to its dataclass field's type. :mod:`xmlchat.config` holds
+the dataclasses and :func:`~xmlchat.config.load`.
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ def _convert(tp: Any, raw: Any, path: tuple[str, ...]) -> Any:
         if raw not in choices:
             raise ConfigError(f"{key}: must be one of {', '.join(map(repr, choices))}, not {raw!r}", key)
         return raw
+    if origin is dict:
+        return _string_table(raw, key)
     if origin is tuple:
         if isinstance(raw, str):
             raw = [p.strip() for p in raw.split(",") if p.strip()]
@@ -93,6 +95,18 @@ def _convert(tp: Any, raw: Any, path: tuple[str, ...]) -> Any:
             raise ConfigError(f"{key}: expected a non-empty list of strings", key)
         return tuple(raw)
     return _convert_scalar(tp, raw, key)
+
+
+def _string_table(raw: Any, key: str) -> dict[str, str]:
+    """A TOML table of strings; from the environment, ``name=value`` pairs, comma separated."""
+    if isinstance(raw, str):
+        pairs = [p.strip().partition("=") for p in raw.split(",") if p.strip()]
+        if any(not sep or not name.strip() for name, sep, _ in pairs):
+            raise ConfigError(f"{key}: expected name=value pairs, comma separated", key)
+        raw = {name.strip(): value.strip() for name, _, value in pairs}
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise ConfigError(f"{key}: expected a table of strings", key)
+    return dict(raw)
 
 
 def _convert_scalar(tp: Any, raw: Any, key: str) -> Any:

@@ -18,15 +18,17 @@ from xmlchat.storage import (
     AccountStore,
     ArchiveStore,
     BlocklistStore,
+    DocumentStore,
     MemoryStorage,
     OfflineStore,
+    PepStore,
     RosterStore,
     SqliteStorage,
     Storage,
 )
 from xmlchat.storage.postgres import PostgresStorage
 
-STORES = (AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore)
+STORES = (AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, DocumentStore, PepStore)
 BACKENDS = (SqliteStorage, MemoryStorage, PostgresStorage)
 
 

@@ -62,6 +62,11 @@ TABLES: Final = (
     ),
     Table("archive_prefs", ("jid", "fallback"), "jid", {}),
     Table("archive_rules", ("jid", "contact", "rule"), "jid, contact", {}),
+    Table("documents", ("jid", "key", "data"), "jid, key", {}),
+    Table("pep_nodes", ("jid", "node", "access", "max_items", "persist"), "jid, node", {"persist": _flag}),
+    Table(
+        "pep_items", ("seq", "jid", "node", "item_id", "payload", "published"), "seq", {}, identity="seq"
+    ),
 )
 
 

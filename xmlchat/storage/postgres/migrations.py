@@ -108,6 +108,36 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (jid, contact)
     );
     """,
+    # 2: per-account XML documents (XEP-0049, XEP-0054) and PEP nodes (XEP-0163).
+    """
+    CREATE TABLE documents (
+        jid  TEXT NOT NULL,
+        key  TEXT NOT NULL,                 -- 'vcard', 'private:<namespace>'
+        data BYTEA NOT NULL,
+        PRIMARY KEY (jid, key)
+    );
+
+    CREATE TABLE pep_nodes (
+        jid       TEXT NOT NULL,
+        node      TEXT NOT NULL,
+        access    TEXT NOT NULL CHECK (access IN ('presence', 'open', 'whitelist')),
+        max_items INTEGER NOT NULL CHECK (max_items >= 1),
+        persist   BOOLEAN NOT NULL,
+        PRIMARY KEY (jid, node)
+    );
+
+    -- seq orders a node's items: the newest has the largest.
+    CREATE TABLE pep_items (
+        seq       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        jid       TEXT NOT NULL,
+        node      TEXT NOT NULL,
+        item_id   TEXT NOT NULL,
+        payload   BYTEA NOT NULL,
+        published TIMESTAMPTZ NOT NULL,
+        UNIQUE (jid, node, item_id)
+    );
+    CREATE INDEX pep_items_node ON pep_items (jid, node, seq);
+    """,
 )
 
 
