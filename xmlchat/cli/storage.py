@@ -2,7 +2,7 @@
 
 xmlchat migrate-storage --from DATA_DIR --to postgresql://HOST/DB
     copies every account (with its SCRAM keys), roster, pending subscription
-    request, offline message, blocklist and archive; the target must hold no
+    request, offline message, blocklist, archive, document and PEP node; the target must hold no
     xmlchat data yet. The server must be stopped: the data directory's lock is
     taken for the copy. Then set ``storage.url`` to the same URL.
 """
