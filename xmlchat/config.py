@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 TlsMode = Literal["none", "starttls", "direct"]
 LogFormat = Literal["text", "json"]
+Synchronous = Literal["normal", "full"]
 
 
 class ConfigError(ValueError):
@@ -109,6 +110,8 @@ class Storage:
     path: str = "xmlchat.sqlite3"
     # PBKDF2 iterations for new SCRAM keys (RFC 7677 recommends at least 4096).
     scram_iterations: int = 4096
+    # "normal": commits survive a killed server (WAL); "full": a power cut too, slower.
+    synchronous: Synchronous = "normal"
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,15 @@ class Archive:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    # Seconds during which a message re-sent under the same id by the same
+    # sender is acknowledged again but not delivered twice (docs/delivery.md).
+    dedupe_window: float = 3600.0
+    # XEP-0198: seconds a detached session stays resumable (Prosody's default: 600).
+    resume_timeout: float = 300.0
+
+
+@dataclass(frozen=True)
 class Config:
     hosts: tuple[str, ...] = ("localhost",)
     data_dir: str = "./xmlchat-data"
@@ -150,6 +162,7 @@ class Config:
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
     archive: Archive = field(default_factory=Archive)
+    delivery: Delivery = field(default_factory=Delivery)
 
     @property
     def domain(self) -> str:

@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import logging
 import random
+import secrets
 import ssl as ssl_mod
 from collections.abc import Callable
 
@@ -107,6 +108,9 @@ class NativeClient:
         self._online = asyncio.Event()
         self._requests = PendingRequests()
         self._ids = (f"c{n}" for n in itertools.count(1))
+        # Message ids are unique per user, across clients and reconnects: the
+        # server takes a second message with a known id as a re-send.
+        self._message_ids = (f"m{secrets.token_hex(6)}-{n}" for n in itertools.count(1))
         self._runner: asyncio.Task[None] | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._last_heard = 0.0
@@ -331,7 +335,7 @@ class NativeClient:
         or the client is closed; TimeoutError if no session or ack within ``timeout``.
         """
         await self._until_online()
-        id = id or next(self._ids)
+        id = id or next(self._message_ids)
         future = self._requests.expect_ack(id)
         self._write(element_xml("message", [("id", id), ("to", to), ("body", body)]))
         return await asyncio.wait_for(future, self.timeout)

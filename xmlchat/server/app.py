@@ -81,7 +81,9 @@ class Server:
         lock = DataDirLock(config.data_path)
         lock.acquire()  # before the database: a second server must not touch it
         try:
-            storage = await SqliteStorage.open(config.database_path, config.storage.scram_iterations)
+            storage = await SqliteStorage.open(
+                config.database_path, config.storage.scram_iterations, config.storage.synchronous
+            )
         except BaseException:
             lock.release()
             raise

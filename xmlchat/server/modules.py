@@ -47,7 +47,7 @@ def build_hub(
     book = RosterBook(stored("roster"))
     subscriptions = Subscriptions(stored("subscriptions"), book)
     modules: list[Module] = [
-        Messages(stored("messages")),
+        Messages(stored("messages"), config.delivery),
         subscriptions,
         Presence(stored("presence"), subscriptions),
         Roster(stored("roster"), book, subscriptions),

@@ -120,6 +120,8 @@ class XmppConnection(Connection[xmpp.Event]):
             case xmpp.Acknowledged(_):
                 self._acked.set()
             case xmpp.StanzaIn() | xmpp.ClientStateChanged() if self._inbox is not None:
+                if isinstance(event, xmpp.StanzaIn) and self.core.sm is not None:
+                    self.core.sm.stanza_queued()
                 self._inbox.put_nowait(event)
             case _:
                 return await self._perform(event)
@@ -136,6 +138,10 @@ class XmppConnection(Connection[xmpp.Event]):
                 self.log.exception("internal error")
                 self.close(StreamError(StreamCondition.INTERNAL_SERVER_ERROR))
                 return
+            sm = self.core.sm
+            if isinstance(event, xmpp.StanzaIn) and sm is not None:
+                sm.stanza_handled()  # handled (a message: stored): h may count it now
+                self.flush()
 
     async def _perform(self, event: xmpp.Event) -> list[xmpp.Event]:
         accounts = self.ctx.accounts

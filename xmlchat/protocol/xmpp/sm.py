@@ -57,6 +57,11 @@ class StreamManagement:
         self.enabled = False
         self.acked = 0  # the client's last h: stanzas it says it handled
         self._requested_at = 0  # stanzas_out when we last sent <r/>
+        # Stanzas received and not yet handled by the server (it says so with
+        # :meth:`stanza_handled`): our h counts a message only once it is
+        # stored, so an <r/> is answered when what came before it is handled.
+        self.unhandled = 0
+        self._answer_at: int | None = None
 
     @property
     def sent(self) -> int:
@@ -65,8 +70,28 @@ class StreamManagement:
 
     @property
     def received(self) -> int:
-        """Stanzas received (and handled by the core) since it was enabled, mod 2^32."""
+        """Stanzas received since it was enabled, mod 2^32."""
         return self._link.stanzas_in
+
+    @property
+    def handled(self) -> int:
+        """Our h (§4): stanzas received and handled (a message: stored), mod 2^32."""
+        return (self._link.stanzas_in - self.unhandled) % MODULUS
+
+    def stanza_queued(self) -> None:
+        """The server took a stanza to handle later (in order)."""
+        self.unhandled += 1
+
+    def stanza_handled(self) -> None:
+        """The server has handled the oldest stanza it took; answer a waiting <r/>."""
+        self.unhandled -= 1
+        if self._answer_at is not None and covers(self.handled, self._answer_at):
+            self._answer_at = None
+            self._answer()
+
+    def _answer(self) -> None:
+        if not self._link.ending():
+            self._link.outbox += f"<a xmlns='{NS_SM}' h='{self.handled}'/>".encode()
 
     def feature(self) -> etree._Element:
         return etree.Element(SM, nsmap={None: NS_SM})
@@ -84,7 +109,10 @@ class StreamManagement:
             # §4: <r/> and <a/> are for a stream with management enabled.
             return self._link.unexpected(element, "")
         if tag == REQUEST:
-            self._link.outbox += f"<a xmlns='{NS_SM}' h='{self.received}'/>".encode()
+            if self.unhandled:  # §4: h counts only handled stanzas; answer once they are
+                self._answer_at = self.received
+            else:
+                self._answer()
             return []
         return self._on_answer(element)
 

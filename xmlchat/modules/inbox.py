@@ -1,0 +1,172 @@
+"""Each session's inbox: every stored message handed over in order, and
+deleted from the store only once the client has taken it.
+
+Every chat message for a local account is committed to the store before its
+sender is acknowledged (:mod:`xmlchat.modules.messages`). An :class:`Inboxes`
+then hands it to the recipient's sessions, one of two ways:
+
+* **live**: written at once to a session that keeps up;
+* **pumped**: read back from the store, a page at a time, by the session's
+  worker: at login (XEP-0160's replay) and while the session is behind (more
+  than :data:`BEHIND_BYTES` waiting in its send buffer).
+
+Either way the session's *cursor* moves to the message's store id, so
+nothing is handed twice to one session, and the id joins the session's
+*unsettled* ids. The worker waits until the transport says the client took
+them (``drained()``: the client's acknowledgement with native receipts or
+XEP-0198, else the kernel's) and deletes them from the store in one go. A
+session that ends first leaves them stored for its next login.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final
+
+from lxml import etree
+
+from xmlchat.errors import StreamCondition, StreamError
+from xmlchat.jid import JID
+from xmlchat.routing.api import ModuleContext
+from xmlchat.routing.session import Session
+from xmlchat.stanza import from_bytes
+from xmlchat.storage import OfflineStore
+
+# Stored messages handed over between two waits for the client to take them:
+# about 100 KB to 1 MB, well under the send buffer's limit.
+REPLAY_PAGE: Final = 100
+# Bytes waiting in a session's send buffer past which it is behind: its new
+# messages stay in the store until its worker pumps them (a quarter of the
+# default send-buffer limit, so the connection is never cut for messages).
+BEHIND_BYTES: Final = 1024 * 1024
+
+
+@dataclass(eq=False)
+class _Inbox:
+    cursor: int = 0  # the highest store id handed to the session
+    pumping: bool = False  # the worker reads the store (login replay, or behind)
+    unsettled: list[int] = field(default_factory=list)  # handed, not yet taken
+    worker: asyncio.Task[None] | None = None
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    replayed: int = 0  # messages stored before the session started, for the log
+
+
+class Inboxes:
+    def __init__(self, ctx: ModuleContext[OfflineStore]) -> None:
+        self.ctx = ctx
+        self._inboxes: dict[Session, _Inbox] = {}
+
+    def open(self, session: Session, replay: bool) -> None:
+        """Give ``session`` an inbox before it is routable as available, so no
+        live message overtakes a stored one. ``replay``: it starts with what
+        is stored (XEP-0160), unless another session of the account is online
+        already; then it starts where that one is (stored messages go to one
+        session, and those are the other's, handed and not yet taken)."""
+        others = [b.cursor for b in self._others(session)]
+        box = self._inboxes.setdefault(session, _Inbox())
+        if others:
+            box.cursor = max(box.cursor, *others)
+        elif replay:
+            box.pumping = True
+
+    async def start(self, session: Session) -> None:
+        """Start the replay :meth:`open` prepared (beside the session's reading
+        loop: a client that acknowledges what it reads must be read meanwhile)."""
+        box = self._inboxes.get(session)
+        if box is not None and box.pumping:
+            self._wake(session, box)
+
+    def close(self, session: Session) -> None:
+        """The session ended: what it was handed and did not take stays stored."""
+        self._inboxes.pop(session, None)
+
+    def offer(self, session: Session, message_id: int, stanza: etree._Element, stamp: datetime) -> None:
+        """Message ``message_id``, just committed to the store, for ``session``."""
+        if self.ctx.sessions.get(session.jid) is not session:
+            return  # it ended while the message was being stored
+        box = self._inboxes.get(session)
+        if box is None:  # not available yet: only what is sent to it from now on
+            box = self._inboxes[session] = _Inbox()
+        if box.pumping or message_id <= box.cursor:
+            return  # the worker reads it from the store (or has already)
+        if session.transport.backlog > BEHIND_BYTES:
+            self.ctx.log.info("%s: behind, its messages wait in the store", session.jid)
+            box.pumping = True
+        else:
+            box.cursor = message_id
+            box.unsettled.append(message_id)
+            self.ctx.deliver(session, stanza, stamp)
+        self._wake(session, box)
+
+    async def idle(self, jid: JID) -> None:
+        """Wait until the workers of ``jid``'s sessions (a bare JID: all the
+        account's) have nothing left to hand over or settle."""
+        while workers := [
+            box.worker for s, box in self._inboxes.items()
+            if box.worker is not None and (s.jid == jid or s.bare == jid)
+        ]:
+            await asyncio.wait(workers)
+
+    def _others(self, session: Session) -> list[_Inbox]:
+        """The inboxes of the account's other sessions."""
+        return [b for s, b in self._inboxes.items() if s.bare == session.bare and s is not session]
+
+    def _wake(self, session: Session, box: _Inbox) -> None:
+        if box.worker is None:
+            box.worker = asyncio.create_task(self._work(session, box))
+
+    async def _work(self, session: Session, box: _Inbox) -> None:
+        try:
+            await self._pump_and_settle(session, box)
+        except Exception:
+            self.ctx.log.exception("%s: delivery failed; the rest stays stored", session.jid)
+        finally:
+            box.worker = None
+            if box.replayed:  # XEP-0160: what waited while the user was away
+                self.ctx.log.info("%s: delivered %d offline message(s)", session.jid, box.replayed)
+                box.replayed = 0
+
+    async def _pump_and_settle(self, session: Session, box: _Inbox) -> None:
+        store = self.ctx.store
+        while self._inboxes.get(session) is box:
+            behind = box.pumping and session.transport.backlog > BEHIND_BYTES
+            if box.unsettled or behind:  # first what was handed: a session behind waits here
+                taken, box.unsettled = box.unsettled, []
+                if not await self._taken(session):
+                    return  # gone: what it did not take stays stored
+                await store.delete_offline_ids(session.bare, self._settled(session, taken))
+                continue
+            if not box.pumping:
+                return  # the finally clears box.worker before anything else runs
+            page = await store.fetch_offline(session.bare, after_id=box.cursor, limit=REPLAY_PAGE)
+            box.pumping = bool(page)
+            self._hand_over(session, box, [(m.id, from_bytes(m.stanza), m.received) for m in page])
+
+    def _settled(self, session: Session, taken: list[int]) -> list[int]:
+        """Of the ids ``session`` took, those no other session of the account
+        still has to read from the store (one that is behind)."""
+        floor = min((b.cursor for b in self._others(session) if b.pumping), default=None)
+        return taken if floor is None else [i for i in taken if i <= floor]
+
+    def _hand_over(
+        self, session: Session, box: _Inbox, page: list[tuple[int, etree._Element, datetime]]
+    ) -> None:
+        for message_id, stanza, received in page:
+            if message_id <= box.cursor:
+                continue
+            box.cursor = message_id
+            box.unsettled.append(message_id)
+            if received < box.started:
+                box.replayed += 1
+            self.ctx.deliver(session, stanza, received, delayed=True)
+
+    async def _taken(self, session: Session) -> bool:
+        """Wait until the client has taken what was written; one that takes
+        nothing for ``limits.stuck_timeout`` seconds is disconnected."""
+        try:
+            return await asyncio.wait_for(session.transport.drained(), self.ctx.limits.stuck_timeout)
+        except TimeoutError:
+            session.close(StreamError(StreamCondition.CONNECTION_TIMEOUT, "not reading"))
+            return False
