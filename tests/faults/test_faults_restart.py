@@ -24,22 +24,16 @@ from polling import wait_for
 pytestmark = pytest.mark.faults
 
 
-@pytest.mark.xfail(
-    # Not strict: it passes about nine runs in ten.
-    strict=False,
-    reason="issue 11: the server dropping a re-sent message by (sender, id); an ack lost in the shutdown"
-    " makes the client send again, and the recipient sees it twice",
-)
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_f_restart_while_sending(fault_server: ServerProcess, protocol: Protocol) -> None:
     """Row f: 1,500 messages of 1 KB, 32 in flight; SIGTERM after 300 acks, start again.
 
     Usually 1,501 acked, none lost, none duplicated, none re-sent: the graceful
     stop lets what is being handled finish (Connection.quiesce) before closing.
-    About one run in ten (measured: 1 of 10 runs on the commit before native
-    receipts, and the same after them), an ack still dies with the connection.
-    The client then re-sends 32 messages, and about 16 of them, already
-    delivered, are shown twice. Never lost."""
+    Before the server dropped re-sends, about one run in ten an ack still died
+    with the connection, the client re-sent 32 messages, and about 16 of them,
+    already delivered, were shown twice. Now the re-send's (sender, id) is
+    found in the store (committed with the first copy) and only acked again."""
     server = fault_server
     ledger = Ledger()
     bob = Recipient(server, "bob", protocol, ledger)

@@ -48,6 +48,7 @@ class _Inbox:
     cursor: int = 0  # the highest store id handed to the session
     pumping: bool = False  # the worker reads the store (login replay, or behind)
     unsettled: list[int] = field(default_factory=list)  # handed, not yet taken
+    taking: list[int] = field(default_factory=list)  # handed, the worker waits for them
     worker: asyncio.Task[None] | None = None
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     replayed: int = 0  # messages stored before the session started, for the log
@@ -78,9 +79,16 @@ class Inboxes:
         if box is not None and box.pumping:
             self._wake(session, box)
 
-    def close(self, session: Session) -> None:
-        """The session ended: what it was handed and did not take stays stored."""
-        self._inboxes.pop(session, None)
+    async def close(self, session: Session) -> None:
+        """The session ended. What it was handed and did not acknowledge stays
+        stored, for its next login (a client that acknowledges drops a repeat
+        by its id). A client that acknowledges nothing was handed it when it
+        was written to its connection: that is deleted, as it would have been."""
+        box = self._inboxes.pop(session, None)
+        if box is None or session.transport.acknowledges:
+            return
+        if handed := self._settled(session, box.taking + box.unsettled):
+            await self.ctx.store.delete_offline_ids(session.bare, handed)
 
     def offer(self, session: Session, message_id: int, stanza: etree._Element, stamp: datetime) -> None:
         """Message ``message_id``, just committed to the store, for ``session``."""
@@ -133,9 +141,10 @@ class Inboxes:
         while self._inboxes.get(session) is box:
             behind = box.pumping and session.transport.backlog > BEHIND_BYTES
             if box.unsettled or behind:  # first what was handed: a session behind waits here
-                taken, box.unsettled = box.unsettled, []
+                box.taking, box.unsettled = box.unsettled, []
                 if not await self._taken(session):
-                    return  # gone: what it did not take stays stored
+                    return  # gone: close() decides what stays stored
+                taken, box.taking = box.taking, []
                 await store.delete_offline_ids(session.bare, self._settled(session, taken))
                 continue
             if not box.pumping:

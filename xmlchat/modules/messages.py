@@ -19,6 +19,7 @@ and not delivered again (docs/delivery.md).
 from __future__ import annotations
 
 import hashlib
+import sys
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -137,7 +138,9 @@ class Messages:
             for session in sessions:
                 self.ctx.deliver(session, stanza, stamp)
             return "delivered"
-        message_id = await self.store(to.bare, stanza, stamp, origin)
+        # No queue limit for a user online: its sessions take what is stored as
+        # they acknowledge it, and one that takes nothing is disconnected.
+        message_id = await self.store(to.bare, stanza, stamp, origin, limit=sys.maxsize)
         if message_id is None:
             return "duplicate"
         for session in sessions:
@@ -160,10 +163,17 @@ class Messages:
         return "stored"
 
     async def store(
-        self, to: JID, stanza: etree._Element, stamp: datetime, origin: MessageOrigin | None = None
+        self,
+        to: JID,
+        stanza: etree._Element,
+        stamp: datetime,
+        origin: MessageOrigin | None = None,
+        limit: int | None = None,
     ) -> int | None:
-        """Commit ``stanza`` for ``to``; its store id, or None for a re-send."""
-        limit = self.ctx.limits.max_offline_messages
+        """Commit ``stanza`` for ``to``; its store id, or None for a re-send.
+        ``limit``: messages ``to`` may have waiting (default: the offline limit)."""
+        if limit is None:
+            limit = self.ctx.limits.max_offline_messages
         try:
             return await self.ctx.store.store_offline(to, to_bytes(stanza), stamp, limit, origin)
         except DuplicateMessage:
@@ -182,7 +192,7 @@ class Messages:
         await self.inboxes.idle(account)
 
     async def _ended(self, session: Session) -> None:
-        self.inboxes.close(session)
+        await self.inboxes.close(session)
 
 
 def _recipient(stanza: etree._Element, hosts: frozenset[str]) -> JID:

@@ -120,6 +120,10 @@ class NativeConnection(Connection[native.Event]):
         if not seen:
             del self._visible[full.bare]
 
+    @property
+    def acknowledges(self) -> bool:
+        return self._receipts is not None
+
     async def drained(self) -> bool:
         """For a receipts session: also wait until the client confirmed every
         message written so far, so stored messages leave the store only once

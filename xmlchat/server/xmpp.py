@@ -91,6 +91,10 @@ class XmppConnection(Connection[xmpp.Event]):
             self.send(b" ")  # RFC 6120 §4.6.1 whitespace keepalive
         self.flush()
 
+    @property
+    def acknowledges(self) -> bool:
+        return self.core.sm is not None
+
     async def drained(self) -> bool:
         """With XEP-0198, "taken" means acknowledged: ask with ``<r/>`` and wait
         until the client's h covers every stanza written so far (§4)."""
