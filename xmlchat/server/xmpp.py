@@ -124,8 +124,6 @@ class XmppConnection(Connection[xmpp.Event]):
             case xmpp.Acknowledged(_):
                 self._acked.set()
             case xmpp.StanzaIn() | xmpp.ClientStateChanged() if self._inbox is not None:
-                if isinstance(event, xmpp.StanzaIn) and self.core.sm is not None:
-                    self.core.sm.stanza_queued()
                 self._inbox.put_nowait(event)
             case _:
                 return await self._perform(event)

@@ -61,7 +61,9 @@ class StreamManagement:
         # :meth:`stanza_handled`): our h counts a message only once it is
         # stored, so an <r/> is answered when what came before it is handled.
         self.unhandled = 0
-        self._answer_at: int | None = None
+        # The count each waiting <r/> is owed, oldest first: each is answered
+        # with the h it asked about, once that many stanzas are handled.
+        self._owed: list[int] = []
 
     @property
     def sent(self) -> int:
@@ -78,20 +80,19 @@ class StreamManagement:
         """Our h (§4): stanzas received and handled (a message: stored), mod 2^32."""
         return (self._link.stanzas_in - self.unhandled) % MODULUS
 
-    def stanza_queued(self) -> None:
-        """The server took a stanza to handle later (in order)."""
+    def stanza_passed_on(self) -> None:
+        """A stanza went to the server as an event: it reports it handled later."""
         self.unhandled += 1
 
     def stanza_handled(self) -> None:
         """The server has handled the oldest stanza it took; answer a waiting <r/>."""
         self.unhandled -= 1
-        if self._answer_at is not None and covers(self.handled, self._answer_at):
-            self._answer_at = None
-            self._answer()
+        while self._owed and covers(self.handled, self._owed[0]):
+            self._answer(self._owed.pop(0))
 
-    def _answer(self) -> None:
+    def _answer(self, h: int) -> None:
         if not self._link.ending():
-            self._link.outbox += f"<a xmlns='{NS_SM}' h='{self.handled}'/>".encode()
+            self._link.outbox += f"<a xmlns='{NS_SM}' h='{h}'/>".encode()
 
     def feature(self) -> etree._Element:
         return etree.Element(SM, nsmap={None: NS_SM})
@@ -110,9 +111,9 @@ class StreamManagement:
             return self._link.unexpected(element, "")
         if tag == REQUEST:
             if self.unhandled:  # §4: h counts only handled stanzas; answer once they are
-                self._answer_at = self.received
+                self._owed.append(self.received)
             else:
-                self._answer()
+                self._answer(self.handled)
             return []
         return self._on_answer(element)
 
