@@ -142,6 +142,10 @@ class Archive:
 
 @dataclass(frozen=True)
 class Delivery:
+    # Store every message before its sender's ack (docs/delivery.md). Off: a
+    # message for sessions keeping up is written to them without being stored
+    # (an ack then means "written to the connection"); for measuring the cost.
+    durable: bool = True
     # Seconds during which a message re-sent under the same id by the same
     # sender is acknowledged again but not delivered twice (docs/delivery.md).
     dedupe_window: float = 3600.0

@@ -108,6 +108,11 @@ class Inboxes:
             self.ctx.deliver(session, stanza, stamp)
         self._wake(session, box)
 
+    def keeping_up(self, session: Session) -> bool:
+        """Whether a message for ``session`` could be written to it now."""
+        box = self._inboxes.get(session)
+        return (box is None or not box.pumping) and session.transport.backlog <= BEHIND_BYTES
+
     async def idle(self, jid: JID) -> None:
         """Wait until the workers of ``jid``'s sessions (a bare JID: all the
         account's) have nothing left to hand over or settle."""
@@ -118,8 +123,11 @@ class Inboxes:
             await asyncio.wait(workers)
 
     def _others(self, session: Session) -> list[_Inbox]:
-        """The inboxes of the account's other sessions."""
-        return [b for s, b in self._inboxes.items() if s.bare == session.bare and s is not session]
+        """The inboxes of the account's other current sessions (one replaced
+        by a newer login of its resource, RFC 6120 §7.7.2.2, is not)."""
+        current = self.ctx.sessions.get
+        mine = [(s, b) for s, b in self._inboxes.items() if s.bare == session.bare and s is not session]
+        return [b for s, b in mine if current(s.jid) is s]
 
     def _wake(self, session: Session, box: _Inbox) -> None:
         if box.worker is None:
@@ -138,6 +146,9 @@ class Inboxes:
 
     async def _pump_and_settle(self, session: Session, box: _Inbox) -> None:
         store = self.ctx.store
+        # Handed to a connection that went away while the session lives on
+        # (XEP-0198 resumption sends them again): wait for them once more.
+        box.unsettled[:0], box.taking = box.taking, []
         while self._inboxes.get(session) is box:
             behind = box.pumping and session.transport.backlog > BEHIND_BYTES
             if box.unsettled or behind:  # first what was handed: a session behind waits here

@@ -19,7 +19,6 @@ and not delivered again (docs/delivery.md).
 from __future__ import annotations
 
 import hashlib
-import sys
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -38,7 +37,14 @@ from xmlchat.routing.api import (
 )
 from xmlchat.routing.session import Session
 from xmlchat.stanza import body_text, to_bytes
-from xmlchat.storage import AccountStore, DuplicateMessage, MessageOrigin, OfflineQueueFull, OfflineStore
+from xmlchat.storage import (
+    UNLIMITED,
+    AccountStore,
+    DuplicateMessage,
+    MessageOrigin,
+    OfflineQueueFull,
+    OfflineStore,
+)
 
 __all__ = ["BEHIND_BYTES", "REPLAY_PAGE", "MessageStore", "Messages"]
 
@@ -134,13 +140,15 @@ class Messages:
     ) -> Outcome:
         """Stored first (the sender's ack waits for the commit), then offered to
         each session's inbox; other types are written as they come."""
-        if type_ not in _STORED_TYPES:
+        if type_ not in _STORED_TYPES or (
+            not self.delivery.durable and all(self.inboxes.keeping_up(s) for s in sessions)
+        ):
             for session in sessions:
                 self.ctx.deliver(session, stanza, stamp)
             return "delivered"
         # No queue limit for a user online: its sessions take what is stored as
         # they acknowledge it, and one that takes nothing is disconnected.
-        message_id = await self.store(to.bare, stanza, stamp, origin, limit=sys.maxsize)
+        message_id = await self.store(to.bare, stanza, stamp, origin, limit=UNLIMITED)
         if message_id is None:
             return "duplicate"
         for session in sessions:

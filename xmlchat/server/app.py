@@ -26,6 +26,7 @@ from xmlchat.server.connection import Connection, ConnectionContext
 from xmlchat.server.datadir import DataDirLock
 from xmlchat.server.modules import ModuleFactory, build_hub
 from xmlchat.server.native import NativeConnection
+from xmlchat.server.resumption import Resumptions
 from xmlchat.server.xmpp import XmppConnection
 from xmlchat.storage import SqliteStorage, Storage
 
@@ -72,6 +73,8 @@ class Server:
         self._channel_binding: dict[str, bytes] | None = None
         # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
         self._scram_secret = secrets.token_bytes(32)
+        # XEP-0198 §5: one table for every XMPP listener (a client may resume on another).
+        self._resumptions: Resumptions[Any] = Resumptions(config.delivery.resume_timeout)
         self._data_lock: DataDirLock | None = None  # held while serving (Server.open)
 
     @classmethod
@@ -109,6 +112,7 @@ class Server:
             tls_context=self._tls_context if tls else None,
             channel_binding=self._channel_binding if tls else None,
             scram_secret=self._scram_secret,
+            resumptions=self._resumptions if self.config.delivery.resume_timeout > 0 else None,
         )
 
     async def count_offline(self) -> int:

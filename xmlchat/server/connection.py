@@ -13,7 +13,7 @@ import logging
 import secrets
 import ssl
 from dataclasses import dataclass
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from lxml import etree
 
@@ -22,6 +22,7 @@ from xmlchat.errors import StreamCondition, StreamError
 from xmlchat.log import CONNECTION, ConnectionLogger
 from xmlchat.metrics import Metrics
 from xmlchat.routing.hub import Hub
+from xmlchat.server.resumption import Resumptions
 from xmlchat.stanza import to_bytes
 from xmlchat.storage import AccountStore
 
@@ -64,6 +65,8 @@ class ConnectionContext:
     channel_binding: dict[str, bytes] | None = None
     # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
     scram_secret: bytes = b""
+    # XEP-0198 §5: XMPP sessions a client may resume (None: resumption off).
+    resumptions: Resumptions[Any] | None = None
 
 
 class ProtocolCore(Protocol[EventT]):

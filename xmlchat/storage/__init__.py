@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from xmlchat.storage.base import (
     ARCHIVE_DEFAULTS,
     BLOCKLIST_LIMIT,
+    UNLIMITED,
     ArchiveDefault,
     ArchivedMessage,
     ArchiveIdNotFound,
@@ -48,6 +49,7 @@ from xmlchat.storage.sqlite import SqliteStorage
 __all__ = [
     "ARCHIVE_DEFAULTS",
     "BLOCKLIST_LIMIT",
+    "UNLIMITED",
     "AccountStore",
     "ArchiveDefault",
     "ArchiveIdNotFound",

@@ -15,11 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from xmlchat.storage.base import MessageOrigin, OfflineMessage
+from xmlchat.storage.base import UNLIMITED, MessageOrigin, OfflineMessage
 
 # What a write in the batch came to, besides its new id.
 QUEUE_FULL: Final = -1
 DUPLICATE: Final = 0  # ids start at 1
+# Seconds between two sweeps of expired (sender, id) records: sweeping at
+# every commit would cost an index walk per batch on the hot path.
+SWEEP_EVERY: Final = 60.0
+_last_sweep = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +57,13 @@ def apply_batch(
                 if _seen(conn, origin, now):
                     ids.append(DUPLICATE)
                     continue
-            if write.jid not in queued:
-                queued[write.jid] = count_offline(conn, write.jid)
-            if queued[write.jid] >= write.limit:
-                ids.append(QUEUE_FULL)
-                continue
+            if write.limit < UNLIMITED:  # no count for a user online (the common case)
+                if write.jid not in queued:
+                    queued[write.jid] = count_offline(conn, write.jid)
+                if queued[write.jid] >= write.limit:
+                    ids.append(QUEUE_FULL)
+                    continue
+                queued[write.jid] += 1
             cur = conn.execute(
                 "INSERT INTO offline (jid, stanza, received) VALUES (?, ?, ?)",
                 (write.jid, write.stanza, write.received),
@@ -67,16 +73,21 @@ def apply_batch(
                     "INSERT OR REPLACE INTO recent_ids (sender, id, at) VALUES (?, ?, ?)",
                     (origin.sender, origin.id, now),
                 )
-            queued[write.jid] += 1
             ids.append(int(cur.lastrowid or 0))
-        if oldest_window:
+        if oldest_window and now - _last_sweep > SWEEP_EVERY:
             # Forget ids past the widest window in use (the index on 'at' keeps it cheap).
             conn.execute("DELETE FROM recent_ids WHERE at < ?", (now - oldest_window,))
+            _swept(now)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
     return ids
+
+
+def _swept(now: float) -> None:
+    global _last_sweep
+    _last_sweep = now
 
 
 def _seen(conn: sqlite3.Connection, origin: MessageOrigin, now: float) -> bool:

@@ -125,6 +125,11 @@ class OfflineMessage:
     received: datetime  # UTC, timezone-aware
 
 
+# store_offline's limit meaning none: the queue of a user online, which holds
+# what their sessions have not yet acknowledged.
+UNLIMITED: Final = 2**62
+
+
 @dataclass(frozen=True, slots=True)
 class MessageOrigin:
     """Who sent a message, under which id: a second message with the same
