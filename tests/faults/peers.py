@@ -155,8 +155,9 @@ class Recipient:
         # the server re-delivers after a crash is recognised, not shown twice.
         self.recent = RecentMessages()
 
-    async def login(self, *, reconnect: bool = False, via: int | None = None) -> None:
-        """Log in (again); ``via``: the port of a proxy in front of the server's."""
+    async def login(self, *, reconnect: bool = False, via: int | None = None, resource: str = "") -> None:
+        """Log in (again); ``via``: the port of a proxy in front of the server's;
+        ``resource`` (XMPP): a fixed one, as a client that logs in where it was."""
         self.logins += 1
         where = f"{self.user}/{self.logins}"
         if self.protocol == "native":
@@ -169,7 +170,8 @@ class Recipient:
             await self.native.start()
         else:
             self.xmpp = XmppClient(
-                f"{self.user}@localhost", USERS[self.user], ssl_context=self.server.client_ssl(),
+                f"{self.user}@localhost" + (f"/{resource}" if resource else ""), USERS[self.user],
+                ssl_context=self.server.client_ssl(),
                 on_message=lambda m: self.ledger.receive(m.id, where),
                 plugins=(*DEFAULT_PLUGINS, "xep_0198"), recent=self.recent,
             )
