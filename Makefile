@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test faults lint bench bench-instructions compare clean
+.PHONY: serve test faults lint bench bench-durability bench-instructions compare clean
 
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ faults: $(BIN)/xmlchat
 bench: $(BIN)/xmlchat
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run
+
+# What durable acknowledgements cost (docs/delivery.md): xmlchat with delivery.durable on and
+# off, over XMPP and native, in one run; messages per server CPU-second (a few minutes).
+bench-durability: $(BIN)/xmlchat
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.run --quick --scenarios messages --repeat 3 --set pairs=50 --set duration=8 \
+		--servers xmlchat,xmlchat-memory,xmlchat:native,xmlchat-memory:native
 
 # Instructions per message on the native hot path, under valgrind (repeatable on a busy machine).
 bench-instructions: $(BIN)/xmlchat

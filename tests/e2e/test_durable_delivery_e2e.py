@@ -9,6 +9,7 @@ import re
 import signal
 
 from conftest import ServerProcess
+from e2e.rawsock import native_login
 from e2e.xmpp_client_helpers import next_item, online, raw_login
 
 from xmlchat.client.native import NativeClient, RecentMessages
@@ -72,3 +73,28 @@ async def test_an_sm_ack_means_stored_so_sigkill_after_it_loses_nothing(server: 
     async with online(server, "bob", recent=recent) as bob:
         got = [await next_item(bob.incoming) for _ in bodies]
     assert [g.body for g in got if isinstance(g, ChatMessage)] == bodies
+
+
+async def test_a_native_resume_token_takes_the_stale_session_over(server: ServerProcess) -> None:
+    """The old connection is not yet seen to be dead; a login with its token
+    replaces it and gets what it had not confirmed (docs/native-protocol.md)."""
+    stale = native_login(server.ports["native_plain"], "alice", "alicepw", receipts=True)
+    token = re.search(rb"<resume>([^<]+)</resume>", stale.received)
+    assert token, stale.received
+    bob = native(server, "bob")
+    await bob.start()
+    await bob.send("alice", "never confirmed")
+    assert b"never confirmed" in stale.read_until("never confirmed")  # read, not confirmed
+    alice = native(server, "alice")
+    alice.resume_token = token.group(1).decode()
+    await alice.start()
+    assert alice.address is not None and alice.address.endswith(stale_resource(token.group(1)))
+    assert (await next_item(alice.incoming)).body == "never confirmed"  # type: ignore[attr-defined]
+    assert b"conflict" in stale.read_until("conflict")  # replaced (RFC 6120 §7.7.2.2)
+    for client in (alice, bob):
+        await client.close()
+    stale.close()
+
+
+def stale_resource(token: bytes) -> str:
+    return "/" + token.decode().rpartition("~")[0]

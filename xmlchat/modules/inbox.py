@@ -186,7 +186,8 @@ class Inboxes:
         """Wait until the client has taken what was written; one that takes
         nothing for ``limits.stuck_timeout`` seconds is disconnected."""
         try:
-            return await asyncio.wait_for(session.transport.drained(), self.ctx.limits.stuck_timeout)
+            async with asyncio.timeout(self.ctx.limits.stuck_timeout):  # no task per wait
+                return await session.transport.drained()
         except TimeoutError:
             session.close(StreamError(StreamCondition.CONNECTION_TIMEOUT, "not reading"))
             return False

@@ -25,7 +25,7 @@ from xmlchat.protocol import native
 from xmlchat.routing.session import NATIVE_CLIENT, Session
 from xmlchat.server.connection import Connection
 from xmlchat.server.native_history import history_page
-from xmlchat.server.native_receipts import Receipts
+from xmlchat.server.native_receipts import Receipts, resume_resource, resume_token
 from xmlchat.stanza import BODY, body_text, kind, make, new_id
 from xmlchat.xml.stream import StreamLimits
 
@@ -193,10 +193,12 @@ class NativeConnection(Connection[native.Event]):
             or not await self.ctx.accounts.check_password(user, event.password)
         ):
             return self._login_failed(event.user)
-        resource = event.resource or f"native-{new_id()[:8]}"
+        resumed = resume_resource(self.ctx.scram_secret, user, event.resume) if event.receipts else None
+        resource = resumed or event.resource or f"native-{new_id()[:8]}"
         self._jid = user.with_resource(resource)
         self._bare = str(user)
-        released = self.core.logged_in(str(self._jid))
+        token = resume_token(self.ctx.scram_secret, self._jid) if event.receipts else None
+        released = self.core.logged_in(str(self._jid), token)
         if event.receipts:
             self._receipts = Receipts()
         self.flush()
