@@ -58,6 +58,8 @@ class Inboxes:
     def __init__(self, ctx: ModuleContext[OfflineStore]) -> None:
         self.ctx = ctx
         self._inboxes: dict[Session, _Inbox] = {}
+        # The sessions with an inbox, by account: asked at every settle.
+        self._by_account: dict[JID, set[Session]] = {}
 
     def open(self, session: Session, replay: bool) -> None:
         """Give ``session`` an inbox before it is routable as available, so no
@@ -66,7 +68,7 @@ class Inboxes:
         already; then it starts where that one is (stored messages go to one
         session, and those are the other's, handed and not yet taken)."""
         others = [b.cursor for b in self._others(session)]
-        box = self._inboxes.setdefault(session, _Inbox())
+        box = self._inbox(session)
         if others:
             box.cursor = max(box.cursor, *others)
         elif replay:
@@ -85,6 +87,11 @@ class Inboxes:
         by its id). A client that acknowledges nothing was handed it when it
         was written to its connection: that is deleted, as it would have been."""
         box = self._inboxes.pop(session, None)
+        account = self._by_account.get(session.bare)
+        if account is not None:
+            account.discard(session)
+            if not account:
+                del self._by_account[session.bare]
         if box is None or session.transport.acknowledges:
             return
         if handed := self._settled(session, box.taking + box.unsettled):
@@ -96,7 +103,7 @@ class Inboxes:
             return  # it ended while the message was being stored
         box = self._inboxes.get(session)
         if box is None:  # not available yet: only what is sent to it from now on
-            box = self._inboxes[session] = _Inbox()
+            box = self._inbox(session)
         if box.pumping or message_id <= box.cursor:
             return  # the worker reads it from the store (or has already)
         if session.transport.backlog > BEHIND_BYTES:
@@ -117,17 +124,27 @@ class Inboxes:
         """Wait until the workers of ``jid``'s sessions (a bare JID: all the
         account's) have nothing left to hand over or settle."""
         while workers := [
-            box.worker for s, box in self._inboxes.items()
-            if box.worker is not None and (s.jid == jid or s.bare == jid)
+            box.worker
+            for s in self._by_account.get(jid.bare, ())
+            if (box := self._inboxes[s]).worker is not None and (s.jid == jid or s.bare == jid)
         ]:
             await asyncio.wait(workers)
+
+    def _inbox(self, session: Session) -> _Inbox:
+        box = self._inboxes.get(session)
+        if box is None:
+            box = self._inboxes[session] = _Inbox()
+            self._by_account.setdefault(session.bare, set()).add(session)
+        return box
 
     def _others(self, session: Session) -> list[_Inbox]:
         """The inboxes of the account's other current sessions (one replaced
         by a newer login of its resource, RFC 6120 §7.7.2.2, is not)."""
+        mine = self._by_account.get(session.bare, ())
+        if len(mine) < 2:
+            return []  # the common case: one session
         current = self.ctx.sessions.get
-        mine = [(s, b) for s, b in self._inboxes.items() if s.bare == session.bare and s is not session]
-        return [b for s, b in mine if current(s.jid) is s]
+        return [self._inboxes[s] for s in mine if s is not session and current(s.jid) is s]
 
     def _wake(self, session: Session, box: _Inbox) -> None:
         if box.worker is None:

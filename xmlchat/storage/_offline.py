@@ -44,6 +44,7 @@ def apply_batch(
     writes), or :data:`DUPLICATE` when its origin was seen within its window."""
     ids: list[int] = []
     queued: dict[str, int] = {}
+    accepted: list[tuple[str, bytes, str]] = []
     now = time.time()
     oldest_window = 0.0
     conn.execute("BEGIN IMMEDIATE")
@@ -54,26 +55,25 @@ def apply_batch(
             origin = write.origin
             if origin is not None:
                 oldest_window = max(oldest_window, origin.window)
-                if _seen(conn, origin, now):
+                if not _claim(conn, origin, now):
                     ids.append(DUPLICATE)
                     continue
             if write.limit < UNLIMITED:  # no count for a user online (the common case)
                 if write.jid not in queued:
                     queued[write.jid] = count_offline(conn, write.jid)
                 if queued[write.jid] >= write.limit:
+                    if origin is not None:  # refused, so never taken: a re-send is new
+                        _forget(conn, origin)
                     ids.append(QUEUE_FULL)
                     continue
                 queued[write.jid] += 1
-            cur = conn.execute(
-                "INSERT INTO offline (jid, stanza, received) VALUES (?, ?, ?)",
-                (write.jid, write.stanza, write.received),
-            )
-            if origin is not None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO recent_ids (sender, id, at) VALUES (?, ?, ?)",
-                    (origin.sender, origin.id, now),
-                )
-            ids.append(int(cur.lastrowid or 0))
+            accepted.append((write.jid, write.stanza, write.received))
+            ids.append(len(accepted))  # its place among the accepted, for now
+        if accepted:
+            conn.executemany("INSERT INTO offline (jid, stanza, received) VALUES (?, ?, ?)", accepted)
+            # AUTOINCREMENT in one transaction on the only connection: consecutive ids.
+            first = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0]) - len(accepted)
+            ids = [i if i <= DUPLICATE else first + i for i in ids]
         if oldest_window and now - _last_sweep > SWEEP_EVERY:
             # Forget ids past the widest window in use (the index on 'at' keeps it cheap).
             conn.execute("DELETE FROM recent_ids WHERE at < ?", (now - oldest_window,))
@@ -90,11 +90,21 @@ def _swept(now: float) -> None:
     _last_sweep = now
 
 
-def _seen(conn: sqlite3.Connection, origin: MessageOrigin, now: float) -> bool:
-    row = conn.execute(
-        "SELECT at FROM recent_ids WHERE sender = ? AND id = ?", (origin.sender, origin.id)
-    ).fetchone()
-    return row is not None and float(row[0]) >= now - origin.window
+def _claim(conn: sqlite3.Connection, origin: MessageOrigin, now: float) -> bool:
+    """Record ``origin``; False if it was recorded within its window (a re-send)."""
+    key = (origin.sender, origin.id)
+    claimed = conn.execute("INSERT OR IGNORE INTO recent_ids (sender, id, at) VALUES (?, ?, ?)", (*key, now))
+    if claimed.rowcount:
+        return True  # the common case: one statement
+    row = conn.execute("SELECT at FROM recent_ids WHERE sender = ? AND id = ?", key).fetchone()
+    if float(row[0]) >= now - origin.window:
+        return False
+    conn.execute("UPDATE recent_ids SET at = ? WHERE sender = ? AND id = ?", (now, *key))
+    return True
+
+
+def _forget(conn: sqlite3.Connection, origin: MessageOrigin) -> None:
+    conn.execute("DELETE FROM recent_ids WHERE sender = ? AND id = ?", (origin.sender, origin.id))
 
 
 def fetch_offline(conn: sqlite3.Connection, jid: str, after_id: int, limit: int) -> list[OfflineMessage]:

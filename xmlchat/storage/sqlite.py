@@ -57,6 +57,10 @@ __all__ = [
     "UserExists",
 ]
 
+# Seconds a delete waits for writes to share their transaction (deletes are
+# never on anyone's critical path; a replay's next page waits for its delete).
+DELETE_DELAY = 0.005
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -78,6 +82,8 @@ class SqliteStorage:
         # Offline writes and deletes queued in this turn of the event loop (group commit).
         self._offline_writes: list[tuple[oq.OfflineWrite, asyncio.Future[int]]] = []
         self._offline_deletes: list[tuple[tuple[str, list[int]], asyncio.Future[int]]] = []
+        self._commit_soon = False  # a commit is scheduled for the end of this turn
+        self._commit_later: asyncio.TimerHandle | None = None  # one for deletes alone
         self._decoy = scram.make_decoy(scram_iterations)
 
     @classmethod
@@ -176,23 +182,34 @@ class SqliteStorage:
         return message_id
 
     async def delete_offline_ids(self, to: JID, ids: Sequence[int]) -> None:
-        """Delete these of ``to``'s messages (the client acknowledged them)."""
+        """Delete these of ``to``'s messages (the client acknowledged them).
+        Nobody waits on a delete: it joins the next batch of writes, or goes
+        alone after :data:`DELETE_DELAY`, so one transaction does both."""
         if ids:
-            await self._queue_offline(self._offline_deletes, (_key(to), list(ids)))
+            await self._queue_offline(self._offline_deletes, (_key(to), list(ids)), DELETE_DELAY)
 
-    async def _queue_offline(self, queue: list[tuple[T, asyncio.Future[int]]], item: T) -> int:
+    async def _queue_offline(
+        self, queue: list[tuple[T, asyncio.Future[int]]], item: T, delay: float = 0.0
+    ) -> int:
         if self._closed:
             raise RuntimeError("storage is closed")
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[int] = loop.create_future()
-        if not self._offline_writes and not self._offline_deletes:
-            loop.call_soon(self._commit_offline_writes)
         queue.append((item, waiter))
+        if delay == 0.0 and not self._commit_soon:
+            self._commit_soon = True
+            loop.call_soon(self._commit_offline_writes)
+        elif self._commit_later is None:
+            self._commit_later = loop.call_later(delay, self._commit_offline_writes)
         return await waiter
 
     def _commit_offline_writes(self) -> None:
         """Group commit: what this turn of the event loop queued, in one
         transaction (each caller still waits for the commit before it acks)."""
+        self._commit_soon = False
+        if self._commit_later is not None:
+            self._commit_later.cancel()
+            self._commit_later = None
         writes, self._offline_writes = self._offline_writes, []
         deletes, self._offline_deletes = self._offline_deletes, []
         if not writes and not deletes:
