@@ -150,9 +150,9 @@ async def test_offline_writes_of_one_loop_turn_share_one_transaction(
     batches: list[int] = []
     real = _offline.apply_batch
 
-    def counting(conn: Any, writes: list[Any], deletes: list[Any]) -> list[int]:
+    def counting(conn: Any, writes: list[Any], deletes: list[Any], sweep: bool) -> list[int]:
         batches.append(len(writes))
-        return real(conn, writes, deletes)
+        return real(conn, writes, deletes, sweep)
 
     monkeypatch.setattr(_offline, "apply_batch", counting)
     st = await SqliteStorage.open(db_path)

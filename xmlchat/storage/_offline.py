@@ -20,10 +20,6 @@ from xmlchat.storage.base import UNLIMITED, MessageOrigin, OfflineMessage
 # What a write in the batch came to, besides its new id.
 QUEUE_FULL: Final = -1
 DUPLICATE: Final = 0  # ids start at 1
-# Seconds between two sweeps of expired (sender, id) records: sweeping at
-# every commit would cost an index walk per batch on the hot path.
-SWEEP_EVERY: Final = 60.0
-_last_sweep = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +32,16 @@ class OfflineWrite:
 
 
 def apply_batch(
-    conn: sqlite3.Connection, writes: list[OfflineWrite], deletes: list[tuple[str, list[int]]]
+    conn: sqlite3.Connection,
+    writes: list[OfflineWrite],
+    deletes: list[tuple[str, list[int]]],
+    sweep: bool = False,
 ) -> list[int]:
     """Group commit: the offline writes and deletes of one event-loop turn in
     one transaction. Each write gets its id, :data:`QUEUE_FULL` when its
     recipient's queue is full (the limit counts the batch's own earlier
-    writes), or :data:`DUPLICATE` when its origin was seen within its window."""
+    writes), or :data:`DUPLICATE` when its origin was seen within its window.
+    ``sweep``: also forget (sender, id) records past the widest window."""
     ids: list[int] = []
     queued: dict[str, int] = {}
     accepted: list[tuple[str, bytes, str]] = []
@@ -74,20 +74,13 @@ def apply_batch(
             # AUTOINCREMENT in one transaction on the only connection: consecutive ids.
             first = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0]) - len(accepted)
             ids = [i if i <= DUPLICATE else first + i for i in ids]
-        if oldest_window and now - _last_sweep > SWEEP_EVERY:
-            # Forget ids past the widest window in use (the index on 'at' keeps it cheap).
+        if sweep and oldest_window:  # the index on 'at' keeps it cheap
             conn.execute("DELETE FROM recent_ids WHERE at < ?", (now - oldest_window,))
-            _swept(now)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
     return ids
-
-
-def _swept(now: float) -> None:
-    global _last_sweep
-    _last_sweep = now
 
 
 def _claim(conn: sqlite3.Connection, origin: MessageOrigin, now: float) -> bool:

@@ -57,6 +57,9 @@ __all__ = [
     "UserExists",
 ]
 
+# Seconds between two sweeps of expired (sender, id) records: at every commit
+# it would cost an index walk per batch on the hot path.
+SWEEP_EVERY = 60.0
 # Seconds a delete waits for writes to share their transaction (deletes are
 # never on anyone's critical path; a replay's next page waits for its delete).
 DELETE_DELAY = 0.005
@@ -84,6 +87,7 @@ class SqliteStorage:
         self._offline_deletes: list[tuple[tuple[str, list[int]], asyncio.Future[int]]] = []
         self._commit_soon = False  # a commit is scheduled for the end of this turn
         self._commit_later: asyncio.TimerHandle | None = None  # one for deletes alone
+        self._swept = float("-inf")  # when expired (sender, id) records were last forgotten
         self._decoy = scram.make_decoy(scram_iterations)
 
     @classmethod
@@ -214,9 +218,13 @@ class SqliteStorage:
         deletes, self._offline_deletes = self._offline_deletes, []
         if not writes and not deletes:
             return
-        job = asyncio.get_running_loop().run_in_executor(
+        loop = asyncio.get_running_loop()
+        sweep = loop.time() - self._swept > SWEEP_EVERY and any(w.origin for w, _ in writes)
+        if sweep:
+            self._swept = loop.time()
+        job = loop.run_in_executor(
             self._executor,
-            partial(oq.apply_batch, self._conn, [w for w, _ in writes], [d for d, _ in deletes]),
+            partial(oq.apply_batch, self._conn, [w for w, _ in writes], [d for d, _ in deletes], sweep),
         )
 
         def settle(done: asyncio.Future[list[int]]) -> None:
