@@ -80,7 +80,7 @@ async def next_item(queue: asyncio.Queue[object], timeout: float = 5.0) -> objec
 
 def raw_login(server: ServerProcess, user: str, resource: str = "raw", bind: bool = True) -> RawPeer:
     """Log in byte by byte over the direct-TLS port: PLAIN, restart, bind
-    (unless ``bind`` is False: the stream is then authenticated, unbound)."""
+    (``bind=False``: authenticated, stream restarted, no resource yet)."""
     peer = RawPeer(server.ports["xmpp_tls"], server.client_ssl())
     peer.send(STREAM_OPEN)
     assert b"</stream:features>" in peer.read_until("</stream:features>")

@@ -19,8 +19,9 @@ and not delivered again (docs/delivery.md).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from lxml import etree
 
@@ -29,6 +30,8 @@ from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID, InvalidJID
 from xmlchat.modules.inbox import BEHIND_BYTES, REPLAY_PAGE, Inboxes
 from xmlchat.routing.api import (
+    AdminCommand,
+    AdminCommandError,
     ModuleContext,
     OnInitialPresence,
     OnSessionEnded,
@@ -36,7 +39,7 @@ from xmlchat.routing.api import (
     StanzaHandler,
 )
 from xmlchat.routing.session import Session
-from xmlchat.stanza import body_text, to_bytes
+from xmlchat.stanza import body_text, from_bytes, to_bytes
 from xmlchat.storage import (
     UNLIMITED,
     AccountStore,
@@ -73,6 +76,7 @@ class Messages:
             # opened before the session is routable as available.
             OnInitialPresence(self.inboxes.start, prepare=self._opening),
             OnSessionEnded(self._ended),
+            AdminCommand("queue", self.queue),
         ]
 
     async def _from_session(
@@ -192,6 +196,20 @@ class Messages:
                 StanzaCondition.RESOURCE_CONSTRAINT, "the recipient's offline queue is full"
             ) from None
 
+    async def queue(self, args: Mapping[str, Any]) -> list[dict[str, str]]:
+        """The admin channel's ``queue JID``: what waits in the store for an
+        account, oldest first (``limit``, default 100), without taking it.
+        With durable delivery that includes what its sessions were handed and
+        have not yet acknowledged."""
+        try:
+            user = JID.user(str(args.get("jid", "")), self.ctx.domain).bare
+        except InvalidJID as e:
+            raise AdminCommandError(str(e)) from None
+        if not await self.ctx.store.user_exists(user):
+            raise AdminCommandError(f"no such user {user}")
+        page = await self.ctx.store.fetch_offline(user, limit=int(args.get("limit", REPLAY_PAGE)))
+        return [_queued(item.stanza, item.received) for item in page]
+
     def _opening(self, session: Session) -> None:
         self.inboxes.open(session, replay=True)
 
@@ -201,6 +219,16 @@ class Messages:
 
     async def _ended(self, session: Session) -> None:
         await self.inboxes.close(session)
+
+
+def _queued(stanza: bytes, received: datetime) -> dict[str, str]:
+    message = from_bytes(stanza)
+    return {
+        "received": received.isoformat(timespec="seconds"),
+        "from": message.get("from", ""),
+        "type": message.get("type", "normal"),
+        "body": body_text(message) or "",
+    }
 
 
 def _recipient(stanza: etree._Element, hosts: frozenset[str]) -> JID:

@@ -143,6 +143,10 @@ def get_scram(conn: sqlite3.Connection, jid: str, mechanism: str) -> ScramCreden
     return None if row is None else ScramCredentials(mechanism, *row)
 
 
+def count_users(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM users").fetchone()[0])
+
+
 _ROSTER_COLUMNS: Final = "contact, name, subscription, ask, approved, groups"
 
 
