@@ -87,3 +87,15 @@ async def test_an_unknown_synchronous_setting_is_refused(db_path: Path) -> None:
     with pytest.raises(ValueError, match="synchronous"):
         await SqliteStorage.open(db_path, synchronous="off")
     assert not db_path.exists()  # refused before anything was created
+
+
+async def test_a_read_sees_the_deletes_asked_before_it(storage: Storage) -> None:
+    """Deletes wait a little for writes to share their commit; a fetch or count
+    asked after them must still not see what they delete (a login's replay
+    right after a session ended would show it again)."""
+    ids = [await storage.store_offline(ALICE, f"<m{i}/>".encode(), T0, 10) for i in range(2)]
+    _, page, count = await asyncio.gather(
+        storage.delete_offline_ids(ALICE, [ids[0]]), storage.fetch_offline(ALICE), storage.count_offline(ALICE)
+    )
+    assert [m.id for m in page] == [ids[1]]
+    assert count == 1

@@ -192,6 +192,7 @@ class Messages:
             self.ctx.log.debug("a re-send (%s): acknowledged again, not delivered", origin)
             return None
         except OfflineQueueFull:
+            self.ctx.metrics.limit_hit("offline_queue")
             raise StanzaError(
                 StanzaCondition.RESOURCE_CONSTRAINT, "the recipient's offline queue is full"
             ) from None

@@ -210,6 +210,12 @@ class SqliteStorage:
             self._commit_later = loop.call_later(delay, self._commit_offline_writes)
         return await waiter
 
+    def _commit_pending(self) -> None:
+        """Queue the pending batch now, ahead of the job about to be queued
+        (one worker thread: jobs run in order)."""
+        if self._offline_writes or self._offline_deletes:
+            self._commit_offline_writes()
+
     def _commit_offline_writes(self) -> None:
         """Group commit: what this turn of the event loop queued, in one
         transaction (each caller still waits for the commit before it acks)."""
@@ -244,14 +250,17 @@ class SqliteStorage:
         self, to: JID, after_id: int = 0, limit: int | None = None
     ) -> list[OfflineMessage]:
         """Oldest first, ids > ``after_id``, at most ``limit``; nothing is deleted."""
+        self._commit_pending()  # a delete queued before this read goes before it
         return await self._run(oq.fetch_offline, _key(to), after_id, -1 if limit is None else limit)
 
     async def delete_offline(self, to: JID, up_to_id: int) -> None:
         """Delete ``to``'s messages with ids <= ``up_to_id``, once they are delivered."""
+        self._commit_pending()
         await self._run(oq.delete_offline, _key(to), up_to_id)
 
     async def count_offline(self, to: JID | None = None) -> int:
         """Messages waiting for ``to``, or for everyone when None."""
+        self._commit_pending()
         return await self._run(oq.count_offline, None if to is None else _key(to))
 
     # -- roster (RFC 6121 §2), versioned (§2.6) --------------------------------
