@@ -9,10 +9,9 @@
     await client.close()
 
 It never treats one ``recv()`` as one message: bytes go through the same
-incremental parser as the server's. While idle it sends ``<ping/>``; when the
-connection drops it reconnects with exponential backoff and full jitter, and
-sends again what was not acknowledged. Types: native_types.py; pending requests:
-native_requests.py."""
+incremental parser as the server's. While idle it sends ``<ping/>``; when the connection
+drops it reconnects (exponential backoff, full jitter) and sends again what was not
+acknowledged. Types: native_types.py; pending requests: native_requests.py."""
 
 from __future__ import annotations
 
@@ -126,6 +125,7 @@ class NativeClient:
                     await task
         if self._writer is not None and not self._writer.is_closing():
             with contextlib.suppress(Exception):
+                self._confirm()  # what it showed since its last <received>: not sent again
                 self._writer.write(b"</session>")
                 await asyncio.wait_for(self._writer.drain(), 1)
             self._writer.close()

@@ -49,6 +49,9 @@ class _Inbox:
     pumping: bool = False  # the worker reads the store (login replay, or behind)
     unsettled: list[int] = field(default_factory=list)  # handed, not yet taken
     taking: list[int] = field(default_factory=list)  # handed, the worker waits for them
+    # Handed to a session this one replaced, whose client acknowledges nothing:
+    # deleted before this one reads the store (see Inboxes.close).
+    forget: list[int] = field(default_factory=list)
     worker: asyncio.Task[None] | None = None
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     replayed: int = 0  # messages stored before the session started, for the log
@@ -92,10 +95,20 @@ class Inboxes:
             account.discard(session)
             if not account:
                 del self._by_account[session.bare]
-        if box is None or session.transport.acknowledges:
+        if box is None:
             return
-        if handed := self._settled(session, box.taking + box.unsettled):
-            await self.ctx.store.delete_offline_ids(session.bare, handed)
+        if box.worker is not None:
+            # Its last wait ends with the connection: what the client confirmed
+            # before it went is deleted now, before a next login reads the store.
+            await asyncio.wait({box.worker})
+        handed = self._settled(session, box.taking + box.unsettled)
+        if not handed:
+            return
+        # Acknowledged at the very end (the last receipt came with the close)?
+        # The connection is gone, so the answer comes at once.
+        if session.transport.acknowledges and not await self._taken(session):
+            return
+        await self.ctx.store.delete_offline_ids(session.bare, handed)
 
     def offer(self, session: Session, message_id: int, stanza: etree._Element, stamp: datetime) -> None:
         """Message ``message_id``, just committed to the store, for ``session``."""
@@ -134,7 +147,15 @@ class Inboxes:
         box = self._inboxes.get(session)
         if box is None:
             box = self._inboxes[session] = _Inbox()
-            self._by_account.setdefault(session.bare, set()).add(session)
+            mine = self._by_account.setdefault(session.bare, set())
+            # A session of the same resource that this one replaced (RFC 6120
+            # §7.7.2.2) ends without the session-ended hooks: its inbox ends here.
+            for stale in [s for s in mine if s.jid == session.jid]:
+                mine.discard(stale)
+                old = self._inboxes.pop(stale)
+                if not stale.transport.acknowledges:
+                    box.forget += old.taking + old.unsettled
+            mine.add(session)
         return box
 
     def _others(self, session: Session) -> list[_Inbox]:
@@ -166,6 +187,9 @@ class Inboxes:
         # Handed to a connection that went away while the session lives on
         # (XEP-0198 resumption sends them again): wait for them once more.
         box.unsettled[:0], box.taking = box.taking, []
+        if box.forget:
+            forget, box.forget = box.forget, []
+            await store.delete_offline_ids(session.bare, forget)
         while self._inboxes.get(session) is box:
             behind = box.pumping and session.transport.backlog > BEHIND_BYTES
             if box.unsettled or behind:  # first what was handed: a session behind waits here
