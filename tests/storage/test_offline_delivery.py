@@ -94,8 +94,8 @@ async def test_a_read_sees_the_deletes_asked_before_it(storage: Storage) -> None
     asked after them must still not see what they delete (a login's replay
     right after a session ended would show it again)."""
     ids = [await storage.store_offline(ALICE, f"<m{i}/>".encode(), T0, 10) for i in range(2)]
-    _, page, count = await asyncio.gather(
-        storage.delete_offline_ids(ALICE, [ids[0]]), storage.fetch_offline(ALICE), storage.count_offline(ALICE)
-    )
+    deleting = storage.delete_offline_ids(ALICE, [ids[0]])
+    reads = storage.fetch_offline(ALICE), storage.count_offline(ALICE)
+    _, page, count = await asyncio.gather(deleting, *reads)
     assert [m.id for m in page] == [ids[1]]
     assert count == 1
