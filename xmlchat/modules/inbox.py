@@ -41,6 +41,10 @@ REPLAY_PAGE: Final = 100
 # messages stay in the store until its worker pumps them (a quarter of the
 # default send-buffer limit, so the connection is never cut for messages).
 BEHIND_BYTES: Final = 1024 * 1024
+# Seconds a live session's inbox gathers handed messages before it settles
+# them: deleting is on nobody's critical path, and every settle costs a wait
+# for the client (an <r/> with XEP-0198) and a store write.
+SETTLE_DELAY: Final = 0.05
 
 
 @dataclass(eq=False)
@@ -193,6 +197,10 @@ class Inboxes:
         while self._inboxes.get(session) is box:
             behind = box.pumping and session.transport.backlog > BEHIND_BYTES
             if box.unsettled or behind:  # first what was handed: a session behind waits here
+                if not box.pumping:
+                    # Live: nobody waits for a delete, so gather a few before asking
+                    # the client and the store (one wait and one delete for many).
+                    await asyncio.sleep(SETTLE_DELAY)
                 box.taking, box.unsettled = box.unsettled, []
                 if not await self._taken(session):
                     return  # gone: close() decides what stays stored
