@@ -116,7 +116,7 @@ class StreamManagement:
 
     def _answer(self, h: int) -> None:
         if not self._link.ending():
-            self._link.outbox += f"<a xmlns='{NS_SM}' h='{h}'/>".encode()
+            self._link.write(f"<a xmlns='{NS_SM}' h='{h}'/>".encode())
 
     def feature(self) -> etree._Element:
         return etree.Element(SM, nsmap={None: NS_SM})
@@ -142,7 +142,7 @@ class StreamManagement:
         """Queue ``<r/>`` (§4), when enabled and the stream is open."""
         if self.enabled and not self._link.ending():
             self._requested_at = self._link.stanzas_out
-            self._link.outbox += _REQUEST_BYTES
+            self._link.write(_REQUEST_BYTES)
 
     def stanza_sent(self) -> None:
         """After a stanza went out: ask for an acknowledgement every ``REQUEST_EVERY``."""
@@ -160,11 +160,10 @@ class StreamManagement:
         link.stanzas_in = link.stanzas_out = 0
         if element.get("resume") in ("true", "1") and self.resume_timeout > 0:
             self.resume_id = secrets.token_urlsafe(18)
-            link.outbox += (
-                f"<enabled xmlns='{NS_SM}' id='{self.resume_id}' resume='true' max='{self.resume_timeout}'/>"
-            ).encode()
+            resumable = f"id='{self.resume_id}' resume='true' max='{self.resume_timeout}'"
+            link.write(f"<enabled xmlns='{NS_SM}' {resumable}/>".encode())
         else:
-            link.outbox += f"<enabled xmlns='{NS_SM}'/>".encode()
+            link.write(f"<enabled xmlns='{NS_SM}'/>".encode())
         return [StreamManagementEnabled(self.resume_id)]
 
     def _on_resume(self, element: etree._Element) -> list[Event]:
@@ -196,7 +195,7 @@ class StreamManagement:
         # §5: our count carries on from the old stream; theirs from their h.
         link.stanzas_in = session.handled
         link.stanzas_out = self.acked = self._requested_at = self._resume_h
-        link.outbox += f"<resumed xmlns='{NS_SM}' previd='{previd}' h='{session.handled}'/>".encode()
+        link.write(f"<resumed xmlns='{NS_SM}' previd='{previd}' h='{session.handled}'/>".encode())
         link.transition(_Input.RESUMED)
 
     def _on_answer(self, element: etree._Element) -> list[Event]:
@@ -223,4 +222,4 @@ class StreamManagement:
     def _failed(self, condition: str) -> None:
         failed = etree.Element(f"{{{NS_SM}}}failed", nsmap={None: NS_SM})
         etree.SubElement(failed, f"{{{NS_STANZA_ERRORS}}}{condition}", nsmap={None: NS_STANZA_ERRORS})
-        self._link.outbox += serialize(failed)
+        self._link.write(serialize(failed))
