@@ -177,16 +177,10 @@ class Archive:
 
 
 @dataclass(frozen=True)
-class Delivery:
-    # Store every message before its sender's ack (docs/delivery.md). Off: a
-    # message for sessions keeping up is written to them without being stored
-    # (an ack then means "written to the connection"); for measuring the cost.
-    durable: bool = True
-    # Seconds during which a message re-sent under the same id by the same
-    # sender is acknowledged again but not delivered twice (docs/delivery.md).
-    dedupe_window: float = 3600.0
-    # XEP-0198: seconds a detached session stays resumable (Prosody's default: 600).
-    resume_timeout: float = 300.0
+class Delivery:  # docs/delivery.md; configdoc.py says what each key does
+    durable: bool = True  # off only to measure what storing before the ack costs
+    dedupe_window: float = 3600.0  # seconds a re-send (same sender and id) is recognised
+    resume_timeout: float = 300.0  # XEP-0198 §5 (Prosody's default: 600)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ServerProcess, create_users, make_server
+from polling import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from xmlchat.client.native import LoginFailed, NativeClient, ServerError
@@ -64,9 +65,18 @@ async def chat(server: ServerProcess) -> tuple[Samples, int, str]:
         await client("alice", WRONG_PASSWORD).start()
 
     url = f"http://127.0.0.1:{server.ports['metrics']}"
-    text = (
-        await asyncio.to_thread(lambda: urllib.request.urlopen(f"{url}/metrics", timeout=5).read())
-    ).decode()
+    text = ""
+
+    async def bobs_message_settled() -> bool:
+        # Stored before its ack, deleted once bob's client confirmed it: wait for
+        # that, so only carol's is counted as waiting (docs/delivery.md).
+        nonlocal text
+        text = (
+            await asyncio.to_thread(lambda: urllib.request.urlopen(f"{url}/metrics", timeout=5).read())
+        ).decode()
+        return "\nxmlchat_offline_messages 1.0" in text
+
+    await wait_until(bobs_message_settled, 10, what="bob's message deleted once he confirmed it")
     try:
         await asyncio.to_thread(urllib.request.urlopen, f"{url}/other", timeout=5)
         not_found = 200

@@ -51,6 +51,7 @@ SETTLE_DELAY: Final = 0.05
 class _Inbox:
     cursor: int = 0  # the highest store id handed to the session
     pumping: bool = False  # the worker reads the store (login replay, or behind)
+    behind: bool = False  # pumping because it fell behind (not for its login replay)
     unsettled: list[int] = field(default_factory=list)  # handed, not yet taken
     taking: list[int] = field(default_factory=list)  # handed, the worker waits for them
     # Handed to a session this one replaced, whose client acknowledges nothing:
@@ -67,6 +68,9 @@ class Inboxes:
         self._inboxes: dict[Session, _Inbox] = {}
         # The sessions with an inbox, by account: asked at every settle.
         self._by_account: dict[JID, set[Session]] = {}
+        # Sessions of each account still settling their end (close()): a replay
+        # waits for them, or it would hand out what they are about to delete.
+        self._ending: dict[JID, set[asyncio.Future[None]]] = {}
 
     def open(self, session: Session, replay: bool) -> None:
         """Give ``session`` an inbox before it is routable as available, so no
@@ -101,6 +105,18 @@ class Inboxes:
                 del self._by_account[session.bare]
         if box is None:
             return
+        ending: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ending.setdefault(session.bare, set()).add(ending)
+        try:
+            await self._settle_end(session, box)
+        finally:
+            ending.set_result(None)
+            waiting = self._ending[session.bare]
+            waiting.discard(ending)
+            if not waiting:
+                del self._ending[session.bare]
+
+    async def _settle_end(self, session: Session, box: _Inbox) -> None:
         if box.worker is not None:
             # Its last wait ends with the connection: what the client confirmed
             # before it went is deleted now, before a next login reads the store.
@@ -125,7 +141,7 @@ class Inboxes:
             return  # the worker reads it from the store (or has already)
         if session.transport.backlog > BEHIND_BYTES:
             self.ctx.log.info("%s: behind, its messages wait in the store", session.jid)
-            box.pumping = True
+            box.pumping = box.behind = True
         else:
             box.cursor = message_id
             box.unsettled.append(message_id)
@@ -166,8 +182,8 @@ class Inboxes:
         """The inboxes of the account's other current sessions (one replaced
         by a newer login of its resource, RFC 6120 §7.7.2.2, is not)."""
         mine = self._by_account.get(session.bare, ())
-        if len(mine) < 2:
-            return []  # the common case: one session
+        if not mine or (len(mine) == 1 and session in mine):
+            return []  # the common case: this session alone
         current = self.ctx.sessions.get
         return [self._inboxes[s] for s in mine if s is not session and current(s.jid) is s]
 
@@ -209,14 +225,19 @@ class Inboxes:
                 continue
             if not box.pumping:
                 return  # the finally clears box.worker before anything else runs
+            if ending := self._ending.get(session.bare):
+                await asyncio.wait(ending)  # the account's sessions that just ended settle first
             page = await store.fetch_offline(session.bare, after_id=box.cursor, limit=REPLAY_PAGE)
             box.pumping = bool(page)
+            box.behind = box.behind and box.pumping
             self._hand_over(session, box, [(m.id, from_bytes(m.stanza), m.received) for m in page])
 
     def _settled(self, session: Session, taken: list[int]) -> list[int]:
         """Of the ids ``session`` took, those no other session of the account
-        still has to read from the store (one that is behind)."""
-        floor = min((b.cursor for b in self._others(session) if b.pumping), default=None)
+        still has to read from the store: one that fell behind. (A session in
+        its login replay gets what is stored when it reads: not what another
+        session of the user was handed before it came.)"""
+        floor = min((b.cursor for b in self._others(session) if b.behind), default=None)
         return taken if floor is None else [i for i in taken if i <= floor]
 
     def _hand_over(
