@@ -8,8 +8,16 @@ import time
 
 
 class RawPeer:
-    def __init__(self, port: int, context: ssl.SSLContext | None = None, timeout: float = 5.0) -> None:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(
+        self,
+        port: int,
+        context: ssl.SSLContext | None = None,
+        timeout: float = 5.0,
+        source: str | None = None,
+    ) -> None:
+        """``source``: the local address to connect from (127.0.0.2 is another client IP)."""
+        where = (source, 0) if source else None
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=where)
         self.sock: socket.socket = context.wrap_socket(sock, server_hostname="localhost") if context else sock
         self.received = b""
         self.closed = False
@@ -50,9 +58,11 @@ class RawPeer:
 NATIVE_OPEN = "<session xmlns='urn:xmlchat:native:1' version='1'>"
 
 
-def native_login(port: int, user: str, password: str, receipts: bool = False) -> RawPeer:
+def native_login(
+    port: int, user: str, password: str, source: str | None = None, receipts: bool = False
+) -> RawPeer:
     """Logged in; with ``receipts``, messages come numbered and stay stored until confirmed."""
-    peer = RawPeer(port)
+    peer = RawPeer(port, source=source)
     extra = "<receipts/>" if receipts else ""
     peer.send(f"{NATIVE_OPEN}<login><user>{user}</user><password>{password}</password>{extra}</login>")
     assert b"<login-ok>" in peer.read_until("</login-ok>")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import ServerProcess, create_users, make_server
 from polling import wait_until
-from prometheus_client.parser import text_string_to_metric_families
+from scrape import Samples, sample, scrape
 
 from xmlchat.client.native import LoginFailed, NativeClient, ServerError
 
@@ -28,8 +28,6 @@ BODY_TO_BOB = "body-to-bob-3f9a61"
 BODY_TO_CAROL = "body-to-carol-8b2e04"
 BODY_TO_NOBODY = "body-to-nobody-c6d1f5"
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
 
 @dataclass
 class Run:
@@ -37,10 +35,6 @@ class Run:
     not_found_status: int
     log: str
     carol_got: str
-
-
-def sample(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, frozenset(labels.items()))]
 
 
 async def chat(server: ServerProcess) -> tuple[Samples, int, str]:
@@ -65,16 +59,14 @@ async def chat(server: ServerProcess) -> tuple[Samples, int, str]:
         await client("alice", WRONG_PASSWORD).start()
 
     url = f"http://127.0.0.1:{server.ports['metrics']}"
-    text = ""
+    samples: Samples = {}
 
     async def bobs_message_settled() -> bool:
         # Stored before its ack, deleted once bob's client confirmed it: wait for
         # that, so only carol's is counted as waiting (docs/delivery.md).
-        nonlocal text
-        text = (
-            await asyncio.to_thread(lambda: urllib.request.urlopen(f"{url}/metrics", timeout=5).read())
-        ).decode()
-        return "\nxmlchat_offline_messages 1.0" in text
+        nonlocal samples
+        samples = await asyncio.to_thread(scrape, server.ports["metrics"])
+        return sample(samples, "xmlchat_offline_messages") == 1
 
     await wait_until(bobs_message_settled, 10, what="bob's message deleted once he confirmed it")
     try:
@@ -82,10 +74,6 @@ async def chat(server: ServerProcess) -> tuple[Samples, int, str]:
         not_found = 200
     except urllib.error.HTTPError as e:
         not_found = e.code
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples[(s.name, frozenset(s.labels.items()))] = s.value
 
     carol = client("carol")
     await carol.start()
