@@ -312,6 +312,12 @@ class Connection(abc.ABC, Generic[EventT]):
         self._pending = []
         self._pending_size = 0
 
+    @property
+    def acknowledges(self) -> bool:
+        """Whether the client acknowledges what it receives (a front end that
+        can, with native receipts or XEP-0198, says so)."""
+        return False
+
     async def drained(self) -> bool:
         """Hand everything queued to the transport and wait until its buffer is
         below the low-water mark; False when the connection is gone."""

@@ -38,18 +38,23 @@ from xmlchat.storage.interfaces import (
     AccountStore,
     ArchiveStore,
     BlocklistStore,
+    DocumentStore,
     OfflineStore,
+    PepStore,
     RosterStore,
     Storage,
 )
 from xmlchat.storage.memory import MemoryStorage
 from xmlchat.storage.migrations import SchemaTooNew
+from xmlchat.storage.personal import ACCESS_MODELS, AccessModel, PepItem, PepNode
 from xmlchat.storage.sqlite import SqliteStorage
 
 __all__ = [
+    "ACCESS_MODELS",
     "ARCHIVE_DEFAULTS",
     "BLOCKLIST_LIMIT",
     "UNLIMITED",
+    "AccessModel",
     "AccountStore",
     "ArchiveDefault",
     "ArchiveIdNotFound",
@@ -62,6 +67,7 @@ __all__ = [
     "BlocklistStore",
     "DeleteRosterItem",
     "DeleteSubscriptionRequest",
+    "DocumentStore",
     "DuplicateMessage",
     "MemoryStorage",
     "MessageOrigin",
@@ -70,6 +76,9 @@ __all__ = [
     "OfflineQueueFull",
     "OfflineStore",
     "PageRequest",
+    "PepItem",
+    "PepNode",
+    "PepStore",
     "PutRosterItem",
     "RosterChange",
     "RosterItem",
