@@ -1,9 +1,8 @@
 """The composition root: Config -> Storage -> Hub and modules -> Listeners.
 
-The server owns the listeners, the connections and the timers; what a
-connection needs it gets as a :class:`ConnectionContext`, what a module needs
-as a :class:`~xmlchat.routing.api.ModuleContext` (:mod:`xmlchat.server.modules`). No global state.
-"""
+The server owns the listeners, connections and timers; a connection gets what it needs as a
+:class:`ConnectionContext`, a module as a :class:`~xmlchat.routing.api.ModuleContext`
+(:mod:`xmlchat.server.modules`). No global state."""
 
 from __future__ import annotations
 
@@ -99,8 +98,7 @@ class Server:
         self._tls_context: ssl.SSLContext | None = None
         self.certificate: Path | None = None  # what clients must trust (printed at start)
         self._channel_binding: dict[str, bytes] | None = None
-        # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
-        self._scram_secret = secrets.token_bytes(32)
+        self._scram_secret = secrets.token_bytes(32)  # stable fake salts (RFC 5802 §5.1)
         self._resumptions: Resumptions[Any] = Resumptions(config.delivery.resume_timeout)  # all listeners
         self._data_lock: DataDirLock | None = None  # held while serving (Server.open)
         limits = config.limits

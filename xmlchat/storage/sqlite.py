@@ -27,6 +27,7 @@ from xmlchat.storage import _offline as oq
 from xmlchat.storage import _personal as pq
 from xmlchat.storage import _queries as q
 from xmlchat.storage import scram
+from xmlchat.storage._group_commit import GroupCommit
 from xmlchat.storage.base import (
     BLOCKLIST_LIMIT,
     SUBSCRIPTIONS,
@@ -59,13 +60,6 @@ __all__ = [
     "UserExists",
 ]
 
-# Seconds between two sweeps of expired (sender, id) records: at every commit
-# it would cost an index walk per batch on the hot path.
-SWEEP_EVERY = 60.0
-# Seconds a delete waits for writes to share their transaction (deletes are
-# never on anyone's critical path; a replay's next page waits for its delete).
-DELETE_DELAY = 0.005
-
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -85,11 +79,7 @@ class SqliteStorage:
         self._iterations = scram_iterations
         self._closed = False
         # Offline writes and deletes queued in this turn of the event loop (group commit).
-        self._offline_writes: list[tuple[oq.OfflineWrite, asyncio.Future[int]]] = []
-        self._offline_deletes: list[tuple[tuple[str, list[int]], asyncio.Future[int]]] = []
-        self._commit_soon = False  # a commit is scheduled for the end of this turn
-        self._commit_later: asyncio.TimerHandle | None = None  # one for deletes alone
-        self._swept = float("-inf")  # when expired (sender, id) records were last forgotten
+        self._offline = GroupCommit(executor, conn)
         self._decoy = scram.make_decoy(scram_iterations)
 
     @classmethod
@@ -113,7 +103,7 @@ class SqliteStorage:
         """Close the connection (checkpointing the WAL) and stop the worker thread."""
         if self._closed:
             return
-        self._commit_offline_writes()  # before the connection closes behind it
+        self._offline.flush()  # before the connection closes behind it
         try:
             await self._run(q.close)
         finally:
@@ -183,7 +173,9 @@ class SqliteStorage:
             raise ValueError("received must be timezone-aware")
         when = received.astimezone(UTC).isoformat()
         write = oq.OfflineWrite(_key(to), stanza, when, limit, origin)
-        message_id = await self._queue_offline(self._offline_writes, write)
+        if self._closed:
+            raise RuntimeError("storage is closed")
+        message_id = await self._offline.write(write)
         if message_id == oq.QUEUE_FULL:
             raise OfflineQueueFull(str(to.bare))
         if message_id == oq.DUPLICATE:
@@ -191,78 +183,28 @@ class SqliteStorage:
         return message_id
 
     async def delete_offline_ids(self, to: JID, ids: Sequence[int]) -> None:
-        """Delete these of ``to``'s messages (the client acknowledged them).
-        Nobody waits on a delete: it joins the next batch of writes, or goes
-        alone after :data:`DELETE_DELAY`, so one transaction does both."""
-        if ids:
-            await self._queue_offline(self._offline_deletes, (_key(to), list(ids)), DELETE_DELAY)
-
-    async def _queue_offline(
-        self, queue: list[tuple[T, asyncio.Future[int]]], item: T, delay: float = 0.0
-    ) -> int:
+        """Delete these of ``to``'s messages (the client acknowledged them); the
+        delete shares the next commit of writes (see _group_commit.py)."""
         if self._closed:
             raise RuntimeError("storage is closed")
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[int] = loop.create_future()
-        queue.append((item, waiter))
-        if delay == 0.0 and not self._commit_soon:
-            self._commit_soon = True
-            loop.call_soon(self._commit_offline_writes)
-        elif self._commit_later is None:
-            self._commit_later = loop.call_later(delay, self._commit_offline_writes)
-        return await waiter
-
-    def _commit_pending(self) -> None:
-        """Queue the pending batch now, ahead of the job about to be queued
-        (one worker thread: jobs run in order)."""
-        if self._offline_writes or self._offline_deletes:
-            self._commit_offline_writes()
-
-    def _commit_offline_writes(self) -> None:
-        """Group commit: what this turn of the event loop queued, in one
-        transaction (each caller still waits for the commit before it acks)."""
-        self._commit_soon = False
-        if self._commit_later is not None:
-            self._commit_later.cancel()
-            self._commit_later = None
-        writes, self._offline_writes = self._offline_writes, []
-        deletes, self._offline_deletes = self._offline_deletes, []
-        if not writes and not deletes:
-            return
-        loop = asyncio.get_running_loop()
-        sweep = loop.time() - self._swept > SWEEP_EVERY and any(w.origin for w, _ in writes)
-        if sweep:
-            self._swept = loop.time()
-        job = loop.run_in_executor(
-            self._executor,
-            partial(oq.apply_batch, self._conn, [w for w, _ in writes], [d for d, _ in deletes], sweep),
-        )
-
-        def settle(done: asyncio.Future[list[int]]) -> None:
-            failure = done.exception()
-            results = [] if failure is not None else done.result()
-            for index, (_, waiter) in enumerate(writes):
-                _resolve(waiter, failure, results[index] if failure is None else 0)
-            for _, waiter in deletes:
-                _resolve(waiter, failure, 0)
-
-        job.add_done_callback(settle)
+        if ids:
+            await self._offline.delete((_key(to), list(ids)))
 
     async def fetch_offline(
         self, to: JID, after_id: int = 0, limit: int | None = None
     ) -> list[OfflineMessage]:
         """Oldest first, ids > ``after_id``, at most ``limit``; nothing is deleted."""
-        self._commit_pending()  # a delete queued before this read goes before it
+        self._offline.flush()  # a delete queued before this read goes before it
         return await self._run(oq.fetch_offline, _key(to), after_id, -1 if limit is None else limit)
 
     async def delete_offline(self, to: JID, up_to_id: int) -> None:
         """Delete ``to``'s messages with ids <= ``up_to_id``, once they are delivered."""
-        self._commit_pending()
+        self._offline.flush()
         await self._run(oq.delete_offline, _key(to), up_to_id)
 
     async def count_offline(self, to: JID | None = None) -> int:
         """Messages waiting for ``to``, or for everyone when None."""
-        self._commit_pending()
+        self._offline.flush()
         return await self._run(oq.count_offline, None if to is None else _key(to))
 
     # -- roster (RFC 6121 §2), versioned (§2.6) --------------------------------
@@ -381,15 +323,6 @@ class SqliteStorage:
 
     async def retract_pep_item(self, user: JID, node: str, item_id: str) -> bool:
         return await self._run(pq.retract_pep_item, _key(user), node, item_id)
-
-
-def _resolve(waiter: asyncio.Future[int], failure: BaseException | None, result: int) -> None:
-    if waiter.done():
-        return  # the caller stopped waiting; the write stands
-    if failure is not None:
-        waiter.set_exception(failure)
-    else:
-        waiter.set_result(result)
 
 
 # -- keys (any thread) -------------------------------------------------------------
