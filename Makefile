@@ -23,7 +23,7 @@ test: $(BIN)/xmlchat
 	$(BIN)/pytest -q -m "not faults"
 
 # Issue 11's fault suite (tests/faults): kills, restarts and stalled readers, every
-# message counted; slow rows included (about a minute and a half). CI runs it after `make test`.
+# message counted; slow rows included (2 to 4 minutes on a shared 2-core machine). CI runs it after `make test`.
 # Every row passes strictly: any acknowledged message lost, or shown twice, fails it.
 faults: $(BIN)/xmlchat
 	$(BIN)/pytest -q -m faults tests/faults
