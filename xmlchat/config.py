@@ -24,6 +24,7 @@ __all__ = ["Config", "ConfigError", "env_name", "load", "toml_line"]
 
 TlsMode = Literal["none", "starttls", "direct"]
 LogFormat = Literal["text", "json"]
+Synchronous = Literal["normal", "full"]
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,8 @@ class Storage:
     pool_size: int = 10
     # PBKDF2 iterations for new SCRAM keys (RFC 7677 recommends at least 4096).
     scram_iterations: int = 4096
+    # "normal": commits survive a killed server (WAL); "full": a power cut too, slower.
+    synchronous: Synchronous = "normal"
 
 
 @dataclass(frozen=True)
@@ -215,8 +218,15 @@ class Cluster:
     heartbeat_interval: float = 1.0
     # Seconds without a heartbeat after which a node counts as dead and its sessions are forgotten.
     node_timeout: float = 5.0
-    # Seconds a node waits for another to confirm a relayed message before storing it instead.
+    # Seconds a node waits for another to take a relayed message (it stays stored either way).
     relay_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class Delivery:  # docs/delivery.md; configdoc.py says what each key does
+    durable: bool = True  # off only to measure what storing before the ack costs
+    dedupe_window: float = 3600.0  # seconds a re-send (same sender and id) is recognised
+    resume_timeout: float = 300.0  # XEP-0198 §5 (Prosody's default: 600)
 
 
 @dataclass(frozen=True)
@@ -235,6 +245,7 @@ class Config:
     metrics: Metrics = field(default_factory=Metrics)
     archive: Archive = field(default_factory=Archive)
     cluster: Cluster = field(default_factory=Cluster)
+    delivery: Delivery = field(default_factory=Delivery)
     components: Components = field(default_factory=Components)
 
     @property

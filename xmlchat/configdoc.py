@@ -133,8 +133,17 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "cluster.heartbeat_interval": "Seconds between this node's heartbeats to the others.",
     "cluster.node_timeout": "Seconds without a heartbeat after which a node counts as dead: "
     "its sessions are forgotten and its users' contacts see them go offline.",
-    "cluster.relay_timeout": "Seconds a node waits for another to confirm a message it relayed "
-    "before storing it for the recipient instead.",
+    "cluster.relay_timeout": "Seconds a node waits for another to take a message it relayed; "
+    "after that the message stays stored for the recipient's next login.",
+    "storage.synchronous": "`normal`: an acknowledged message survives the server process being "
+    "killed (SQLite WAL); `full`: a power cut too, at the cost of a disk flush per commit.",
+    "delivery.durable": "Commit every message to the store before its sender's ack. Off, a message "
+    "for recipients keeping up is only written to their connections (an ack then survives no crash); "
+    "for measuring what durability costs.",
+    "delivery.dedupe_window": "Seconds during which a message re-sent with the same id by the same "
+    "sender is acknowledged again but delivered once (kept in the store, so across restarts).",
+    "delivery.resume_timeout": "Seconds a lost XEP-0198 session waits to be resumed, its messages "
+    "queued meanwhile; after that they stay stored for the next login.",
     "log.level": "`debug`, `info`, `warning` or `error`.",
     "log.format": "`text` for people, `json` for one JSON object per line (log shippers).",
     "log.stanzas": "Log whole stanzas, bodies included, at debug level. Never in production.",

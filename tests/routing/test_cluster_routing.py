@@ -13,7 +13,7 @@ from lxml import etree
 from modules.fakes import Recorder
 
 from xmlchat.config import Config
-from xmlchat.errors import StanzaCondition, StanzaError
+from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID
 from xmlchat.metrics import Metrics
 from xmlchat.modules.messages import Messages
@@ -45,16 +45,23 @@ class Cluster:
     def others(self, node: str) -> list[Hub]:
         return [hub for name, hub in self.hubs.items() if name != node and name not in self.down]
 
-    async def online(self, node: str, jid: str) -> tuple[Session, Recorder]:
+    async def online(
+        self, node: str, jid: str, recorder: Recorder | None = None
+    ) -> tuple[Session, Recorder]:
         """A session on ``node`` that sent initial presence and got its stored messages."""
-        recorder = Recorder()
+        recorder = recorder or Recorder()
         session = Session(JID.parse(jid), XMPP_CLIENT, recorder)
         hub = self.hubs[node]
         await hub.open_session(session)
         await hub.receive(session, make("presence"), None)
-        messages = next(m for m in hub.modules if isinstance(m, Messages))
-        await messages.replayed(session.jid)
+        await self.settled(node, session.jid)
         return session, recorder
+
+    async def settled(self, node: str, jid: JID) -> None:
+        """Wait until the inboxes of ``jid``'s sessions on ``node`` handed over
+        and settled (deleted from the store) what they were offered."""
+        messages = next(m for m in self.hubs[node].modules if isinstance(m, Messages))
+        await messages.replayed(jid)
 
 
 class DirectBus:
@@ -87,14 +94,19 @@ class DirectBus:
         raise AssertionError("no test here replaces a session across nodes")
 
     async def relay(
-        self, node: str, to: Sequence[JID], stanza: etree._Element, stamp: datetime
+        self,
+        node: str,
+        to: Sequence[JID],
+        stanza: etree._Element,
+        stamp: datetime,
+        message_id: int | None = None,
     ) -> int | None:
         if node in self._cluster.down:
             if self._cluster.unanswered is not None:
                 self._cluster.relay_waiting.set()
                 await self._cluster.unanswered.wait()
             return None
-        return await self._cluster.hubs[node].receive_relayed(list(to), stanza, stamp)
+        return await self._cluster.hubs[node].receive_relayed(list(to), stanza, stamp, message_id)
 
 
 def chat(to: str, body: str) -> etree._Element:
@@ -116,6 +128,43 @@ async def test_a_message_to_a_session_on_another_node_is_relayed_and_delivered_t
     assert cluster.hubs["a"].router.available_sessions(BOB)[0].node == "b"  # a proxy on node a
     await cluster.hubs["a"].receive(alice, chat("bob@localhost", "over there"), BOB)
     assert bodies(bob_sees) == ["over there"]
+    await cluster.settled("b", BOB)  # node b's inbox deletes it once bob's client took it
+    assert await cluster.store.count_offline(BOB) == 0
+
+
+class Acknowledging(Recorder):
+    """A client that acknowledges what it takes, once the test lets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acknowledges = True
+        self.takes = asyncio.Event()
+
+    async def drained(self) -> bool:
+        await self.takes.wait()
+        return await super().drained()
+
+
+async def test_a_relayed_message_leaves_the_store_only_once_the_remote_client_took_it() -> None:
+    # Stored by the sender's node, handed over by the recipient's: bob's phone
+    # (node b) goes before acknowledging it, so his next login (node a) gets it.
+    cluster = Cluster("a", "b")
+    await cluster.store.create_user(BOB, "bobpw")
+    alice, _ = await cluster.online("a", "alice@localhost/desk")
+    phone = Acknowledging()
+    phone.takes.set()  # nothing stored yet: its login replay ends at once
+    bob, _ = await cluster.online("b", "bob@localhost/phone", phone)
+    phone.takes.clear()
+    await cluster.hubs["a"].receive(alice, chat("bob@localhost", "hold on to it"), BOB)
+    assert bodies(phone) == ["hold on to it"]
+    assert await cluster.store.count_offline(BOB) == 1  # acked to alice, not yet taken
+    phone.closed = StreamError(StreamCondition.CONNECTION_TIMEOUT, "gone")
+    phone.takes.set()
+    await cluster.hubs["b"].close_session(bob)
+    assert await cluster.store.count_offline(BOB) == 1
+    _, laptop = await cluster.online("a", "bob@localhost/laptop")
+    assert bodies(laptop) == ["hold on to it"]
+    await cluster.settled("a", BOB)
     assert await cluster.store.count_offline(BOB) == 0
 
 
@@ -195,6 +244,7 @@ async def test_a_message_for_a_dead_node_goes_where_the_user_is_now() -> None:
     cluster.unanswered.set()  # the relay timeout
     await sending
     assert bodies(again_sees) == ["found you"]
+    await cluster.settled("c", BOB)
     assert await cluster.store.count_offline(BOB) == 0
 
 

@@ -20,6 +20,8 @@ from storage.common import ALICE, BOB, CAROL, PASSWORD, T0
 from xmlchat.config import load as load_config
 from xmlchat.storage import (
     ArchiveQuery,
+    DuplicateMessage,
+    MessageOrigin,
     OfflineQueueFull,
     PageRequest,
     RosterItem,
@@ -66,6 +68,28 @@ async def test_offline_limit_holds_across_nodes(postgres_url: str) -> None:
     finally:
         for node in nodes:
             await node.close()
+
+
+async def test_a_resend_through_another_node_is_stored_once(postgres_url: str) -> None:
+    # A client reconnects to another node and sends again under the same id,
+    # both nodes at once or one after the other (and after a restart): the
+    # (sender, id) table is the database's, so one of them stores it.
+    origin = MessageOrigin("alice@localhost", "m1 digest", 3600.0)
+    nodes = [await PostgresStorage.open(postgres_url, pool_size=2) for _ in range(2)]
+    try:
+        writes = [node.store_offline(BOB, b"<m/>", T0, 10, origin) for node in nodes]
+        results = await asyncio.gather(*writes, return_exceptions=True)
+        assert sorted(type(r).__name__ for r in results) == ["DuplicateMessage", "int"]
+    finally:
+        for node in nodes:
+            await node.close()
+    again = await PostgresStorage.open(postgres_url)
+    try:
+        with pytest.raises(DuplicateMessage):
+            await again.store_offline(BOB, b"<m/>", T0, 10, origin)
+        assert await again.count_offline(BOB) == 1
+    finally:
+        await again.close()
 
 
 async def _sqlite_with_everything(path: Path) -> tuple[list[int], list[str]]:

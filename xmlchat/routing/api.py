@@ -39,7 +39,7 @@ StanzaHandlerFn = Callable[[Session, etree._Element, JID | None, datetime], Awai
 SessionHookFn = Callable[[Session], Awaitable[None]]
 ClientStateFn = Callable[[Session, bool], Awaitable[None]]
 LifecycleFn = Callable[[], Awaitable[None]]
-RelayedMessageFn = Callable[[list[Session], etree._Element, datetime], Awaitable[int]]
+RelayedMessageFn = Callable[[list[Session], etree._Element, datetime, int | None], Awaitable[int]]
 # An operator's command: its arguments in, a JSON-able answer out.
 AdminCommandFn = Callable[[Mapping[str, Any]], Awaitable[Any]]
 # A filter returns the stanza (maybe rewritten) or None to drop it; one that
@@ -185,8 +185,8 @@ class OnStop:
 class OnRelayedMessage:
     """Another node of the cluster hands over a message for some of this
     node's sessions (those still here): its route filters already ran there.
-    Returns how many sessions took it (written, or stored for one behind);
-    the sending node acknowledges only then (:mod:`xmlchat.routing.cluster`)."""
+    With its id in the shared store when it is stored: it stays there until
+    a client here took it. Returns how many sessions were handed it."""
 
     handle: RelayedMessageFn
 
@@ -319,11 +319,19 @@ class ModuleContext(Generic[StoreT]):
         """Accounts with a session on another node that shares ``flag`` (read-only)."""
         return self._hub.remote_flagged(flag)
 
-    async def relay(self, node: str, to: list[Session], stanza: etree._Element, stamp: datetime) -> int:
+    async def relay(
+        self,
+        node: str,
+        to: list[Session],
+        stanza: etree._Element,
+        stamp: datetime,
+        message_id: int | None = None,
+    ) -> int:
         """Hand a message to sessions of another node (``session.node``) and
-        wait until that node has delivered it: how many took it (0 if the node
-        did not answer)."""
-        return await self._hub.relay(node, to, stanza, stamp)
+        wait until that node has taken it: how many sessions did (0 if the node
+        did not answer). ``message_id``: its id in the shared store, which that
+        node's inboxes delete once a client has taken it."""
+        return await self._hub.relay(node, to, stanza, stamp, message_id)
 
     async def presence_became_available(self, session: Session) -> None:
         """Run the initial-presence hooks (the presence module calls this)."""

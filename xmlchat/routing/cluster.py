@@ -67,10 +67,17 @@ class ClusterBus(Protocol):
         §7.7.2.2): the same full JID connected here."""
 
     async def relay(
-        self, node: str, to: Sequence[JID], stanza: etree._Element, stamp: datetime
+        self,
+        node: str,
+        to: Sequence[JID],
+        stanza: etree._Element,
+        stamp: datetime,
+        message_id: int | None = None,
     ) -> int | None:
         """Have ``node`` deliver a message to its sessions ``to``: how many took
-        it, or None when the node did not answer in time."""
+        it, or None when the node did not answer in time. ``message_id``: the
+        message's id in the shared store; that node's inboxes delete it there
+        once a client has taken it."""
 
 
 class RemoteTransport:
@@ -93,6 +100,11 @@ class RemoteTransport:
 
     async def drained(self) -> bool:
         return True
+
+    # Nothing written here is confirmed by a client: a stored message for a
+    # session on another node is relayed with its store id, and that node's
+    # inbox deletes it once its own client has taken it.
+    acknowledges = False
 
 
 class RemoteSessions:

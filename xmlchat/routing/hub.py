@@ -150,18 +150,22 @@ class Hub:
         if self.cluster is not None and self.router.get(session.jid) is session:
             self.cluster.publish_session(session)
 
-    async def relay(self, node: str, to: list[Session], stanza: etree._Element, stamp: datetime) -> int:
+    async def relay(
+        self, node: str, to: list[Session], stanza: etree._Element, stamp: datetime, message_id: int | None
+    ) -> int:
         if self.cluster is None:
             return 0
-        taken = await self.cluster.relay(node, [s.jid for s in to], stanza, stamp)
+        taken = await self.cluster.relay(node, [s.jid for s in to], stanza, stamp, message_id)
         return taken or 0
 
-    async def receive_relayed(self, to: list[JID], stanza: etree._Element, stamp: datetime) -> int:
+    async def receive_relayed(
+        self, to: list[JID], stanza: etree._Element, stamp: datetime, message_id: int | None = None
+    ) -> int:
         """A message another node routed to sessions of this one: how many took it."""
         sessions = [s for s in map(self.router.get, to) if s is not None and s.node is None]
         if not sessions or self.registry.relayed_message is None:
             return 0
-        return await self.registry.relayed_message(sessions, stanza, stamp)
+        return await self.registry.relayed_message(sessions, stanza, stamp, message_id)
 
     def remote_session(self, remote: RemoteSession) -> None:
         if self.remote is not None:

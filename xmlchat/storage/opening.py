@@ -18,7 +18,7 @@ async def open_storage(config: Config) -> Storage:
     """Open (and migrate) the configured store; the caller closes it."""
     settings = config.storage
     if not settings.url:
-        return await SqliteStorage.open(config.database_path, settings.scram_iterations)
+        return await SqliteStorage.open(config.database_path, settings.scram_iterations, settings.synchronous)
     if not is_postgres_url(settings.url):
         raise ValueError(f"storage.url: not a postgresql:// URL: {settings.url.split(':', 1)[0]}:…")
     # Imported here: psycopg is an optional extra, needed only by those who use it.

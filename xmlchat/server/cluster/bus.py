@@ -109,9 +109,16 @@ class NatsCluster:
         self._emit(self._node_subject(node), b"", wire.stanza_headers("kick", [to], datetime.now(UTC)))
 
     async def relay(
-        self, node: str, to: Sequence[JID], stanza: etree._Element, stamp: datetime
+        self,
+        node: str,
+        to: Sequence[JID],
+        stanza: etree._Element,
+        stamp: datetime,
+        message_id: int | None = None,
     ) -> int | None:
         headers = wire.stanza_headers("relay", list(to), stamp)
+        if message_id is not None:
+            headers["mid"] = str(message_id)
         try:
             reply = await self._nc.request(
                 self._node_subject(node), to_bytes(stanza), self._settings.relay_timeout, headers=headers
@@ -169,7 +176,9 @@ class NatsCluster:
     async def _relayed(self, msg: Msg, to: list[JID], stamp: datetime) -> None:
         taken = 0
         try:
-            taken = await self._hub.receive_relayed(to, from_bytes(msg.data), stamp)
+            mid = (msg.headers or {}).get("mid")
+            stanza = from_bytes(msg.data)
+            taken = await self._hub.receive_relayed(to, stanza, stamp, None if mid is None else int(mid))
         except Exception:
             log.exception("cluster: a relayed message failed here")
         finally:

@@ -7,7 +7,8 @@
   sessions are told apart from its new ones.
 * ``PREFIX.node.NAME``, only that node listens: a stanza for one of its
   sessions (``deliver``), a message to deliver and confirm (``relay``, a NATS
-  request), a session to close (``kick``), a request to republish its sessions
+  request; header ``mid``: its id in the shared store, when it is stored), a
+  session to close (``kick``), a request to republish its sessions
   (``sync``). The operation and the addressing ride in NATS headers; the
   payload is the stanza as serialized XML.
 """

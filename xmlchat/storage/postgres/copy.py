@@ -43,6 +43,8 @@ TABLES: Final = (
     Table("users", ("jid", "host", "created"), "jid", {}),
     Table("scram", ("jid", "mechanism", "salt", "iterations", "stored_key", "server_key"), "jid", {}),
     Table("offline", ("id", "jid", "stanza", "received"), "id", {}, identity="id"),
+    # So a client's re-send after the move is still recognised (docs/delivery.md).
+    Table("recent_ids", ("sender", "id", "at"), "sender, id", {}),
     Table(
         "roster",
         ("jid", "contact", "name", "subscription", "ask", "approved", "groups"),

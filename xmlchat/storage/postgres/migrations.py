@@ -138,6 +138,17 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX pep_items_node ON pep_items (jid, node, seq);
     """,
+    # 3: the (sender, id) of recent messages, to store a client's re-send once
+    # (SQLite's migration 5).
+    """
+    CREATE TABLE recent_ids (
+        sender TEXT NOT NULL,               -- who sent it (docs/delivery.md, "Re-sends")
+        id     TEXT NOT NULL,               -- the sender's message id
+        at     DOUBLE PRECISION NOT NULL,   -- when it was first stored, seconds since the epoch
+        PRIMARY KEY (sender, id)
+    );
+    CREATE INDEX recent_ids_at ON recent_ids (at);
+    """,
 )
 
 

@@ -8,6 +8,7 @@ adding some take a per-user advisory lock first (:func:`lock_user`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final
@@ -16,8 +17,11 @@ from psycopg import AsyncConnection, errors
 from psycopg.rows import TupleRow
 
 from xmlchat.jid import JID
+from xmlchat.storage._offline import DUPLICATE, QUEUE_FULL
 from xmlchat.storage.base import (
+    UNLIMITED,
     DeleteRosterItem,
+    MessageOrigin,
     NoSuchUser,
     OfflineMessage,
     PutRosterItem,
@@ -116,34 +120,71 @@ async def get_scram(conn: Conn, jid: str, mechanism: str) -> ScramCredentials | 
 # -- offline messages (XEP-0160) -------------------------------------------------
 
 
-# One message for the offline queue: (jid, stanza, received, limit).
-OfflineWrite = tuple[str, bytes, datetime, int]
+# One message for the offline queue: (jid, stanza, received, limit, origin).
+OfflineWrite = tuple[str, bytes, datetime, int, MessageOrigin | None]
 
 
-async def store_offline_batch(conn: Conn, writes: list[OfflineWrite]) -> list[int | None]:
-    """Group commit: each message's id in call order, or None where its
-    recipient's queue is full (the limit counts the batch's own writes).
+async def store_offline_batch(conn: Conn, writes: list[OfflineWrite], sweep: bool = False) -> list[int]:
+    """Group commit: each message's id in call order, :data:`QUEUE_FULL` where
+    its recipient's queue is full (the limit counts the batch's own writes), or
+    :data:`DUPLICATE` where its origin was seen within its window (as SQLite's
+    ``_offline.apply_batch``, in the same transaction). ``sweep``: also forget
+    (sender, id) records past the widest window.
 
     The recipients' locks, taken in one order on every node so two batches
     cannot deadlock, also keep each recipient's ids in commit order: a replay
     paging by id never passes a message that commits later with a smaller id.
     """
     queued: dict[str, int] = {}
-    for jid in sorted({jid for jid, *_ in writes}):
+    for jid in sorted({write[0] for write in writes}):
         await lock_user(conn, "offline", jid)
-        queued[jid] = await count_offline(conn, jid)
-    ids: list[int | None] = []
-    for jid, stanza, received, limit in writes:
-        if queued[jid] >= limit:
-            ids.append(None)
-            continue
+    now = time.time()
+    oldest_window = 0.0
+    ids: list[int] = []
+    for jid, stanza, received, limit, origin in writes:
+        if origin is not None:
+            oldest_window = max(oldest_window, origin.window)
+            if not await _claim(conn, origin, now):
+                ids.append(DUPLICATE)
+                continue
+        if limit < UNLIMITED:  # no count for a user online (the common case)
+            if jid not in queued:
+                queued[jid] = await count_offline(conn, jid)
+            if queued[jid] >= limit:
+                if origin is not None:  # refused, so never taken: a re-send is new
+                    await conn.execute(
+                        "DELETE FROM recent_ids WHERE sender = %s AND id = %s", (origin.sender, origin.id)
+                    )
+                ids.append(QUEUE_FULL)
+                continue
+            queued[jid] += 1
         new_id = await scalar(
             conn, "INSERT INTO offline (jid, stanza, received) VALUES (%s, %s, %s) RETURNING id",
             (jid, stanza, received),
         )
-        queued[jid] += 1
         ids.append(int(str(new_id)))
+    if sweep and oldest_window:
+        await conn.execute("DELETE FROM recent_ids WHERE at < %s", (now - oldest_window,))
     return ids
+
+
+async def _claim(conn: Conn, origin: MessageOrigin, now: float) -> bool:
+    """Record ``origin``; False if it was recorded within its window (a re-send).
+    Another node's concurrent claim of the same key waits for its commit."""
+    key = (origin.sender, origin.id)
+    cur = await conn.execute(
+        "INSERT INTO recent_ids (sender, id, at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", (*key, now)
+    )
+    if cur.rowcount:
+        return True  # the common case: one statement
+    at = await scalar(conn, "SELECT at FROM recent_ids WHERE sender = %s AND id = %s FOR UPDATE", key)
+    if at is not None and float(str(at)) >= now - origin.window:
+        return False
+    await conn.execute(
+        "INSERT INTO recent_ids (sender, id, at) VALUES (%s, %s, %s)"
+        " ON CONFLICT (sender, id) DO UPDATE SET at = excluded.at", (*key, now)
+    )
+    return True
 
 
 async def fetch_offline(conn: Conn, jid: str, after_id: int, limit: int | None) -> list[OfflineMessage]:
@@ -156,6 +197,10 @@ async def fetch_offline(conn: Conn, jid: str, after_id: int, limit: int | None) 
 
 async def delete_offline(conn: Conn, jid: str, up_to_id: int) -> None:
     await conn.execute("DELETE FROM offline WHERE jid = %s AND id <= %s", (jid, up_to_id))
+
+
+async def delete_offline_ids(conn: Conn, jid: str, ids: list[int]) -> None:
+    await conn.execute("DELETE FROM offline WHERE jid = %s AND id = ANY(%s)", (jid, ids))
 
 
 async def count_offline(conn: Conn, jid: str | None) -> int:

@@ -21,12 +21,16 @@ from psycopg_pool import AsyncConnectionPool
 from xmlchat.jid import JID
 from xmlchat.storage import _archive_sql as sql
 from xmlchat.storage import scram
+from xmlchat.storage._group_commit import SWEEP_EVERY
+from xmlchat.storage._offline import DUPLICATE, QUEUE_FULL
 from xmlchat.storage.base import (
     BLOCKLIST_LIMIT,
     SUBSCRIPTIONS,
     ArchivePage,
     ArchivePrefs,
     ArchiveQuery,
+    DuplicateMessage,
+    MessageOrigin,
     OfflineMessage,
     OfflineQueueFull,
     PageRequest,
@@ -69,7 +73,8 @@ class PostgresStorage:
         self._closed = False
         # Offline messages queued in this turn of the event loop (group commit),
         # and the batches committing, one at a time so ids follow call order.
-        self._offline_writes: list[tuple[q.OfflineWrite, asyncio.Future[int | None]]] = []
+        self._offline_writes: list[tuple[q.OfflineWrite, asyncio.Future[int]]] = []
+        self._swept = 0.0  # loop time of the last sweep of expired (sender, id) records
         self._offline_lock = asyncio.Lock()
         self._offline_batches: set[asyncio.Task[None]] = set()
 
@@ -136,33 +141,48 @@ class PostgresStorage:
 
     # -- offline messages (XEP-0160) -----------------------------------------
 
-    async def store_offline(self, to: JID, stanza: bytes, received: datetime, limit: int) -> int:
+    async def store_offline(
+        self,
+        to: JID,
+        stanza: bytes,
+        received: datetime,
+        limit: int,
+        origin: MessageOrigin | None = None,
+    ) -> int:
         if received.tzinfo is None:
             raise ValueError("received must be timezone-aware")
         if self._closed:
             raise RuntimeError("storage is closed")
-        waiter: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._offline_writes.append(((_key(to), stanza, received.astimezone(UTC), limit), waiter))
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._offline_writes.append(((_key(to), stanza, received.astimezone(UTC), limit, origin), waiter))
         if len(self._offline_writes) == 1:
             asyncio.get_running_loop().call_soon(self._start_offline_batch)
         message_id = await waiter
-        if message_id is None:
+        if message_id == QUEUE_FULL:
             raise OfflineQueueFull(str(to.bare))
+        if message_id == DUPLICATE:
+            raise DuplicateMessage(origin)
         return message_id
 
     def _start_offline_batch(self) -> None:
         batch, self._offline_writes = self._offline_writes, []
         if batch:
-            task = asyncio.create_task(self._commit_offline(batch))
+            now = asyncio.get_running_loop().time()
+            sweep = now - self._swept > SWEEP_EVERY and any(write[4] for write, _ in batch)
+            if sweep:
+                self._swept = now
+            task = asyncio.create_task(self._commit_offline(batch, sweep))
             self._offline_batches.add(task)
             task.add_done_callback(self._offline_batches.discard)
 
-    async def _commit_offline(self, batch: list[tuple[q.OfflineWrite, asyncio.Future[int | None]]]) -> None:
+    async def _commit_offline(
+        self, batch: list[tuple[q.OfflineWrite, asyncio.Future[int]]], sweep: bool = False
+    ) -> None:
         """Group commit, as SQLite's: one transaction per loop turn's writes;
         each caller still waits for the commit before it acks."""
         async with self._offline_lock:
             try:
-                ids = await self._run(q.store_offline_batch, [write for write, _ in batch])
+                ids = await self._run(q.store_offline_batch, [write for write, _ in batch], sweep)
             except Exception as e:  # every waiter hears it; the task itself ends quietly
                 for _, waiter in batch:
                     if not waiter.done():
@@ -179,6 +199,10 @@ class PostgresStorage:
 
     async def delete_offline(self, to: JID, up_to_id: int) -> None:
         await self._run(q.delete_offline, _key(to), up_to_id)
+
+    async def delete_offline_ids(self, to: JID, ids: Sequence[int]) -> None:
+        if ids:
+            await self._run(q.delete_offline_ids, _key(to), list(ids))
 
     async def count_offline(self, to: JID | None = None) -> int:
         return await self._run(q.count_offline, None if to is None else _key(to))
