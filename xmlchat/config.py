@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 TlsMode = Literal["none", "starttls", "direct"]
 LogFormat = Literal["text", "json"]
+EventLoop = Literal["auto", "asyncio", "uvloop"]
 
 
 class ConfigError(ValueError):
@@ -138,6 +139,16 @@ class Archive:
 
 
 @dataclass(frozen=True)
+class Runtime:
+    # "auto": uvloop when installed (the speed extra), else asyncio's own loop.
+    event_loop: EventLoop = "auto"
+    # Move everything alive once the server is up out of the collector's sight (gc.freeze).
+    gc_freeze: bool = True
+    # Allocations between two youngest-generation collections (CPython's default: 700).
+    gc_threshold: int = 10000
+
+
+@dataclass(frozen=True)
 class Config:
     hosts: tuple[str, ...] = ("localhost",)
     # Empty: the platform's data directory for this user (default_data_dir()).
@@ -151,6 +162,7 @@ class Config:
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
     archive: Archive = field(default_factory=Archive)
+    runtime: Runtime = field(default_factory=Runtime)
 
     @property
     def domain(self) -> str:

@@ -11,7 +11,6 @@ module (history: of the archive module). Once logged in it is the transport of a
 from __future__ import annotations
 
 import contextlib
-from copy import copy
 from datetime import UTC, datetime
 
 from lxml import etree
@@ -49,6 +48,7 @@ class NativeConnection(Connection[native.Event]):
         self.session: Session | None = None
         self._jid: JID | None = None
         self._bare = ""  # str(jid.bare), written on every message delivered
+        self._full = ""  # str(jid), stamped on every message sent
         self._failed_logins = 0
         # The blocklist as this client was last shown it (pushes update it), and
         # whether it gets pushes: after any blocking request (the spec).
@@ -196,6 +196,7 @@ class NativeConnection(Connection[native.Event]):
         resource = event.resource or f"native-{new_id()[:8]}"
         self._jid = user.with_resource(resource)
         self._bare = str(user)
+        self._full = str(self._jid)
         released = self.core.logged_in(str(self._jid))
         if event.receipts:
             self._receipts = Receipts()
@@ -247,9 +248,10 @@ class NativeConnection(Connection[native.Event]):
         except InvalidJID:
             raise StanzaError(StanzaCondition.JID_MALFORMED, f"bad address {event.to!r}") from None
         # Copying a template is about twice as fast as building the element.
-        stanza = copy(_CHAT_MESSAGE)  # lxml copies are deep
+        # Deep, without the copy module's dispatch (the stubs omit __copy__).
+        stanza: etree._Element = _CHAT_MESSAGE.__copy__()  # type: ignore[attr-defined]
         stanza.set("id", event.id or new_id())
-        stanza.set("from", str(self.jid))
+        stanza.set("from", self._full)
         stanza.set("to", str(to))
         stanza[0].text = event.body
         return stanza, to

@@ -46,8 +46,10 @@ from xmlchat.protocol.native.wire import (
     NS,
     ROOT,
     VERSION,
+    ack_xml,
     child_texts,
     element_xml,
+    message_xml,
     schema,
     schema_message,
     stream_header,
@@ -268,14 +270,12 @@ class NativeServerStream:
     ) -> None:
         """A message; ``seq`` numbers it for a receipts session (1, 2, 3… per
         connection), which acknowledges it with ``<received>``."""
-        fields = [("id", id_), ("from", sender), ("to", to), ("time", timestamp(sent)), ("body", body)]
         if seq is not None:
-            fields.append(("seq", str(seq)))
             self._last_seq = max(self._last_seq, seq)
-        self._out.append(element_xml("message", fields))
+        self._out.append(message_xml(id_, sender, to, timestamp(sent), body, seq))
 
     def send_ack(self, id_: str, accepted: datetime) -> None:
-        self._out.append(element_xml("ack", [("id", id_), ("time", timestamp(accepted))]))
+        self._out.append(ack_xml(id_, timestamp(accepted)))
 
     def send_presence(self, sender: str, online: bool) -> None:
         status = "online" if online else "offline"
