@@ -26,7 +26,7 @@ from benchmarks.servers import Server, server_class
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    p.add_argument("--servers", default="prosody,ejabberd,xmlchat",
+    p.add_argument("--servers", default="prosody,ejabberd,xmlchat,xmlchat:native,relay",
                    help="comma-separated NAME[:DRIVER]; drivers: xmpp (default), native "
                         "(e.g. xmlchat:native). Default: %(default)s")
     p.add_argument("--quick", action="store_true",
