@@ -21,19 +21,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xmlchat import config_rules
 from xmlchat import log as log_mod
 from xmlchat.config import Config, Listener
-from xmlchat.errors import StreamCondition, StreamError
+from xmlchat.errors import AdmissionRefused, StreamCondition, StreamError
 from xmlchat.jid import JID
 from xmlchat.metrics import Metrics
 from xmlchat.routing.api import ModuleContext
 from xmlchat.server import reload, tls
 from xmlchat.server.admin import AdminChannel
 from xmlchat.server.admin_commands import server_commands
+from xmlchat.server.admission import Pending
 from xmlchat.server.connection import Connection, ConnectionContext
-from xmlchat.server.datadir import DataDirLock
+from xmlchat.server.datadir import DataDirLock, scram_secret
+from xmlchat.server.defences import Defences
+from xmlchat.server.http.app import HttpFrontEnd, HttpSide
 from xmlchat.server.modules import ModuleFactory, build_hub
 from xmlchat.server.native import NativeConnection
+from xmlchat.server.peers import PeerLimit
+from xmlchat.server.transport import StreamTransport
 from xmlchat.server.xmpp import XmppConnection
 from xmlchat.storage import SqliteStorage, Storage
 
@@ -48,6 +54,8 @@ PROTOCOLS: dict[str, tuple[str, ConnectionFactory]] = {
     "xmpp": ("xmpp", XmppConnection),
     "xmpp_tls": ("xmpp", XmppConnection),
 }
+# The HTTP listeners (WebSocket, BOSH, host-meta): one aiohttp application.
+HTTP_LISTENERS = ("http", "https")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +100,17 @@ class Server:
         # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
         self._scram_secret = secrets.token_bytes(32)
         self._data_lock: DataDirLock | None = None  # held while serving (Server.open)
+        limits = config.limits
+        # docs/security.md: who may connect, guessing passwords, per-IP rates.
+        self.defences = Defences(limits, self.metrics)
+        # One count per IP address for every listener, TCP and HTTP alike.
+        self.peers = PeerLimit(limits.max_connections_per_ip, limits.exempt_loopback)
+        self._http: HttpFrontEnd | None = None
 
     @classmethod
     async def open(cls, config: Config, load_config: Callable[[], Config] | None = None) -> Server:
         """Open storage and make sure a certificate exists."""
+        config_rules.validate(config)
         config.data_path.mkdir(parents=True, exist_ok=True)
         lock = DataDirLock(config.data_path)
         lock.acquire()  # before the database: a second server must not touch it
@@ -106,7 +121,9 @@ class Server:
             raise
         server = cls(config, storage, load_config=load_config)
         server._data_lock = lock
+        server._scram_secret = scram_secret(config.data_path)
         if any(listener.enabled and listener.tls != "none" for listener in _listeners(config).values()):
+            tls.bound_tls_read_buffers()
             cert, key = tls.ensure_certificate(config)
             server.certificate = cert.absolute()
             server._tls_context = tls.server_context(cert, key)
@@ -127,6 +144,8 @@ class Server:
             tls_context=self._tls_context if tls else None,
             channel_binding=self._channel_binding if tls else None,
             scram_secret=self._scram_secret,
+            login_guard=self.defences.login_guard,
+            addresses=self.defences.addresses,
         )
         self._contexts.append(context)
         return context
@@ -167,6 +186,7 @@ class Server:
         if self._load_config is None:
             raise ValueError("this server was not started from a configuration it can read again")
         plan = reload.plan(self.config, await asyncio.to_thread(self._load_config))
+        config_rules.validate(plan.config)  # a ConfigError is a ValueError: nothing changes
         if self._tls_context is not None:
             await asyncio.to_thread(self._reload_certificate, plan.config)
         self.config = plan.config
@@ -174,8 +194,11 @@ class Server:
             context.config = plan.config
         for module_context in self._module_contexts:
             module_context.limits = plan.config.limits
+        self.defences.limits_changed(plan.config.limits)
         for connection in list(self.connections):
             connection.limits_changed()
+        self.peers.limit = plan.config.limits.max_connections_per_ip
+        self.peers.exempt_loopback = plan.config.limits.exempt_loopback
         # Said under the old log settings, so a reload to a quieter level still shows.
         log.info("reloaded: %s", ", ".join(plan.applied) or "no change")
         if plan.needs_restart:
@@ -201,6 +224,7 @@ class Server:
         for name, listener in _listeners(self.config).items():
             if listener.enabled and name in PROTOCOLS:
                 await self._listen(name, listener)
+        await self._listen_http()
         await self.hub.start()
         self._admin = AdminChannel(self.config.data_path, server_commands(self))
         await self._admin.start()
@@ -213,31 +237,92 @@ class Server:
         protocol, factory = PROTOCOLS[name]
         if listener.tls == "none" and name == "native_plain":
             _check_plaintext_address(listener, self.config.native.allow_plaintext_on_network)
-        if listener.tls == "none" and protocol == "xmpp" and self.config.xmpp.require_encryption:
-            raise ValueError(
-                f'listeners.{name}.tls = "none" needs xmpp.require_encryption = false: '
-                "no client could log in on it"
-            )
         direct = listener.tls == "direct"
         # A listener's own tls setting decides: "none" offers no STARTTLS, even
         # when another listener has a certificate.
         context = self.connection_context(tls=listener.tls != "none")
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            connection = factory(context, reader, writer, direct)
-            self.connections.add(connection)
+            transport = StreamTransport(reader, writer, direct)
+            if not self.peers.admit(transport.address):
+                log.info("refused %s: too many connections from its address", transport.peer)
+                transport.abort()
+                return
             try:
-                await connection.run()
+                if direct:
+                    await self._admit_direct_tls(name, transport, lambda: factory(context, transport))
+                else:
+                    await self.serve(factory(context, transport))
             finally:
-                self.connections.discard(connection)
+                self.peers.release(transport.address)
 
         srv = await asyncio.start_server(
-            accept, listener.address, listener.port, ssl=self._tls_context if direct else None, limit=2**16
+            accept, listener.address, listener.port, limit=2**16, backlog=self.config.limits.listen_backlog
         )
         self._servers.append(srv)
         for sock in srv.sockets:
             host, port = sock.getsockname()[:2]
             self.bound.append(Bound(name, protocol, host, port, listener.tls))
+
+    async def _admit_direct_tls(
+        self, name: str, transport: StreamTransport, connection: Callable[[], Connection[Any]]
+    ) -> None:
+        """A direct-TLS client: admitted before its handshake, which runs here
+        (not in the listener) so it is counted and timed like the rest; a
+        refused one is closed at once, no handshake spent on it."""
+        try:
+            pending = self.defences.admit(name, transport.address)
+        except AdmissionRefused:
+            transport.abort()
+            return
+        assert self._tls_context is not None
+        try:
+            timeout = self.config.limits.tls_handshake_timeout
+            if await tls.handshake(transport, self._tls_context, timeout, self.metrics):
+                await self.serve(connection(), pending)
+        finally:
+            pending.release()
+
+    async def serve(self, connection: Connection[Any], pending: Pending | None = None) -> None:
+        """Run ``connection`` to its end among the others (the sweeper,
+        shutdown). One not admitted yet (``pending`` None: plaintext, STARTTLS,
+        WebSocket, BOSH) is admitted here, or refused in its own protocol."""
+        if pending is None:
+            try:
+                pending = self.defences.admit(connection.protocol, connection.ip)
+            except AdmissionRefused as refusal:
+                connection.refuse(refusal)
+                return
+        connection.pending = pending
+        self.connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+            pending.release()
+
+    async def _listen_http(self) -> None:
+        listeners = _listeners(self.config)
+        wanted = [name for name in HTTP_LISTENERS if listeners[name].enabled]
+        if not wanted:
+            return
+        self._http = HttpFrontEnd(
+            HttpSide(
+                config=self.config,
+                plain=self.connection_context(tls=False),
+                secure=self.connection_context(tls=True),
+                serve=self.serve,
+                peers=self.peers,
+            )
+        )
+        await self._http.start()
+        for name in wanted:
+            listener = listeners[name]
+            if listener.tls == "starttls":
+                raise ValueError(f'listeners.{name}.tls: HTTP has no STARTTLS; use "none" or "direct"')
+            context = self._tls_context if listener.tls == "direct" else None
+            for host, port in await self._http.listen(listener.address, listener.port, context):
+                self.bound.append(Bound(name, "http", host, port, listener.tls))
 
     def port_of(self, name: str) -> int:
         return next(b.port for b in self.bound if b.name == name)
@@ -267,6 +352,8 @@ class Server:
         """Stop accepting, close every stream properly, flush storage."""
         for srv in self._servers:
             srv.close()
+        if self._http is not None:
+            await self._http.close_listeners()
         if self._admin is not None:
             await self._admin.stop()
         for task in list(self._tasks):
@@ -282,6 +369,8 @@ class Server:
         for srv in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(srv.wait_closed(), 1)
+        if self._http is not None:
+            await self._http.stop()
         await self.metrics.stop()
         try:
             await self.hub.stop()

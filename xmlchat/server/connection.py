@@ -1,7 +1,9 @@
-"""The asyncio transport: drive one sans-IO protocol core over a TCP stream.
+"""The asyncio driver of one sans-IO protocol core over a :class:`Transport`.
 
 One task per connection reads, feeds the core, performs what it asks, and
 writes. Everything here is about I/O: buffers, timeouts, throttling, closing.
+The transport (``transport.py``) is a TCP stream, a WebSocket or a BOSH
+session: the connection, and the front ends built on it, are the same.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import secrets
 import ssl
 from dataclasses import dataclass
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from lxml import etree
 
@@ -24,32 +26,16 @@ from xmlchat.log import CONNECTION, ConnectionLogger
 from xmlchat.metrics import Metrics
 from xmlchat.routing.hub import Hub
 from xmlchat.routing.session import Session
+from xmlchat.server.admission import Pending
+from xmlchat.server.login_guard import LoginGuard
+from xmlchat.server.throttle import AddressBuckets, Pause, Throttle
+from xmlchat.server.transport import Transport
 from xmlchat.stanza import to_bytes
 from xmlchat.storage import AccountStore
 
 log = logging.getLogger("xmlchat.connection")
 
-READ_SIZE: Final = 64 * 1024
-
 EventT = TypeVar("EventT")
-
-
-class TokenBucket:
-    """Stanzas per second with a burst; a deficit becomes a pause in reading,
-    so a flooding client slows itself down and nobody else (TCP backpressure)."""
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        self.rate, self.burst = rate, float(burst)
-        self.tokens, self.updated = float(burst), now
-
-    def take(self, n: int, now: float) -> float:
-        """Spend ``n`` tokens; return how long to wait before reading again."""
-        if self.rate <= 0:
-            return 0.0
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        self.tokens -= n
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
 @dataclass(slots=True)
@@ -70,6 +56,9 @@ class ConnectionContext:
     channel_binding: dict[str, bytes] | None = None
     # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
     scram_secret: bytes = b""
+    # Brute-force protection, and the per-IP rate buckets (docs/security.md).
+    login_guard: LoginGuard | None = None
+    addresses: AddressBuckets | None = None
 
 
 class ProtocolCore(Protocol[EventT]):
@@ -80,7 +69,7 @@ class ProtocolCore(Protocol[EventT]):
 
     def receive_data(self, data: bytes) -> list[EventT]: ...
 
-    def data_to_send(self) -> bytes: ...
+    def frames_to_send(self) -> list[bytes]: ...
 
     def send_stream_error(self, error: StreamError) -> None: ...
 
@@ -93,16 +82,16 @@ class Connection(abc.ABC, Generic[EventT]):
     # The logged-in session, once there is one (what kick and deluser close).
     session: Session | None
 
-    def __init__(
-        self, ctx: ConnectionContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool
-    ) -> None:
+    def __init__(self, ctx: ConnectionContext, transport: Transport) -> None:
         self.ctx = ctx
         self.metrics = ctx.metrics
-        self.reader, self.writer = reader, writer
-        self.tls = tls
+        self.transport = transport
         self.id = f"{self.protocol}#{secrets.token_hex(3)}"
-        peer = writer.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.peer = transport.peer
+        self.ip = transport.peer.rpartition(":")[0] or "?"  # the address without the port
+        # This connection's place among those not logged in yet (server.admission).
+        self.pending: Pending | None = None
+        self._guard_counted: set[str] = set()  # accounts whose failure the guard has
         self.log = ConnectionLogger(log, {"conn": self.id})
         ctx.metrics.connection_opened(self.protocol)
         loop = asyncio.get_running_loop()
@@ -123,8 +112,7 @@ class Connection(abc.ABC, Generic[EventT]):
         self._idle = asyncio.Event()
         self._idle.set()
         self._quiescing = False
-        limits = ctx.config.limits
-        self._bucket = TokenBucket(limits.stanzas_per_second, limits.stanza_burst, loop.time())
+        self.throttle = Throttle(ctx.config.limits, ctx.addresses, self.ip, loop.time())
 
     @property
     def config(self) -> Config:
@@ -132,9 +120,8 @@ class Connection(abc.ABC, Generic[EventT]):
         return self.ctx.config
 
     def limits_changed(self) -> None:
-        """A reload changed the limits: the stanza rate follows at once."""
-        limits = self.config.limits
-        self._bucket.rate, self._bucket.burst = limits.stanzas_per_second, float(limits.stanza_burst)
+        """A reload changed the limits: this connection's rates follow at once."""
+        self.throttle.limits_changed(self.config.limits)
 
     # ---- what a protocol implements
 
@@ -147,6 +134,26 @@ class Connection(abc.ABC, Generic[EventT]):
         """The bare JID logged in, from authentication on (an XMPP client may
         not have bound a session yet): what deluser and passwd close."""
         return self.session.bare if self.session is not None else None
+
+    @property
+    def logged_in(self) -> bool:
+        """Has the client a usable session (XMPP: authenticated and bound)?"""
+        return self.authenticated
+
+    def guard_failed(self, account: str) -> None:
+        """Tell the login guard a login for ``account`` failed: once per
+        connection and account, as a client trying each SASL mechanism in turn
+        with one password makes one mistake, not three (a guesser still gets
+        no more than limits.max_login_attempts tries per connection)."""
+        guard = self.ctx.login_guard
+        if guard is not None and account not in self._guard_counted:
+            self._guard_counted.add(account)
+            guard.failed(self.ip, account)
+
+    def login_done(self) -> None:
+        """The session is usable: the connection leaves the pending ones."""
+        if self.pending is not None:
+            self.pending.release()
 
     @abc.abstractmethod
     async def handle(self, event: EventT) -> list[EventT]:
@@ -195,8 +202,15 @@ class Connection(abc.ABC, Generic[EventT]):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
 
+    @property
+    def tls(self) -> bool:
+        """The transport is confidential (TLS, or a proxy's TLS the operator vouches for)."""
+        return self.transport.encrypted
+
     def flush(self) -> None:
-        self.send(self.core.data_to_send())
+        frames = self.core.frames_to_send()
+        if frames:
+            self.send(*frames)
 
     def close(self, error: StreamError) -> None:
         """End the stream with the protocol's fatal error, then the connection."""
@@ -210,23 +224,28 @@ class Connection(abc.ABC, Generic[EventT]):
 
     async def run(self) -> None:
         CONNECTION.set(self.id)  # this task's lines carry the id, whatever logs them
-        self.log.info("connected from %s%s", self.peer, " (TLS)" if self.tls else "")
+        kind = "" if self.transport.kind == "tcp" else f" over {self.transport.kind}"
+        self.log.info("connected from %s%s%s", self.peer, kind, " (TLS)" if self.tls else "")
         loop = asyncio.get_running_loop()
         reason = "closed by peer"
         try:
             while not self.closing:
-                data = await self.reader.read(READ_SIZE)
+                data = await self.transport.read()
                 if not data or self._quiescing:
                     break
                 self.last_received = loop.time()
                 self.pinged = False
+                # Bytes are paid for before they are handled, stanzas after
+                # (they are counted by handling them).
+                pause = self.throttle.charge(0, len(data), loop.time())
+                if pause.seconds > 0:
+                    await self._pause(pause)
                 handled = await self.data_received(data)
-                pause = self._bucket.take(handled, loop.time())
-                if self.writer.transport.get_write_buffer_size() > 0:
-                    await self.writer.drain()
-                if pause > 0:
-                    self.metrics.limit_hit("stanza_rate")
-                    await asyncio.sleep(pause)
+                if self.transport.buffered() > 0:
+                    await self.transport.drain()
+                pause = self.throttle.charge(handled, 0, loop.time())
+                if pause.seconds > 0:
+                    await self._pause(pause)
         except (ConnectionError, ssl.SSLError, TimeoutError) as e:
             reason = f"{type(e).__name__}: {e}"
         except Exception:
@@ -238,29 +257,45 @@ class Connection(abc.ABC, Generic[EventT]):
             try:
                 await self.finish()
             finally:
+                self.login_done()
+                self.throttle.close()
                 self._close_transport()
                 self.log.info("disconnected: %s", reason)
 
+    async def _pause(self, pause: Pause) -> None:
+        """Over a rate: read later, and TCP makes the sender wait (mod_limits)."""
+        self.metrics.limit_hit(pause.limit)
+        await asyncio.sleep(pause.seconds)
+
+    def refuse(self, error: StreamError) -> None:
+        """Turn the client away before the loop runs (server.admission said no)."""
+        CONNECTION.set(self.id)
+        self.close(error)
+        self.throttle.close()
+
     # ---- output
 
-    def send(self, data: bytes) -> None:
-        """Queue bytes; a peer that stops reading is cut off, not buffered forever.
+    def send(self, *units: bytes) -> None:
+        """Queue units (a header, an element…); a peer that stops reading is cut
+        off, not buffered forever.
 
         Writes made during one turn of the event loop leave in one system call
         (a fan-out or a burst of acks is one packet, not one per stanza).
         """
-        if not data or self.writer.is_closing():
+        transport = self.transport
+        if transport.is_closing():
             return
-        queued = self.writer.transport.get_write_buffer_size() + self._pending_size + len(data)
+        size = sum(map(len, units))
+        queued = transport.buffered() + self._pending_size + size
         if queued > self.config.limits.max_send_buffer_bytes:
             self.log.warning("disconnecting a slow reader: send buffer over limit")
             self.metrics.limit_hit("send_buffer")
             self.closing = True
             self._pending.clear()
-            self.writer.transport.abort()
+            transport.abort()
             return
-        self._pending.append(data)
-        self._pending_size += len(data)
+        self._pending += units
+        self._pending_size += size
         self.backlog = queued
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -269,22 +304,22 @@ class Connection(abc.ABC, Generic[EventT]):
     def flush_now(self) -> None:
         """Hand everything queued to the transport (before TLS starts, before closing)."""
         self._flush_scheduled = False
-        if self._pending and not self.writer.is_closing():
-            self.writer.write(b"".join(self._pending))
-        self._pending.clear()
+        if self._pending and not self.transport.is_closing():
+            self.transport.write(self._pending)
+        self._pending = []
         self._pending_size = 0
 
     async def drained(self) -> bool:
         """Hand everything queued to the transport and wait until its buffer is
         below the low-water mark; False when the connection is gone."""
         self.flush_now()
-        if self.closing or self.writer.is_closing():
+        if self.closing or self.transport.is_closing():
             return False
         try:
-            await self.writer.drain()
+            await self.transport.drain()
         except (ConnectionError, ssl.SSLError):
             return False
-        self.backlog = self.writer.transport.get_write_buffer_size()
+        self.backlog = self.transport.buffered()
         return not self.closing
 
     def close_after_flush(self) -> None:
@@ -293,14 +328,13 @@ class Connection(abc.ABC, Generic[EventT]):
 
     def _close_transport(self) -> None:
         self.flush_now()
-        if not self.writer.is_closing():
-            self.writer.close()
+        self.transport.close()
 
     # ---- timers, driven by the server's sweeper
 
     def check_idle(self, now: float) -> None:
         limits = self.config.limits
-        if not self.authenticated and now - self.opened_at > limits.login_timeout:
+        if not self.logged_in and now - self.opened_at > limits.login_timeout:
             self.close(StreamError(StreamCondition.CONNECTION_TIMEOUT, "login took too long"))
         elif now - self.last_received > limits.idle_timeout:
             self.close(StreamError(StreamCondition.CONNECTION_TIMEOUT, "no response to ping"))

@@ -17,9 +17,11 @@ from typing import Any
 
 from lxml import etree
 
-from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
+from xmlchat.errors import LoginRefused, StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID, InvalidJID
 from xmlchat.protocol import xmpp
+from xmlchat.protocol.sasl import SaslCondition
+from xmlchat.protocol.xmpp.framing import MESSAGES, TCP
 from xmlchat.protocol.xmpp.sm import covers
 from xmlchat.routing.session import XMPP_CLIENT, Session
 from xmlchat.server.connection import Connection
@@ -37,9 +39,10 @@ class XmppConnection(Connection[xmpp.Event]):
         ctx = self.ctx
         self.core = xmpp.C2SStream.from_config(
             ctx.config,
-            tls_available=ctx.tls_context is not None,
+            tls_available=ctx.tls_context is not None and self.transport.can_start_tls,
             tls_active=self.tls,
             channel_binding=ctx.channel_binding if self.tls else None,
+            framing=MESSAGES if self.transport.messages else TCP,
             scram_secret=ctx.scram_secret,
             features=_stream_features(ctx.hub.registry.stream_features),
         )
@@ -56,6 +59,10 @@ class XmppConnection(Connection[xmpp.Event]):
     @property
     def authenticated(self) -> bool:
         return self.core.user is not None
+
+    @property
+    def logged_in(self) -> bool:
+        return self.session is not None
 
     @property
     def account(self) -> JID | None:
@@ -94,7 +101,7 @@ class XmppConnection(Connection[xmpp.Event]):
             etree.SubElement(iq, f"{{{PING_NS}}}ping", nsmap={None: PING_NS})
             self.core.send_stanza(iq)
         else:
-            self.send(b" ")  # RFC 6120 §4.6.1 whitespace keepalive
+            self.transport.keepalive()
         self.flush()
 
     async def drained(self) -> bool:
@@ -109,7 +116,7 @@ class XmppConnection(Connection[xmpp.Event]):
             self.flush()
         self.flush_now()
         while not covers(sm.acked, target):
-            if self.closing or self.writer.is_closing():
+            if self.closing or self.transport.is_closing():
                 return False
             self._acked.clear()
             await self._acked.wait()
@@ -158,18 +165,26 @@ class XmppConnection(Connection[xmpp.Event]):
                 assert self.session is not None
                 await self.ctx.hub.client_state(self.session, active)
             case xmpp.NeedCredentials(username, mechanism, host):
+                if refused := self._guard_refuses(JID(username, host)):
+                    return refused
                 creds = await accounts.get_scram(JID(username, host), mechanism)
                 return self.core.provide_credentials(creds)
             case xmpp.NeedPasswordCheck(username, password, host):
+                if refused := self._guard_refuses(JID(username, host)):
+                    return refused
                 ok = await accounts.check_password(JID(username, host), password)
                 return self.core.password_checked(ok)
             case xmpp.AuthFailed(jid, condition):
                 self.log.info("authentication failed for %s: %s", jid or "?", condition)
                 self.metrics.login(self.protocol, False)
                 self._auth_failures += 1
+                if condition != SaslCondition.TEMPORARY_AUTH_FAILURE:  # not refused unchecked
+                    self.guard_failed(str(jid) if jid else "")
             case xmpp.Authenticated(jid):
                 self.metrics.login(self.protocol, True)
                 self.log.info("authenticated as %s", jid)
+                if self.ctx.login_guard is not None:
+                    self.ctx.login_guard.succeeded(self.ip, str(jid))
             case xmpp.BindRequest(_, resource):
                 return await self._bind(resource)
             case xmpp.StartTls():
@@ -187,15 +202,30 @@ class XmppConnection(Connection[xmpp.Event]):
                 self.close_after_flush()
         return []
 
+    def _guard_refuses(self, account: JID) -> list[xmpp.Event] | None:
+        """The SASL failure to answer unchecked while this account (from this IP)
+        or this IP is in back-off or locked out; None to go on."""
+        if self.ctx.login_guard is None:
+            return None
+        try:
+            self.ctx.login_guard.check(self.ip, str(account))
+        except LoginRefused as e:
+            self.log.info("login for %s refused unchecked: %s", account, e.text)
+            self.metrics.limit_hit("login_backoff")
+            return self.core.auth_failed(SaslCondition.TEMPORARY_AUTH_FAILURE, e.text)
+        return None
+
     async def _start_tls(self) -> list[xmpp.Event]:
         context = self.ctx.tls_context
         assert context is not None
         self.flush()
         self.flush_now()
-        await self.writer.drain()
-        await self.writer.start_tls(context)
-        self.tls = True
-        self.log.info("TLS established (%s)", self.writer.get_extra_info("ssl_object").version())
+        try:
+            version = await self.transport.start_tls(context, self.config.limits.tls_handshake_timeout)
+        except ConnectionAbortedError:  # what asyncio raises when the handshake times out
+            self.metrics.limit_hit("tls_handshake_timeout")
+            raise
+        self.log.info("TLS established (%s)", version)
         return self.core.tls_started(self.ctx.channel_binding)
 
     async def _bind(self, resource: str | None) -> list[xmpp.Event]:
@@ -208,6 +238,7 @@ class XmppConnection(Connection[xmpp.Event]):
         events = self.core.bound(full)
         self.session = Session(full, XMPP_CLIENT, self)
         self.log.info("bound %s", full)
+        self.login_done()
         await self.ctx.hub.open_session(self.session)
         return events
 
