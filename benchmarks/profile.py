@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from pyinstrument import Profiler
+from pyinstrument import Profiler, processors
 from pyinstrument.frame import Frame
 
 from benchmarks import instructions
@@ -94,6 +94,10 @@ def main() -> None:
     assert session is not None
     root = session.root_frame()
     assert root is not None
+    # Merge the event loop's many turns into one tree, as the text view does.
+    for process in (processors.aggregate_repeated_calls, processors.merge_consecutive_self_time):
+        root = process(root, {})
+        assert root is not None
     (out / f"profile-{protocol}.svg").write_text(flame_svg(root, f"xmlchat {protocol}: {messages} messages"))
     text = profiler.output_text(unicode=True, color=False, show_all=False, short_mode=False)
     (out / f"profile-{protocol}.txt").write_text(text)
