@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test faults lint bench bench-instructions bench-security compare clean
+.PHONY: serve test faults lint bench bench-instructions bench-profile bench-memory bench-security compare clean
 
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,18 @@ bench: $(BIN)/xmlchat
 bench-instructions: $(BIN)/xmlchat
 	$(BIN)/python -m benchmarks.instructions
 	PROTOCOL=xmpp $(BIN)/python -m benchmarks.instructions
+
+# Where the time goes per message (docs/performance.md): pyinstrument flame graphs of the
+# bench-instructions scenario, native and XMPP, into docs/performance/ (a minute).
+bench-profile: $(BIN)/xmlchat
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.profile docs/performance
+	PROTOCOL=xmpp $(BIN)/python -m benchmarks.profile docs/performance
+
+# KiB of server memory per idle plaintext and TLS session and per pending TLS handshake,
+# on each event loop (a minute or two; docs/performance.md).
+bench-memory: $(BIN)/xmlchat
+	$(BIN)/python -m benchmarks.session_memory
 
 # The figures of docs/security.md (a minute or two): memory per pending (TLS handshake,
 # pre-auth) connection, connect latency per listen backlog, SCRAM timing by outcome.

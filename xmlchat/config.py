@@ -193,7 +193,7 @@ class Archive:
 
 @dataclass(frozen=True)
 class Runtime:
-    # "auto": uvloop when installed (the speed extra), else asyncio's own loop.
+    # "auto": uvloop when installed (the speed extra) and no direct-TLS listener is on, else asyncio.
     event_loop: EventLoop = "auto"
     # Move everything alive once the server is up out of the collector's sight (gc.freeze).
     gc_freeze: bool = True

@@ -114,9 +114,11 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "log.level": "`debug`, `info`, `warning` or `error`.",
     "log.format": "`text` for people, `json` for one JSON object per line (log shippers).",
     "log.stanzas": "Log whole stanzas, bodies included, at debug level. Never in production.",
-    "runtime.event_loop": "`auto`: uvloop when installed (`pip install 'xmlchat[speed]'`), else "
-    "asyncio's loop; `asyncio` or `uvloop` to choose (uvloop missing is then an error). uvloop costs "
-    "less CPU per message and holds a TLS session in far less memory (docs/performance.md).",
+    "runtime.event_loop": "`auto`: uvloop when installed (`pip install 'xmlchat[speed]'`) and no "
+    "direct-TLS listener is enabled, else asyncio's loop; `asyncio` or `uvloop` to choose (uvloop "
+    "missing, or with a direct-TLS listener, is then an error: uvloop loses a ClientHello read before "
+    "the handshake starts, MagicStack/uvloop#707). uvloop costs less CPU per message and halves the "
+    "round trip (docs/performance.md).",
     "runtime.gc_freeze": "Once the server is up, exempt everything alive then from garbage "
     "collection (`gc.freeze()`): full collections then skip the modules, schemas and tables "
     "loaded at start.",

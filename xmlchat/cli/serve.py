@@ -69,7 +69,12 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         await server.stop()
         return 0
 
-    return runtime.run(serve(), config.runtime)
+    try:
+        loop_factory = runtime.loop_factory(config)
+    except (ValueError, ImportError) as e:
+        print(f"xmlchat: cannot start: {e}", file=sys.stderr)
+        return 1
+    return runtime.run(serve(), loop_factory)
 
 
 async def _reload(server: Any) -> None:

@@ -7,38 +7,57 @@ with the measurements, is in docs/performance.md.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import importlib.util
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from xmlchat.config import Runtime
+from xmlchat.config import Config, Runtime
 
 log = logging.getLogger("xmlchat")
 
 T = TypeVar("T")
 
 
-def loop_factory(runtime: Runtime) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when chosen or (``auto``) installed; None is asyncio's own.
+def direct_tls_listeners(config: Config) -> list[str]:
+    """The enabled listeners whose connections start with a TLS handshake."""
+    listeners = config.listeners
+    return [
+        f.name
+        for f in dataclasses.fields(listeners)
+        if (listener := getattr(listeners, f.name)).enabled and listener.tls == "direct"
+    ]
 
-    uvloop does the transport work (reads, writes, TLS) in C, and its TLS
-    transport does not zero a 256 KiB read buffer per connection as
-    asyncio's does: both matter to a chat server (docs/performance.md)."""
-    if runtime.event_loop == "asyncio":
+
+def loop_factory(config: Config) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when chosen, or (``auto``) when installed and safe; None is asyncio's own.
+
+    uvloop does the transport work (reads, writes) in C: less CPU per message
+    and a lower round trip (docs/performance.md). But a direct-TLS connection
+    is admitted first and upgraded with ``start_tls``, and uvloop loses a
+    ClientHello read before that call and the handshake hangs
+    (MagicStack/uvloop#707, open), so ``auto`` keeps asyncio whenever a
+    direct-TLS listener is on, and ``uvloop`` is refused then."""
+    choice = config.runtime.event_loop
+    if choice == "asyncio":
         return None
-    if runtime.event_loop == "auto" and importlib.util.find_spec("uvloop") is None:
+    direct = direct_tls_listeners(config)
+    if choice == "auto" and (direct or importlib.util.find_spec("uvloop") is None):
         return None
+    if direct:
+        names = ", ".join(direct)
+        raise ValueError(f"runtime.event_loop = 'uvloop' cannot serve direct-TLS listeners ({names}) yet")
     import uvloop  # a missing uvloop with event_loop = "uvloop" fails here, loudly
 
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
 
 
-def run(main: Coroutine[Any, Any, T], runtime: Runtime) -> T:
-    """``asyncio.run(main)`` on the configured loop."""
-    with asyncio.Runner(loop_factory=loop_factory(runtime)) as runner:
+def run(main: Coroutine[Any, Any, T], factory: Callable[[], asyncio.AbstractEventLoop] | None) -> T:
+    """``asyncio.run(main)`` on the loop :func:`loop_factory` chose."""
+    with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
 
 
