@@ -46,7 +46,7 @@ bench-profile: $(BIN)/xmlchat
 	PROTOCOL=xmpp $(BIN)/python -m benchmarks.profile docs/performance
 
 # KiB of server memory per idle plaintext and TLS session and per pending TLS handshake,
-# on each event loop (a minute or two; docs/performance.md).
+# (a minute or two; docs/performance.md).
 bench-memory: $(BIN)/xmlchat
 	$(BIN)/python -m benchmarks.session_memory
 
