@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from xmlchat.config import Config, Runtime
+from xmlchat.config import Config, Listener, Runtime
 
 log = logging.getLogger("xmlchat")
 
@@ -27,7 +27,9 @@ def direct_tls_listeners(config: Config) -> list[str]:
     return [
         f.name
         for f in dataclasses.fields(listeners)
-        if (listener := getattr(listeners, f.name)).enabled and listener.tls == "direct"
+        if isinstance(listener := getattr(listeners, f.name), Listener)
+        and listener.enabled
+        and listener.tls == "direct"
     ]
 
 
