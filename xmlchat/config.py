@@ -138,6 +138,23 @@ class Archive:
 
 
 @dataclass(frozen=True)
+class Muc:
+    # XEP-0045 multi-user chat at <subdomain>.<host>, for both protocols.
+    enabled: bool = True
+    subdomain: str = "conference"
+    # Rooms that may exist at once (persistent or with occupants); creating more
+    # is refused with resource-constraint.
+    max_rooms: int = 1000
+    # Occupants of one room (a room's own maxusers may be lower); XEP-0045 §7.2.10.
+    max_occupants: int = 1000
+    # Messages a room keeps for the history sent on join (XEP-0045 §7.2.15).
+    history_size: int = 20
+    # Token bucket of groupchat messages per occupant (0 disables), as Prosody's mod_muc_limits.
+    messages_per_second: float = 5.0
+    message_burst: int = 20
+
+
+@dataclass(frozen=True)
 class Config:
     hosts: tuple[str, ...] = ("localhost",)
     data_dir: str = "./xmlchat-data"
@@ -150,6 +167,7 @@ class Config:
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
     archive: Archive = field(default_factory=Archive)
+    muc: Muc = field(default_factory=Muc)
 
     @property
     def domain(self) -> str:

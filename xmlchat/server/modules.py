@@ -18,6 +18,7 @@ from xmlchat.modules.carbons import Carbons
 from xmlchat.modules.csi import ClientState
 from xmlchat.modules.disco import Disco
 from xmlchat.modules.messages import Messages
+from xmlchat.modules.muc import Muc
 from xmlchat.modules.ping import Ping
 from xmlchat.modules.presence import Presence
 from xmlchat.modules.roster import Contacts, Roster, RosterBook, Subscriptions
@@ -62,6 +63,8 @@ def build_hub(
     ]
     if config.archive.enabled:
         modules.append(Archive(stored("archive"), config.archive))
+    if config.muc.enabled:
+        modules.append(Muc(stored("muc"), config.muc, config.archive))
     modules += [factory(stored) for factory in extra]
     for module in modules:
         hub.load(module)

@@ -1,4 +1,4 @@
-"""Persistent state: accounts and SCRAM keys, offline messages, rosters, blocklists, archives.
+"""Persistent state: accounts and SCRAM keys, offline messages, rosters, blocklists, archives, rooms.
 
 :class:`Storage` is the Protocol the server is given (:mod:`xmlchat.storage.interfaces`,
 one Protocol per kind of state). Backends: :class:`SqliteStorage`, the server's
@@ -29,6 +29,7 @@ from xmlchat.storage.base import (
     RosterChange,
     RosterItem,
     ScramCredentials,
+    StoredRoom,
     UserExists,
 )
 from xmlchat.storage.interfaces import (
@@ -36,6 +37,7 @@ from xmlchat.storage.interfaces import (
     ArchiveStore,
     BlocklistStore,
     OfflineStore,
+    RoomStore,
     RosterStore,
     Storage,
 )
@@ -65,6 +67,7 @@ __all__ = [
     "OfflineStore",
     "PageRequest",
     "PutRosterItem",
+    "RoomStore",
     "RosterChange",
     "RosterItem",
     "RosterStore",
@@ -72,6 +75,7 @@ __all__ = [
     "ScramCredentials",
     "SqliteStorage",
     "Storage",
+    "StoredRoom",
     "UserExists",
 ]
 

@@ -27,6 +27,7 @@ from xmlchat.storage.base import (
     RosterChange,
     RosterItem,
     ScramCredentials,
+    StoredRoom,
 )
 
 
@@ -221,7 +222,28 @@ class ArchiveStore(Protocol):
         ...
 
 
-class Storage(AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, Protocol):
+class RoomStore(Protocol):
+    """Persistent XEP-0045 rooms: configuration, affiliations and subject
+    (never occupants, who are gone after a restart). A room needs no account."""
+
+    async def save_room(self, room: StoredRoom) -> None:
+        """Insert or replace the whole record of ``room.jid`` (kept bare), in one
+        transaction. ValueError (changing nothing) for an affiliation outside
+        :data:`~xmlchat.storage.base.ROOM_AFFILIATIONS` or a JID without localpart."""
+        ...
+
+    async def delete_room(self, room: JID) -> bool:
+        """Forget the room; False if it was not stored."""
+        ...
+
+    async def load_rooms(self, service: str | None = None) -> list[StoredRoom]:
+        """Every stored room, sorted by JID; only those on the domain ``service`` when given."""
+        ...
+
+
+class Storage(
+    AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, RoomStore, Protocol
+):
     """Everything the server keeps; what it is given at start-up."""
 
     async def close(self) -> None:

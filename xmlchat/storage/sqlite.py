@@ -1,4 +1,4 @@
-"""The SQLite store: accounts, offline messages (XEP-0160), rosters (RFC 6121).
+"""The SQLite store: accounts, offline messages (XEP-0160), rosters (RFC 6121), rooms (XEP-0045).
 
 All database work runs on one dedicated thread that owns the only connection,
 so the event loop never blocks on disk and every call is one serialized
@@ -24,6 +24,7 @@ from xmlchat.jid import JID
 from xmlchat.storage import _archive as aq
 from xmlchat.storage import _blocklist as bq
 from xmlchat.storage import _queries as q
+from xmlchat.storage import _rooms as rq
 from xmlchat.storage import scram
 from xmlchat.storage.base import (
     BLOCKLIST_LIMIT,
@@ -38,9 +39,11 @@ from xmlchat.storage.base import (
     RosterChange,
     RosterItem,
     ScramCredentials,
+    StoredRoom,
     UserExists,
     blocking_items,
     check_archive_prefs,
+    check_room,
     require_user_address,
 )
 
@@ -283,6 +286,17 @@ class SqliteStorage:
         stored = check_archive_prefs(prefs)
         await self._run(aq.set_prefs, _key(user), stored)
         return stored
+
+    # -- persistent rooms (XEP-0045) -----------------------------------------------
+
+    async def save_room(self, room: StoredRoom) -> None:
+        await self._run(rq.save_room, check_room(room))
+
+    async def delete_room(self, room: JID) -> bool:
+        return await self._run(rq.delete_room, _key(room))
+
+    async def load_rooms(self, service: str | None = None) -> list[StoredRoom]:
+        return await self._run(rq.load_rooms, service)
 
 
 # -- keys (any thread) -------------------------------------------------------------
