@@ -20,12 +20,13 @@ from xmlchat.storage import (
     BlocklistStore,
     MemoryStorage,
     OfflineStore,
+    RoomStore,
     RosterStore,
     SqliteStorage,
     Storage,
 )
 
-STORES = (AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore)
+STORES = (AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, RoomStore)
 BACKENDS = (SqliteStorage, MemoryStorage)
 
 

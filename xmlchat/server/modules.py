@@ -34,9 +34,7 @@ S = TypeVar("S")
 ModuleFactory = Callable[[Callable[[str], ModuleContext[Storage]]], Module]
 
 
-def build_hub(
-    config: Config, storage: Storage, metrics: Metrics, extra: Iterable[ModuleFactory] = ()
-) -> Hub:
+def build_hub(config: Config, storage: Storage, metrics: Metrics, extra: Iterable[ModuleFactory] = ()) -> Hub:
     hub = Hub(config.hosts, storage.user_exists)
 
     def ctx(name: str, store: S) -> ModuleContext[S]:

@@ -26,6 +26,7 @@ from xmlchat.routing.session import NATIVE_CLIENT, Session
 from xmlchat.server.connection import Connection
 from xmlchat.server.native_history import history_page
 from xmlchat.server.native_receipts import Receipts
+from xmlchat.server.native_rooms import NativeRooms
 from xmlchat.stanza import BODY, body_text, kind, make, new_id
 from xmlchat.xml.stream import StreamLimits
 
@@ -59,6 +60,12 @@ class NativeConnection(Connection[native.Event]):
         self._visible: dict[JID, set[str]] = {}
         # Set at login when the client acknowledges messages (<receipts/>).
         self._receipts: Receipts | None = None
+        service = f"{self.config.muc.subdomain}.{self.config.domain}"
+        self._rooms = NativeRooms(self.core, self.ctx.hub, service, self._own_session)
+
+    def _own_session(self) -> Session:
+        assert self.session is not None  # room requests come after login (the core checks)
+        return self.session
 
     # ---- SessionTransport
 
@@ -80,9 +87,11 @@ class NativeConnection(Connection[native.Event]):
     def _write(self, stanza: etree._Element, stamp: datetime) -> None:
         match kind(stanza):
             case "message":
-                self._write_message(stanza, stamp)
+                if not self._rooms.write_message(stanza, stamp):
+                    self._write_message(stanza, stamp)
             case "presence":
-                self._write_presence(stanza)
+                if not self._rooms.write_presence(stanza):
+                    self._write_presence(stanza)
             case "iq":
                 self._write_blocklist_push(stanza)
             # Other iqs have no native form: the hub answers iqs addressed to
@@ -165,6 +174,10 @@ class NativeConnection(Connection[native.Event]):
                 await self._blocking(blocking.UNBLOCK, jids, id_)
             case native.HistoryRequested():
                 await self._history(event)
+            case native.JoinRequested() | native.LeaveRequested() | native.WhoRequested():
+                await self._room_request(event)
+            case native.RoomMessageReceived():
+                await self._room_request(event)
             case native.Closed():
                 self.flush()
                 self.close_after_flush()
@@ -326,6 +339,31 @@ class NativeConnection(Connection[native.Event]):
         else:
             self._blocklist = [j for j in self._blocklist if jids and j not in jids]
         self.core.send_blocklist(self._blocklist)
+
+    # ---- rooms: presence and groupchat to the room service (native_rooms.py)
+
+    async def _room_request(
+        self,
+        event: native.JoinRequested
+        | native.LeaveRequested
+        | native.WhoRequested
+        | native.RoomMessageReceived,
+    ) -> None:
+        try:
+            if not self.config.muc.enabled:
+                raise StanzaError(StanzaCondition.FEATURE_NOT_IMPLEMENTED, "this server has no rooms")
+            match event:
+                case native.JoinRequested():
+                    await self._rooms.join(event)
+                case native.LeaveRequested():
+                    await self._rooms.leave(event)
+                case native.WhoRequested():
+                    self._rooms.who(event)
+                case native.RoomMessageReceived():
+                    id_, stamp = await self._rooms.say(event)
+                    self.core.send_ack(id_, stamp)
+        except StanzaError as e:
+            self._refused(e, event.id)
 
     # ---- history: the archive module's internal iq
 

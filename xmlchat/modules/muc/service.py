@@ -236,7 +236,9 @@ class RoomService:
         if holder is not None and holder is not occupant:
             raise StanzaError(StanzaCondition.CONFLICT, "that nickname is taken in this room")
         # §7.6: unavailable with 303 and the new nick, then available from the new nick.
-        self.presence_to_all(room, occupant, [], codes=(names.STATUS_NEW_NICK,), unavailable=True, new_nick=nick)
+        self.presence_to_all(
+            room, occupant, [], codes=(names.STATUS_NEW_NICK,), unavailable=True, new_nick=nick
+        )
         room.rename(occupant, nick)
         occupant.presence = _shown(presence)
         self.presence_to_all(room, occupant, [])

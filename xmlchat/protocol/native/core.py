@@ -33,13 +33,17 @@ from xmlchat.protocol.native.events import (
     Event,
     Failed,
     HistoryRequested,
+    JoinRequested,
+    LeaveRequested,
     LoginRequested,
     MessageReceived,
     Opened,
     PingReceived,
     PongReceived,
     ReceiptReceived,
+    RoomMessageReceived,
     UnblockRequested,
+    WhoRequested,
 )
 from xmlchat.protocol.native.history import DEFAULT_HISTORY, history_xml
 from xmlchat.protocol.native.wire import (
@@ -69,7 +73,20 @@ MAX_BLOCK_JIDS: Final = 100
 _BEFORE_LOGIN: Final = frozenset({"login", "ping", "pong", "logout"})
 # Stanzas only the server sends: a client sending them gets bad-request.
 _SERVER_ONLY: Final = frozenset(
-    {"login-ok", "login-failed", "ack", "presence", "contacts", "blocklist", "history-result", "error"}
+    {
+        "login-ok",
+        "login-failed",
+        "ack",
+        "presence",
+        "contacts",
+        "blocklist",
+        "history-result",
+        "error",
+        "joined",
+        "left",
+        "occupant",
+        "occupants",
+    }
 )
 
 
@@ -233,6 +250,21 @@ class NativeServerStream:
                 # which collapses whitespace: so does int()).
                 max_ = int(get("max") or DEFAULT_HISTORY)
                 return HistoryRequested(get("with"), max_, get("before"), get("id"))
+            case "join":
+                history = get("max-history")
+                return JoinRequested(
+                    get("room", ""),
+                    get("nick"),
+                    get("password"),
+                    None if history is None else int(history),
+                    get("id"),
+                )
+            case "leave":
+                return LeaveRequested(get("room", ""), get("id"))
+            case "room-message":
+                return RoomMessageReceived(get("room", ""), get("body", ""), get("id"))
+            case "who":
+                return WhoRequested(get("room", ""), get("id"))
             case _:  # "logout": the schema admits nothing else
                 return Closed()
 
@@ -298,6 +330,30 @@ class NativeServerStream:
         first, each written by :func:`~xmlchat.protocol.native.history.message_xml`;
         ``complete`` when no older message matches the request."""
         self._out.append(history_xml(messages, complete, id_))
+
+    # -- rooms (docs/native-protocol.md, "Rooms")
+
+    def send_joined(self, room: str, nick: str, id_: str | None = None) -> None:
+        self._out.append(element_xml("joined", [("id", id_), ("room", room), ("nick", nick)]))
+
+    def send_left(self, room: str, reason: str | None = None, id_: str | None = None) -> None:
+        self._out.append(element_xml("left", [("id", id_), ("room", room), ("reason", reason)]))
+
+    def send_occupant(self, room: str, nick: str, online: bool) -> None:
+        status = "online" if online else "offline"
+        self._out.append(element_xml("occupant", [("room", room), ("nick", nick), ("status", status)]))
+
+    def send_occupants(self, room: str, nicks: Iterable[str], id_: str | None = None) -> None:
+        self._out.append(
+            element_xml("occupants", [("id", id_), ("room", room), *(("nick", n) for n in nicks)])
+        )
+
+    def send_room_message(
+        self, id_: str, room: str, nick: str, sent: datetime, body: str, delayed: bool = False
+    ) -> None:
+        fields = [("id", id_), ("room", room), ("from", nick), ("time", timestamp(sent)), ("body", body)]
+        out = element_xml("room-message", fields)
+        self._out.append(out.replace(b"</room-message>", b"<delayed/></room-message>") if delayed else out)
 
     def send_ping(self) -> None:
         self._out.append(b"<ping/>")
