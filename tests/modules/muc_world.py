@@ -1,8 +1,8 @@
 """Rooms on a real hub with in-memory storage: what each occupant's client was handed.
 
-    world = await World.start()
-    alice = await world.join("alice", "room", "Alice")
-    await world.say(alice, "room", "hi")
+world = await World.start()
+alice = await world.join("alice", "room", "Alice")
+await world.say(alice, "room", "hi")
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 from lxml import etree
 from modules.fakes import Harness, Recorder
 
-from xmlchat.config import Config, Muc as MucSettings
+from xmlchat.config import Config
+from xmlchat.config import Muc as MucSettings
 from xmlchat.jid import JID
 from xmlchat.modules.muc import Muc
 from xmlchat.modules.muc.names import MUC, USER
@@ -72,10 +73,12 @@ class World:
         await harness.hub.start()
         return cls(harness, muc)
 
-    async def client(self, user: str, resource: str = "pc") -> Client:
+    async def client(self, user: str, resource: str = "pc", xmpp: bool = False) -> Client:
+        """A session; a native one unless ``xmpp`` (the room raises errors to a
+        native front end, and sends XMPP clients error stanzas)."""
         key = f"{user}/{resource}"
         if key not in self.clients:
-            session, recorder = await self.harness.connect(f"{user}@localhost/{resource}")
+            session, recorder = await self.harness.connect(f"{user}@localhost/{resource}", native=not xmpp)
             self.clients[key] = Client(session, recorder)
         return self.clients[key]
 
@@ -85,7 +88,13 @@ class World:
         await self.harness.hub.receive(client.session, stanza, JID.parse(to) if to else None)
 
     async def join(
-        self, user: str, room: str, nick: str, password: str | None = None, resource: str = "pc", **history: str
+        self,
+        user: str,
+        room: str,
+        nick: str,
+        password: str | None = None,
+        resource: str = "pc",
+        **history: str,
     ) -> Client:
         client = await self.client(user, resource)
         presence = make("presence", {"to": f"{room}@{SERVICE}/{nick}"})

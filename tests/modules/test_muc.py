@@ -181,3 +181,15 @@ async def test_disco_of_service_and_room() -> None:
     items_ns = "http://jabber.org/protocol/disco#items"
     result = await world.iq(alice, "get", SERVICE, etree.Element(f"{{{items_ns}}}query"))
     assert [i.get("jid") for i in result.iter(f"{{{items_ns}}}item")] == [ROOM]
+
+
+async def test_an_xmpp_client_gets_a_muc_error_presence() -> None:
+    """§7.2.9: the error presence comes from the room JID and carries the MUC <x/>."""
+    world = await World.start()
+    await world.join("alice", "room", "Alice")
+    bob = await world.client("bob", xmpp=True)
+    await world.join("bob", "room", "Alice")
+    error = bob.presences()[-1]
+    assert error.get("type") == "error" and error.get("from") == f"{ROOM}/Alice"
+    assert error.find("{http://jabber.org/protocol/muc}x") is not None
+    assert error.find("{jabber:client}error/{urn:ietf:params:xml:ns:xmpp-stanzas}conflict") is not None

@@ -6,13 +6,12 @@
     message = await client.incoming.get()
     await client.block("eve")            # -> the whole blocklist; unblock() empties it
     page = await client.history("bob")   # the last 50 archived messages with bob
+    await client.rooms.join("lobby")     # rooms: native_rooms.py
     await client.close()
 
-It never treats one ``recv()`` as one message: bytes go through the same
-incremental parser as the server's. While idle it sends ``<ping/>``; when the
-connection drops it reconnects with exponential backoff and full jitter.
-What it hands out is defined in native_types.py; the requests waiting for an
-answer are kept in native_requests.py.
+Bytes go through the server's incremental parser (one ``recv()`` is not one
+message). Idle, it pings; dropped, it reconnects with backoff and full jitter.
+Types: native_types.py; requests awaiting answers: native_requests.py.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from lxml import etree
 
 from xmlchat.client.native_receipts import Inbox, RecentMessages, text
 from xmlchat.client.native_requests import PendingRequests
+from xmlchat.client.native_rooms import ROOM_STANZAS, Rooms
 from xmlchat.client.native_types import (
     Ack,
     ArchivedMessage,
@@ -94,9 +94,7 @@ class NativeClient:
         self.reconnect = reconnect
         self.min_backoff, self.max_backoff = min_backoff, max_backoff
         self.on_message, self.on_presence, self.on_state = on_message, on_presence, on_state
-        # Called with the whole blocklist whenever it is pushed (changed by another
-        # session) and after each login; answers to our own requests are returned.
-        self.on_blocklist = on_blocklist
+        self.on_blocklist = on_blocklist  # the whole list: pushes, and after each login
         self.state: State = "disconnected"
         self.address: str | None = None
         self.incoming: asyncio.Queue[IncomingMessage] = asyncio.Queue()
@@ -111,6 +109,7 @@ class NativeClient:
         self._reader_task: asyncio.Task[None] | None = None
         self._last_heard = 0.0
         self._closing = False
+        self.rooms = Rooms(self._write, self._until_online, self._send_acked, self._ids, timeout)
 
     # ---- lifecycle
 
@@ -170,8 +169,7 @@ class NativeClient:
             self._dispatch(el)
         self._confirm()
         if self.on_blocklist is not None:
-            # The server pushes changes only to sessions that asked for the list
-            # (as XEP-0191 does); asking without an id sends the answer to the callback.
+            # Pushes go only to sessions that asked (as XEP-0191); no id: to the callback.
             self._write(b"<blocklist-get/>")
         self._reader_task = asyncio.create_task(self._read(reader, stream))
 
@@ -222,15 +220,13 @@ class NativeClient:
             self.incoming.put_nowait(msg)
             if self.on_message is not None:
                 self.on_message(msg)
-        elif name == "presence":
-            update = PresenceUpdate(text(el, "from"), text(el, "status") == "online")
-            if self.on_presence is not None:
-                self.on_presence(update)
+        elif name == "presence" and self.on_presence is not None:
+            self.on_presence(PresenceUpdate(text(el, "from"), text(el, "status") == "online"))
         elif name == "ack":
             self._requests.ack(text(el, "id"), text(el, "time"))
         elif name == "error":
             error = ServerError(text(el, "condition"), text(el, "text"), text(el, "id") or None)
-            if not self._requests.fail(error):
+            if not self._requests.fail(error) and not self.rooms.fail(error):
                 log.warning("%s: server error %s", self.user, error)
         elif name == "ping":
             self._write(element_xml("pong", [("id", text(el, "id") or None)]))
@@ -240,6 +236,8 @@ class NativeClient:
             self._requests.history(el)
         elif name == "contacts":
             self._requests.contacts([(text(c, "jid"), text(c, "status") == "online") for c in el])
+        elif name in ROOM_STANZAS:
+            self.rooms.dispatch(el)
 
     def _blocklist(self, el: etree._Element) -> None:
         jids = [child.text or "" for child in el if etree.QName(child).localname == "jid"]
@@ -302,6 +300,7 @@ class NativeClient:
             self._writer.close()
             self._writer = None
         self._requests.connection_lost(why)
+        self.rooms.connection_lost(why)
         self._set_state("disconnected", why)
 
     # ---- requests
@@ -332,8 +331,11 @@ class NativeClient:
         """
         await self._until_online()
         id = id or next(self._ids)
-        future = self._requests.expect_ack(id)
-        self._write(element_xml("message", [("id", id), ("to", to), ("body", body)]))
+        return await self._send_acked(element_xml("message", [("id", id), ("to", to), ("body", body)]), id)
+
+    async def _send_acked(self, data: bytes, id_: str) -> Ack:
+        future = self._requests.expect_ack(id_)
+        self._write(data)
         return await asyncio.wait_for(future, self.timeout)
 
     async def contacts(self) -> list[tuple[str, bool]]:

@@ -39,6 +39,7 @@ from xmlchat.routing.api import (
 from xmlchat.routing.session import Session
 from xmlchat.stanza import child, kind, make
 from xmlchat.storage import ArchiveIdNotFound
+from xmlchat.xml.writer import error_reply
 
 _DISCO_INFO = f"{{{disco.INFO}}}query"
 _DISCO_ITEMS = f"{{{disco.ITEMS}}}query"
@@ -87,7 +88,7 @@ class Muc:
             match kind(stanza):
                 case "presence":
                     if to.local is not None:
-                        await self.service.presence(session, to, stanza)
+                        await self._presence(session, stanza, to)
                 case "message":
                     await self._message(session, stanza, to, stamp)
                 case "iq":
@@ -98,6 +99,18 @@ class Muc:
             # One room's bug stays in that room (the "bad input and limits").
             log.exception("room %s: failed on a %s from %s", to.bare, kind(stanza), session.jid)
             raise StanzaError(StanzaCondition.INTERNAL_SERVER_ERROR, "the room failed") from None
+
+    async def _presence(self, session: Session, presence: etree._Element, to: JID) -> None:
+        try:
+            await self.service.presence(session, to, presence)
+        except StanzaError as e:
+            if not session.capabilities.full_xmpp:
+                raise  # the front end says it its own way
+            # §7.2.6 and on: the error presence carries the MUC <x/> clients match it by.
+            reply = error_reply(presence, e)
+            etree.SubElement(reply, names.X_MUC, nsmap={None: names.MUC})
+            reply.attrib.pop("to", None)
+            self.service.send(session, reply)
 
     def _room(self, to: JID) -> Room:
         room = self.service.rooms.get(to.bare) if to.local is not None else None

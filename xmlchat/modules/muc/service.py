@@ -251,15 +251,21 @@ class RoomService:
             room, occupant, show_jid=True, codes=[names.STATUS_SELF, *codes], unavailable=True
         )
         self.send(session, own)
+        last = len(occupant.sessions) == 1
+        # Built before the session goes, so moderators see which client left.
+        notices = [
+            (
+                viewer,
+                occupant_presence(
+                    room, occupant, show_jid=self.sees_jid(room, viewer), unavailable=True, codes=codes
+                ),
+            )
+            for viewer in room.occupants.values()
+            if last and viewer is not occupant
+        ]
         room.remove_session(session.jid)
-        if not occupant.sessions:
-            for viewer in list(room.occupants.values()):
-                self.to_occupant(
-                    viewer,
-                    occupant_presence(
-                        room, occupant, show_jid=self.sees_jid(room, viewer), unavailable=True, codes=codes
-                    ),
-                )
+        for viewer, notice in notices:
+            self.to_occupant(viewer, notice)
         self.forget_if_unused(room)
 
     def session_gone(self, session: Session) -> None:
