@@ -65,6 +65,9 @@ allow_plaintext_login = true
 [limits]
 stanzas_per_second = 0.0
 
+[muc]
+messages_per_second = 0.0
+
 [storage]
 scram_iterations = {iterations}
 
@@ -102,6 +105,7 @@ asyncio.run(main())
 
 class Xmlchat(Server):
     name = "xmlchat"
+    rooms = "conference.localhost"
 
     @classmethod
     def unavailable(cls) -> str | None:
