@@ -132,10 +132,12 @@ class NativeRooms:
 
     def _own(self, room: JID, nick: str, available: bool, codes: set[str | None], x: etree._Element) -> None:
         if available:
-            first = room not in self.nicks
+            # Answered once per <join> (also a second one: a new nick), and
+            # told when a room renames us; a status change needs no word.
+            told = self.nicks.get(room) == nick and room not in self._joining
             self.nicks[room] = nick
             self.occupants.setdefault(room, set()).add(nick)
-            if first:
+            if not told:
                 self.core.send_joined(str(room), nick, self._joining.get(room))
             return
         self.occupants.get(room, set()).discard(nick)
