@@ -7,7 +7,7 @@ from modules.fakes import Harness, iq_get, session
 from xmlchat.errors import StanzaError
 from xmlchat.modules.disco import INFO, ITEMS, Disco
 from xmlchat.modules.ping import Ping
-from xmlchat.routing.api import Identity, Registration
+from xmlchat.routing.api import Identity, Registration, ServesDomain
 
 
 def _loaded() -> tuple[Harness, Disco]:
@@ -62,3 +62,23 @@ async def test_identities_other_modules_declare_are_the_servers_too() -> None:
     query = await disco.info(session(), iq_get(f"{{{INFO}}}query", to="localhost"))
     identities, _ = _summary(query)
     assert identities == [("pubsub", "pep"), ("server", "im")]
+
+
+async def test_the_servers_items_are_the_services_modules_list() -> None:
+    """XEP-0030 §4.1: a client finds the room service in the server's items."""
+
+    async def nowhere(*args: object) -> None:
+        return None
+
+    class Rooms:
+        name = "rooms"
+
+        def setup(self) -> list[Registration]:
+            return [ServesDomain("conference", nowhere, name="Chat rooms"), ServesDomain("hidden", nowhere)]
+
+    server, disco = _loaded()
+    server.hub.load(Rooms())
+    items = await disco.items(session(), iq_get(f"{{{ITEMS}}}query", to="localhost"))
+    assert [(i.get("jid"), i.get("name")) for i in items] == [("conference.localhost", "Chat rooms")]
+    # an account's items stay empty
+    assert len(await disco.items(session(), iq_get(f"{{{ITEMS}}}query", to="alice@localhost"))) == 0

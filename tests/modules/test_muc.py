@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from lxml import etree
 from modules.fakes import Harness
@@ -9,6 +11,8 @@ from modules.muc_world import SERVICE, World, codes, item
 
 from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID
+from xmlchat.modules.muc.history import limits_of
+from xmlchat.modules.muc.names import MUC
 from xmlchat.stanza import make
 
 ROOM = f"room@{SERVICE}"
@@ -193,3 +197,16 @@ async def test_an_xmpp_client_gets_a_muc_error_presence() -> None:
     assert error.get("type") == "error" and error.get("from") == f"{ROOM}/Alice"
     assert error.find("{http://jabber.org/protocol/muc}x") is not None
     assert error.find("{jabber:client}error/{urn:ietf:params:xml:ns:xmpp-stanzas}conflict") is not None
+
+
+def test_history_limits_seconds_and_since_take_the_later_bound() -> None:
+    """§7.2.15: seconds and since both bound the history; malformed values are ignored."""
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    x = etree.Element(f"{{{MUC}}}x")
+    etree.SubElement(x, f"{{{MUC}}}history", seconds="60", since="2026-12-01T11:00:00Z", maxchars="x")
+    limits = limits_of(x, now)
+    assert limits.since == now - timedelta(seconds=60) and limits.max_chars is None
+    etree.SubElement(x[0], "ignored")
+    x[0].set("since", "2026-12-01T11:59:30Z")
+    assert limits_of(x, now).since == datetime(2026, 12, 1, 11, 59, 30, tzinfo=UTC)
+    assert limits_of(None, now).max_stanzas is None

@@ -5,7 +5,8 @@ The server is ``server/im`` and lists the features every module registered
 another local user's, answered by the server on the user's behalf (RFC 6121
 §8.5.2.1.3; no 'to' means one's own, RFC 6120 §10.3.3) — is ``account/registered``
 with the features registered for accounts (``Feature(var, account=True)``).
-Neither has items: no components, no PEP. Nodes are unknown: item-not-found (§3.2).
+The server's items are the services modules list (the room service); an
+account has none. Nodes are unknown: item-not-found (§3.2).
 """
 
 from __future__ import annotations
@@ -55,7 +56,13 @@ class Disco:
         return query
 
     async def items(self, session: Session, iq: etree._Element) -> etree._Element:
-        return _query(ITEMS, iq)
+        """The server's items are its services (§4.1: e.g. the room service)."""
+        query = _query(ITEMS, iq)
+        host = iq.get("to", "")
+        if host in self.ctx.hosts:
+            for subdomain, name in self.ctx.services:
+                etree.SubElement(query, f"{{{ITEMS}}}item", jid=f"{subdomain}.{host}", name=name)
+        return query
 
 
 def _query(ns: str, iq: etree._Element) -> etree._Element:

@@ -64,7 +64,7 @@ class Muc:
 
     def setup(self) -> list[Registration]:
         return [
-            ServesDomain(self.settings.subdomain, self.handle),
+            ServesDomain(self.settings.subdomain, self.handle, name="Chat rooms"),
             OnStart(self.service.load),
             OnSessionEnded(self._ended),
             InboundFilter(self._broadcast_unavailable),
