@@ -123,6 +123,11 @@ async def test_xmpp_and_native_users_share_a_room(server: ServerProcess) -> None
         message = await alice.next_groupchat("hello from native")
         assert str(message["from"]) == f"{ROOM}/Bob" and message["id"] == ack.id
         assert await bob.rooms.who("lobby") == ["Alice", "Bob"]
+        # Joining again under another name is a nick change (§7.6): answered with the new name.
+        assert (await bob.rooms.join("lobby", "Bobby")).nick == "Bobby"
+        renamed = await alice.next_presence(f"{ROOM}/Bob", "unavailable")
+        assert 303 in _codes(renamed) and renamed["muc"]["item_nick"] == "Bobby"
+        assert await bob.rooms.who("lobby") == ["Alice", "Bobby"]
         # A late native joiner gets the history, marked as such.
         carol = _native(server, "carol")
         await carol.start()
@@ -132,7 +137,7 @@ async def test_xmpp_and_native_users_share_a_room(server: ServerProcess) -> None
         await carol.close()
         left = await bob.rooms.leave("lobby")
         assert left == RoomLeft(ROOM, None)
-        await alice.next_presence(f"{ROOM}/Bob", "unavailable")
+        await alice.next_presence(f"{ROOM}/Bobby", "unavailable")
     finally:
         await bob.close()
         await alice.peer.close()

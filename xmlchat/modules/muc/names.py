@@ -22,7 +22,6 @@ ADMIN: Final = f"{MUC}#admin"
 OWNER: Final = f"{MUC}#owner"
 ROOMCONFIG: Final = f"{MUC}#roomconfig"
 DATA: Final = "jabber:x:data"
-CONFERENCE: Final = "jabber:x:conference"  # XEP-0249 direct invitations
 
 X_MUC: Final = f"{{{MUC}}}x"
 X_USER: Final = f"{{{USER}}}x"
