@@ -210,3 +210,17 @@ def test_history_limits_seconds_and_since_take_the_later_bound() -> None:
     x[0].set("since", "2026-12-01T11:59:30Z")
     assert limits_of(x, now).since == datetime(2026, 12, 1, 11, 59, 30, tzinfo=UTC)
     assert limits_of(None, now).max_stanzas is None
+
+
+async def test_a_non_anonymous_room_says_so_and_shows_real_jids() -> None:
+    """§7.2.4 status 100 on entering, §10.2.1 104 and 172 when the owner turns it on."""
+    world = await World.start()
+    alice = await world.join("alice", "room", "Alice")
+    bob = await world.join("bob", "room", "Bob")
+    assert "jid" not in item(bob.presences()[0])  # semi-anonymous by default
+    await world.configure(alice, "room", whois="anyone")
+    notice = [s for s in bob.stanzas if s.tag == "{jabber:client}message" and codes(s)][-1]
+    assert codes(notice) == {"104", "172"} and notice.get("from") == ROOM
+    carol = await world.join("carol", "room", "Carol")
+    assert codes(carol.presences()[-1]) == {"110", "100"}
+    assert {item(p).get("jid") for p in carol.presences()[:-1]} == {"alice@localhost/pc", "bob@localhost/pc"}
