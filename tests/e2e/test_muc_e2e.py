@@ -123,6 +123,15 @@ async def test_xmpp_and_native_users_share_a_room(server: ServerProcess) -> None
         message = await alice.next_groupchat("hello from native")
         assert str(message["from"]) == f"{ROOM}/Bob" and message["id"] == ack.id
         assert await bob.rooms.who("lobby") == ["Alice", "Bob"]
+        # A private message through the room (§7.5), both ways: the room hides real addresses.
+        await bob.send(f"{ROOM}/Alice", "psst")
+        private = await alice.peer.next_message()
+        while private["type"] == "groupchat":  # the room's messages share the queue
+            private = await alice.peer.next_message()
+        assert (str(private["from"]), private["body"], private["type"]) == (f"{ROOM}/Bob", "psst", "chat")
+        alice.client.send_message(mto=SlixJID(f"{ROOM}/Bob"), mbody="yes?", mtype="chat")
+        answer = await asyncio.wait_for(bob.incoming.get(), TIMEOUT)
+        assert (answer.sender, answer.body) == (f"{ROOM}/Alice", "yes?")
         # Joining again under another name is a nick change (§7.6): answered with the new name.
         assert (await bob.rooms.join("lobby", "Bobby")).nick == "Bobby"
         renamed = await alice.next_presence(f"{ROOM}/Bob", "unavailable")

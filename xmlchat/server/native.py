@@ -102,8 +102,9 @@ class NativeConnection(Connection[native.Event]):
         if body is None or stanza.get("type") == "error":
             return  # chat states, receipts and errors have no native form
         sender = stanza.get("from", "")
-        with contextlib.suppress(InvalidJID):
-            sender = bare_str(sender)
+        if not (self._rooms.nicks and self._rooms.is_occupant(sender)):  # keeps its nick (XEP-0045 §7.5)
+            with contextlib.suppress(InvalidJID):
+                sender = bare_str(sender)
         seq = self._receipts.next_seq() if self._receipts is not None else None
         self.core.send_message(stanza.get("id") or new_id(), sender, self._bare, stamp, body, seq)
 

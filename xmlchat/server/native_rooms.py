@@ -150,6 +150,12 @@ class NativeRooms:
         self.occupants.pop(room, None)
         self.core.send_left(str(room), reason, self._leaving.get(room))
 
+    def is_occupant(self, address: str) -> bool:
+        """Whether ``address`` is someone in a room we are in (``room@service/nick``):
+        a private message from them keeps that address, to answer through the room."""
+        jid = JID.parse_or_none(address)
+        return jid is not None and jid.resource is not None and jid.bare in self.nicks
+
     def write_message(self, stanza: etree._Element, stamp: datetime) -> bool:
         """A groupchat message; False for any other. A subject change has no
         native form yet and is dropped."""
