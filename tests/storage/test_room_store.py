@@ -6,7 +6,7 @@ import pytest
 from storage.common import OpenStorage
 
 from xmlchat.jid import JID
-from xmlchat.storage import Storage, StoredRoom
+from xmlchat.storage import MemoryStorage, Storage, StoredRoom
 
 ROOM = JID.parse("lobby@conference.localhost")
 OTHER = JID.parse("attic@conference.example.org")
@@ -26,12 +26,12 @@ def _room(jid: JID = ROOM, **kw: object) -> StoredRoom:
 
 async def test_a_saved_room_comes_back_whole_after_reopening(open_storage: OpenStorage) -> None:
     storage = await open_storage()
+    if isinstance(storage, MemoryStorage):
+        pytest.skip("the in-memory backend forgets on close")
     await storage.save_room(_room())
     await storage.save_room(_room(OTHER, subject=""))
     await storage.close()
     reopened = await open_storage()
-    if not await reopened.load_rooms():
-        pytest.skip("the in-memory backend forgets on close")
     rooms = await reopened.load_rooms()
     assert [r.jid for r in rooms] == [OTHER, ROOM]  # sorted by JID
     lobby = rooms[1]
