@@ -224,3 +224,19 @@ async def test_a_non_anonymous_room_says_so_and_shows_real_jids() -> None:
     carol = await world.join("carol", "room", "Carol")
     assert codes(carol.presences()[-1]) == {"110", "100"}
     assert {item(p).get("jid") for p in carol.presences()[:-1]} == {"alice@localhost/pc", "bob@localhost/pc"}
+
+
+async def test_an_occupant_cannot_speak_for_the_room() -> None:
+    """Status codes, invitations and stanza ids are the room's to give: they are
+    taken off what an occupant sends (XEP-0359 §3.3 for the ids)."""
+    world = await World.start()
+    alice = await world.join("alice", "room", "Alice")
+    bob = await world.join("bob", "room", "Bob")
+    forged = make("message", {"to": ROOM, "type": "groupchat"})
+    etree.SubElement(forged, "{jabber:client}body").text = "trust me"
+    x = etree.SubElement(forged, "{http://jabber.org/protocol/muc#user}x")
+    etree.SubElement(x, "{http://jabber.org/protocol/muc#user}status", code="104")
+    etree.SubElement(forged, "{urn:xmpp:sid:0}stanza-id", by=ROOM, id="fake")
+    await world.send(bob, forged)
+    received = [s for s in alice.stanzas if s.findtext("{jabber:client}body") == "trust me"][-1]
+    assert codes(received) == set() and received.find("{urn:xmpp:sid:0}stanza-id") is None

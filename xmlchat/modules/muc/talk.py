@@ -19,6 +19,7 @@ from xmlchat.stanza import BODY, SID_NS, child, to_bytes
 
 SUBJECT = "{jabber:client}subject"
 STANZA_ID = f"{{{SID_NS}}}stanza-id"
+_ROOMS_OWN = frozenset({STANZA_ID, names.X_USER})
 
 
 async def groupchat(
@@ -33,10 +34,7 @@ async def groupchat(
         await service.save(room)
         service.broadcast(room, subject_message(room))
         return
-    out = copy(message)
-    out.set("from", str(names.room_address(room.jid, occupant.nick)))
-    for sid in out.findall(STANZA_ID):
-        out.remove(sid)  # XEP-0359 §3.3: only the room vouches for its ids
+    out = _from_occupant(message, room, occupant.nick)
     if service.archive and room.config.archiving and child(out, BODY) is not None:
         archive_id = await service.ctx.store.archive_message(
             room.jid, room.jid, to_bytes(out), stamp, outgoing=False
@@ -56,11 +54,20 @@ def private(service: RoomService, session: Session, room: Room, nick: str, messa
     target = room.occupant(nick)
     if target is None:
         raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, f"no occupant {nick!r} in this room")
-    out = copy(message)
-    out.set("from", str(names.room_address(room.jid, sender.nick)))
-    if child(out, names.X_USER) is None:
-        user_x(out)
+    out = _from_occupant(message, room, sender.nick)
+    user_x(out)  # §7.5: marks it as from a room occupant
     service.to_occupant(target, out)
+
+
+def _from_occupant(message: etree._Element, room: Room, nick: str) -> etree._Element:
+    """What the room passes on of an occupant's message: from their room JID,
+    without what only the room may say: ``muc#user`` (status codes, invitations)
+    and XEP-0359 stanza ids (§3.3)."""
+    out = copy(message)
+    out.set("from", str(names.room_address(room.jid, nick)))
+    for claimed in [c for c in out if c.tag in _ROOMS_OWN]:
+        out.remove(claimed)
+    return out
 
 
 async def invite(service: RoomService, session: Session, room: Room, x: etree._Element) -> None:
