@@ -27,7 +27,7 @@ from xmlchat.modules.archive.forms import NS as MAM
 from xmlchat.modules.archive.forms import form_template, parse_query
 from xmlchat.modules.muc import admin, disco, names, talk
 from xmlchat.modules.muc.room import Room, check_entry
-from xmlchat.modules.muc.service import MucStore, RoomService, log
+from xmlchat.modules.muc.service import MucStore, RoomService
 from xmlchat.routing.api import (
     InboundFilter,
     ModuleContext,
@@ -96,8 +96,10 @@ class Muc:
         except StanzaError:
             raise
         except Exception:
-            # One room's bug stays in that room (the "bad input and limits").
-            log.exception("room %s: failed on a %s from %s", to.bare, kind(stanza), session.jid)
+            # One room's bug stays in that room: the others never see it.
+            self.service.ctx.log.exception(
+                "room %s: failed on a %s from %s", to.bare, kind(stanza), session.jid
+            )
             raise StanzaError(StanzaCondition.INTERNAL_SERVER_ERROR, "the room failed") from None
 
     async def _presence(self, session: Session, presence: etree._Element, to: JID) -> None:

@@ -8,7 +8,6 @@ MUC routes to occupants' full JIDs.
 
 from __future__ import annotations
 
-import logging
 from copy import copy
 from datetime import UTC, datetime
 from typing import Protocol
@@ -27,8 +26,6 @@ from xmlchat.routing.api import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import BODY, child
 from xmlchat.storage import ArchiveStore, RoomStore, StoredRoom
-
-log = logging.getLogger("xmlchat.modules.muc")
 
 # What of a join presence the room shows others (RFC 6121 §4.7).
 _SHOWN = frozenset({"{jabber:client}show", "{jabber:client}status", "{jabber:client}priority"})
@@ -211,7 +208,7 @@ class RoomService:
             raise StanzaError(StanzaCondition.NOT_ALLOWED, "only local users create rooms")
         room = self.new_room(room_jid)
         room.affiliations[session.bare] = "owner"
-        log.info("room %s created by %s", room.jid, session.bare)
+        self.ctx.log.info("room %s created by %s", room.jid, session.bare)
         return room
 
     def _occupant(self, room: Room, session: Session, nick: str) -> Occupant:
@@ -274,7 +271,7 @@ class RoomService:
             try:
                 self.leave(room, session)
             except Exception:  # one room's trouble never keeps the others
-                log.exception("room %s: leaving failed for %s", room.jid, session.jid)
+                self.ctx.log.exception("room %s: leaving failed for %s", room.jid, session.jid)
 
     def remove(
         self, room: Room, occupant: Occupant, codes: list[str], actor: str | None, reason: str | None
