@@ -240,3 +240,11 @@ async def test_an_occupant_cannot_speak_for_the_room() -> None:
     await world.send(bob, forged)
     received = [s for s in alice.stanzas if s.findtext("{jabber:client}body") == "trust me"][-1]
     assert codes(received) == set() and received.find("{urn:xmpp:sid:0}stanza-id") is None
+
+
+async def test_the_service_name_is_one_dns_label() -> None:
+    with pytest.raises(ValueError, match="one DNS label"):
+        await World.start(subdomain="chat.rooms")
+    world = await World.start(subdomain="rooms")
+    await world.send(await world.client("alice"), make("presence", {"to": "lobby@rooms.localhost/Alice"}))
+    assert JID.parse("lobby@rooms.localhost") in world.muc.rooms
