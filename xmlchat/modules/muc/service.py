@@ -108,19 +108,24 @@ class RoomService:
         new_nick: str | None = None,
         reason: str | None = None,
     ) -> None:
-        """``occupant``'s presence to everyone, their own with status 110 (§7.2.3)."""
+        """``occupant``'s presence to everyone, their own with status 110 (§7.2.3).
+        Others see one of two forms, with or without the real JID: each is built
+        once (``to_occupant`` copies it per session)."""
+        forms: dict[bool, etree._Element] = {}
         for viewer in list(room.occupants.values()):
             if viewer is not occupant:
-                shown = occupant_presence(
-                    room,
-                    occupant,
-                    show_jid=self.sees_jid(room, viewer),
-                    codes=codes,
-                    unavailable=unavailable,
-                    new_nick=new_nick,
-                    reason=reason,
-                )
-                self.to_occupant(viewer, shown)
+                show = self.sees_jid(room, viewer)
+                if show not in forms:
+                    forms[show] = occupant_presence(
+                        room,
+                        occupant,
+                        show_jid=show,
+                        codes=codes,
+                        unavailable=unavailable,
+                        new_nick=new_nick,
+                        reason=reason,
+                    )
+                self.to_occupant(viewer, forms[show])
         own = occupant_presence(
             room,
             occupant,
