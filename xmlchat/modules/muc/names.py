@@ -44,11 +44,26 @@ MAX_NICK_BYTES: Final = 1023  # a resourcepart (RFC 7622 §3.4)
 _SPACES: Final = re.compile(r"\s+")
 
 
+def _enforce(text: str) -> str:
+    """RFC 8266 §2.2: spaces mapped, trimmed and collapsed, then NFKC."""
+    spaced = "".join(" " if unicodedata.category(c) == "Zs" else c for c in text)
+    return unicodedata.normalize("NFKC", _SPACES.sub(" ", spaced).strip())
+
+
 def nickname(text: str) -> str:
     """The canonical form of a requested nickname; ``jid-malformed`` if it
     cannot be one (empty once trimmed, control characters, too long)."""
-    spaced = "".join(" " if unicodedata.category(c) == "Zs" else c for c in text)
-    nick = unicodedata.normalize("NFKC", _SPACES.sub(" ", spaced).strip())
+    nick = _enforce(text)
+    # NFKC can bring spaces back (U+00B4 is a space and a combining accent):
+    # the rules are applied until the result is stable, and a string that is
+    # not stable after three more rounds is refused (RFC 8264 §7).
+    for _ in range(3):
+        again = _enforce(nick)
+        if again == nick:
+            break
+        nick = again
+    else:
+        raise StanzaError(StanzaCondition.JID_MALFORMED, f"{text!r} is not a stable nickname")
     if not nick or any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in nick):
         raise StanzaError(StanzaCondition.JID_MALFORMED, f"{text!r} is not a valid nickname")
     if len(nick.encode()) > MAX_NICK_BYTES:
