@@ -1,5 +1,5 @@
 # xmlchat in a container: XMPP (5222, 5223 direct TLS) and the native protocol
-# (5290, TLS), data in the /data volume. `docker compose up -d` builds and runs
+# (5290, TLS), data in the /var/lib/xmlchat volume. `docker compose up -d` builds and runs
 # it; docs/operations.md covers accounts, health, metrics, logs and backups.
 #
 # Configuration is environment-only (XMLCHAT_* variables, docs/configuration.md),
@@ -25,21 +25,21 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # hadolint ignore=DL3013
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels "xmlchat[metrics]"
-RUN useradd --system --user-group --uid 10001 --home-dir /data --no-create-home xmlchat \
-    && mkdir -p /data \
-    && chown xmlchat:xmlchat /data
+RUN useradd --system --user-group --uid 10001 --home-dir /var/lib/xmlchat --no-create-home xmlchat \
+    && mkdir -p /var/lib/xmlchat \
+    && chown xmlchat:xmlchat /var/lib/xmlchat
 
 # Inside the container the listeners bind every interface; Docker's port
 # publishing decides what the outside sees. The plaintext native listener stays
 # off (and loopback-only if enabled).
-ENV XMLCHAT_DATA_DIR=/data \
+ENV XMLCHAT_DATA_DIR=/var/lib/xmlchat \
     XMLCHAT_LISTENERS_NATIVE_ADDRESS=0.0.0.0 \
     XMLCHAT_LISTENERS_XMPP_ADDRESS=0.0.0.0 \
     XMLCHAT_LISTENERS_XMPP_TLS_ADDRESS=0.0.0.0 \
     XMLCHAT_METRICS_ADDRESS=0.0.0.0
 
-VOLUME ["/data"]
-WORKDIR /data
+VOLUME ["/var/lib/xmlchat"]
+WORKDIR /var/lib/xmlchat
 # Numeric, so orchestrators can tell it is not root (runAsNonRoot).
 USER 10001:10001
 # 5222 XMPP (STARTTLS), 5223 XMPP direct TLS (off unless

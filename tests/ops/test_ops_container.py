@@ -96,12 +96,12 @@ def test_dockerfile_builds_a_non_root_image_with_a_data_volume() -> None:
     assert run.base == "python:3.11-slim"
     assert run.all("USER") == ["10001:10001"]  # the xmlchat user, not root
     assert any("useradd" in r and "--uid 10001" in r for r in run.all("RUN"))
-    assert json.loads(run.all("VOLUME")[0]) == ["/data"]
+    assert json.loads(run.all("VOLUME")[0]) == ["/var/lib/xmlchat"]
     exposed = {int(p) for p in run.all("EXPOSE")[0].split()}
     assert exposed == {5222, 5223, 5290, Config().metrics.port}
     assert json.loads(run.all("CMD")[0]) == ["xmlchat", "serve"]
     env = run.env
-    assert env["XMLCHAT_DATA_DIR"] == "/data"
+    assert env["XMLCHAT_DATA_DIR"] == "/var/lib/xmlchat"
     for name in ("NATIVE", "XMPP", "XMPP_TLS"):
         assert env[f"XMLCHAT_LISTENERS_{name}_ADDRESS"] == "0.0.0.0"
     assert "XMLCHAT_LISTENERS_NATIVE_PLAIN_ADDRESS" not in env  # plaintext stays loopback-only
@@ -175,7 +175,7 @@ def test_compose_service_is_what_the_issue_asks_for() -> None:
     published = {int(str(p).split(":")[-1]) for p in service["ports"]}
     assert {5222, 5290} <= published
     volume, _, target = service["volumes"][0].partition(":")
-    assert target == "/data" and volume in data["volumes"]  # a named volume
+    assert target == "/var/lib/xmlchat" and volume in data["volumes"]  # a named volume
     assert service["healthcheck"]["test"] == ["CMD", "xmlchat", "health", "--timeout", "5"]
     assert set(service["environment"]) <= ENV_KEYS  # only real settings, documented ones
     client = data["services"]["client"]
@@ -203,7 +203,7 @@ def run_in_container(argv: list[str], env: dict[str, str], cwd: Path) -> subproc
 
 
 def test_the_container_command_runs_natively(tmp_path: Path) -> None:
-    data = tmp_path / "data"  # the volume; WORKDIR /data
+    data = tmp_path / "data"  # the volume; WORKDIR /var/lib/xmlchat
     data.mkdir()
     env, ports = container_env(data)
     stage = dockerfile_stages()[-1]
@@ -244,11 +244,12 @@ def test_the_container_command_runs_natively(tmp_path: Path) -> None:
 
         assert str(asyncio.run(login())).startswith("alice@localhost/")
 
-        # docs/operations.md: the online backup, with /data being this data dir.
+        # docs/operations.md: the online backup (through the running server's
+        # admin channel), with /var/lib/xmlchat being this data dir.
         docs = (REPO / "docs" / "operations.md").read_text()
-        backup = re.search(r'docker compose exec xmlchat (python -c "[^"]+")', docs)
+        backup = re.search(r"docker compose exec xmlchat (xmlchat backup /var/lib/xmlchat/\S+)", docs)
         assert backup is not None
-        argv = shlex.split(backup.group(1).replace("/data/", f"{data}/"))
+        argv = shlex.split(backup.group(1).replace("/var/lib/xmlchat/", f"{data}/"))
         result = run_in_container(argv, env, data)
         assert result.returncode == 0, result.stderr
         copy = sqlite3.connect(data / "backup.sqlite3")

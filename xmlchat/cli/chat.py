@@ -21,7 +21,14 @@ import sys
 from typing import Any
 
 from xmlchat.cli.chat_rooms import ROOM_COMMANDS, print_room_events, room_command
-from xmlchat.cli.common import add_client_commands, ask_password, run_async, user_jid
+from xmlchat.cli.common import (
+    add_client_commands,
+    client_tls,
+    connect_failure,
+    read_password,
+    run_async,
+    user_jid,
+)
 from xmlchat.client.native import (
     ArchivedMessage,
     IncomingMessage,
@@ -32,7 +39,6 @@ from xmlchat.client.native import (
 )
 from xmlchat.config import Config
 from xmlchat.protocol.native import MAX_HISTORY
-from xmlchat.server.tls import client_context
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -50,15 +56,9 @@ def make_client(args: argparse.Namespace, config: Config, **kwargs: Any) -> Nati
         port = int(port_text)
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
-    ssl = None
-    if not args.plain:
-        cafile = args.cafile
-        default_cert = config.data_path / "tls" / "cert.pem"
-        if cafile is None and default_cert.exists():
-            cafile = str(default_cert)
-        ssl = client_context(cafile, args.insecure)
     jid = user_jid(args.jid, config)
-    password = args.password if args.password is not None else ask_password(confirm=False)
+    password = read_password(args, confirm=False)
+    ssl = None if args.plain else client_tls(args, config, host, port, direct=True)
     return NativeClient(str(jid), password, host=host, port=port, ssl=ssl, **kwargs)
 
 
@@ -73,7 +73,7 @@ def _send(args: argparse.Namespace, config: Config) -> int:
             print(f"xmlchat: {e}", file=sys.stderr)
             return 1
         except OSError as e:
-            print(f"xmlchat: cannot connect: {e}", file=sys.stderr)
+            print(connect_failure(e, client.host, client.port, config), file=sys.stderr)
             return 1
         finally:
             await client.close()
@@ -108,8 +108,11 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
     async def run() -> int:
         try:
             await client.start()
-        except (LoginFailed, OSError) as e:
+        except LoginFailed as e:
             print(f"xmlchat: {e}", file=sys.stderr)
+            return 1
+        except OSError as e:
+            print(connect_failure(e, client.host, client.port, config), file=sys.stderr)
             return 1
         print(f"logged in as {client.address}; type 'bob: hello', {_COMMANDS}", flush=True)
         loop = asyncio.get_running_loop()

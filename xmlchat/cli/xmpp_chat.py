@@ -20,10 +20,16 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from xmlchat.cli.common import add_client_commands, ask_password, run_async, user_jid
+from xmlchat.cli.common import (
+    add_client_commands,
+    client_tls,
+    connect_failure,
+    read_password,
+    run_async,
+    user_jid,
+)
 from xmlchat.config import Config
 from xmlchat.jid import JID, InvalidJID
-from xmlchat.server.tls import client_context
 
 if TYPE_CHECKING:
     from xmlchat.client.xmpp import ChatMessage, PresenceUpdate, StanzaFailed, XmppClient
@@ -49,6 +55,7 @@ def _address(text: str, config: Config) -> str:
 
 class _Connection:
     def __init__(self, args: argparse.Namespace, config: Config) -> None:
+        self.config = config
         listener = config.listeners.xmpp_tls if args.direct_tls else config.listeners.xmpp
         self.host, self.port = listener.address, listener.port
         if args.server:
@@ -57,14 +64,10 @@ class _Connection:
         if self.host in ("0.0.0.0", "::", ""):
             self.host = "127.0.0.1"
         self.tls = "direct" if args.direct_tls else "starttls"
-        cafile = args.cafile
-        default_cert = config.data_path / "tls" / "cert.pem"
-        if cafile is None and default_cert.exists():
-            cafile = str(default_cert)
-        self.ssl = client_context(cafile, args.insecure)
+        self.ssl = client_tls(args, config, self.host, self.port, direct=self.tls == "direct")
         jid = user_jid(args.jid, config)
         self.jid = f"{jid}/{args.resource}" if args.resource else str(jid)
-        self.password = args.password if args.password is not None else ask_password(confirm=False)
+        self.password = read_password(args, confirm=False)
 
     def client(self, **kwargs: Any) -> XmppClient:
         from xmlchat.client.xmpp import XmppClient
@@ -80,7 +83,7 @@ class _Connection:
             print(f"xmlchat: login failed: {e}", file=sys.stderr)
             return False
         except (OSError, TimeoutError) as e:
-            print(f"xmlchat: cannot connect to {self.host}:{self.port}: {e or 'timed out'}", file=sys.stderr)
+            print(connect_failure(e, self.host, self.port, self.config), file=sys.stderr)
             return False
         return True
 
