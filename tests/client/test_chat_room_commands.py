@@ -9,7 +9,7 @@ import pytest
 
 from xmlchat.cli.chat import _command
 from xmlchat.cli.chat_rooms import describe
-from xmlchat.client.native_rooms import Joined, OccupantUpdate, RoomLeft, RoomMessage
+from xmlchat.client.native_rooms import Joined, OccupantUpdate, RoomLeft, RoomMessage, RoomSubject
 
 ROOM = "lobby@conference.localhost"
 
@@ -65,3 +65,5 @@ def test_room_events_read_as_lines() -> None:
     assert describe(RoomMessage("m1", ROOM, "bob", when, "hi", True)).endswith(f"#{ROOM} bob: hi (earlier)")
     assert describe(OccupantUpdate(ROOM, "bob", False)) == f"* bob left {ROOM}"
     assert describe(RoomLeft(ROOM, "kicked")) == f"* you are out of {ROOM} (kicked)"
+    assert describe(RoomSubject(ROOM, "bob", "plans")) == f"* subject of {ROOM}: plans (set by bob)"
+    assert describe(RoomSubject(ROOM, None, "")) == f"* subject of {ROOM}: (none)"

@@ -15,7 +15,7 @@ from slixmpp.exceptions import PresenceError
 from slixmpp.stanza import Message, Presence
 
 from xmlchat.client.native import NativeClient, ServerError
-from xmlchat.client.native_rooms import OccupantUpdate, RoomEvent, RoomLeft, RoomMessage
+from xmlchat.client.native_rooms import OccupantUpdate, RoomEvent, RoomLeft, RoomMessage, RoomSubject
 
 ROOM = "lobby@conference.localhost"
 USERS = {n: f"{n}pw" for n in ("alice", "bob", "carol", "dave")}
@@ -109,6 +109,9 @@ async def test_xmpp_and_native_users_share_a_room(server: ServerProcess) -> None
         joined = await bob.rooms.join("lobby", "Bob")
         assert (joined.room, joined.nick) == (ROOM, "Bob")
         assert await _next_event(bob, OccupantUpdate) == OccupantUpdate(ROOM, "Alice", True)
+        assert await _next_event(bob, RoomSubject) == RoomSubject(ROOM, None, "")  # last of the join
+        alice.muc.set_subject(SlixJID(ROOM), "Plans")
+        assert await _next_event(bob, RoomSubject) == RoomSubject(ROOM, "Alice", "Plans")
         seen = await alice.next_presence(f"{ROOM}/Bob")
         assert seen["muc"]["role"] == "participant"
         alice.client.send_message(mto=SlixJID(ROOM), mbody="hello from xmpp", mtype="groupchat")

@@ -57,6 +57,8 @@ def test_what_the_server_writes_is_valid_against_the_schema() -> None:
     core.send_room_message(
         "m1", "lobby@conference.localhost", "bob", datetime.now(UTC), "hi <3", delayed=True
     )
+    core.send_room_subject("lobby@conference.localhost", None, "")
+    core.send_room_subject("lobby@conference.localhost", "bob", "plans & more")
     core.send_left("lobby@conference.localhost", "kicked")
     stanzas = etree.fromstring(b"<r xmlns='urn:xmlchat:native:1'>" + core.data_to_send() + b"</r>")
     assert [etree.QName(s).localname for s in stanzas] == [
@@ -64,6 +66,8 @@ def test_what_the_server_writes_is_valid_against_the_schema() -> None:
         "occupant",
         "occupants",
         "room-message",
+        "room-subject",
+        "room-subject",
         "left",
     ]
     for stanza in stanzas:

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from xmlchat.client.native import NativeClient
-from xmlchat.client.native_rooms import OccupantUpdate, RoomEvent, RoomLeft, RoomMessage
+from xmlchat.client.native_rooms import OccupantUpdate, RoomEvent, RoomLeft, RoomMessage, RoomSubject
 
 ROOM_COMMANDS = "/join ROOM [NICK], /leave ROOM, /who ROOM, '#ROOM: message'"
 
@@ -49,5 +49,8 @@ def describe(event: RoomEvent) -> str:
             return f"[{event.time.astimezone():%H:%M:%S}] #{event.room} {event.nick}: {event.body}{mark}"
         case OccupantUpdate():
             return f"* {event.nick} {'entered' if event.online else 'left'} {event.room}"
+        case RoomSubject():
+            by = f" (set by {event.nick})" if event.nick else ""
+            return f"* subject of {event.room}: {event.text or '(none)'}{by}"
         case RoomLeft():
             return f"* you are out of {event.room}" + (f" ({event.reason})" if event.reason else "")

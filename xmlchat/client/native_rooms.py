@@ -3,7 +3,7 @@
     joined = await client.rooms.join("lobby", nick="alice")   # -> Joined (room, nick)
     await client.rooms.say("lobby", "hi all")                  # -> Ack
     nicks = await client.rooms.who("lobby")
-    event = await client.rooms.incoming.get()   # RoomMessage | OccupantUpdate | RoomLeft
+    event = await client.rooms.incoming.get()   # RoomMessage | OccupantUpdate | RoomLeft | RoomSubject
     await client.rooms.leave("lobby")
 
 Each request waits for its answer, matched by id; a refusal raises
@@ -25,7 +25,7 @@ from xmlchat.client.native_types import Ack, ConnectionLost, ServerError, parse_
 from xmlchat.protocol.native import NS, element_xml
 
 _NS: Final = f"{{{NS}}}"
-ROOM_STANZAS: Final = frozenset({"joined", "left", "occupant", "occupants", "room-message"})
+ROOM_STANZAS: Final = frozenset({"joined", "left", "occupant", "occupants", "room-message", "room-subject"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,16 @@ class RoomLeft:
     reason: str | None
 
 
-RoomEvent = RoomMessage | OccupantUpdate | RoomLeft
+@dataclass(frozen=True, slots=True)
+class RoomSubject:
+    """The room's subject: sent on joining and when it changes (``text`` empty: none)."""
+
+    room: str
+    nick: str | None  # who set it
+    text: str
+
+
+RoomEvent = RoomMessage | OccupantUpdate | RoomLeft | RoomSubject
 
 
 class Rooms:
@@ -130,6 +139,8 @@ class Rooms:
                 self.incoming.put_nowait(
                     OccupantUpdate(text("room"), text("nick"), text("status") == "online")
                 )
+            case "room-subject":
+                self.incoming.put_nowait(RoomSubject(text("room"), text("from") or None, text("text")))
             case "room-message":
                 delayed = el.find(f"{_NS}delayed") is not None
                 message = RoomMessage(

@@ -6,7 +6,7 @@ presence, a ``<room-message>`` a groupchat message: the same stanzas an XMPP
 client sends, through :meth:`Hub.receive`, so native and XMPP occupants share
 one room. What the room sends back is read here: occupant presence becomes
 ``<joined>``, ``<occupant>`` and ``<left>``, groupchat messages
-``<room-message>``. The occupant list ``<who>`` shows is the one this
+``<room-message>`` (the subject ``<room-subject>``). The occupant list ``<who>`` shows is the one this
 connection was told about, as an XMPP client keeps it.
 """
 
@@ -27,6 +27,7 @@ from xmlchat.routing.session import Session
 from xmlchat.stanza import BODY, DELAY_NS, body_text, child, make, new_id
 
 _DELAY: Final = f"{{{DELAY_NS}}}delay"
+_SUBJECT: Final = "{jabber:client}subject"
 _STATUS: Final = f"{{{names.USER}}}status"
 # Why a room put us out, by XEP-0045 §15.6.2 status code.
 _REASONS: Final = {
@@ -157,12 +158,15 @@ class NativeRooms:
         return jid is not None and jid.resource is not None and jid.bare in self.nicks
 
     def write_message(self, stanza: etree._Element, stamp: datetime) -> bool:
-        """A groupchat message; False for any other. A subject change has no
-        native form yet and is dropped."""
+        """A groupchat message (or the room's subject, §8.1); False for any other."""
         if stanza.get("type") != "groupchat":
             return False
         body = body_text(stanza)
         sender = JID.parse_or_none(stanza.get("from"))
+        subject = child(stanza, _SUBJECT)
+        if subject is not None and body is None and sender is not None:
+            self.core.send_room_subject(str(sender.bare), sender.resource, subject.text or "")
+            return True
         if body is None or sender is None or sender.resource is None:
             return True
         delay = child(stanza, _DELAY)

@@ -86,6 +86,7 @@ _SERVER_ONLY: Final = frozenset(
         "left",
         "occupant",
         "occupants",
+        "room-subject",
     }
 )
 
@@ -347,6 +348,9 @@ class NativeServerStream:
         self._out.append(
             element_xml("occupants", [("id", id_), ("room", room), *(("nick", n) for n in nicks)])
         )
+
+    def send_room_subject(self, room: str, nick: str | None, text: str) -> None:
+        self._out.append(element_xml("room-subject", [("room", room), ("from", nick), ("text", text)]))
 
     def send_room_message(
         self, id_: str, room: str, nick: str, sent: datetime, body: str, delayed: bool = False
