@@ -2,6 +2,7 @@
 
 * :mod:`.wire`: names, the schema and how stanzas are written (shared with the client);
 * :mod:`.events`: what the client asked for, one event per stanza;
+* :mod:`.requests`: which event each client stanza is;
 * :mod:`.history`: the ``<history>`` answer's messages and paging;
 * :mod:`.core`: :class:`NativeServerStream`, the state machine.
 

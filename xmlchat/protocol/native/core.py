@@ -24,28 +24,14 @@ from xmlchat.errors import (
     StreamError,
 )
 from xmlchat.protocol.native.events import (
-    BlocklistRequested,
-    BlockRequested,
     Closed,
-    ContactAddRequested,
-    ContactRemoveRequested,
-    ContactsRequested,
     Event,
     Failed,
-    HistoryRequested,
-    JoinRequested,
-    LeaveRequested,
     LoginRequested,
-    MessageReceived,
     Opened,
-    PingReceived,
-    PongReceived,
-    ReceiptReceived,
-    RoomMessageReceived,
-    UnblockRequested,
-    WhoRequested,
 )
-from xmlchat.protocol.native.history import DEFAULT_HISTORY, history_xml
+from xmlchat.protocol.native.history import history_xml
+from xmlchat.protocol.native.requests import block_jids, request_event
 from xmlchat.protocol.native.wire import (
     NS,
     ROOT,
@@ -196,14 +182,14 @@ class NativeServerStream:
         if self.state is State.AWAITING_LOGIN and name not in _BEFORE_LOGIN:
             self.send_error(StanzaError(StanzaCondition.NOT_AUTHORIZED, "log in first"), ref)
             return
-        if name in ("block", "unblock") and len(_jids(el)) > MAX_BLOCK_JIDS:
+        if name in ("block", "unblock") and len(block_jids(el)) > MAX_BLOCK_JIDS:
             # The schema bounds each run of <jid>, not their total.
             why = f"at most {MAX_BLOCK_JIDS} <jid> in one <{name}>"
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, why), ref)
             return
         if name == "received" and not self._receipt_ok(int(texts.get("seq", "0")), ref):
             return
-        event = self._event(name, texts, el)
+        event = request_event(name, texts, el)
         if isinstance(event, LoginRequested) and self.state is State.LOGGED_IN:
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, "already logged in"), ref)
             return
@@ -227,59 +213,6 @@ class NativeServerStream:
             why = f"received {seq}, but the last message sent was {self._last_seq}"
             raise StreamError(StreamCondition.UNDEFINED_CONDITION, why)
         return True
-
-    @staticmethod
-    def _event(name: str, fields: dict[str, str], el: etree._Element) -> Event:
-        get = fields.get
-        match name:
-            case "message":
-                return MessageReceived(
-                    to=get("to", ""), body=get("body", ""), id=get("id"), sender=get("from")
-                )
-            case "login":
-                return LoginRequested(
-                    get("user", ""), get("password", ""), get("resource"), "receipts" in fields
-                )
-            case "received":
-                return ReceiptReceived(int(fields["seq"]))
-            case "ping":
-                return PingReceived(get("id"))
-            case "pong":
-                return PongReceived()
-            case "contacts-get":
-                return ContactsRequested()
-            case "contact-add":
-                return ContactAddRequested(get("jid", ""))
-            case "contact-remove":
-                return ContactRemoveRequested(get("jid", ""))
-            case "blocklist-get":
-                return BlocklistRequested(get("id"))
-            case "block":
-                return BlockRequested(_jids(el), get("id"))
-            case "unblock":
-                return UnblockRequested(_jids(el), get("id"))
-            case "history":
-                # The schema admits only 1 to MAX_HISTORY (xs:positiveInteger,
-                # which collapses whitespace: so does int()).
-                max_ = int(get("max") or DEFAULT_HISTORY)
-                return HistoryRequested(get("with"), max_, get("before"), get("id"))
-            case "join":
-                history = get("max-history")
-                return JoinRequested(
-                    get("room", ""),
-                    get("nick"),
-                    get("password"),
-                    None if history is None else int(history),
-                    get("id"),
-                )
-            case "leave":
-                return LeaveRequested(get("room", ""), get("id"))
-            case "room-message":
-                return RoomMessageReceived(get("room", ""), get("body", ""), get("id"))
-            case "who":
-                return WhoRequested(get("room", ""), get("id"))
-            case _:  # "logout": the schema admits nothing else
-                return Closed()
 
     def _close(self) -> None:
         if self.state is not State.CLOSED:
@@ -398,15 +331,7 @@ class NativeServerStream:
         self._close()
 
 
-_JID: Final = f"{{{NS}}}jid"
-
-
 def _opening(message: bytes) -> bytes:
     """A standalone ``<session .../>`` as the start tag that opens the parsed stream."""
     message = message.rstrip(b" \t\r\n")
     return message[:-2] + b">" if message.endswith(b"/>") else message
-
-
-def _jids(el: etree._Element) -> tuple[str, ...]:
-    """The ``<jid>`` children of a blocking request, in order."""
-    return tuple(child.text or "" for child in el if child.tag == _JID)
