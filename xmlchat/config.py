@@ -12,17 +12,28 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from xmlchat.config_reader import ConfigError, env_items, env_name, merge, set_path, toml_line
-
-__all__ = ["Config", "ConfigError", "env_name", "load", "toml_line"]
+from xmlchat.config_lines import toml_line
 
 TlsMode = Literal["none", "starttls", "direct"]
 LogFormat = Literal["text", "json"]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key.
+
+    ``key`` is the dotted key path at fault, when there is one; ``where`` says
+    where its value came from (``xmlchat.toml line 7``, ``XMLCHAT_LIMITS_...``).
+    """
+
+    def __init__(self, message: str, key: str | None = None, where: str | None = None) -> None:
+        super().__init__(f"{message} ({where})" if where else message)
+        self.key, self.where = key, where
 
 
 @dataclass(frozen=True)
@@ -66,19 +77,35 @@ class Limits:
     max_depth: int = 32
     # Seconds a connection may stay silent before it is pinged, then dropped.
     idle_timeout: float = 300.0
-    # Seconds allowed from connect to successful login.
-    login_timeout: float = 60.0
+    # Before login (docs/security.md): ejabberd's negotiation timeout, until
+    # logged in (XMPP: bound); caps on connections not logged in; listen(2).
+    login_timeout: float = 30.0
+    tls_handshake_timeout: float = 30.0
+    max_pending_per_ip: int = 100
+    max_pending: int = 1000
+    listen_backlog: int = 1024
     # Outbound bytes queued for a slow reader before it is disconnected (messages
     # for a client that falls behind wait in the store instead, see stuck_timeout).
     max_send_buffer_bytes: int = 4 * 1024 * 1024
     # Seconds a client that is behind may take nothing before it is disconnected;
     # the messages it did not take stay stored for its next login.
     stuck_timeout: float = 60.0
-    # Token bucket of inbound stanzas per connection (0 disables).
+    # Token buckets per connection and per IP (0 disables one): read slower, never cut.
     stanzas_per_second: float = 200.0
     stanza_burst: int = 1000
+    bytes_per_second: float = 256 * 1024
+    byte_burst: int = 1024 * 1024
+    ip_stanzas_per_second: float = 1000.0
+    ip_bytes_per_second: float = 2 * 1024 * 1024
     # Failed logins allowed on one connection before it is closed.
     max_login_attempts: int = 3
+    # Brute-force protection (server/login_guard.py; ejabberd's mod_fail2ban: 20, 3600 s).
+    login_backoff_after: int = 3
+    login_backoff: float = 1.0
+    login_backoff_max: float = 60.0
+    login_lockout_after: int = 10
+    login_ban_after: int = 20
+    login_lockout_seconds: float = 3600.0
     # Offline messages kept per user; older ones are refused with an error.
     max_offline_messages: int = 1000
     # Connections open at once from one IP address, on every listener together
@@ -246,14 +273,14 @@ def load(
             raise ConfigError(f"{path}: {e.strerror}") from e
     env = os.environ if env is None else env
     sources: dict[tuple[str, ...], str] = {}
-    for key, value in env_items(Config, "XMLCHAT", (), env):
-        set_path(data, key, value)
+    for key, value in _env_items(Config, "XMLCHAT", (), env):
+        _set_path(data, key, value)
         sources[key] = env_name(key)
     for dotted, value in (overrides or {}).items():
-        set_path(data, tuple(dotted.split(".")), value)
+        _set_path(data, tuple(dotted.split(".")), value)
         sources[tuple(dotted.split("."))] = "command line"
     try:
-        config: Config = merge(Config(), data, ())
+        config: Config = _merge(Config(), data, ())
     except ConfigError as e:
         if e.key is None or e.where is not None:
             raise
@@ -264,3 +291,102 @@ def load(
             where = f"{path} line {line}" if line else str(path)
         raise ConfigError(str(e), e.key, where) from None
     return config
+
+
+def env_name(key: tuple[str, ...]) -> str:
+    """The environment variable that sets ``key``: ``XMLCHAT_LISTENERS_NATIVE_PORT``."""
+    return "_".join(("XMLCHAT", *key)).upper()
+
+
+def _env_items(
+    cls: type, prefix: str, path: tuple[str, ...], env: Mapping[str, str]
+) -> list[tuple[tuple[str, ...], str]]:
+    out = []
+    for f in dataclasses.fields(cls):
+        key = (*path, f.name)
+        ftype = _hints(cls)[f.name]
+        if dataclasses.is_dataclass(ftype):
+            out += _env_items(typing.cast(type, ftype), prefix, key, env)
+            continue
+        name = "_".join((prefix, *key)).upper()
+        if name in env:
+            out.append((key, env[name]))
+    return out
+
+
+def _set_path(data: dict[str, Any], key: tuple[str, ...], value: Any) -> None:
+    for part in key[:-1]:
+        data = data.setdefault(part, {})
+    data[key[-1]] = value
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _merge(base: Any, raw: Any, path: tuple[str, ...]) -> Any:
+    """``base`` (a dataclass instance) with the values of table ``raw`` applied.
+
+    Nested tables merge into the base's own field value, so a partial
+    ``[listeners.native]`` keeps the native listener's default port and TLS mode.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{'.'.join(path) or 'top level'}: expected a table", ".".join(path) or None)
+    hints = _hints(type(base))
+    unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(base)})
+    if unknown:
+        bad = ".".join((*path, unknown[0]))
+        raise ConfigError(f"unknown key {bad!r}", bad)
+    changes = {}
+    for name, value in raw.items():
+        current = getattr(base, name)
+        if dataclasses.is_dataclass(current):
+            changes[name] = _merge(current, value, (*path, name))
+        else:
+            changes[name] = _convert(hints[name], value, (*path, name))
+    return dataclasses.replace(base, **changes)
+
+
+def _convert(tp: Any, raw: Any, path: tuple[str, ...]) -> Any:
+    key = ".".join(path)
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if raw not in choices:
+            raise ConfigError(f"{key}: must be one of {', '.join(map(repr, choices))}, not {raw!r}", key)
+        return raw
+    if origin is tuple:
+        if isinstance(raw, str):
+            raw = [p.strip() for p in raw.split(",") if p.strip()]
+        if not isinstance(raw, list) or not raw or not all(isinstance(x, str) for x in raw):
+            raise ConfigError(f"{key}: expected a non-empty list of strings", key)
+        return tuple(raw)
+    return _convert_scalar(tp, raw, key)
+
+
+def _convert_scalar(tp: Any, raw: Any, key: str) -> Any:
+    if tp is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return raw.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{key}: expected true or false, not {raw!r}", key)
+    if tp is int:
+        try:
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected an integer, not {raw!r}", key) from None
+    if tp is float:
+        try:
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, not {raw!r}", key) from None
+    if tp is str:
+        if not isinstance(raw, str):
+            raise ConfigError(f"{key}: expected a string, not {raw!r}", key)
+        return raw
+    raise ConfigError(f"{key}: unsupported type {tp!r}", key)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
-from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
+from xmlchat.errors import LoginRefused, StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID, InvalidJID, bare_str
 from xmlchat.metrics import native_kind
 from xmlchat.modules import blocking
@@ -62,7 +62,9 @@ class NativeConnection(Connection[native.Event]):
         # Set at login when the client acknowledges messages (<receipts/>).
         self._receipts: Receipts | None = None
         service = f"{self.config.muc.subdomain}.{self.config.domain}"
-        self._rooms = NativeRooms(self.core, self.ctx.hub, service, self._own_session)
+        self._rooms = NativeRooms(
+            self.core, self.ctx.hub, service, self._own_session, self.config.muc.enabled
+        )
 
     def _own_session(self) -> Session:
         assert self.session is not None  # room requests come after login (the core checks)
@@ -180,10 +182,16 @@ class NativeConnection(Connection[native.Event]):
                 await self._blocking(blocking.UNBLOCK, jids, id_)
             case native.HistoryRequested():
                 await self._history(event)
-            case native.JoinRequested() | native.LeaveRequested() | native.WhoRequested():
-                await self._room_request(event)
-            case native.RoomMessageReceived():
-                await self._room_request(event)
+            case (
+                native.JoinRequested()
+                | native.LeaveRequested()
+                | native.WhoRequested()
+                | native.RoomMessageReceived()
+            ):
+                try:
+                    await self._rooms.handle(event)  # native_rooms.py
+                except StanzaError as e:
+                    self._refused(e, event.id)
             case native.Closed():
                 self.flush()
                 self.close_after_flush()
@@ -202,12 +210,23 @@ class NativeConnection(Connection[native.Event]):
             user = JID.user(event.user, config.domain)
         except InvalidJID:
             user = None
+        account = str(user) if user is not None else event.user
+        guard = self.ctx.login_guard
+        try:
+            if guard is not None:
+                guard.check(self.ip, account)
+        except LoginRefused as e:
+            self.metrics.limit_hit("login_backoff")
+            return self._login_failed(event.user, StanzaCondition.POLICY_VIOLATION, e.text)
         if (
             user is None
             or user.domain not in config.hosts
             or not await self.ctx.accounts.check_password(user, event.password)
         ):
+            self.guard_failed(account)
             return self._login_failed(event.user)
+        if guard is not None:
+            guard.succeeded(self.ip, account)
         resource = event.resource or f"native-{new_id()[:8]}"
         self._jid = user.with_resource(resource)
         self._bare = str(user)
@@ -217,6 +236,7 @@ class NativeConnection(Connection[native.Event]):
         self.flush()
         self.log.info("logged in as %s", self._jid)
         self.metrics.login(self.protocol, True)
+        self.login_done()
         self.session = Session(self._jid, NATIVE_CLIENT, self)
         await self.ctx.hub.open_session(self.session)
         # A native login is initial presence (RFC 6121 §4.2) with no show or
@@ -225,11 +245,16 @@ class NativeConnection(Connection[native.Event]):
         await self.ctx.hub.receive(self.session, make("presence", {"from": str(self._jid)}), None)
         return released
 
-    def _login_failed(self, user: str) -> list[native.Event]:
+    def _login_failed(
+        self,
+        user: str,
+        condition: StanzaCondition = StanzaCondition.NOT_AUTHORIZED,
+        text: str = "wrong user name or password",
+    ) -> list[native.Event]:
         self._failed_logins += 1
-        self.log.info("login failed for %r (%d)", user, self._failed_logins)
+        self.log.info("login failed for %r (%d): %s", user, self._failed_logins, text)
         self.metrics.login(self.protocol, False)
-        released = self.core.login_failed(StanzaCondition.NOT_AUTHORIZED, "wrong user name or password")
+        released = self.core.login_failed(condition, text)
         if self._failed_logins >= self.config.limits.max_login_attempts:
             self.metrics.limit_hit("login_attempts")
             self.close(StreamError(StreamCondition.POLICY_VIOLATION, "too many failed logins"))
@@ -346,31 +371,6 @@ class NativeConnection(Connection[native.Event]):
         else:
             self._blocklist = [j for j in self._blocklist if jids and j not in jids]
         self.core.send_blocklist(self._blocklist)
-
-    # ---- rooms: presence and groupchat to the room service (native_rooms.py)
-
-    async def _room_request(
-        self,
-        event: native.JoinRequested
-        | native.LeaveRequested
-        | native.WhoRequested
-        | native.RoomMessageReceived,
-    ) -> None:
-        try:
-            if not self.config.muc.enabled:
-                raise StanzaError(StanzaCondition.FEATURE_NOT_IMPLEMENTED, "this server has no rooms")
-            match event:
-                case native.JoinRequested():
-                    await self._rooms.join(event)
-                case native.LeaveRequested():
-                    await self._rooms.leave(event)
-                case native.WhoRequested():
-                    self._rooms.who(event)
-                case native.RoomMessageReceived():
-                    id_, stamp = await self._rooms.say(event)
-                    self.core.send_ack(id_, stamp)
-        except StanzaError as e:
-            self._refused(e, event.id)
 
     # ---- history: the archive module's internal iq
 

@@ -29,6 +29,7 @@ from xmlchat.stanza import BODY, DELAY_NS, body_text, child, make, new_id
 _DELAY: Final = f"{{{DELAY_NS}}}delay"
 _SUBJECT: Final = "{jabber:client}subject"
 _STATUS: Final = f"{{{names.USER}}}status"
+RoomRequest = native.JoinRequested | native.LeaveRequested | native.WhoRequested | native.RoomMessageReceived
 # Why a room put us out, by XEP-0045 §15.6.2 status code.
 _REASONS: Final = {
     names.STATUS_KICKED: "kicked",
@@ -41,9 +42,15 @@ _REASONS: Final = {
 
 class NativeRooms:
     def __init__(
-        self, core: native.NativeServerStream, hub: Hub, service: str, session: Callable[[], Session]
+        self,
+        core: native.NativeServerStream,
+        hub: Hub,
+        service: str,
+        session: Callable[[], Session],
+        enabled: bool = True,
     ) -> None:
         self.core = core
+        self.enabled = enabled  # muc.enabled: is there a room service at all?
         self.hub = hub
         self.service = service  # conference.<domain>: where "lobby" is
         self._session = session
@@ -62,6 +69,21 @@ class NativeRooms:
         return jid
 
     # ---- requests
+
+    async def handle(self, event: RoomRequest) -> None:
+        """Carry out one room request; a refusal is a StanzaError for the
+        front end to answer with the request's id."""
+        if not self.enabled:
+            raise StanzaError(StanzaCondition.FEATURE_NOT_IMPLEMENTED, "this server has no rooms")
+        match event:
+            case native.JoinRequested():
+                await self.join(event)
+            case native.LeaveRequested():
+                await self.leave(event)
+            case native.WhoRequested():
+                self.who(event)
+            case native.RoomMessageReceived():
+                self.core.send_ack(*await self.say(event))
 
     async def join(self, event: native.JoinRequested) -> None:
         session = self._session()
