@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +10,9 @@ from lxml import etree
 from modules.fakes import Harness
 from modules.muc_world import SERVICE, World, codes, item
 
+from xmlchat.config import Config
+from xmlchat.config import Muc as MucSettings
+from xmlchat.config_rules import problems
 from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID
 from xmlchat.modules.muc.history import limits_of
@@ -242,9 +246,15 @@ async def test_an_occupant_cannot_speak_for_the_room() -> None:
     assert codes(received) == set() and received.find("{urn:xmpp:sid:0}stanza-id") is None
 
 
-async def test_the_service_name_is_one_dns_label() -> None:
-    with pytest.raises(ValueError, match="one DNS label"):
-        await World.start(subdomain="chat.rooms")
+async def test_the_room_service_can_have_another_name() -> None:
     world = await World.start(subdomain="rooms")
     await world.send(await world.client("alice"), make("presence", {"to": "lobby@rooms.localhost/Alice"}))
     assert JID.parse("lobby@rooms.localhost") in world.muc.rooms
+
+
+def test_room_settings_are_checked_at_start() -> None:
+    """One DNS label (the hub finds a service by its domain's first label), counts above 0."""
+    settings = replace(MucSettings(), subdomain="chat.rooms", max_rooms=0, messages_per_second=-1)
+    found = {e.key for e in problems(replace(Config(), muc=settings))}
+    assert found == {"muc.subdomain", "muc.max_rooms", "muc.messages_per_second"}
+    assert problems(Config()) == []

@@ -14,7 +14,6 @@ answered with internal-server-error, and no other room sees it.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from lxml import etree
@@ -42,7 +41,6 @@ from xmlchat.stanza import child, kind, make
 from xmlchat.storage import ArchiveIdNotFound
 from xmlchat.xml.writer import error_reply
 
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _DISCO_INFO = f"{{{disco.INFO}}}query"
 _DISCO_ITEMS = f"{{{disco.ITEMS}}}query"
 
@@ -57,11 +55,6 @@ class Muc:
         archive: ArchiveSettings | None = None,
     ) -> None:
         self.settings = settings or MucSettings()
-        if not _LABEL.fullmatch(self.settings.subdomain):
-            # The hub finds a service by the first label of its domain.
-            raise ValueError(
-                f"muc.subdomain must be one DNS label (e.g. conference), not {self.settings.subdomain!r}"
-            )
         self.archive = archive if archive is not None and archive.enabled else None
         self.service = RoomService(ctx, self.settings, self.archive is not None)
 
