@@ -18,15 +18,19 @@ from xmlchat.storage import (
     AccountStore,
     ArchiveStore,
     BlocklistStore,
+    DocumentStore,
     MemoryStorage,
     OfflineStore,
+    PepStore,
     RoomStore,
     RosterStore,
     SqliteStorage,
     Storage,
 )
 
-STORES = (AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, RoomStore)
+STORES = (
+    AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, RoomStore, DocumentStore, PepStore
+)
 BACKENDS = (SqliteStorage, MemoryStorage)
 
 
