@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from lxml import etree
 
+from xmlchat.client.native_requests import PendingRequests
 from xmlchat.client.native_types import Ack, ConnectionLost, ServerError, parse_time
 from xmlchat.protocol.native import NS, element_xml
 
@@ -76,11 +77,11 @@ class Rooms:
         self,
         write: Callable[[bytes], None],
         until_online: Callable[[], Awaitable[None]],
-        send_acked: Callable[[bytes, str], Awaitable[Ack]],
+        requests: PendingRequests,
         ids: Iterator[str],
         timeout: float,
     ) -> None:
-        self._write, self._until_online, self._send_acked = write, until_online, send_acked
+        self._write, self._until_online, self._requests = write, until_online, requests
         self._ids, self.timeout = ids, timeout
         self.incoming: asyncio.Queue[RoomEvent] = asyncio.Queue()
         self._waiting: dict[str, asyncio.Future[Any]] = {}
@@ -102,10 +103,12 @@ class Rooms:
         return result
 
     async def say(self, room: str, body: str) -> Ack:
+        await self._until_online()
         id_ = next(self._ids)
-        return await self._send_acked(
-            element_xml("room-message", [("id", id_), ("room", room), ("body", body)]), id_
-        )
+        future = self._requests.expect_ack(id_)
+        self._write(element_xml("room-message", [("id", id_), ("room", room), ("body", body)]))
+        ack: Ack = await asyncio.wait_for(future, self.timeout)
+        return ack
 
     async def _request(self, tag: str, fields: list[tuple[str, str | None]]) -> Any:
         await self._until_online()

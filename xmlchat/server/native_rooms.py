@@ -46,18 +46,23 @@ class NativeRooms:
         core: native.NativeServerStream,
         hub: Hub,
         service: str,
-        session: Callable[[], Session],
+        session: Callable[[], Session | None],
         enabled: bool = True,
     ) -> None:
         self.core = core
         self.enabled = enabled  # muc.enabled: is there a room service at all?
         self.hub = hub
         self.service = service  # conference.<domain>: where "lobby" is
-        self._session = session
+        self._current = session
         self.nicks: dict[JID, str] = {}  # rooms we are in -> our nick
         self.occupants: dict[JID, set[str]] = {}
         self._joining: dict[JID, str | None] = {}  # room -> the <join>'s id
         self._leaving: dict[JID, str | None] = {}
+
+    def _session(self) -> Session:
+        session = self._current()
+        assert session is not None  # room requests come after login (the core checks)
+        return session
 
     def room(self, text: str) -> JID:
         try:

@@ -42,7 +42,9 @@ def request_event(name: str, fields: dict[str, str], el: etree._Element) -> Even
         case "message":
             return MessageReceived(to=get("to", ""), body=get("body", ""), id=get("id"), sender=get("from"))
         case "login":
-            return LoginRequested(get("user", ""), get("password", ""), get("resource"), "receipts" in fields)
+            return LoginRequested(
+                get("user", ""), get("password", ""), get("resource"), "receipts" in fields, get("resume")
+            )
         case "received":
             return ReceiptReceived(int(fields["seq"]))
         case "ping":
