@@ -150,6 +150,16 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "hourly); 0 keeps them forever.",
     "archive.max_page": "Most messages one archive query may ask for; a larger XEP-0059 `max` is "
     "refused with policy-violation.",
+    "muc.enabled": "Serve XEP-0045 group chat rooms at `<subdomain>.<host>` (XMPP and native `<join>`).",
+    "muc.subdomain": "The room service's label: rooms are `room@<subdomain>.<host>`.",
+    "muc.max_rooms": "Rooms that may exist at once; creating another is refused with "
+    "resource-constraint.",
+    "muc.max_occupants": "Occupants of one room at most (a room's `maxusers` may be lower); more "
+    "are refused with service-unavailable.",
+    "muc.history_size": "Groupchat messages a room keeps to send to each new occupant.",
+    "muc.messages_per_second": "Groupchat messages per occupant per second (token bucket); past it "
+    "policy-violation (type wait). 0 disables.",
+    "muc.message_burst": "Groupchat messages an occupant may send at once before the rate applies.",
     "components.secrets": "XEP-0114 components allowed to connect: domain = shared secret, e.g. "
     '`[components.secrets]` `"echo.localhost" = "s3cret"`. Each domain must be a subdomain of a '
     "host. In the environment: `domain=secret` pairs, comma separated.",
