@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,metrics,plots]'
+	$(BIN)/pip install --quiet -e '.[test,metrics,plots,chat]'
 	touch $@
 
 serve: $(BIN)/xmlchat
