@@ -18,24 +18,33 @@ LISTENER = {"chat": "native", "xmpp-chat": "xmpp"}
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
 
 
-def spawn_chat(server: ServerProcess, command: str, user: str, timeout: float = 20) -> pexpect.spawn:
-    """The chat command logged in as ``user`` (password ``<user>pw``), in a 50x200 terminal."""
+def chat_argv(server: ServerProcess, command: str, user: str) -> list[str]:
+    """The command line of the chat command logged in as ``user`` (password ``<user>pw``)."""
     address = f"127.0.0.1:{server.ports[LISTENER[command]]}"
+    return ["-m", "xmlchat", command, user, "--password", f"{user}pw", "--server", address,
+            "--config", str(server.config_path)]  # fmt: skip
+
+
+def chat_env(server: ServerProcess) -> dict[str, str]:
+    return {
+        **os.environ,
+        "XMLCHAT_DATA_DIR": str(server.data_dir),
+        "TERM": "xterm",
+        # pexpect is no terminal emulator: it cannot answer a cursor position request.
+        "PROMPT_TOOLKIT_NO_CPR": "1",
+    }
+
+
+def spawn_chat(server: ServerProcess, command: str, user: str, timeout: float = 20) -> pexpect.spawn:
+    """The chat command in a 50x200 pseudo-terminal, once it has logged in."""
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "xmlchat", command, user, "--password", f"{user}pw", "--server", address,
-         "--config", str(server.config_path)],
-        env={
-            **os.environ,
-            "XMLCHAT_DATA_DIR": str(server.data_dir),
-            "TERM": "xterm",
-            # pexpect is no terminal emulator: it cannot answer a cursor position request.
-            "PROMPT_TOOLKIT_NO_CPR": "1",
-        },
+        chat_argv(server, command, user),
+        env=chat_env(server),
         encoding="utf-8",
         timeout=timeout,
         dimensions=(50, 200),
-    )  # fmt: skip
+    )
     child.expect("logged in as ")
     return child
 

@@ -5,11 +5,14 @@ for both protocols."""
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
 
 import pexpect
 import pytest
 from conftest import ServerFactory, ServerProcess
-from e2e.chat_terminal import CHAT_COMMANDS, paste, quit_chat, received, spawn_chat
+from e2e.chat_terminal import CHAT_COMMANDS, chat_argv, chat_env, paste, quit_chat, received, spawn_chat
 from faults.peers import pin_ports
 
 from xmlchat.cli.chat_shell import HELP, ROOMS_NOT_YET
@@ -72,7 +75,8 @@ def test_history_shows_the_newest_messages_oldest_first(chat_server: ServerProce
     chat.sendline("/msg carol to carol")
     assert received(chat_server, "bob", 3) == ["number 1", "number 2", "number 3"]
     chat.sendline("/history bob 2")
-    chat.expect(r"alice@localhost -> bob@localhost: number 2\s+\S+ \S+ alice@localhost -> bob@localhost: number 3")
+    line = r"\[[\d:\- ]+\] alice@localhost -> bob@localhost: number"
+    chat.expect(rf"{line} 2\s+{line} 3")
     chat.sendline("/history 1")
     chat.expect_exact("alice@localhost -> carol@localhost: to carol")
     assert quit_chat(chat) == 0
@@ -84,6 +88,23 @@ def test_ctrl_c_quits_at_once(chat_server: ServerProcess, command: str) -> None:
     chat.sendline("/who")
     chat.expect_exact("(no contacts yet)")
     assert quit_chat(chat, "c") == 0
+
+
+@pytest.mark.parametrize("command", CHAT_COMMANDS)
+def test_sigint_ends_a_chat_reading_a_pipe(chat_server: ServerProcess, command: str) -> None:
+    """Without a terminal (no raw mode) Ctrl-C is SIGINT: still a clean exit,
+    even while the reading thread waits for input that never comes."""
+    proc = subprocess.Popen(
+        [sys.executable, *chat_argv(chat_server, command, "alice")],
+        env=chat_env(chat_server), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("logged in as alice@localhost/")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, out + err
+    assert "Traceback" not in err
 
 
 def test_both_clients_offer_the_same_commands(chat_server: ServerProcess) -> None:

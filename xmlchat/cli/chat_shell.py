@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -225,22 +226,42 @@ def quiet_libraries(args: argparse.Namespace) -> None:
 
 async def run_chat(backend: ChatBackend, terminal: Terminal) -> int:
     """Log in, then read lines until /quit, Ctrl-C, Ctrl-D, or a refused re-login."""
-    try:
-        address = await backend.start()
-    except (CommandFailed, OSError, TimeoutError) as e:
-        terminal.show(f"xmlchat: {e or 'timed out'}")
-        await backend.close()
-        return 1
-    terminal.show(f"logged in as {address} ({backend.protocol}); /to NAME, then type; /help for more")
-    commands = ChatCommands(backend, terminal)
-    try:
-        with terminal.interruptible(), terminal.reader.session():
-            await _read_lines(commands, terminal)
-    finally:
-        await backend.close()
+    with terminal.interruptible():  # from the first moment: Ctrl-C while logging in quits too
+        try:
+            address = await _until_ended(backend.start(), terminal)
+        except (CommandFailed, OSError, TimeoutError) as e:
+            terminal.show(f"xmlchat: {e or 'timed out'}")
+            await backend.close()
+            return 1
+        if address is None:
+            await backend.close()
+            return terminal.exit_code
+        terminal.show(f"logged in as {address} ({backend.protocol}); /to NAME, then type; /help for more")
+        commands = ChatCommands(backend, terminal)
+        try:
+            with terminal.reader.session():
+                await _read_lines(commands, terminal)
+        finally:
+            await backend.close()
     if terminal.end_reason:
         terminal.show(f"! {terminal.end_reason}")
     return terminal.exit_code
+
+
+async def _until_ended(work: Awaitable[str], terminal: Terminal) -> str | None:
+    """``work``'s result, or None if the chat is ended first (``work`` is cancelled)."""
+    task = asyncio.ensure_future(work)
+    ended = asyncio.ensure_future(terminal.ended.wait())
+    try:
+        await asyncio.wait({task, ended}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ended.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+    return task.result()
 
 
 async def _read_lines(commands: ChatCommands, terminal: Terminal) -> None:
