@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test faults lint bench bench-instructions compare clean
+.PHONY: serve test faults lint bench bench-instructions compare container-test clean
 
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ bench-instructions: $(BIN)/xmlchat
 # Regenerates the measured numbers, plots and transcripts that docs/protocols.md shows.
 compare: $(BIN)/xmlchat
 	$(BIN)/xmlchat compare --out docs/compare --json docs/compare/results.json --doc docs/protocols.md
+
+# The README's container flow on a real Docker engine (build, up, healthy, accounts,
+# a message each way, restart, data kept); needs root or the docker group. Not in `make test`.
+container-test: $(BIN)/xmlchat
+	$(BIN)/python container/check.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -6,10 +6,10 @@ import argparse
 import asyncio
 import logging
 import signal
-import sys
 from typing import Any
 
 from xmlchat.config import Config
+from xmlchat.log import say
 
 
 def register(sub: Any, common: argparse.ArgumentParser, listener_flags: tuple[str, ...]) -> None:
@@ -31,11 +31,12 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
             server = await Server.open(config)
             bound = await server.start()
         except (OSError, ValueError) as e:
-            print(f"xmlchat: cannot start: {e}", file=sys.stderr)
+            say(f"xmlchat: cannot start: {e}", config.log.format, error=True, logger="xmlchat.serve")
             return 1
         for b in bound:
-            print(b, flush=True)
-        print(f"ready: serving {', '.join(config.hosts)}; data in {config.data_path.resolve()}", flush=True)
+            say(str(b), config.log.format, logger="xmlchat.serve")
+        ready = f"ready: serving {', '.join(config.hosts)}; data in {config.data_path.resolve()}"
+        say(ready, config.log.format, logger="xmlchat.serve")
         await stop.wait()
         logging.getLogger("xmlchat").info("shutting down")
         await server.stop()

@@ -23,7 +23,7 @@ from xmlchat.errors import StreamCondition, StreamError
 from xmlchat.metrics import Metrics
 from xmlchat.server import tls
 from xmlchat.server.connection import Connection, ConnectionContext
-from xmlchat.server.datadir import DataDirLock
+from xmlchat.server.datadir import DataDirLock, ensure_writable
 from xmlchat.server.modules import ModuleFactory, build_hub
 from xmlchat.server.native import NativeConnection
 from xmlchat.server.xmpp import XmppConnection
@@ -77,7 +77,7 @@ class Server:
     @classmethod
     async def open(cls, config: Config) -> Server:
         """Open storage and make sure a certificate exists."""
-        config.data_path.mkdir(parents=True, exist_ok=True)
+        ensure_writable(config.data_path)
         lock = DataDirLock(config.data_path)
         lock.acquire()  # before the database: a second server must not touch it
         try:
