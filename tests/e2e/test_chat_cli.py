@@ -107,6 +107,18 @@ def test_sigint_ends_a_chat_reading_a_pipe(chat_server: ServerProcess, command: 
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", CHAT_COMMANDS)
+def test_a_refused_login_is_one_line_on_stderr(chat_server: ServerProcess, command: str) -> None:
+    argv = chat_argv(chat_server, command, "alice")
+    argv[argv.index("alicepw")] = "wrong"
+    result = subprocess.run(
+        [sys.executable, *argv], env=chat_env(chat_server), capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("xmlchat: login failed: not-authorized"), result.stderr
+
+
 def test_both_clients_offer_the_same_commands(chat_server: ServerProcess) -> None:
     shown = {}
     for command in CHAT_COMMANDS:

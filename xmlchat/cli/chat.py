@@ -17,9 +17,9 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from xmlchat.cli.chat_shell import (
-    ROOMS_NOT_YET,
     CommandFailed,
     Extra,
+    NoRooms,
     Unavailable,
     history_line,
     quiet_libraries,
@@ -101,7 +101,7 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
     return run_async(run())
 
 
-class NativeChat:
+class NativeChat(NoRooms):
     """The native protocol behind the shared chat commands. The client library
     reconnects by itself; this shows its state changes."""
 
@@ -164,12 +164,6 @@ class NativeChat:
         if lines and not page.complete:
             lines.append("(older messages not shown)")
         return lines
-
-    async def join(self, room: str) -> None:
-        raise Unavailable(ROOMS_NOT_YET)
-
-    async def leave(self, room: str) -> None:
-        raise Unavailable(ROOMS_NOT_YET)
 
     async def allow(self, jid: str) -> None:
         raise Unavailable("native contacts are mutual: /add NAME; the server answers XMPP users' requests")

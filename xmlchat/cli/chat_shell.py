@@ -73,6 +73,17 @@ class ChatBackend(Protocol):
     async def close(self) -> None: ...
 
 
+class NoRooms:
+    """What a backend says to /join and /leave until the server has rooms; a
+    backend that has them defines its own ``join`` and ``leave``."""
+
+    async def join(self, room: str) -> None:
+        raise Unavailable(ROOMS_NOT_YET)
+
+    async def leave(self, room: str) -> None:
+        raise Unavailable(ROOMS_NOT_YET)
+
+
 HELP = """\
   text                 send to the current conversation (lines never name a recipient)
   /to NAME             talk to NAME from now on
@@ -230,7 +241,7 @@ async def run_chat(backend: ChatBackend, terminal: Terminal) -> int:
         try:
             address = await _until_ended(backend.start(), terminal)
         except (CommandFailed, OSError, TimeoutError) as e:
-            terminal.show(f"xmlchat: {e or 'timed out'}")
+            terminal.error(f"xmlchat: {e or 'timed out'}")
             await backend.close()
             return 1
         if address is None:
@@ -244,7 +255,7 @@ async def run_chat(backend: ChatBackend, terminal: Terminal) -> int:
         finally:
             await backend.close()
     if terminal.end_reason:
-        terminal.show(f"! {terminal.end_reason}")
+        terminal.error(f"! {terminal.end_reason}")
     return terminal.exit_code
 
 

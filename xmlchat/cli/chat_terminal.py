@@ -46,6 +46,10 @@ class Terminal:
     def show(self, line: str) -> None:
         print(line, flush=True)
 
+    def error(self, line: str) -> None:
+        """Why the chat could not start or had to end: on stderr."""
+        print(line, file=sys.stderr, flush=True)
+
     @contextlib.contextmanager
     def interruptible(self) -> Iterator[None]:
         """Ctrl-C (SIGINT) ends the chat cleanly, whatever it is doing; in raw

@@ -20,13 +20,13 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from xmlchat.cli.chat_shell import (
-    ROOMS_NOT_YET,
     CommandFailed,
     Extra,
-    Unavailable,
+    NoRooms,
     history_line,
     quiet_libraries,
     run_chat,
@@ -41,6 +41,7 @@ from xmlchat.server.tls import client_context
 if TYPE_CHECKING:
     from xmlchat.client.xmpp import ChatMessage, PresenceUpdate, StanzaFailed, XmppClient
 
+T = TypeVar("T")
 MIN_BACKOFF, MAX_BACKOFF = 0.5, 30.0  # seconds, as the native client's defaults
 
 
@@ -138,7 +139,7 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
     return run_async(run())
 
 
-class XmppChat:
+class XmppChat(NoRooms):
     """XMPP behind the shared chat commands. slixmpp's own reconnection is off
     (XmppClient cancels it); a lost stream gets a fresh client after a back-off."""
 
@@ -236,23 +237,10 @@ class XmppChat:
         ]
 
     async def history(self, with_: str | None, count: int) -> list[str]:
-        from slixmpp.exceptions import IqError, IqTimeout
-
-        try:
-            found = await self._online().history(_address(with_, self.config) if with_ else None, count)
-        except IqError as e:
-            raise CommandFailed(f"no history: {e.condition}") from None
-        except IqTimeout:
-            raise TimeoutError("no answer from the server") from None
+        found = await _ask(self._online().history(_address(with_, self.config) if with_ else None, count))
         return [
             history_line(m.time, m.sender.partition("/")[0], m.to.partition("/")[0], m.body) for m in found
         ]
-
-    async def join(self, room: str) -> None:
-        raise Unavailable(ROOMS_NOT_YET)
-
-    async def leave(self, room: str) -> None:
-        raise Unavailable(ROOMS_NOT_YET)
 
     async def allow(self, jid: str) -> None:
         address = _address(jid, self.config)
@@ -288,13 +276,18 @@ class XmppChat:
         self.terminal.show(f"  subscription request sent to {jid}")
 
     async def _remove(self, name: str) -> None:
-        from slixmpp.exceptions import IqError, IqTimeout
-
         jid = _address(name, self.config)
-        try:
-            await self._online().remove(jid)
-        except IqError as e:
-            raise CommandFailed(f"{e.condition}: {e.text}" if e.text else str(e.condition)) from None
-        except IqTimeout:
-            raise TimeoutError("no answer from the server") from None
+        await _ask(self._online().remove(jid))
         self.terminal.show(f"  removed {jid}")
+
+
+async def _ask(request: Awaitable[T]) -> T:
+    """An iq's answer; its error as CommandFailed (RFC 6120 §8.3), no answer as TimeoutError."""
+    from slixmpp.exceptions import IqError, IqTimeout
+
+    try:
+        return await request
+    except IqError as e:
+        raise CommandFailed(f"{e.condition}: {e.text}" if e.text else str(e.condition)) from None
+    except IqTimeout:
+        raise TimeoutError("no answer from the server") from None
