@@ -140,7 +140,8 @@ class Archive:
 @dataclass(frozen=True)
 class Config:
     hosts: tuple[str, ...] = ("localhost",)
-    data_dir: str = "./xmlchat-data"
+    # Empty: the platform's data directory for this user (default_data_dir()).
+    data_dir: str = ""
     listeners: Listeners = field(default_factory=Listeners)
     tls: Tls = field(default_factory=Tls)
     limits: Limits = field(default_factory=Limits)
@@ -158,7 +159,8 @@ class Config:
 
     @property
     def data_path(self) -> Path:
-        return Path(self.data_dir)
+        """Absolute, so it names the same place whatever the current directory."""
+        return Path(self.data_dir).expanduser().absolute() if self.data_dir else default_data_dir()
 
     @property
     def database_path(self) -> Path:
@@ -166,6 +168,17 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
+
+
+def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The XDG base directory spec's data home: ``$XDG_DATA_HOME/xmlchat``, else
+    ``~/.local/share/xmlchat`` (the same for ``serve`` and ``adduser`` run from
+    any directory). The container sets ``XMLCHAT_DATA_DIR`` instead."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME", "")
+    # The spec: a relative XDG_DATA_HOME is invalid and ignored.
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "share"
+    return root / "xmlchat"
 
 
 def load(

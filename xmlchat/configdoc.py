@@ -36,7 +36,9 @@ _LISTENER_FIELDS: Final = {
 DESCRIPTIONS: Final[dict[str, str]] = {
     "hosts": "Chat domains served. The first is the default: a bare name like `alice` means "
     "`alice@<first host>`. In the environment: comma separated.",
-    "data_dir": "Directory for the database and the generated certificate; created if missing.",
+    "data_dir": "Directory for the database, the generated certificate and the admin socket; "
+    "created if missing. Empty: `$XDG_DATA_HOME/xmlchat`, or `~/.local/share/xmlchat` "
+    "(the same from any current directory; every command prints it).",
     **{
         f"listeners.{name}.{field}": f"{what}: {how}."
         for name, what in _LISTENERS.items()

@@ -27,14 +27,21 @@ class (``self.metrics.<method>(...)``); ``protocol`` is ``Connection.protocol``,
     ``Messages.route`` decided: ``"delivered"``, ``"stored"`` (offline) or ``"dropped"``.
 ``error(protocol, error)``
     The server sent the client a :class:`StreamError` (fatal) or a :class:`StanzaError`.
+``limit_hit(limit)``
+    A limit fired: ``"send_buffer"`` (a slow reader was cut), ``"stanza_rate"``
+    (a flooding client was slowed), ``"login_attempts"``, ``"offline_queue"``
+    (a message refused: the recipient's queue was full). Other limits add
+    their own names (lock-outs: ``"lockout"``); each shows in ``xmlchat stats``
+    too, so the tally is kept even with Prometheus off (limits fire rarely).
 ``parsing(protocol)``
     A context manager timing one read's worth of parsing in the protocol core
     (``with self.server.metrics.parsing(self.protocol): events = core.receive_data(data)``).
 
 Gauges computed when scraped, so nothing in the hot path keeps them: open
 connections by protocol and state (``unauthenticated``, ``authenticated``,
-``closing``, from ``Server.connections``) and the offline queue depth
-(``storage.count_offline()``).
+``closing``, from ``Server.connections``), bound sessions by protocol (the
+router), registered accounts (``storage.count_users()``) and the offline
+queue depth (``storage.count_offline()``).
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -60,6 +67,8 @@ log = logging.getLogger(__name__)
 PROTOCOLS: Final = ("native", "xmpp")
 STATES: Final = ("unauthenticated", "authenticated", "closing")
 OUTCOMES: Final = ("delivered", "stored", "dropped")
+# The limits counted from the start (others appear when they first fire).
+LIMITS: Final = ("send_buffer", "stanza_rate", "login_attempts", "offline_queue")
 # Seconds to parse one read: a small read takes tens of microseconds.
 PARSE_BUCKETS: Final = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
@@ -101,7 +110,11 @@ class Observed(Protocol):
     @property
     def connections(self) -> Iterable[ConnectionState]: ...
 
+    def sessions_by_protocol(self) -> Mapping[str, int]: ...
+
     async def count_offline(self) -> int: ...
+
+    async def count_users(self) -> int: ...
 
 
 def native_kind(event: native.Event) -> str | None:
@@ -113,6 +126,9 @@ class Metrics:
     """The disabled metrics: every method does nothing. Subclassed when enabled."""
 
     enabled: bool = False
+
+    def __init__(self) -> None:
+        self.limits_hit: Tally[str] = Tally()
 
     @staticmethod
     def create(config: MetricsConfig) -> Metrics:
@@ -143,6 +159,9 @@ class Metrics:
     def error(self, protocol: str, error: StreamError | StanzaError) -> None:
         pass
 
+    def limit_hit(self, limit: str) -> None:
+        self.limits_hit[limit] += 1
+
     def parsing(self, protocol: str) -> AbstractContextManager[object]:
         return _NULL
 
@@ -151,6 +170,7 @@ class PrometheusMetrics(Metrics):
     enabled = True
 
     def __init__(self, config: MetricsConfig) -> None:
+        super().__init__()
         try:
             import prometheus_client as prom
         except ImportError:
@@ -193,6 +213,13 @@ class PrometheusMetrics(Metrics):
             ["protocol", "type", "condition"],
             registry=reg,
         )
+        self._sessions = prom.Gauge(
+            "xmlchat_sessions", "Logged-in sessions (bound resources)", ["protocol"], registry=reg
+        )
+        self._users = prom.Gauge("xmlchat_registered_users", "Accounts on every host", registry=reg)
+        self._limits = prom.Counter(
+            "xmlchat_limits_hit", "Limits that fired, by limit", ["limit"], registry=reg
+        )
         self._parse = prom.Histogram(
             "xmlchat_parse_seconds",
             "Time to parse one read",
@@ -208,8 +235,11 @@ class PrometheusMetrics(Metrics):
                 self._logins.labels(protocol, result)
             for state in STATES:
                 self._connections.labels(protocol, state)
+            self._sessions.labels(protocol)
         for outcome in OUTCOMES:
             self._routed.labels(outcome)
+        for limit in LIMITS:
+            self._limits.labels(limit)
         self._observed: Observed | None = None
         self._http: asyncio.base_events.Server | None = None
 
@@ -235,6 +265,10 @@ class PrometheusMetrics(Metrics):
         family = "stream" if isinstance(error, StreamError) else "stanza"
         self._errors.labels(protocol, family, str(error.condition)).inc()
 
+    def limit_hit(self, limit: str) -> None:
+        super().limit_hit(limit)
+        self._limits.labels(limit).inc()
+
     def parsing(self, protocol: str) -> AbstractContextManager[object]:
         timer: AbstractContextManager[object] = self._parse.labels(protocol).time()
         return timer
@@ -251,10 +285,14 @@ class PrometheusMetrics(Metrics):
             for protocol in {*PROTOCOLS, *(p for p, _ in tally)}:
                 for state in STATES:
                     self._connections.labels(protocol, state).set(tally[(protocol, state)])
+            sessions = self._observed.sessions_by_protocol()
+            for protocol in {*PROTOCOLS, *sessions}:
+                self._sessions.labels(protocol).set(sessions.get(protocol, 0))
             try:
                 self._offline.set(await self._observed.count_offline())
+                self._users.set(await self._observed.count_users())
             except Exception:  # storage closing: keep the last value
-                log.debug("metrics: offline count unavailable", exc_info=True)
+                log.debug("metrics: storage counts unavailable", exc_info=True)
         data: bytes = generate_latest(self.registry)
         return data
 

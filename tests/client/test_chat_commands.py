@@ -3,6 +3,7 @@ with a fake client library: which calls each line makes, and what is shown."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,9 +13,11 @@ from xmlchat.cli.chat import NativeChat
 from xmlchat.cli.chat_shell import HISTORY_LINES, ROOMS_NOT_YET, ChatCommands
 from xmlchat.cli.chat_terminal import PlainReader, Terminal
 from xmlchat.client.native import ArchivedMessage, HistoryPage
+from xmlchat.config import Config
 
 T = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
-STANZA_LIMIT = 8192
+CONFIG = Config()
+CONFIG = dataclasses.replace(CONFIG, limits=dataclasses.replace(CONFIG.limits, max_stanza_bytes=8192))
 
 
 class FakeClient:
@@ -46,7 +49,7 @@ class FakeClient:
 
 async def run_lines(*lines: str) -> tuple[FakeClient, ChatCommands]:
     client = FakeClient()
-    backend = NativeChat(client, Terminal(PlainReader()), STANZA_LIMIT)  # type: ignore[arg-type]
+    backend = NativeChat(client, Terminal(PlainReader()), CONFIG)  # type: ignore[arg-type]
     commands = ChatCommands(backend, backend.terminal)
     for line in lines:
         assert await commands.handle(line)

@@ -78,8 +78,9 @@ async def next_item(queue: asyncio.Queue[object], timeout: float = 5.0) -> objec
 # ---- raw sockets
 
 
-def raw_login(server: ServerProcess, user: str, resource: str = "raw") -> RawPeer:
-    """Log in byte by byte over the direct-TLS port: PLAIN, restart, bind."""
+def raw_login(server: ServerProcess, user: str, resource: str = "raw", bind: bool = True) -> RawPeer:
+    """Log in byte by byte over the direct-TLS port: PLAIN, restart, bind
+    (``bind=False``: authenticated, stream restarted, no resource yet)."""
     peer = RawPeer(server.ports["xmpp_tls"], server.client_ssl())
     peer.send(STREAM_OPEN)
     assert b"</stream:features>" in peer.read_until("</stream:features>")
@@ -89,6 +90,9 @@ def raw_login(server: ServerProcess, user: str, resource: str = "raw") -> RawPee
     peer.received = b""
     peer.send(STREAM_OPEN)
     peer.read_until("</stream:features>")
+    if not bind:
+        peer.received = b""
+        return peer
     peer.send(
         "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
         f"<resource>{resource}</resource></bind></iq>"

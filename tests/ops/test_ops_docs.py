@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from ops.helpers import REPO
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from xmlchat import configdoc
+from xmlchat.config import Metrics as MetricsConfig
+from xmlchat.metrics import PrometheusMetrics
 
 DOC = REPO / "docs" / "configuration.md"
 
@@ -35,3 +42,25 @@ def test_operations_doc_covers_the_container_and_the_tools() -> None:
         "Backups",
     ):
         assert needle in text
+
+
+def test_the_grafana_dashboard_only_queries_metrics_the_server_exports() -> None:
+    """Every ``xmlchat_*`` series a panel asks for is one the server registers
+    (a renamed metric would leave a panel silently empty)."""
+    metrics = PrometheusMetrics(MetricsConfig(enabled=True))
+    exposition = generate_latest(metrics.registry).decode()
+    families = list(text_string_to_metric_families(exposition))
+    exported = {sample.name for family in families for sample in family.samples}
+    # A labelled counter with no series yet (errors) is still declared.
+    exported |= {f"{family.name}_total" for family in families if family.type == "counter"}
+    dashboard = json.loads((REPO / "docs" / "grafana-dashboard.json").read_text())
+    assert dashboard["__inputs"][0]["pluginId"] == "prometheus"  # importable: asks for the data source
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(?:xmlchat|process)_[a-z_]+", target["expr"])
+    }
+    assert {"xmlchat_sessions", "xmlchat_registered_users", "xmlchat_limits_hit_total"} <= queried
+    assert queried <= exported, queried - exported
+

@@ -132,6 +132,16 @@ def test_metrics_endpoint_counts_the_chat(run: Run) -> None:
     assert run.carol_got == BODY_TO_CAROL
 
 
+def test_metrics_count_accounts_sessions_and_limits(run: Run) -> None:
+    m = run.metrics
+    assert sample(m, "xmlchat_registered_users") == 3
+    assert sample(m, "xmlchat_sessions", protocol="native") == 2  # alice and bob, bound
+    assert sample(m, "xmlchat_sessions", protocol="xmpp") == 0
+    # One wrong password is not a limit; the series are there from the start, at zero.
+    for limit in ("send_buffer", "stanza_rate", "login_attempts", "offline_queue"):
+        assert sample(m, "xmlchat_limits_hit_total", limit=limit) == 0
+
+
 def test_json_log_lines_carry_the_connection_id(run: Run) -> None:
     lines = [json.loads(line) for line in run.log.splitlines() if line.strip()]
     assert lines, "the server logged nothing"

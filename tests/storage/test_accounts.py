@@ -39,6 +39,9 @@ async def test_list_users_sorted_and_by_host(storage: Storage) -> None:
     assert await storage.list_users("example.com") == [ALICE, BOB]
     assert await storage.list_users("Other.Example") == [CAROL]
     assert await storage.list_users("nowhere.example") == []
+    assert await storage.count_users() == 3
+    await storage.delete_user(BOB)
+    assert await storage.count_users() == 2
 
 async def test_check_password(storage: Storage) -> None:
     await storage.create_user(ALICE, PASSWORD)

@@ -9,6 +9,8 @@ xmlchat xmpp-chat alice@localhost  interactive XMPP client (slixmpp)
 xmlchat xmpp-send alice bob "hi"   send one message over XMPP and exit
 xmlchat check                      validate config, certificate and listeners
 xmlchat health                     is the running server answering? (exit 0/1)
+xmlchat who / kick / stats / reload / announce / queue / log-level / backup / restore
+                                   the running server, through its admin channel
 xmlchat compare                    XMPP versus the native protocol, measured on the wire
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 from xmlchat import __version__
 from xmlchat import config as config_mod
 from xmlchat import log as log_mod
-from xmlchat.cli import accounts, chat, compare, ops, serve, xmpp_chat
+from xmlchat.cli import accounts, admin, chat, compare, ops, serve, xmpp_chat
 from xmlchat.config import Config, ConfigError
 
 # Listener flags: --native 127.0.0.1:5290 sets listeners.native.{address,port} and enables it.
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    # A reload (SIGHUP, xmlchat reload) reads the configuration again from the same places.
+    args.load_config = lambda: _load_config(args)
     try:
         config = _load_config(args)
     except ConfigError as e:
@@ -71,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     chat.register(sub, common)
     xmpp_chat.register(sub, common)
     ops.register(sub, common)
+    admin.register(sub, common)
     compare.register(sub, common)
     return parser
 
@@ -79,6 +84,8 @@ def _load_config(args: argparse.Namespace) -> Config:
     overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
+    if getattr(args, "server_logging", False) and args.log_level:
+        overrides["log.level"] = args.log_level  # so a reload keeps the level asked for
     for flag in LISTENER_FLAGS:
         value = getattr(args, flag.replace("-", "_"), None)
         if value:

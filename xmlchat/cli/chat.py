@@ -26,7 +26,14 @@ from xmlchat.cli.chat_shell import (
     run_chat,
 )
 from xmlchat.cli.chat_terminal import Terminal
-from xmlchat.cli.common import add_client_commands, ask_password, run_async, user_jid
+from xmlchat.cli.common import (
+    add_client_commands,
+    client_tls,
+    connect_failure,
+    read_password,
+    run_async,
+    user_jid,
+)
 from xmlchat.client.native import (
     ArchivedMessage,
     IncomingMessage,
@@ -38,7 +45,6 @@ from xmlchat.client.native import (
 )
 from xmlchat.config import Config
 from xmlchat.protocol.native import MAX_HISTORY
-from xmlchat.server.tls import client_context
 
 T = TypeVar("T")
 
@@ -58,15 +64,9 @@ def make_client(args: argparse.Namespace, config: Config, **kwargs: Any) -> Nati
         port = int(port_text)
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
-    ssl = None
-    if not args.plain:
-        cafile = args.cafile
-        default_cert = config.data_path / "tls" / "cert.pem"
-        if cafile is None and default_cert.exists():
-            cafile = str(default_cert)
-        ssl = client_context(cafile, args.insecure)
     jid = user_jid(args.jid, config)
-    password = args.password if args.password is not None else ask_password(confirm=False)
+    password = read_password(args, confirm=False)
+    ssl = None if args.plain else client_tls(args, config, host, port, direct=True)
     return NativeClient(str(jid), password, host=host, port=port, ssl=ssl, **kwargs)
 
 
@@ -81,7 +81,7 @@ def _send(args: argparse.Namespace, config: Config) -> int:
             print(f"xmlchat: {e}", file=sys.stderr)
             return 1
         except OSError as e:
-            print(f"xmlchat: cannot connect: {e}", file=sys.stderr)
+            print(connect_failure(e, client.host, client.port, config), file=sys.stderr)
             return 1
         finally:
             await client.close()
@@ -94,7 +94,7 @@ def _send(args: argparse.Namespace, config: Config) -> int:
 def _chat(args: argparse.Namespace, config: Config) -> int:
     async def run() -> int:
         terminal = Terminal()
-        backend = NativeChat(make_client(args, config), terminal, config.limits.max_stanza_bytes)
+        backend = NativeChat(make_client(args, config), terminal, config)
         quiet_libraries(args)
         return await run_chat(backend, terminal)
 
@@ -107,8 +107,9 @@ class NativeChat(NoRooms):
 
     protocol = "native"
 
-    def __init__(self, client: NativeClient, terminal: Terminal, stanza_limit: int) -> None:
-        self.client, self.terminal, self.stanza_limit = client, terminal, stanza_limit
+    def __init__(self, client: NativeClient, terminal: Terminal, config: Config) -> None:
+        self.client, self.terminal, self.config = client, terminal, config
+        self.stanza_limit = config.limits.max_stanza_bytes
         client.on_message, client.on_presence = self._message, self._presence
         client.on_state, client.on_blocklist = self._state, self._blocklist_pushed
         self._shown_blocklist: list[str] = []  # as last shown: each login sends the list again
@@ -118,6 +119,9 @@ class NativeChat(NoRooms):
             await self.client.start()
         except LoginFailed as e:
             raise CommandFailed(f"login failed: {e}") from None
+        except OSError as e:  # connect_failure explains a certificate it cannot verify
+            failure = connect_failure(e, self.client.host, self.client.port, self.config)
+            raise CommandFailed(failure.removeprefix("xmlchat: ")) from None
         return self.client.address or self.client.user
 
     async def close(self) -> None:

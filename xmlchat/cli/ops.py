@@ -2,9 +2,12 @@
 
 xmlchat check [--config F]     validate the configuration, the certificate and the
                                listeners' addresses; exit 0 if it would start, 1 if not
+                               (against a running server: its listeners must answer)
 xmlchat health [--timeout S]   ask the running server for a sign of life on each
                                enabled listener; exit 0 if all answer, 1 otherwise
                                (Docker's HEALTHCHECK convention: 0 healthy, 1 unhealthy)
+
+Both take --host and --port (and --listener) to look elsewhere than the configuration says.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, Final
 from cryptography import x509
 from lxml import etree
 
+from xmlchat.cli import listeners
 from xmlchat.config import Config, Listener
 from xmlchat.errors import StreamError
 from xmlchat.protocol.native import NS as NATIVE_NS
@@ -42,8 +46,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "check", parents=[common], help="validate configuration, certificate and listeners (exit 0/1)"
     )
     check.set_defaults(run=_check, config_error_status=1)
+    listeners.add_options(check)
     health = sub.add_parser("health", parents=[common], help="probe the running server (exit 0/1)")
     health.add_argument("--timeout", type=float, default=5.0, metavar="S", help="per listener (default 5)")
+    listeners.add_options(health)
     health.set_defaults(run=_health, config_error_status=1)
 
 
@@ -70,14 +76,21 @@ def _check(args: argparse.Namespace, config: Config) -> int:
     source = args.config or "no file (defaults and XMLCHAT_* environment)"
     report.ok(f"config: {source}; hosts {', '.join(config.hosts)}")
     _check_data_dir(config, report)
-    listeners = enabled_listeners(config)
-    if any(listener.tls != "none" for listener in listeners.values()):
+    running = listeners.running_server(config)
+    if running is not None:
+        report.ok(f"server: running (pid {running.pid}) on this data directory")
+    chosen = listeners.selected(config, args, running)
+    if any(listener.tls != "none" for listener in chosen.values()):
         _check_certificate(config, report)
     else:
         report.ok("certificate: not needed (no TLS listener enabled)")
-    for name, listener in listeners.items():
-        _check_listener(name, listener, config, report)
-    if not listeners:
+    for name, listener in chosen.items():
+        served = running.serves(name, listener) if running is not None else None
+        if served is not None:
+            _check_served(name, served, config, report)
+        else:
+            _check_listener(name, listener, config, report)
+    if not chosen:
         report.fail("listeners: none enabled")
     if config.metrics.enabled:
         _check_metrics(config, report)
@@ -149,6 +162,19 @@ def _check_listener(name: str, listener: Listener, config: Config, report: _Repo
         report.fail(f"listener {name}: {protocol} {where}: {problem}")
     else:
         report.ok(f"listener {name}: {protocol} {where} tls={listener.tls}")
+
+
+def _check_served(name: str, listener: Listener, config: Config, report: _Report) -> None:
+    """A port the running server holds: it must answer there, as health asks."""
+    found = probes(config, {name: listener})
+    if not found:
+        report.warn(f"listener {name}: not available in this build, skipped")
+        return
+    probe, problem, ms = asyncio.run(_probe_one(found[0], config, 5.0))
+    if problem:
+        report.fail(f"listener {name}: {probe}: served by the running server, but {problem}")
+    else:
+        report.ok(f"listener {name}: {probe}: served by the running server, answered in {ms:.0f} ms")
 
 
 def _check_metrics(config: Config, report: _Report) -> None:
@@ -223,15 +249,13 @@ class Probe:
         return f"{self.name} {self.protocol} {self.host}:{self.port} tls={self.tls}"
 
 
-def probes(config: Config) -> list[Probe]:
-    """One probe per enabled listener this build serves, at a connectable address.
-
-    The XMPP listener joins in by itself once ``"xmpp"`` is in ``app.PROTOCOLS``.
-    """
+def probes(config: Config, chosen: dict[str, Listener] | None = None) -> list[Probe]:
+    """One probe per listener (default: every enabled one) this build serves,
+    at a connectable address."""
     from xmlchat.server.app import PROTOCOLS
 
     out = []
-    for name, listener in enabled_listeners(config).items():
+    for name, listener in (enabled_listeners(config) if chosen is None else chosen).items():
         if name in PROTOCOLS and listener.port:
             out.append(
                 Probe(name, PROTOCOLS[name][0], _connectable(listener.address), listener.port, listener.tls)
@@ -245,7 +269,13 @@ def _connectable(address: str) -> str:
 
 
 def _health(args: argparse.Namespace, config: Config) -> int:
-    todo = probes(config)
+    # The running server (if it answers on this data directory) says which
+    # ports listeners configured on port 0 got.
+    running = listeners.running_server(config)
+    chosen = listeners.selected(config, args, running)
+    if running is not None:
+        chosen = {name: running.serves(name, listener) or listener for name, listener in chosen.items()}
+    todo = probes(config, chosen)
     if not todo:
         print("FAIL  no enabled listener to probe", flush=True)
         return 1

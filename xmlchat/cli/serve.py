@@ -1,4 +1,10 @@
-"""``serve``: run the server until SIGINT or SIGTERM, then shut down cleanly."""
+"""``serve``: run the server until SIGINT or SIGTERM, then shut down cleanly.
+
+SIGTERM (and SIGINT) drain: the listeners stop accepting, what is being
+handled finishes, every client is told ``system-shutdown``, storage is
+flushed, and the process exits 0. SIGHUP reloads the configuration's log,
+limits and certificate without dropping a session (:mod:`xmlchat.server.reload`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,9 @@ from typing import Any
 
 from xmlchat.config import Config
 from xmlchat.log import say
+from xmlchat.storage import SchemaTooNew
+
+log = logging.getLogger("xmlchat")
 
 
 def register(sub: Any, common: argparse.ArgumentParser, listener_flags: tuple[str, ...]) -> None:
@@ -27,19 +36,43 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        reloads: set[asyncio.Task[None]] = set()
+        started: list[Server] = []
+
+        def reload() -> None:
+            # Before the server is up there is nothing to reload (and SIGHUP must not kill it).
+            for server in started:
+                task = asyncio.create_task(_reload(server))
+                reloads.add(task)
+                task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
+        say(f"data directory: {config.data_path}", config.log.format, logger="xmlchat.serve")
         try:
-            server = await Server.open(config)
+            server = await Server.open(config, args.load_config)
             bound = await server.start()
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, SchemaTooNew) as e:
             say(f"xmlchat: cannot start: {e}", config.log.format, error=True, logger="xmlchat.serve")
             return 1
+        started.append(server)
         for b in bound:
             say(str(b), config.log.format, logger="xmlchat.serve")
-        ready = f"ready: serving {', '.join(config.hosts)}; data in {config.data_path.resolve()}"
-        say(ready, config.log.format, logger="xmlchat.serve")
+        if server.certificate is not None:
+            say(f"certificate: {server.certificate} (clients: --cafile this file)", config.log.format,
+                logger="xmlchat.serve")  # fmt: skip
+        say(f"ready: serving {', '.join(config.hosts)}; data in {config.data_path}", config.log.format,
+            logger="xmlchat.serve")  # fmt: skip
         await stop.wait()
-        logging.getLogger("xmlchat").info("shutting down")
+        loop.remove_signal_handler(signal.SIGHUP)
+        log.info("shutting down")
         await server.stop()
         return 0
 
     return asyncio.run(serve())
+
+
+async def _reload(server: Any) -> None:
+    try:
+        await server.reload()
+    except ValueError as e:  # a bad file or certificate: the running settings stay
+        log.error("SIGHUP: not reloaded: %s", e)

@@ -32,11 +32,17 @@ from xmlchat.cli.chat_shell import (
     run_chat,
 )
 from xmlchat.cli.chat_terminal import Terminal
-from xmlchat.cli.common import add_client_commands, ask_password, run_async, user_jid
+from xmlchat.cli.common import (
+    add_client_commands,
+    client_tls,
+    connect_failure,
+    read_password,
+    run_async,
+    user_jid,
+)
 from xmlchat.client.backoff import backoff_delay
 from xmlchat.config import Config
 from xmlchat.jid import JID, InvalidJID
-from xmlchat.server.tls import client_context
 
 if TYPE_CHECKING:
     from xmlchat.client.xmpp import ChatMessage, PresenceUpdate, StanzaFailed, XmppClient
@@ -63,6 +69,7 @@ def _address(text: str, config: Config) -> str:
 
 class _Connection:
     def __init__(self, args: argparse.Namespace, config: Config) -> None:
+        self.config = config
         listener = config.listeners.xmpp_tls if args.direct_tls else config.listeners.xmpp
         self.host, self.port = listener.address, listener.port
         if args.server:
@@ -71,14 +78,10 @@ class _Connection:
         if self.host in ("0.0.0.0", "::", ""):
             self.host = "127.0.0.1"
         self.tls = "direct" if args.direct_tls else "starttls"
-        cafile = args.cafile
-        default_cert = config.data_path / "tls" / "cert.pem"
-        if cafile is None and default_cert.exists():
-            cafile = str(default_cert)
-        self.ssl = client_context(cafile, args.insecure)
+        self.ssl = client_tls(args, config, self.host, self.port, direct=self.tls == "direct")
         jid = user_jid(args.jid, config)
         self.jid = f"{jid}/{args.resource}" if args.resource else str(jid)
-        self.password = args.password if args.password is not None else ask_password(confirm=False)
+        self.password = read_password(args, confirm=False)
 
     def client(self, **kwargs: Any) -> XmppClient:
         from xmlchat.client.xmpp import XmppClient
@@ -86,17 +89,16 @@ class _Connection:
         return XmppClient(self.jid, self.password, ssl_context=self.ssl, **kwargs)
 
     async def login(self, client: XmppClient) -> None:
-        """Raises CommandFailed when refused, OSError/TimeoutError when unreachable."""
+        """Raises CommandFailed when refused, OSError when unreachable."""
         from xmlchat.client.xmpp import LoginFailed
 
         try:
             await client.start(self.host, self.port, tls="direct" if self.tls == "direct" else "starttls")
         except LoginFailed as e:
             raise CommandFailed(f"login failed: {e}") from None
-        except TimeoutError:
-            raise TimeoutError(f"cannot connect to {self.host}:{self.port}: timed out") from None
-        except ConnectionError as e:
-            raise OSError(f"cannot connect to {self.host}:{self.port}: {e}") from None
+        except (OSError, TimeoutError) as e:  # connect_failure explains a certificate it cannot verify
+            failure = connect_failure(e, self.host, self.port, self.config)
+            raise OSError(failure.removeprefix("xmlchat: ")) from None
 
 
 def _send(args: argparse.Namespace, config: Config) -> int:

@@ -10,7 +10,7 @@ session or the offline store is chosen.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -19,6 +19,8 @@ from lxml import etree
 from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID, InvalidJID
 from xmlchat.routing.api import (
+    AdminCommand,
+    AdminCommandError,
     ModuleContext,
     OnInitialPresence,
     OnSessionEnded,
@@ -26,7 +28,7 @@ from xmlchat.routing.api import (
     StanzaHandler,
 )
 from xmlchat.routing.session import Session
-from xmlchat.stanza import from_bytes, to_bytes
+from xmlchat.stanza import body_text, from_bytes, to_bytes
 from xmlchat.storage import AccountStore, OfflineQueueFull, OfflineStore
 
 Outcome = Literal["delivered", "stored", "dropped"]
@@ -71,6 +73,7 @@ class Messages:
             # held back from before the session is routable as available.
             OnInitialPresence(self._initial_catch_up, prepare=self.hold),
             OnSessionEnded(self._ended),
+            AdminCommand("queue", self.queue),
         ]
 
     async def _from_session(
@@ -150,9 +153,22 @@ class Messages:
         try:
             await self.ctx.store.store_offline(to, to_bytes(stanza), stamp, limit)
         except OfflineQueueFull:
+            self.ctx.metrics.limit_hit("offline_queue")
             raise StanzaError(
                 StanzaCondition.RESOURCE_CONSTRAINT, "the recipient's offline queue is full"
             ) from None
+
+    async def queue(self, args: Mapping[str, Any]) -> list[dict[str, str]]:
+        """The admin channel's ``queue JID``: what waits in the store for an
+        account, oldest first (``limit``, default 100), without taking it."""
+        try:
+            user = JID.user(str(args.get("jid", "")), self.ctx.domain).bare
+        except InvalidJID as e:
+            raise AdminCommandError(str(e)) from None
+        if not await self.ctx.store.user_exists(user):
+            raise AdminCommandError(f"no such user {user}")
+        page = await self.ctx.store.fetch_offline(user, limit=int(args.get("limit", REPLAY_PAGE)))
+        return [_queued(item.stanza, item.received) for item in page]
 
     def hold(self, session: Session) -> None:
         """Keep live messages for ``session`` back until its stored ones are
@@ -263,6 +279,16 @@ class Messages:
     async def _ended(self, session: Session) -> None:
         self._catching_up.discard(session)
         self._held.pop(session, None)
+
+
+def _queued(stanza: bytes, received: datetime) -> dict[str, str]:
+    message = from_bytes(stanza)
+    return {
+        "received": received.isoformat(timespec="seconds"),
+        "from": message.get("from", ""),
+        "type": message.get("type", "normal"),
+        "body": body_text(message) or "",
+    }
 
 
 def _recipient(stanza: etree._Element, hosts: frozenset[str]) -> JID:

@@ -15,10 +15,10 @@ rewritten) to pass it on, or None to drop it, and may raise
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from lxml import etree
 
@@ -38,6 +38,8 @@ StanzaHandlerFn = Callable[[Session, etree._Element, JID | None, datetime], Awai
 SessionHookFn = Callable[[Session], Awaitable[None]]
 ClientStateFn = Callable[[Session, bool], Awaitable[None]]
 LifecycleFn = Callable[[], Awaitable[None]]
+# An operator's command: its arguments in, a JSON-able answer out.
+AdminCommandFn = Callable[[Mapping[str, Any]], Awaitable[Any]]
 # A filter returns the stanza (maybe rewritten) or None to drop it; one that
 # needs no I/O may be a plain function, which costs the hot path less.
 Filtered = etree._Element | None
@@ -176,6 +178,20 @@ class OnStop:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminCommand:
+    """A command of the admin channel (``xmlchat NAME`` while the server runs,
+    as Prosody's shell commands): ``handle`` gets the request's arguments and
+    returns a JSON-able answer, or raises :class:`AdminCommandError`."""
+
+    name: str
+    handle: AdminCommandFn
+
+
+class AdminCommandError(Exception):
+    """An operator's request that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
 class InboundFilter:
     """A stanza from a local session, before it is handled (sender side)."""
 
@@ -215,6 +231,7 @@ Registration = (
     | OnClientState
     | OnStart
     | OnStop
+    | AdminCommand
     | InboundFilter
     | RouteFilter
     | OutboundFilter
@@ -239,6 +256,8 @@ class Sessions(Protocol):
     def is_connected(self, bare: JID) -> bool: ...
 
     def is_online(self, bare: JID) -> bool: ...
+
+    def all_sessions(self) -> list[Session]: ...
 
 
 # Covariant: a context holding the whole Storage serves a module asking for one store.

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xmlchat.routing.api import (
+    AdminCommand,
     ClientStateFn,
     Feature,
     Identity,
@@ -59,6 +60,7 @@ class Registry:
     inbound: list[tuple[int, InboundFilterFn]] = field(default_factory=list)
     route: list[tuple[int, RouteFilterFn]] = field(default_factory=list)
     outbound: list[tuple[int, OutboundFilterFn]] = field(default_factory=list)
+    admin_commands: dict[str, AdminCommand] = field(default_factory=dict)
     owners: dict[str, list[Registration]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, owner: str, registrations: list[Registration]) -> None:
@@ -86,6 +88,10 @@ class Registry:
                 self.on_start.append(handle)
             case OnStop(handle):
                 self.on_stop.append(handle)
+            case AdminCommand(name):
+                if name in self.admin_commands:
+                    raise ValueError(f"{owner}: admin command {name!r} already registered")
+                self.admin_commands[name] = reg
             case Identity():
                 self.identities.append(reg)
             case StreamFeature(namespace, name):

@@ -52,3 +52,7 @@ class Router:
 
     def is_online(self, bare: JID) -> bool:
         return any(s.available for s in self._by_bare.get(bare.bare, {}).values())
+
+    def all_sessions(self) -> list[Session]:
+        """Every bound session (for the operator: who, announce)."""
+        return [s for resources in self._by_bare.values() for s in resources.values()]

@@ -14,14 +14,22 @@ import ipaddress
 import logging
 import secrets
 import ssl
+import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from xmlchat import log as log_mod
 from xmlchat.config import Config, Listener
 from xmlchat.errors import StreamCondition, StreamError
+from xmlchat.jid import JID
 from xmlchat.metrics import Metrics
-from xmlchat.server import tls
+from xmlchat.routing.api import ModuleContext
+from xmlchat.server import reload, tls
+from xmlchat.server.admin import AdminChannel
+from xmlchat.server.admin_commands import server_commands
 from xmlchat.server.connection import Connection, ConnectionContext
 from xmlchat.server.datadir import DataDirLock, ensure_writable
 from xmlchat.server.modules import ModuleFactory, build_hub
@@ -58,24 +66,35 @@ class Bound:
 
 class Server:
     def __init__(
-        self, config: Config, storage: Storage, extra_modules: tuple[ModuleFactory, ...] = ()
+        self,
+        config: Config,
+        storage: Storage,
+        extra_modules: tuple[ModuleFactory, ...] = (),
+        load_config: Callable[[], Config] | None = None,
     ) -> None:
         self.config = config
         self.storage = storage
         self.metrics = Metrics.create(config.metrics)
-        self.hub = build_hub(config, storage, self.metrics, extra_modules)
+        self._module_contexts: list[ModuleContext[Any]] = []
+        self.hub = build_hub(config, storage, self.metrics, extra_modules, self._module_contexts)
+        # Where a reload reads the configuration again (None: it cannot).
+        self._load_config = load_config
+        self.started_at = time.time()
+        self._contexts: list[ConnectionContext] = []  # one per listener; a reload updates them
+        self._admin: AdminChannel | None = None
         self.connections: set[Connection[Any]] = set()
         self.bound: list[Bound] = []
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._tls_context: ssl.SSLContext | None = None
+        self.certificate: Path | None = None  # what clients must trust (printed at start)
         self._channel_binding: dict[str, bytes] | None = None
         # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
         self._scram_secret = secrets.token_bytes(32)
         self._data_lock: DataDirLock | None = None  # held while serving (Server.open)
 
     @classmethod
-    async def open(cls, config: Config) -> Server:
+    async def open(cls, config: Config, load_config: Callable[[], Config] | None = None) -> Server:
         """Open storage and make sure a certificate exists."""
         ensure_writable(config.data_path)
         lock = DataDirLock(config.data_path)
@@ -85,10 +104,11 @@ class Server:
         except BaseException:
             lock.release()
             raise
-        server = cls(config, storage)
+        server = cls(config, storage, load_config=load_config)
         server._data_lock = lock
         if any(listener.enabled and listener.tls != "none" for listener in _listeners(config).values()):
             cert, key = tls.ensure_certificate(config)
+            server.certificate = cert.absolute()
             server._tls_context = tls.server_context(cert, key)
             # RFC 5929 tls-server-end-point data for SCRAM-*-PLUS.
             server._channel_binding = {"tls-server-end-point": tls.server_end_point(cert)}
@@ -99,7 +119,7 @@ class Server:
         return self._tls_context
 
     def connection_context(self, tls: bool = True) -> ConnectionContext:
-        return ConnectionContext(
+        context = ConnectionContext(
             config=self.config,
             hub=self.hub,
             accounts=self.storage,
@@ -108,10 +128,72 @@ class Server:
             channel_binding=self._channel_binding if tls else None,
             scram_secret=self._scram_secret,
         )
+        self._contexts.append(context)
+        return context
 
     async def count_offline(self) -> int:
         """For the metrics gauge."""
         return await self.storage.count_offline()
+
+    async def count_users(self) -> int:
+        return await self.storage.count_users()
+
+    def sessions_by_protocol(self) -> Counter[str]:
+        return Counter(session.protocol for session in self.hub.router.all_sessions())
+
+    def close_sessions(self, jid: JID, error: StreamError) -> int:
+        """End the connections logged in as ``jid``: a full JID's session, or
+        every connection authenticated as a bare JID (bound or not yet)."""
+        closing = [
+            c
+            for c in list(self.connections)
+            if not c.closing
+            and (
+                c.session is not None and c.session.jid == jid
+                if jid.resource is not None
+                else c.account == jid
+            )
+        ]
+        for connection in closing:
+            connection.close(error)
+        return len(closing)
+
+    # ---- reload (SIGHUP, xmlchat reload)
+
+    async def reload(self) -> reload.ReloadPlan:
+        """Read the configuration again and apply what can change while
+        sessions stay up (:mod:`xmlchat.server.reload`). A configuration or
+        certificate that does not load changes nothing (ValueError)."""
+        if self._load_config is None:
+            raise ValueError("this server was not started from a configuration it can read again")
+        plan = reload.plan(self.config, await asyncio.to_thread(self._load_config))
+        if self._tls_context is not None:
+            await asyncio.to_thread(self._reload_certificate, plan.config)
+        self.config = plan.config
+        for context in self._contexts:
+            context.config = plan.config
+        for module_context in self._module_contexts:
+            module_context.limits = plan.config.limits
+        for connection in list(self.connections):
+            connection.limits_changed()
+        # Said under the old log settings, so a reload to a quieter level still shows.
+        log.info("reloaded: %s", ", ".join(plan.applied) or "no change")
+        if plan.needs_restart:
+            log.warning("changed, but needs a restart: %s", ", ".join(plan.needs_restart))
+        log_mod.setup(plan.config.log.level, plan.config.log.format)
+        return plan
+
+    def _reload_certificate(self, config: Config) -> None:
+        assert self._tls_context is not None and self._channel_binding is not None
+        try:
+            cert, key = tls.ensure_certificate(config)
+            tls.server_context(cert, key)  # both load, the key matches: only then switch
+        except (tls.CertificateError, ssl.SSLError, OSError) as e:
+            raise ValueError(f"certificate not reloaded: {e}") from e
+        # The listeners' context itself takes the new pair: new handshakes use it,
+        # established sessions keep theirs.
+        self._tls_context.load_cert_chain(cert, key)
+        self._channel_binding["tls-server-end-point"] = tls.server_end_point(cert)
 
     # ---- listeners
 
@@ -120,6 +202,8 @@ class Server:
             if listener.enabled and name in PROTOCOLS:
                 await self._listen(name, listener)
         await self.hub.start()
+        self._admin = AdminChannel(self.config.data_path, server_commands(self))
+        await self._admin.start()
         metrics = await self.metrics.start(self)
         self.bound += [Bound("metrics", "http", host, port, "none") for host, port in metrics]
         self._spawn(self._sweep())
@@ -183,6 +267,8 @@ class Server:
         """Stop accepting, close every stream properly, flush storage."""
         for srv in self._servers:
             srv.close()
+        if self._admin is not None:
+            await self._admin.stop()
         for task in list(self._tasks):
             task.cancel()
         # What is being handled finishes first: an accepted message gets its ack

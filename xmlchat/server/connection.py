@@ -19,9 +19,11 @@ from lxml import etree
 
 from xmlchat.config import Config
 from xmlchat.errors import StreamCondition, StreamError
+from xmlchat.jid import JID
 from xmlchat.log import CONNECTION, ConnectionLogger
 from xmlchat.metrics import Metrics
 from xmlchat.routing.hub import Hub
+from xmlchat.routing.session import Session
 from xmlchat.stanza import to_bytes
 from xmlchat.storage import AccountStore
 
@@ -50,10 +52,14 @@ class TokenBucket:
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectionContext:
     """What a front end needs: the hub for everything after login, the
-    accounts for logging in, and the transport's settings."""
+    accounts for logging in, and the transport's settings.
+
+    One per listener, shared by its connections. A reload (SIGHUP, ``xmlchat
+    reload``) replaces ``config``, so every connection reads the new limits
+    from then on, and reloads the certificate into ``tls_context`` itself."""
 
     config: Config
     hub: Hub
@@ -84,12 +90,13 @@ class Connection(abc.ABC, Generic[EventT]):
 
     protocol: str = "?"
     core: ProtocolCore[EventT]
+    # The logged-in session, once there is one (what kick and deluser close).
+    session: Session | None
 
     def __init__(
         self, ctx: ConnectionContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool
     ) -> None:
         self.ctx = ctx
-        self.config = ctx.config
         self.metrics = ctx.metrics
         self.reader, self.writer = reader, writer
         self.tls = tls
@@ -119,11 +126,27 @@ class Connection(abc.ABC, Generic[EventT]):
         limits = ctx.config.limits
         self._bucket = TokenBucket(limits.stanzas_per_second, limits.stanza_burst, loop.time())
 
+    @property
+    def config(self) -> Config:
+        """The server's settings as of now (a reload replaces them)."""
+        return self.ctx.config
+
+    def limits_changed(self) -> None:
+        """A reload changed the limits: the stanza rate follows at once."""
+        limits = self.config.limits
+        self._bucket.rate, self._bucket.burst = limits.stanzas_per_second, float(limits.stanza_burst)
+
     # ---- what a protocol implements
 
     @property
     @abc.abstractmethod
     def authenticated(self) -> bool: ...
+
+    @property
+    def account(self) -> JID | None:
+        """The bare JID logged in, from authentication on (an XMPP client may
+        not have bound a session yet): what deluser and passwd close."""
+        return self.session.bare if self.session is not None else None
 
     @abc.abstractmethod
     async def handle(self, event: EventT) -> list[EventT]:
@@ -202,6 +225,7 @@ class Connection(abc.ABC, Generic[EventT]):
                 if self.writer.transport.get_write_buffer_size() > 0:
                     await self.writer.drain()
                 if pause > 0:
+                    self.metrics.limit_hit("stanza_rate")
                     await asyncio.sleep(pause)
         except (ConnectionError, ssl.SSLError, TimeoutError) as e:
             reason = f"{type(e).__name__}: {e}"
@@ -230,6 +254,7 @@ class Connection(abc.ABC, Generic[EventT]):
         queued = self.writer.transport.get_write_buffer_size() + self._pending_size + len(data)
         if queued > self.config.limits.max_send_buffer_bytes:
             self.log.warning("disconnecting a slow reader: send buffer over limit")
+            self.metrics.limit_hit("send_buffer")
             self.closing = True
             self._pending.clear()
             self.writer.transport.abort()

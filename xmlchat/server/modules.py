@@ -8,10 +8,11 @@ every module; a new feature is a module file plus a line here.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from xmlchat.config import Config
 from xmlchat.metrics import Metrics
+from xmlchat.modules.announce import Announce
 from xmlchat.modules.archive import Archive
 from xmlchat.modules.blocking import Blocking
 from xmlchat.modules.carbons import Carbons
@@ -34,12 +35,21 @@ ModuleFactory = Callable[[Callable[[str], ModuleContext[Storage]]], Module]
 
 
 def build_hub(
-    config: Config, storage: Storage, metrics: Metrics, extra: Iterable[ModuleFactory] = ()
+    config: Config,
+    storage: Storage,
+    metrics: Metrics,
+    extra: Iterable[ModuleFactory] = (),
+    contexts: list[ModuleContext[Any]] | None = None,
 ) -> Hub:
+    """The hub with every module loaded; ``contexts`` collects the modules'
+    contexts (a reload gives them the new limits)."""
     hub = Hub(config.hosts, storage.user_exists)
+    made = contexts if contexts is not None else []
 
     def ctx(name: str, store: S) -> ModuleContext[S]:
-        return ModuleContext(name, hub, store, hosts=config.hosts, limits=config.limits, metrics=metrics)
+        context = ModuleContext(name, hub, store, hosts=config.hosts, limits=config.limits, metrics=metrics)
+        made.append(context)
+        return context
 
     def stored(name: str) -> ModuleContext[Storage]:
         return ctx(name, storage)
@@ -59,6 +69,7 @@ def build_hub(
         Ping(ctx("ping", None)),
         Version(ctx("version", None)),
         Time(ctx("time", None)),
+        Announce(stored("announce")),
     ]
     if config.archive.enabled:
         modules.append(Archive(stored("archive"), config.archive))

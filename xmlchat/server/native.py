@@ -71,6 +71,10 @@ class NativeConnection(Connection[native.Event]):
     def authenticated(self) -> bool:
         return self._jid is not None
 
+    @property
+    def account(self) -> JID | None:
+        return self._jid.bare if self._jid is not None else None
+
     def write(self, stanza: etree._Element, stamp: datetime, delayed: bool = False) -> None:
         self.metrics.stanza_out(self.protocol, kind(stanza))
         self.log_stanza("out", stanza)
@@ -212,6 +216,7 @@ class NativeConnection(Connection[native.Event]):
         self.metrics.login(self.protocol, False)
         released = self.core.login_failed(StanzaCondition.NOT_AUTHORIZED, "wrong user name or password")
         if self._failed_logins >= self.config.limits.max_login_attempts:
+            self.metrics.limit_hit("login_attempts")
             self.close(StreamError(StreamCondition.POLICY_VIOLATION, "too many failed logins"))
             return []
         return released

@@ -44,6 +44,7 @@ class XmppConnection(Connection[xmpp.Event]):
             features=_stream_features(ctx.hub.registry.stream_features),
         )
         self.session: Session | None = None
+        self._auth_failures = 0
         # XEP-0198: set whenever the client's acknowledged count moves.
         self._acked = asyncio.Event()
         # Once stream management is on, the hub gets the client's stanzas from
@@ -55,6 +56,11 @@ class XmppConnection(Connection[xmpp.Event]):
     @property
     def authenticated(self) -> bool:
         return self.core.user is not None
+
+    @property
+    def account(self) -> JID | None:
+        user = self.core.user
+        return user.bare if user is not None else None
 
     # ---- SessionTransport
 
@@ -160,6 +166,7 @@ class XmppConnection(Connection[xmpp.Event]):
             case xmpp.AuthFailed(jid, condition):
                 self.log.info("authentication failed for %s: %s", jid or "?", condition)
                 self.metrics.login(self.protocol, False)
+                self._auth_failures += 1
             case xmpp.Authenticated(jid):
                 self.metrics.login(self.protocol, True)
                 self.log.info("authenticated as %s", jid)
@@ -172,6 +179,8 @@ class XmppConnection(Connection[xmpp.Event]):
                 self.flush()
                 self.close_after_flush()
             case xmpp.StreamFailed(error):
+                if error.condition is StreamCondition.POLICY_VIOLATION and self._auth_failures:
+                    self.metrics.limit_hit("login_attempts")  # the core's limit on SASL failures
                 self.metrics.error(self.protocol, error)
                 self.log.info("stream error: %s", error)
                 self.flush()

@@ -176,6 +176,10 @@ def delete_offline(conn: sqlite3.Connection, jid: str, up_to_id: int) -> None:
     conn.execute("DELETE FROM offline WHERE jid = ? AND id <= ?", (jid, up_to_id))
 
 
+def count_users(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM users").fetchone()[0])
+
+
 def count_offline(conn: sqlite3.Connection, jid: str | None) -> int:
     if jid is None:
         row = conn.execute("SELECT count(*) FROM offline").fetchone()

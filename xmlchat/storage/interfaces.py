@@ -55,6 +55,10 @@ class AccountStore(Protocol):
         """Bare JIDs, sorted by their string form; only ``host``'s when given."""
         ...
 
+    async def count_users(self) -> int:
+        """How many accounts there are, on every host (for metrics and stats)."""
+        ...
+
     async def get_scram(self, jid: JID, mechanism: str) -> ScramCredentials | None:
         """The keys for ``mechanism``, or None (no account, or a mechanism not kept)."""
         ...

@@ -121,6 +121,9 @@ class MemoryStorage:
         domain = JID.parse(host).domain
         return [jid for jid in users if jid.domain == domain]
 
+    async def count_users(self) -> int:
+        return len(self._db.scram)
+
     async def get_scram(self, jid: JID, mechanism: str) -> ScramCredentials | None:
         return self._db.scram.get(_key(jid), {}).get(mechanism)
 

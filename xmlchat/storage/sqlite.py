@@ -135,6 +135,9 @@ class SqliteStorage:
         """Bare JIDs, sorted by their string form; only ``host``'s when given."""
         return await self._run(q.list_users, host)
 
+    async def count_users(self) -> int:
+        return await self._run(q.count_users)
+
     async def get_scram(self, jid: JID, mechanism: str) -> ScramCredentials | None:
         return await self._run(q.get_scram, _key(jid), mechanism)
 
