@@ -42,9 +42,11 @@ def free_port() -> int:
         return port
 
 
-def run(*argv: str, check: bool = True, timeout: float = 600, env: dict[str, str] | None = None) -> str:
+def run(
+    *argv: str, check: bool = True, timeout: float = 600, env: dict[str, str] | None = None, input: str = ""
+) -> str:
     result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, env=env, check=False, cwd=REPO
+        argv, capture_output=True, text=True, timeout=timeout, env=env, check=False, cwd=REPO, input=input
     )
     if check and result.returncode != 0:
         raise SystemExit(f"failed: {' '.join(argv)}\n{result.stdout}{result.stderr}")
@@ -82,8 +84,8 @@ class Flow:
         self.timings.append((name, took))
         print(f"  ok ({took:.1f} s)", flush=True)
 
-    def dc(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
-        return run(*self.compose, *args, check=check, env=env or self.env)
+    def dc(self, *args: str, check: bool = True, env: dict[str, str] | None = None, input: str = "") -> str:
+        return run(*self.compose, *args, check=check, env=env or self.env, input=input)
 
     def container(self) -> str:
         return self.dc("ps", "-q", "xmlchat").strip().splitlines()[-1]
@@ -159,9 +161,11 @@ def steps(flow: Flow, workdir: Path) -> None:
     with flow.step("up, until healthy"):
         flow.dc("up", "-d")
         flow.wait_healthy()
-    with flow.step("adduser alice and bob"):
+    with flow.step("adduser alice and bob, through the running server's admin channel"):
         for user, password in PASSWORDS.items():
-            flow.dc("exec", "-T", "xmlchat", "xmlchat", "adduser", user, "--password", password)
+            adduser = ("exec", "-T", "xmlchat", "xmlchat", "adduser", user, "--password-stdin")
+            out = flow.dc(*adduser, input=password)
+            expect("(through the running server)" in out and f"created {user}@localhost" in out, out)
     cafile = flow.cafile(workdir)
     with flow.step("a native message, from the client service (no health check of its own)"):
         client_has_no_health_check(flow)
