@@ -223,10 +223,15 @@ def unwritable(workdir: Path) -> None:
     data = workdir / "root-owned"
     data.mkdir(mode=0o755)
     os.chown(data, 0, 0)
-    out = run("docker", "run", "--rm", "-v", f"{data}:/var/lib/xmlchat", "xmlchat:local", check=False)
-    lines = out.strip().splitlines()
-    expect(len(lines) == 1 and "cannot write in the data directory /var/lib/xmlchat" in lines[0], out)
-    expect("uid 10001 gid 10001" in lines[0] and "Traceback" not in out, out)
+    result = subprocess.run(
+        ["docker", "run", "--rm", "-v", f"{data}:/var/lib/xmlchat", "xmlchat:local"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    errors = result.stderr.strip().splitlines()  # stdout has the informational "data directory:" line
+    expect(result.returncode == 1 and len(errors) == 1, out)
+    expect("cannot write in the data directory /var/lib/xmlchat" in errors[0], out)
+    expect("uid 10001 gid 10001" in errors[0] and "Traceback" not in out, out)
 
 
 def source_change_uses_cache(workdir: Path) -> None:
