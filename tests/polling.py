@@ -8,7 +8,7 @@ loudly when it never does.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
 async def wait_for(
@@ -18,6 +18,18 @@ async def wait_for(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not predicate():
+        if loop.time() >= deadline:
+            raise TimeoutError(f"still false after {timeout} s: {what or predicate.__name__}")
+        await asyncio.sleep(interval)
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]], timeout: float = 5.0, *, interval: float = 0.05, what: str = ""
+) -> None:
+    """:func:`wait_for` for a predicate that must itself do I/O (try a login, send a request)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
         if loop.time() >= deadline:
             raise TimeoutError(f"still false after {timeout} s: {what or predicate.__name__}")
         await asyncio.sleep(interval)

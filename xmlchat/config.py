@@ -54,6 +54,11 @@ class Listeners:
     # XMPP client-to-server with STARTTLS (RFC 6120), and direct TLS (XEP-0368).
     xmpp: Listener = Listener(port=5222, tls="starttls")
     xmpp_tls: Listener = Listener(enabled=False, port=5223, tls="direct")
+    # HTTP: XMPP over WebSocket (RFC 7395) and BOSH (XEP-0206), the native
+    # protocol over WebSocket, XEP-0156 discovery. Plain on loopback, and TLS.
+    # Off until enabled: existing deployments keep the ports they listen on.
+    http: Listener = Listener(enabled=False, port=5280, tls="none")
+    https: Listener = Listener(enabled=False, port=5443, tls="direct")
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,11 @@ class Limits:
     max_login_attempts: int = 3
     # Offline messages kept per user; older ones are refused with an error.
     max_offline_messages: int = 1000
+    # Connections open at once from one IP address, on every listener together
+    # (a WebSocket or a BOSH session counts as one); 0 disables.
+    max_connections_per_ip: int = 100
+    # Loopback peers (a reverse proxy, benchmarks) are not counted.
+    exempt_loopback: bool = True
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,32 @@ class Xmpp:
     # As Prosody's c2s_require_encryption / allow_unencrypted_plain_auth.
     require_encryption: bool = True
     allow_unencrypted_plain_auth: bool = False
+
+
+@dataclass(frozen=True)
+class Http:
+    # The plain listener counts as encrypted: only behind a reverse proxy that
+    # terminates TLS (as Prosody's consider_websocket_secure/consider_bosh_secure).
+    consider_secure: bool = False
+    # The public base URL host-meta advertises (https://chat.example); empty:
+    # the scheme and Host of each request.
+    public_url: str = ""
+    # Origins (scheme://host[:port]) allowed to open WebSockets; "*" is any.
+    websocket_origins: tuple[str, ...] = ("*",)
+    # Origins allowed by CORS to use BOSH and read host-meta; "*" is any.
+    cors_origins: tuple[str, ...] = ("*",)
+    # Largest request body (a BOSH <body>) in bytes; larger is refused with 413.
+    max_body_bytes: int = 300 * 1024
+    # Longest request line and header field, in bytes (aiohttp's defaults).
+    max_header_bytes: int = 8190
+    # BOSH (XEP-0124): sessions open at once, the longest wait, the most
+    # requests held, seconds without a request before a session ends, and the
+    # shortest polling interval a hold=0 client may use.
+    bosh_max_sessions: int = 1000
+    bosh_max_wait: float = 60.0
+    bosh_max_hold: int = 1
+    bosh_inactivity: float = 60.0
+    bosh_polling: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -147,6 +183,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     xmpp: Xmpp = field(default_factory=Xmpp)
     native: Native = field(default_factory=Native)
+    http: Http = field(default_factory=Http)
     storage: Storage = field(default_factory=Storage)
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)

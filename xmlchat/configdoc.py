@@ -25,6 +25,8 @@ _LISTENERS: Final = {
     "native_plain": "Native protocol in plaintext (loopback demos and benchmarks)",
     "xmpp": "XMPP client-to-server, STARTTLS (RFC 6120)",
     "xmpp_tls": "XMPP client-to-server over direct TLS (XEP-0368)",
+    "http": "HTTP (WebSocket, BOSH, host-meta) in plaintext; `tls` must be `none` or `direct`",
+    "https": "HTTP over TLS (WebSocket, BOSH, host-meta)",
 }
 _LISTENER_FIELDS: Final = {
     "enabled": "open this listener",
@@ -62,6 +64,22 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "limits.stanza_burst": "Stanzas a connection may send at once before the rate applies.",
     "limits.max_login_attempts": "Failed logins on one connection before it is closed.",
     "limits.max_offline_messages": "Messages kept per offline user; more are refused with an error.",
+    "limits.max_connections_per_ip": "Connections open at once from one IP address over all "
+    "listeners (a WebSocket or BOSH session counts as one); more are refused. 0 disables.",
+    "limits.exempt_loopback": "Do not count loopback peers (a reverse proxy on the same host, benchmarks).",
+    "http.consider_secure": "Treat the plain HTTP listener as encrypted, so XMPP clients may log "
+    "in over it: only behind a reverse proxy that terminates TLS.",
+    "http.public_url": "Base URL that `/.well-known/host-meta` advertises (`https://chat.example`, "
+    "behind a proxy); empty: each request's scheme and Host.",
+    "http.websocket_origins": "Origins allowed to open a WebSocket (`https://chat.example`); `*` is any.",
+    "http.cors_origins": "Origins CORS lets use BOSH and read host-meta; `*` is any.",
+    "http.max_body_bytes": "Largest HTTP request body in bytes (a BOSH `<body>`); larger gets 413.",
+    "http.max_header_bytes": "Longest HTTP request line and header field, in bytes.",
+    "http.bosh_max_sessions": "BOSH sessions open at once; more are refused (`service-unavailable`).",
+    "http.bosh_max_wait": "Longest a BOSH request is held, in seconds (a client's `wait` is capped to it).",
+    "http.bosh_max_hold": "Most BOSH requests held at once per session (`hold`).",
+    "http.bosh_inactivity": "Seconds a BOSH session may go without any request before it ends.",
+    "http.bosh_polling": "Shortest interval between empty requests of a polling (hold=0) BOSH client.",
     "xmpp.require_encryption": "XMPP clients must STARTTLS before logging in.",
     "xmpp.allow_unencrypted_plain_auth": "Allow SASL PLAIN without TLS (never on a network).",
     "native.allow_plaintext_login": "Allow logins over the plaintext native listener.",

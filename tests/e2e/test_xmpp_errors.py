@@ -105,7 +105,8 @@ def test_unsupported_version(xserver: ServerProcess, witness: RawPeer) -> None:
 # ---- the XML itself (§11)
 
 
-@pytest.mark.parametrize(
+# Shared with tests/e2e/test_web_hostile.py, which sends them over WebSocket.
+NOT_WELL_FORMED = pytest.mark.parametrize(
     "payload",
     [
         b"<message to='bob@localhost'><body>x</message>",  # mismatched end tag
@@ -114,14 +115,7 @@ def test_unsupported_version(xserver: ServerProcess, witness: RawPeer) -> None:
     ],
     ids=["mismatched-tag", "duplicate-attribute", "bare-lt"],
 )
-def test_not_well_formed(xserver: ServerProcess, witness: RawPeer, payload: bytes) -> None:
-    peer = raw_login(xserver, "alice", "nwf")
-    peer.send(payload)
-    expect_stream_error(peer, "not-well-formed")  # §4.9.3.13
-    assert_alive(witness)
-
-
-@pytest.mark.parametrize(
+RESTRICTED_XML = pytest.mark.parametrize(
     "payload",
     [
         b"<!-- a comment -->",
@@ -130,6 +124,17 @@ def test_not_well_formed(xserver: ServerProcess, witness: RawPeer, payload: byte
     ],
     ids=["comment", "processing-instruction", "entity"],
 )
+
+
+@NOT_WELL_FORMED
+def test_not_well_formed(xserver: ServerProcess, witness: RawPeer, payload: bytes) -> None:
+    peer = raw_login(xserver, "alice", "nwf")
+    peer.send(payload)
+    expect_stream_error(peer, "not-well-formed")  # §4.9.3.13
+    assert_alive(witness)
+
+
+@RESTRICTED_XML
 def test_restricted_xml_after_login(xserver: ServerProcess, witness: RawPeer, payload: bytes) -> None:
     peer = raw_login(xserver, "alice", "restricted")
     peer.send(payload)
@@ -147,7 +152,7 @@ def test_a_dtd_is_restricted_xml(xserver: ServerProcess, witness: RawPeer) -> No
     assert_alive(witness)
 
 
-@pytest.mark.parametrize(
+BAD_UTF8 = pytest.mark.parametrize(
     "data",
     [
         b"<message to='bob@localhost'><body>caf" + b"\xc3\x28</body></message>",  # invalid sequence
@@ -155,6 +160,9 @@ def test_a_dtd_is_restricted_xml(xserver: ServerProcess, witness: RawPeer) -> No
     ],
     ids=["bad-continuation", "ff-fe"],
 )
+
+
+@BAD_UTF8
 def test_bad_utf8(xserver: ServerProcess, witness: RawPeer, data: bytes) -> None:
     peer = raw_login(xserver, "alice", "utf8")
     peer.send(data)

@@ -68,6 +68,8 @@ class Driver:
     channel_binding: dict[str, bytes] | None = None
     events: list[Event] = field(default_factory=list)
     out: bytearray = field(default_factory=bytearray)
+    # The same output as the core's units (a message framing's messages), until taken.
+    units: list[bytes] = field(default_factory=list)
 
     def feed(self, data: bytes) -> list[Event]:
         return self.handle(self.core.receive_data(data))
@@ -78,7 +80,7 @@ class Driver:
             event = work.pop(0)
             handled.append(event)
             if isinstance(event, StartTls):
-                self.out += self.core.data_to_send()  # the <proceed/> goes out in clear
+                self._collect()  # the <proceed/> goes out in clear
                 work[:0] = self.core.tls_started(self.channel_binding)
             elif isinstance(event, NeedCredentials):
                 creds = CREDENTIALS[event.mechanism] if event.username == "alice" else None
@@ -92,14 +94,26 @@ class Driver:
                 assert user is not None
                 work[:0] = self.core.bound(user.with_resource(event.resource or "generated"))
         self.events += handled
-        self.out += self.core.data_to_send()
+        self._collect()
         return handled
 
+    def _collect(self) -> None:
+        units = self.core.frames_to_send()
+        self.units += units
+        self.out += b"".join(units)
+
     def take(self) -> bytes:
-        self.out += self.core.data_to_send()
+        self._collect()
         out = bytes(self.out)
         self.out.clear()
         return out
+
+    def take_units(self) -> list[etree._Element]:
+        """The units queued since the last take, each parsed on its own (as a browser would)."""
+        self._collect()
+        units, self.units = self.units, []
+        self.out.clear()
+        return [etree.fromstring(unit) for unit in units]
 
 
 def login(core: C2SStream | None = None, *, resource: str = "res") -> Driver:

@@ -90,7 +90,8 @@ def _who(sessions: list[dict[str, Any]]) -> None:
     for s in sessions:
         state = "available" if s["available"] else "connected"
         security = "TLS" if s["tls"] else "plaintext"
-        print(f"{s['jid']}  {s['protocol']}  {state}  {s['address']} {security}  {s['connected_seconds']} s")
+        protocol = s["protocol"] if s["transport"] == "tcp" else f"{s['protocol']} over {s['transport']}"
+        print(f"{s['jid']}  {protocol}  {state}  {s['address']} {security}  {s['connected_seconds']} s")
     print(f"{len(sessions)} session(s)")
 
 

@@ -79,6 +79,7 @@ class ServerCommands:
             {
                 "jid": str(c.session.jid),
                 "protocol": c.protocol,
+                "transport": c.transport.kind,  # tcp, websocket or bosh
                 "available": c.session.available,
                 "address": c.peer,
                 "tls": c.tls,

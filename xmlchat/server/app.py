@@ -32,8 +32,11 @@ from xmlchat.server.admin import AdminChannel
 from xmlchat.server.admin_commands import server_commands
 from xmlchat.server.connection import Connection, ConnectionContext
 from xmlchat.server.datadir import DataDirLock, ensure_writable
+from xmlchat.server.http.app import HttpFrontEnd, HttpSide
 from xmlchat.server.modules import ModuleFactory, build_hub
 from xmlchat.server.native import NativeConnection
+from xmlchat.server.peers import PeerLimit
+from xmlchat.server.transport import StreamTransport
 from xmlchat.server.xmpp import XmppConnection
 from xmlchat.storage import SqliteStorage, Storage
 
@@ -48,6 +51,8 @@ PROTOCOLS: dict[str, tuple[str, ConnectionFactory]] = {
     "xmpp": ("xmpp", XmppConnection),
     "xmpp_tls": ("xmpp", XmppConnection),
 }
+# The HTTP listeners (WebSocket, BOSH, host-meta): one aiohttp application.
+HTTP_LISTENERS = ("http", "https")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,10 @@ class Server:
         # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
         self._scram_secret = secrets.token_bytes(32)
         self._data_lock: DataDirLock | None = None  # held while serving (Server.open)
+        limits = config.limits
+        # One count per IP address for every listener, TCP and HTTP alike.
+        self.peers = PeerLimit(limits.max_connections_per_ip, limits.exempt_loopback)
+        self._http: HttpFrontEnd | None = None
 
     @classmethod
     async def open(cls, config: Config, load_config: Callable[[], Config] | None = None) -> Server:
@@ -176,6 +185,8 @@ class Server:
             module_context.limits = plan.config.limits
         for connection in list(self.connections):
             connection.limits_changed()
+        self.peers.limit = plan.config.limits.max_connections_per_ip
+        self.peers.exempt_loopback = plan.config.limits.exempt_loopback
         # Said under the old log settings, so a reload to a quieter level still shows.
         log.info("reloaded: %s", ", ".join(plan.applied) or "no change")
         if plan.needs_restart:
@@ -201,6 +212,7 @@ class Server:
         for name, listener in _listeners(self.config).items():
             if listener.enabled and name in PROTOCOLS:
                 await self._listen(name, listener)
+        await self._listen_http()
         await self.hub.start()
         self._admin = AdminChannel(self.config.data_path, server_commands(self))
         await self._admin.start()
@@ -224,12 +236,15 @@ class Server:
         context = self.connection_context(tls=listener.tls != "none")
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            connection = factory(context, reader, writer, direct)
-            self.connections.add(connection)
+            transport = StreamTransport(reader, writer, direct)
+            if not self.peers.admit(transport.address):
+                log.info("refused %s: too many connections from its address", transport.peer)
+                transport.abort()
+                return
             try:
-                await connection.run()
+                await self.serve(factory(context, transport))
             finally:
-                self.connections.discard(connection)
+                self.peers.release(transport.address)
 
         srv = await asyncio.start_server(
             accept, listener.address, listener.port, ssl=self._tls_context if direct else None, limit=2**16
@@ -238,6 +253,37 @@ class Server:
         for sock in srv.sockets:
             host, port = sock.getsockname()[:2]
             self.bound.append(Bound(name, protocol, host, port, listener.tls))
+
+    async def serve(self, connection: Connection[Any]) -> None:
+        """Run ``connection`` to its end among the others (the sweeper, shutdown)."""
+        self.connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+
+    async def _listen_http(self) -> None:
+        listeners = _listeners(self.config)
+        wanted = [name for name in HTTP_LISTENERS if listeners[name].enabled]
+        if not wanted:
+            return
+        self._http = HttpFrontEnd(
+            HttpSide(
+                config=self.config,
+                plain=self.connection_context(tls=False),
+                secure=self.connection_context(tls=True),
+                serve=self.serve,
+                peers=self.peers,
+            )
+        )
+        await self._http.start()
+        for name in wanted:
+            listener = listeners[name]
+            if listener.tls == "starttls":
+                raise ValueError(f'listeners.{name}.tls: HTTP has no STARTTLS; use "none" or "direct"')
+            context = self._tls_context if listener.tls == "direct" else None
+            for host, port in await self._http.listen(listener.address, listener.port, context):
+                self.bound.append(Bound(name, "http", host, port, listener.tls))
 
     def port_of(self, name: str) -> int:
         return next(b.port for b in self.bound if b.name == name)
@@ -267,6 +313,8 @@ class Server:
         """Stop accepting, close every stream properly, flush storage."""
         for srv in self._servers:
             srv.close()
+        if self._http is not None:
+            await self._http.close_listeners()
         if self._admin is not None:
             await self._admin.stop()
         for task in list(self._tasks):
@@ -282,6 +330,8 @@ class Server:
         for srv in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(srv.wait_closed(), 1)
+        if self._http is not None:
+            await self._http.stop()
         await self.metrics.stop()
         try:
             await self.hub.stop()

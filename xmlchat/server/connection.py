@@ -1,7 +1,9 @@
-"""The asyncio transport: drive one sans-IO protocol core over a TCP stream.
+"""The asyncio driver of one sans-IO protocol core over a :class:`Transport`.
 
 One task per connection reads, feeds the core, performs what it asks, and
 writes. Everything here is about I/O: buffers, timeouts, throttling, closing.
+The transport (``transport.py``) is a TCP stream, a WebSocket or a BOSH
+session: the connection, and the front ends built on it, are the same.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import secrets
 import ssl
 from dataclasses import dataclass
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from lxml import etree
 
@@ -24,12 +26,11 @@ from xmlchat.log import CONNECTION, ConnectionLogger
 from xmlchat.metrics import Metrics
 from xmlchat.routing.hub import Hub
 from xmlchat.routing.session import Session
+from xmlchat.server.transport import Transport
 from xmlchat.stanza import to_bytes
 from xmlchat.storage import AccountStore
 
 log = logging.getLogger("xmlchat.connection")
-
-READ_SIZE: Final = 64 * 1024
 
 EventT = TypeVar("EventT")
 
@@ -80,7 +81,7 @@ class ProtocolCore(Protocol[EventT]):
 
     def receive_data(self, data: bytes) -> list[EventT]: ...
 
-    def data_to_send(self) -> bytes: ...
+    def frames_to_send(self) -> list[bytes]: ...
 
     def send_stream_error(self, error: StreamError) -> None: ...
 
@@ -93,16 +94,12 @@ class Connection(abc.ABC, Generic[EventT]):
     # The logged-in session, once there is one (what kick and deluser close).
     session: Session | None
 
-    def __init__(
-        self, ctx: ConnectionContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool
-    ) -> None:
+    def __init__(self, ctx: ConnectionContext, transport: Transport) -> None:
         self.ctx = ctx
         self.metrics = ctx.metrics
-        self.reader, self.writer = reader, writer
-        self.tls = tls
+        self.transport = transport
         self.id = f"{self.protocol}#{secrets.token_hex(3)}"
-        peer = writer.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.peer = transport.peer
         self.log = ConnectionLogger(log, {"conn": self.id})
         ctx.metrics.connection_opened(self.protocol)
         loop = asyncio.get_running_loop()
@@ -195,8 +192,15 @@ class Connection(abc.ABC, Generic[EventT]):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
 
+    @property
+    def tls(self) -> bool:
+        """The transport is confidential (TLS, or a proxy's TLS the operator vouches for)."""
+        return self.transport.encrypted
+
     def flush(self) -> None:
-        self.send(self.core.data_to_send())
+        frames = self.core.frames_to_send()
+        if frames:
+            self.send(*frames)
 
     def close(self, error: StreamError) -> None:
         """End the stream with the protocol's fatal error, then the connection."""
@@ -210,20 +214,21 @@ class Connection(abc.ABC, Generic[EventT]):
 
     async def run(self) -> None:
         CONNECTION.set(self.id)  # this task's lines carry the id, whatever logs them
-        self.log.info("connected from %s%s", self.peer, " (TLS)" if self.tls else "")
+        kind = "" if self.transport.kind == "tcp" else f" over {self.transport.kind}"
+        self.log.info("connected from %s%s%s", self.peer, kind, " (TLS)" if self.tls else "")
         loop = asyncio.get_running_loop()
         reason = "closed by peer"
         try:
             while not self.closing:
-                data = await self.reader.read(READ_SIZE)
+                data = await self.transport.read()
                 if not data or self._quiescing:
                     break
                 self.last_received = loop.time()
                 self.pinged = False
                 handled = await self.data_received(data)
                 pause = self._bucket.take(handled, loop.time())
-                if self.writer.transport.get_write_buffer_size() > 0:
-                    await self.writer.drain()
+                if self.transport.buffered() > 0:
+                    await self.transport.drain()
                 if pause > 0:
                     self.metrics.limit_hit("stanza_rate")
                     await asyncio.sleep(pause)
@@ -243,24 +248,27 @@ class Connection(abc.ABC, Generic[EventT]):
 
     # ---- output
 
-    def send(self, data: bytes) -> None:
-        """Queue bytes; a peer that stops reading is cut off, not buffered forever.
+    def send(self, *units: bytes) -> None:
+        """Queue units (a header, an element…); a peer that stops reading is cut
+        off, not buffered forever.
 
         Writes made during one turn of the event loop leave in one system call
         (a fan-out or a burst of acks is one packet, not one per stanza).
         """
-        if not data or self.writer.is_closing():
+        transport = self.transport
+        if transport.is_closing():
             return
-        queued = self.writer.transport.get_write_buffer_size() + self._pending_size + len(data)
+        size = sum(map(len, units))
+        queued = transport.buffered() + self._pending_size + size
         if queued > self.config.limits.max_send_buffer_bytes:
             self.log.warning("disconnecting a slow reader: send buffer over limit")
             self.metrics.limit_hit("send_buffer")
             self.closing = True
             self._pending.clear()
-            self.writer.transport.abort()
+            transport.abort()
             return
-        self._pending.append(data)
-        self._pending_size += len(data)
+        self._pending += units
+        self._pending_size += size
         self.backlog = queued
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -269,22 +277,22 @@ class Connection(abc.ABC, Generic[EventT]):
     def flush_now(self) -> None:
         """Hand everything queued to the transport (before TLS starts, before closing)."""
         self._flush_scheduled = False
-        if self._pending and not self.writer.is_closing():
-            self.writer.write(b"".join(self._pending))
-        self._pending.clear()
+        if self._pending and not self.transport.is_closing():
+            self.transport.write(self._pending)
+        self._pending = []
         self._pending_size = 0
 
     async def drained(self) -> bool:
         """Hand everything queued to the transport and wait until its buffer is
         below the low-water mark; False when the connection is gone."""
         self.flush_now()
-        if self.closing or self.writer.is_closing():
+        if self.closing or self.transport.is_closing():
             return False
         try:
-            await self.writer.drain()
+            await self.transport.drain()
         except (ConnectionError, ssl.SSLError):
             return False
-        self.backlog = self.writer.transport.get_write_buffer_size()
+        self.backlog = self.transport.buffered()
         return not self.closing
 
     def close_after_flush(self) -> None:
@@ -293,8 +301,7 @@ class Connection(abc.ABC, Generic[EventT]):
 
     def _close_transport(self) -> None:
         self.flush_now()
-        if not self.writer.is_closing():
-            self.writer.close()
+        self.transport.close()
 
     # ---- timers, driven by the server's sweeper
 

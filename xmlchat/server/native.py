@@ -45,6 +45,7 @@ class NativeConnection(Connection[native.Event]):
             self.config.domain,
             StreamLimits(limits.max_stanza_bytes, limits.max_depth),
             limits.max_unauthenticated_stanza_bytes,
+            standalone=self.transport.messages,
         )
         self.session: Session | None = None
         self._jid: JID | None = None

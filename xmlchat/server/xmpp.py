@@ -20,6 +20,7 @@ from lxml import etree
 from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID, InvalidJID
 from xmlchat.protocol import xmpp
+from xmlchat.protocol.xmpp.framing import MESSAGES, TCP
 from xmlchat.protocol.xmpp.sm import covers
 from xmlchat.routing.session import XMPP_CLIENT, Session
 from xmlchat.server.connection import Connection
@@ -37,9 +38,10 @@ class XmppConnection(Connection[xmpp.Event]):
         ctx = self.ctx
         self.core = xmpp.C2SStream.from_config(
             ctx.config,
-            tls_available=ctx.tls_context is not None,
+            tls_available=ctx.tls_context is not None and self.transport.can_start_tls,
             tls_active=self.tls,
             channel_binding=ctx.channel_binding if self.tls else None,
+            framing=MESSAGES if self.transport.messages else TCP,
             scram_secret=ctx.scram_secret,
             features=_stream_features(ctx.hub.registry.stream_features),
         )
@@ -94,7 +96,7 @@ class XmppConnection(Connection[xmpp.Event]):
             etree.SubElement(iq, f"{{{PING_NS}}}ping", nsmap={None: PING_NS})
             self.core.send_stanza(iq)
         else:
-            self.send(b" ")  # RFC 6120 §4.6.1 whitespace keepalive
+            self.transport.keepalive()
         self.flush()
 
     async def drained(self) -> bool:
@@ -109,7 +111,7 @@ class XmppConnection(Connection[xmpp.Event]):
             self.flush()
         self.flush_now()
         while not covers(sm.acked, target):
-            if self.closing or self.writer.is_closing():
+            if self.closing or self.transport.is_closing():
                 return False
             self._acked.clear()
             await self._acked.wait()
@@ -192,10 +194,8 @@ class XmppConnection(Connection[xmpp.Event]):
         assert context is not None
         self.flush()
         self.flush_now()
-        await self.writer.drain()
-        await self.writer.start_tls(context)
-        self.tls = True
-        self.log.info("TLS established (%s)", self.writer.get_extra_info("ssl_object").version())
+        version = await self.transport.start_tls(context)
+        self.log.info("TLS established (%s)", version)
         return self.core.tls_started(self.ctx.channel_binding)
 
     async def _bind(self, resource: str | None) -> list[xmpp.Event]:

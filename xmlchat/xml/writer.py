@@ -60,14 +60,23 @@ def stream_header(*, from_: str, stream_id: str, lang: str, version: str = "1.0"
     ).encode()
 
 
-def stream_features(features: Iterable[etree._Element]) -> bytes:
-    """``<stream:features>`` holding ``features`` (RFC 6120 §4.3.2)."""
+# The start tags of stream-level elements: inside a stream the header binds
+# the prefix; standing alone (RFC 7395 §3.3.3: one element per WebSocket
+# message) each element declares it.
+_STREAM_DECL: Final = f" xmlns:stream='{NS_STREAMS}'".encode()
+
+
+def stream_features(features: Iterable[etree._Element], standalone: bool = False) -> bytes:
+    """``<stream:features>`` holding ``features`` (RFC 6120 §4.3.2); ``standalone``
+    declares the stream prefix on the element itself."""
     body = b"".join(etree.tostring(f, encoding="utf-8", with_tail=False) for f in features)
-    return b"<stream:features>" + body + b"</stream:features>"
+    start = b"<stream:features" + (_STREAM_DECL if standalone else b"") + b">"
+    return start + body + b"</stream:features>"
 
 
-def stream_error(error: StreamError, lang: str = "en") -> bytes:
-    """``<stream:error>`` for ``error`` (RFC 6120 §4.9.2), without the closing stream tag.
+def stream_error(error: StreamError, lang: str = "en", standalone: bool = False) -> bytes:
+    """``<stream:error>`` for ``error`` (RFC 6120 §4.9.2), without the closing stream tag;
+    ``standalone`` declares the stream prefix on the element itself.
 
     ``error.app_condition`` is an element name in ``urn:xmpp:errors`` (as Prosody's
     ``stanza-too-big``) or a Clark name ``{ns}local`` for another namespace (§4.9.4).
@@ -84,7 +93,8 @@ def stream_error(error: StreamError, lang: str = "en") -> bytes:
         nsmap = {None: qname.namespace or NS_XMPP_ERRORS}
         parts.append(etree.Element(qname.text, error.app_attributes, nsmap=nsmap))
     body = b"".join(etree.tostring(p, encoding="utf-8") for p in parts)
-    return b"<stream:error>" + body + b"</stream:error>"
+    start = b"<stream:error" + (_STREAM_DECL if standalone else b"") + b">"
+    return start + body + b"</stream:error>"
 
 
 def stanza_error_element(error: StanzaError, lang: str = "en") -> etree._Element:
@@ -123,20 +133,22 @@ def error_reply(stanza: etree._Element, error: StanzaError, lang: str = "en") ->
     return reply
 
 
-def serialize(stanza: etree._Element) -> bytes:
+def serialize(stanza: etree._Element, standalone: bool = False) -> bytes:
     """A top-level element for a stream whose default namespace is ``jabber:client``.
 
     A stanza in ``jabber:client`` is written without the redundant default
     namespace declaration (``<message to=…>``, as servers do); its descendants
     in that namespace then inherit the stream's default. Elements in any other
     namespace (SASL, TLS, stream management…) keep their own declaration.
+    ``standalone`` keeps the declaration (``<message xmlns='jabber:client'>``):
+    for an element that is a whole WebSocket message (RFC 7395 §3.3.3).
     """
     tag = etree.QName(stanza)
     if tag.namespace == NS_CLIENT and (stanza.prefix is not None or stanza.nsmap.get(None) != NS_CLIENT):
         stanza = _rebuild_default_client(stanza)
     # UTF-8, not lxml's default ASCII with character references (&#20320; is 8 bytes for 3).
     data = etree.tostring(stanza, encoding="utf-8", with_tail=False)
-    if tag.namespace == NS_CLIENT:
+    if tag.namespace == NS_CLIENT and not standalone:
         head = b"<" + tag.localname.encode()
         if data.startswith(head + _CLIENT_DECL):
             data = head + data[len(head) + len(_CLIENT_DECL) :]

@@ -83,8 +83,14 @@ class State(enum.Enum):
 class NativeServerStream:
     """One native-protocol connection, server side."""
 
-    def __init__(self, server_name: str, limits: StreamLimits, unauthenticated_limit: int) -> None:
+    def __init__(
+        self, server_name: str, limits: StreamLimits, unauthenticated_limit: int, standalone: bool = False
+    ) -> None:
+        """``standalone``: every message is a whole element (the WebSocket
+        framing, docs/native-protocol.md "Over WebSocket"): the roots are
+        empty ``<session/>`` elements, and the server's end is the transport's."""
         self.server_name = server_name
+        self._standalone = standalone
         self.state = State.AWAITING_HEADER
         self._limits = limits
         self._stream = StanzaStream(
@@ -115,6 +121,8 @@ class NativeServerStream:
         """
         if self.closed:
             return []
+        if self._standalone and self.state is State.AWAITING_HEADER:
+            data = _opening(data)
         error: StreamError | None = None
         try:
             items = self._stream.feed(data)
@@ -150,8 +158,12 @@ class NativeServerStream:
             raise StreamError(StreamCondition.INVALID_NAMESPACE, f"expected <session xmlns='{NS}'>")
         if opened.attrib.get("version", VERSION) != VERSION:
             raise StreamError(StreamCondition.UNSUPPORTED_VERSION, f"this server speaks version {VERSION}")
-        self._out.append(stream_header({"version": VERSION, "server": self.server_name}))
+        self._out.append(self._header())
         self.state = State.AWAITING_LOGIN
+
+    def _header(self) -> bytes:
+        header = stream_header({"version": VERSION, "server": self.server_name})
+        return header[:-1] + b"/>" if self._standalone else header
 
     def _stanza(self, el: etree._Element, events: list[Event]) -> None:
         ns, _, name = el.tag.partition("}") if isinstance(el.tag, str) else ("", "", "")
@@ -238,14 +250,18 @@ class NativeServerStream:
 
     def _close(self) -> None:
         if self.state is not State.CLOSED:
-            self._out.append(b"</session>")
+            if not self._standalone:
+                self._out.append(b"</session>")
             self.state = State.CLOSED
 
     # -- output
 
     def data_to_send(self) -> bytes:
-        out = b"".join(self._out)
-        self._out.clear()
+        return b"".join(self.frames_to_send())
+
+    def frames_to_send(self) -> list[bytes]:
+        """What :meth:`data_to_send` joins: the root's tags and one stanza per entry."""
+        out, self._out = self._out, []
         return out
 
     def logged_in(self, address: str) -> list[Event]:
@@ -316,13 +332,19 @@ class NativeServerStream:
             return
         if self.state is State.AWAITING_HEADER:
             # Answer with our root first so the client can parse the error.
-            self._out.append(stream_header({"version": VERSION, "server": self.server_name}))
+            self._out.append(self._header())
         fields = [("condition", str(error.condition)), ("text", error.text[:1024] or None)]
         self._out.append(element_xml("error", fields))
         self._close()
 
 
 _JID: Final = f"{{{NS}}}jid"
+
+
+def _opening(message: bytes) -> bytes:
+    """A standalone ``<session .../>`` as the start tag that opens the parsed stream."""
+    message = message.rstrip(b" \t\r\n")
+    return message[:-2] + b">" if message.endswith(b"/>") else message
 
 
 def _jids(el: etree._Element) -> tuple[str, ...]:

@@ -129,7 +129,7 @@ class SaslExchange:
         try:
             step = step_fn()
             if isinstance(step, sasl.Challenge):
-                link.outbox += sasl_element("challenge", step.data)
+                link.write(sasl_element("challenge", step.data))
                 return []
             if isinstance(step, sasl.Success):
                 return self._succeeded(step.data)
@@ -168,7 +168,7 @@ class SaslExchange:
         """``<failure/>`` (§6.4.5); the client may retry, up to ``max_auth_failures``."""
         link = self._link
         log.debug("c2s SASL failure: %s", condition)
-        link.outbox += sasl_failure(condition, text, link.settings.lang)
+        link.write(sasl_failure(condition, text, link.settings.lang))
         candidate = self._candidate
         link.outstanding.mechanism = None
         link.outstanding.awaiting = None
@@ -184,7 +184,7 @@ class SaslExchange:
 
     def _succeeded(self, data: bytes | None) -> list[Event]:
         link = self._link
-        link.outbox += sasl_element("success", data)
+        link.write(sasl_element("success", data))
         user = self._candidate
         assert user is not None
         link.user = user

@@ -17,7 +17,7 @@ from xmlchat.protocol.xmpp.events import BindRequest, Event, LocalProtocolError
 from xmlchat.protocol.xmpp.link import Link
 from xmlchat.protocol.xmpp.state import State, _Input
 from xmlchat.protocol.xmpp.wire import bind_result, iq_result
-from xmlchat.xml.writer import NS_BIND, NS_SESSION, error_reply, serialize
+from xmlchat.xml.writer import NS_BIND, NS_SESSION, error_reply
 
 BIND: Final = f"{{{NS_BIND}}}bind"
 SESSION: Final = f"{{{NS_SESSION}}}session"
@@ -74,7 +74,7 @@ class Binding:
         link = self._link
         if iq.get("type") != "set" or iq.get("id") is None:
             return link.reply(iq, StanzaError(StanzaCondition.BAD_REQUEST))
-        link.queue_stanza(serialize(iq_result(iq.get("id", ""), link.jid)))
+        link.queue_stanza(iq_result(iq.get("id", ""), link.jid))
         return []
 
     # -- the server's answers -----------------------------------------------------------
@@ -92,7 +92,7 @@ class Binding:
     def bind_failed(self, error: StanzaError) -> None:
         link = self._link
         bind_iq = self._pending("bind_failed")
-        link.queue_stanza(serialize(error_reply(bind_iq, error, link.settings.lang)))
+        link.queue_stanza(error_reply(bind_iq, error, link.settings.lang))
         link.outstanding.bind_iq = None
         link.transition(_Input.BIND_FAILED)
 

@@ -20,19 +20,11 @@ from xmlchat.errors import StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID, InvalidJID
 from xmlchat.protocol import sasl
 from xmlchat.protocol.xmpp.events import Closed, Event, LocalProtocolError, StreamFailed
+from xmlchat.protocol.xmpp.framing import Framing
 from xmlchat.protocol.xmpp.state import _STEPWISE, TRANSITIONS, State, _Await, _Input
 from xmlchat.protocol.xmpp.wire import STANZA_KINDS, version_supported
 from xmlchat.xml.stream import StanzaStream, StreamEvent, StreamLimits, StreamOpened
-from xmlchat.xml.writer import (
-    NS_CLIENT,
-    NS_STREAMS,
-    STREAM_FOOTER,
-    XML_LANG,
-    error_reply,
-    serialize,
-    stream_error,
-    stream_header,
-)
+from xmlchat.xml.writer import NS_CLIENT, NS_STREAMS, XML_LANG, error_reply
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +59,7 @@ class Settings:
     fake_iterations: int
     extra_features: tuple[etree._Element, ...]
     nonza_namespaces: frozenset[str]
+    framing: Framing
 
 
 @dataclass(slots=True)
@@ -92,7 +85,9 @@ class Link:
         self.settings = settings
         self._state = State.CONNECTED
         self.inbox = bytearray()  # input held until the core may parse it
-        self.outbox = bytearray()  # what data_to_send() hands out
+        # What data_to_send() hands out: one entry per top-level unit (a header,
+        # an element, a closing tag), so a message transport can frame each.
+        self.outbox: list[bytes] = []
         self.header_sent = False
         self.host: str | None = None
         self.stream_id: str | None = None
@@ -205,8 +200,10 @@ class Link:
     def send_header(self) -> None:
         """Our stream header, with a fresh id (§4.7.3)."""
         self.stream_id = self.settings.id_factory()
-        self.outbox += stream_header(
-            from_=self.host or self.settings.hosts[0], stream_id=self.stream_id, lang=self.settings.lang
+        self.outbox.append(
+            self.settings.framing.header(
+                from_=self.host or self.settings.hosts[0], stream_id=self.stream_id, lang=self.settings.lang
+            )
         )
         self.header_sent = True
 
@@ -219,13 +216,22 @@ class Link:
     def _new_parser(self) -> StanzaStream:
         limits = self.settings.limits
         size = limits.max_stanza_bytes if self.user is not None else limits.max_unauthenticated_stanza_bytes
-        return StanzaStream(StreamLimits(max_stanza_bytes=size, max_depth=limits.max_depth))
+        stream_limits = StreamLimits(max_stanza_bytes=size, max_depth=limits.max_depth)
+        return self.settings.framing.new_parser(stream_limits)
 
     # -- stanzas ------------------------------------------------------------------------
 
-    def queue_stanza(self, data: bytes) -> None:
-        """Queue one serialised stanza for the client: the one way stanzas leave, so each counts."""
-        self.outbox += data
+    def write(self, data: bytes) -> None:
+        """Queue one top-level unit that is not a stanza (SASL, features, acks…)."""
+        self.outbox.append(data)
+
+    def write_footer(self) -> None:
+        """Our closing tag (``</stream:stream>``, or RFC 7395's ``<close/>``)."""
+        self.outbox.append(self.settings.framing.footer)
+
+    def queue_stanza(self, stanza: etree._Element) -> None:
+        """Queue one stanza for the client: the one way stanzas leave, so each counts."""
+        self.outbox.append(self.settings.framing.stanza(stanza))
         self.stanzas_out = (self.stanzas_out + 1) % 2**32
 
     def stanza_handled(self) -> None:
@@ -240,7 +246,7 @@ class Link:
                 element.set("from", str(self.jid))
             elif "from" in element.attrib:
                 del element.attrib["from"]
-            self.queue_stanza(serialize(error_reply(element, error, self.settings.lang)))
+            self.queue_stanza(error_reply(element, error, self.settings.lang))
         return []
 
     def unexpected(self, element: etree._Element, stanza_text: str) -> list[Event]:
@@ -265,7 +271,7 @@ class Link:
 
     def peer_closed(self, peer_error: str | None) -> list[Event]:
         if self._state is not State.CLOSING:
-            self.outbox += STREAM_FOOTER  # §4.4: answer with our closing tag
+            self.write_footer()  # §4.4: answer with our closing tag
         self.transition(_Input.FINISHED)
         return [Closed(peer_error)]
 
@@ -283,13 +289,14 @@ class Link:
             return  # our closing tag is out: nothing may follow it
         if not self.header_sent:
             self.send_header()  # §4.9.1.2
-        self.outbox += stream_error(error, self.settings.lang) + STREAM_FOOTER
+        self.outbox.append(self.settings.framing.error(error, self.settings.lang))
+        self.write_footer()
 
     def close(self) -> None:
         """Send our closing tag (§4.4), after a header if none went out yet."""
         if not self.header_sent:
             self.send_header()
-        self.outbox += STREAM_FOOTER
+        self.write_footer()
         self.transition(_Input.CLOSE_SENT)
 
 

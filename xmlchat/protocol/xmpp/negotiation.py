@@ -27,7 +27,7 @@ from xmlchat.protocol.xmpp.sm import StreamManagement
 from xmlchat.protocol.xmpp.state import State, _Input
 from xmlchat.protocol.xmpp.wire import TLS_FAILURE, TLS_PROCEED, XML_SPACE, data_before_restart
 from xmlchat.xml.stream import StreamOpened
-from xmlchat.xml.writer import NS_CLIENT, NS_SASL, NS_SASL_CB, NS_TLS, STREAM_FOOTER, stream_features
+from xmlchat.xml.writer import NS_CLIENT, NS_SASL, NS_SASL_CB, NS_TLS
 
 Handler = Callable[[etree._Element], list[Event]]
 
@@ -98,7 +98,7 @@ class Negotiation:
         if error is not None:
             return link.fail(error)
         link.transition(_Input.STREAM_OPENED)
-        link.outbox += stream_features(self.features())
+        link.write(link.settings.framing.features(self.features()))
         return []
 
     def features(self) -> list[etree._Element]:
@@ -133,13 +133,14 @@ class Negotiation:
         link = self._link
         if not link.settings.tls_available or link.encrypted:
             # §5.4.2.2 failure case: <failure/>, then close the stream.
-            link.outbox += TLS_FAILURE + STREAM_FOOTER
+            link.write(TLS_FAILURE)
+            link.write_footer()
             link.transition(_Input.FINISHED)
             return [StreamFailed(StreamError(StreamCondition.UNSUPPORTED_FEATURE, "STARTTLS not offered"))]
         if link.inbox.strip(XML_SPACE):
             return link.fail(data_before_restart("<starttls/>"))
         link.inbox.clear()
-        link.outbox += TLS_PROCEED
+        link.write(TLS_PROCEED)
         link.transition(_Input.STARTTLS)
         return [StartTls()]
 

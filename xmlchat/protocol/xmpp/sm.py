@@ -84,7 +84,7 @@ class StreamManagement:
             # §4: <r/> and <a/> are for a stream with management enabled.
             return self._link.unexpected(element, "")
         if tag == REQUEST:
-            self._link.outbox += f"<a xmlns='{NS_SM}' h='{self.received}'/>".encode()
+            self._link.write(f"<a xmlns='{NS_SM}' h='{self.received}'/>".encode())
             return []
         return self._on_answer(element)
 
@@ -92,7 +92,7 @@ class StreamManagement:
         """Queue ``<r/>`` (§4), when enabled and the stream is open."""
         if self.enabled and not self._link.ending():
             self._requested_at = self._link.stanzas_out
-            self._link.outbox += _REQUEST_BYTES
+            self._link.write(_REQUEST_BYTES)
 
     def stanza_sent(self) -> None:
         """After a stanza went out: ask for an acknowledgement every ``REQUEST_EVERY``."""
@@ -108,7 +108,7 @@ class StreamManagement:
         self.enabled = True
         # §4: both counts start at zero when management is enabled.
         link.stanzas_in = link.stanzas_out = 0
-        link.outbox += f"<enabled xmlns='{NS_SM}'/>".encode()
+        link.write(f"<enabled xmlns='{NS_SM}'/>".encode())
         return [StreamManagementEnabled()]
 
     def _on_answer(self, element: etree._Element) -> list[Event]:
@@ -135,4 +135,4 @@ class StreamManagement:
     def _failed(self, condition: str) -> None:
         failed = etree.Element(f"{{{NS_SM}}}failed", nsmap={None: NS_SM})
         etree.SubElement(failed, f"{{{NS_STANZA_ERRORS}}}{condition}", nsmap={None: NS_STANZA_ERRORS})
-        self._link.outbox += serialize(failed)
+        self._link.write(serialize(failed))

@@ -23,23 +23,23 @@ from xmlchat.protocol.xmpp.auth import SaslExchange
 from xmlchat.protocol.xmpp.binding import Binding
 from xmlchat.protocol.xmpp.established import Established
 from xmlchat.protocol.xmpp.events import Event, LocalProtocolError
+from xmlchat.protocol.xmpp.framing import TCP, Framing, out_of_order
 from xmlchat.protocol.xmpp.link import C2SLimits, Link, Settings
 from xmlchat.protocol.xmpp.negotiation import Handler, Negotiation
 from xmlchat.protocol.xmpp.sm import StreamManagement
 from xmlchat.protocol.xmpp.state import State, _Input
 from xmlchat.protocol.xmpp.wire import XML_SPACE, data_before_restart, stream_error_condition
 from xmlchat.xml.stream import StanzaReceived, StreamClosed, StreamEvent, StreamOpened
-from xmlchat.xml.writer import NS_STREAMS, error_reply, serialize
+from xmlchat.xml.writer import NS_STREAMS, error_reply
 
 if TYPE_CHECKING:
     from xmlchat.config import Config
-
 __all__ = ["C2SLimits", "C2SStream"]
 
 _DEFAULT_LIMITS: Final = C2SLimits()
 
 
-def _new_stream_id() -> str:
+def _new_stream_id() -> str:  # RFC 6120 §4.7.3: unique and unpredictable
     return str(uuid.uuid4())
 
 
@@ -49,7 +49,7 @@ class C2SStream:
     **Driving it.** Feed every byte read from the socket to
     :meth:`receive_data`; it returns a list of events to handle in order.
     After handling them (and after every other method call), write
-    :meth:`data_to_send` to the socket. A reference loop::
+    :meth:`data_to_send` to the socket (or :meth:`frames_to_send`). A reference loop::
 
         core = C2SStream(hosts, tls_available=True)
         while data := await reader.read(65536):
@@ -57,21 +57,12 @@ class C2SStream:
             while work:
                 event = work.pop(0)
                 match event:
-                    case StartTls():
-                        writer.write(core.data_to_send()); await writer.drain()
-                        await writer.start_tls(ctx)
-                        work[:0] = core.tls_started({"tls-server-end-point": cb_data})
                     case NeedCredentials(user, mech, host):
                         work[:0] = core.provide_credentials(await store.scram(user, mech))
-                    case NeedPasswordCheck(user, password, host):
-                        work[:0] = core.password_checked(await store.check(user, password))
                     case BindRequest(_, resource):
                         work[:0] = core.bound(session_manager.bind(core.user, resource))
-                    case StanzaIn(element, to):
-                        router.route(core.jid, element)
+                    case StanzaIn(element, to): router.route(core.jid, element)
             writer.write(core.data_to_send()); await writer.drain()
-            if core.state is State.CLOSED:
-                break
 
     **Requests and answers.** :class:`NeedCredentials`, :class:`NeedPasswordCheck`
     and :class:`BindRequest` are requests: the core waits, holding any further
@@ -101,16 +92,13 @@ class C2SStream:
     ends the stream politely (state CLOSING: keep reading until :class:`Closed`,
     or close the connection after a grace period of a few seconds);
     :meth:`send_stream_error` ends it with an error (state CLOSED).
-    ``send_stanza`` and ``stanza_error_reply`` after the stream ended silently
-    drop the stanza, so a router racing a disconnect needs no special case.
+    After the stream ended they drop the stanza: a disconnect needs no special case.
 
     **Ending.** After :class:`Closed` or :class:`StreamFailed`, or in state
-    CLOSED, write what is queued and close; ``receive_data`` then ignores
-    input. On EOF without ``</stream:stream>``, just drop the core.
+    CLOSED, write what is queued and close; ``receive_data`` then ignores input.
 
-    **Stream management** (XEP-0198, :mod:`.sm`): the core answers ``<r/>``;
-    :class:`Acknowledged` says the client's count moved (:attr:`sm`);
-    ``sm.request()`` asks for one (the core asks every 20 stanzas).
+    **Stream management** (XEP-0198, :mod:`.sm`): the core answers ``<r/>``; :class:`Acknowledged`
+    says the client's count moved (:attr:`sm`); ``sm.request()`` asks for one (every 20 stanzas).
     """
 
     def __init__(
@@ -133,6 +121,7 @@ class C2SStream:
         features: Sequence[etree._Element] = (),
         nonza_namespaces: Collection[str] = (),
         stream_management: bool = True,
+        framing: Framing = TCP,
     ) -> None:
         """
         ``hosts``: the virtual hosts served; the first answers headers with a bad 'to'.
@@ -151,6 +140,8 @@ class C2SStream:
         ``nonza_namespaces``: top-level element namespaces delivered as
         :class:`NonzaIn` once bound (for features like XEP-0352 CSI).
         ``stream_management``: offer XEP-0198 acknowledgements (see :attr:`sm`).
+        ``framing``: :data:`~.framing.TCP`, or :data:`~.framing.MESSAGES` for a
+        message transport (RFC 7395 WebSocket, BOSH): see :meth:`frames_to_send`.
         """
         if not hosts:
             raise ValueError("at least one host is needed")
@@ -176,6 +167,7 @@ class C2SStream:
             fake_iterations=scram_fake_iterations,
             extra_features=tuple(features),
             nonza_namespaces=frozenset(nonza_namespaces),
+            framing=framing,
         )
         self._link = link = Link(settings, encrypted=tls_active, channel_binding=channel_binding)
         self._auth = SaslExchange(link)
@@ -202,6 +194,7 @@ class C2SStream:
         scram_secret: bytes | None = None,
         features: Sequence[etree._Element] = (),
         nonza_namespaces: Collection[str] = (),
+        framing: Framing = TCP,
     ) -> C2SStream:
         """A core configured from ``[xmpp]``, ``[limits]`` and ``[storage]`` of ``config``."""
         return cls(
@@ -221,6 +214,7 @@ class C2SStream:
             scram_fake_iterations=config.storage.scram_iterations,
             features=features,
             nonza_namespaces=nonza_namespaces,
+            framing=framing,
         )
 
     # -- properties -----------------------------------------------------------
@@ -334,9 +328,13 @@ class C2SStream:
 
     def data_to_send(self) -> bytes:
         """Everything queued for the peer since the last call."""
-        outbox = self._link.outbox
-        out = bytes(outbox)
-        outbox.clear()
+        return b"".join(self.frames_to_send())
+
+    def frames_to_send(self) -> list[bytes]:
+        """The same, one entry per top-level unit: with the message framing,
+        each is one WebSocket message (RFC 7395 §3.3.3)."""
+        link = self._link
+        out, link.outbox = link.outbox, []
         return out
 
     def send_stanza(self, element: etree._Element) -> None:
@@ -346,7 +344,7 @@ class C2SStream:
             return
         if link.state is not State.BOUND:
             raise LocalProtocolError(f"send_stanza() in state {link.state.name}")
-        link.queue_stanza(serialize(element))
+        link.queue_stanza(element)
         if self._sm is not None:
             self._sm.stanza_sent()  # every REQUEST_EVERY stanzas, an <r/>
 
@@ -357,7 +355,7 @@ class C2SStream:
             return
         if link.state not in (State.UNBOUND, State.BINDING, State.BOUND):
             raise LocalProtocolError(f"stanza_error_reply() in state {link.state.name}")
-        link.queue_stanza(serialize(error_reply(element, error, link.settings.lang)))
+        link.queue_stanza(error_reply(element, error, link.settings.lang))
 
     def send_stream_error(self, error: StreamError) -> None:
         """End the stream with ``error`` (e.g. ``conflict`` when a newer session
@@ -384,6 +382,10 @@ class C2SStream:
 
     def _dispatch(self, item: StreamEvent) -> list[Event]:
         link = self._link
+        item = link.settings.framing.unwrap(item)
+        misplaced = out_of_order(item, header_due=link.state in (State.CONNECTED, State.AUTHENTICATED))
+        if misplaced is not None:
+            return link.fail(misplaced)
         if isinstance(item, StreamOpened):
             return self._negotiation.on_header(item)
         if isinstance(item, StreamClosed):

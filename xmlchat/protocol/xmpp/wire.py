@@ -100,9 +100,9 @@ def iq_result(iq_id: str | None, to: JID | None = None) -> etree._Element:
     return result
 
 
-def bind_result(iq_id: str | None, full_jid: JID) -> bytes:
+def bind_result(iq_id: str | None, full_jid: JID) -> etree._Element:
     """The answer to a bind request (RFC 6120 §7.6.1): the bound full JID."""
     iq = iq_result(iq_id)
     bind = etree.SubElement(iq, f"{{{NS_BIND}}}bind", nsmap={None: NS_BIND})
     etree.SubElement(bind, f"{{{NS_BIND}}}jid").text = str(full_jid)
-    return serialize(iq)
+    return iq
