@@ -227,12 +227,13 @@ def _one_word(args: str, usage: str) -> str:
 
 
 def quiet_libraries(args: argparse.Namespace) -> None:
-    """The client libraries' warnings (a server error nobody asked for, slixmpp's
-    reconnection notes) would land in the middle of the chat; the chat shows
-    what matters itself. ``--log-level`` brings them back."""
+    """The client libraries' log lines (a server error nobody asked for, slixmpp's
+    "No appropriate login method." after a refused login) would land in the
+    middle of the chat; the chat shows what matters itself. ``--log-level``
+    brings them back."""
     if args.log_level is None:
         for name in ("xmlchat.client", "slixmpp"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 async def run_chat(backend: ChatBackend, terminal: Terminal) -> int:
