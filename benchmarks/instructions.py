@@ -108,6 +108,10 @@ async def _run() -> float:
         "listeners.native_plain.enabled": True,
         "listeners.native_plain.port": 0,
         "limits.stanzas_per_second": 0,
+        # All the load comes from one address: no byte or per-IP rates.
+        "limits.bytes_per_second": 0,
+        "limits.ip_stanzas_per_second": 0,
+        "limits.ip_bytes_per_second": 0,
     }
     server = await Server.open(load(overrides=overrides))
     for i in range(PAIRS):
