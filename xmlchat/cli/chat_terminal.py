@@ -89,7 +89,10 @@ class PromptReader:
 
     async def read(self) -> str | None:
         try:
-            return await self._prompt.prompt_async("> ")
+            # Not prompt_toolkit's loop exception handler: it prints the error of
+            # any background task (slixmpp's, while a restarted server drops the
+            # stream) and then waits for Enter, stalling the chat.
+            return await self._prompt.prompt_async("> ", set_exception_handler=False)
         except (KeyboardInterrupt, EOFError):
             return None
 
