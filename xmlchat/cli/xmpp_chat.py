@@ -41,6 +41,7 @@ from xmlchat.cli.common import (
     user_jid,
 )
 from xmlchat.client.backoff import backoff_delay
+from xmlchat.client.native_receipts import RecentMessages
 from xmlchat.config import Config
 from xmlchat.jid import JID, InvalidJID
 
@@ -151,6 +152,8 @@ class XmppChat(NoRooms):
         self.config, self.terminal = config, terminal
         self.stanza_limit = config.limits.max_stanza_bytes
         self.connection = _Connection(args, config)
+        # One across reconnections: what the server re-delivers is not shown twice.
+        self._recent = RecentMessages()
         self.client = self._new_client()
         self._closing = False
         self._keeper: asyncio.Task[None] | None = None
@@ -160,6 +163,7 @@ class XmppChat(NoRooms):
 
         return self.connection.client(
             plugins=(*DEFAULT_PLUGINS, "xep_0313"),  # message archive: /history
+            recent=self._recent,
             on_message=self._message,
             on_presence=self._presence,
             on_error=self._error,
