@@ -5,12 +5,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test faults lint bench bench-durability bench-instructions bench-profile bench-memory bench-security compare clean
+.PHONY: serve test faults lint bench bench-durability bench-instructions bench-profile bench-memory bench-security compare container-test clean
 
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,metrics,plots,speed]'
+	$(BIN)/pip install --quiet -e '.[test,metrics,plots,speed,chat]'
 	touch $@
 
 serve: $(BIN)/xmlchat
@@ -66,6 +66,11 @@ bench-security: $(BIN)/xmlchat
 # Regenerates the measured numbers, plots and transcripts that docs/protocols.md shows.
 compare: $(BIN)/xmlchat
 	$(BIN)/xmlchat compare --out docs/compare --json docs/compare/results.json --doc docs/protocols.md
+
+# The README's container flow on a real Docker engine (build, up, healthy, accounts,
+# a message each way, restart, data kept); needs root or the docker group. Not in `make test`.
+container-test: $(BIN)/xmlchat
+	$(BIN)/python container/check.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

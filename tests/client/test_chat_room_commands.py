@@ -1,4 +1,4 @@
-"""The interactive client's room commands (xmlchat chat): /join, /leave, /who, '#room: text'."""
+"""The interactive client's room commands (xmlchat chat): /join, /leave, /who ROOM, lines to the room."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from typing import Any
 
 import pytest
 
-from xmlchat.cli.chat import _command
+from xmlchat.cli.chat import NativeChat
 from xmlchat.cli.chat_rooms import describe
+from xmlchat.cli.chat_shell import ChatCommands
+from xmlchat.cli.chat_terminal import PlainReader, Terminal
 from xmlchat.client.native_rooms import Joined, OccupantUpdate, RoomLeft, RoomMessage, RoomSubject
+from xmlchat.config import Config
 
 ROOM = "lobby@conference.localhost"
 
@@ -45,19 +48,24 @@ class FakeClient:
 
 async def test_room_commands_call_the_library(capsys: pytest.CaptureFixture[str]) -> None:
     client: Any = FakeClient()
-    for line in ("/join lobby", "/join lobby Ali", "#lobby: hi: all", "/who lobby", "/leave lobby", "/who"):
-        await _command(client, line)
+    backend = NativeChat(client, Terminal(PlainReader()), Config())
+    commands = ChatCommands(backend, backend.terminal)
+    lines = ("/join lobby", "/join lobby Ali", "hi: all", "/who lobby", "/msg bob psst", "/leave", "hello?")
+    for line in lines:
+        assert await commands.handle(line)
     assert client.rooms.calls == [
         ("join", ("lobby", None)),
         ("join", ("lobby", "Ali")),
-        ("say", ("lobby", "hi: all")),
+        ("say", ("lobby", "hi: all")),  # after /join, lines go to the room
         ("who", ("lobby",)),
         ("leave", ("lobby",)),
     ]
-    assert client.sent == []  # '#lobby: …' is the room's, not a message to a user "#lobby"
+    assert client.sent == [("bob", "psst")]  # a user is still a user
     out = capsys.readouterr().out
-    assert f"* you are in {ROOM} as Ali" in out and "in lobby: alice, bob" in out
-    assert out.rstrip().splitlines()[-1].startswith("  type /join ROOM")  # /who without a room: the help
+    assert f"~ you are in {ROOM} as Ali; your lines go to lobby now" in out
+    assert "  in lobby: alice, bob" in out and "~ left lobby" in out
+    # After /leave, plain lines have no conversation to go to.
+    assert out.rstrip().splitlines()[-1] == "! whom to? /to NAME first, or /msg NAME TEXT"
 
 
 def test_room_events_read_as_lines() -> None:

@@ -19,13 +19,13 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import random
 import secrets
 import ssl as ssl_mod
 from collections.abc import Callable
 
 from lxml import etree
 
+from xmlchat.client.backoff import backoff_delay
 from xmlchat.client.native_receipts import Inbox, RecentMessages, text
 from xmlchat.client.native_requests import PendingRequests
 from xmlchat.client.native_rooms import ROOM_STANZAS, Rooms
@@ -258,9 +258,7 @@ class NativeClient:
                 self._set_state("closed", why)
                 return
             while not self._closing:
-                # Exponential backoff with full jitter (AWS architecture blog's
-                # "full jitter"): a restarted server is not stampeded.
-                delay = random.uniform(0, min(self.max_backoff, self.min_backoff * 2**attempt))
+                delay = backoff_delay(attempt, self.min_backoff, self.max_backoff)
                 attempt += 1
                 self._set_state("waiting", f"{why}; reconnecting in {delay:.1f}s")
                 await asyncio.sleep(delay)
