@@ -15,7 +15,7 @@ from conftest import ServerFactory, ServerProcess
 from e2e.chat_terminal import CHAT_COMMANDS, chat_argv, chat_env, paste, quit_chat, received, spawn_chat
 from faults.peers import pin_ports
 
-from xmlchat.cli.chat_shell import HELP, ROOMS_NOT_YET
+from xmlchat.cli.chat_shell import HELP
 
 # 20,000-byte stanzas: a part carries 17,952 bytes of body, so the splitting shows
 # with pastes of tens of kilobytes rather than megabytes through a terminal.
@@ -182,25 +182,22 @@ def test_subscription_requests_are_asked_about(chat_server: ServerProcess) -> No
         assert quit_chat(chat) == 0
 
 
-def test_the_native_chat_talks_in_a_room(chat_server: ServerProcess) -> None:
-    alice = spawn_chat(chat_server, "chat", "alice")
-    bob = spawn_chat(chat_server, "chat", "bob")
+@pytest.mark.parametrize("command", CHAT_COMMANDS)
+def test_a_room_is_shared_by_both_chats(chat_server: ServerProcess, command: str) -> None:
+    """alice uses ``command``; bob the other chat: one room, both protocols."""
+    other = next(c for c in CHAT_COMMANDS if c != command)
+    alice = spawn_chat(chat_server, command, "alice")
+    bob = spawn_chat(chat_server, other, "bob")
     alice.sendline("/join lobby")
     alice.expect_exact("~ you are in lobby@conference.localhost as alice; your lines go to lobby now")
     bob.sendline("/join lobby Bobby")
     bob.expect_exact("as Bobby; your lines go to lobby now")
-    alice.expect_exact("* Bobby entered lobby@conference.localhost")
     bob.sendline("hello room: plain text")
     alice.expect_exact("#lobby@conference.localhost Bobby: hello room: plain text")
     alice.sendline("/who lobby")
-    alice.expect(r"  in lobby: (alice, Bobby|Bobby, alice)")
-    bob.sendline("/leave")
-    alice.expect_exact("* Bobby left lobby@conference.localhost")
+    alice.expect_exact("  in lobby: Bobby, alice")
+    alice.sendline("and back")
+    bob.expect_exact("#lobby@conference.localhost alice: and back")
+    alice.sendline("/leave")
+    alice.expect_exact("~ left lobby")
     assert quit_chat(alice, "d") == 0 and quit_chat(bob, "d") == 0
-
-
-def test_the_xmpp_chat_says_it_has_no_rooms_yet(chat_server: ServerProcess) -> None:
-    chat = spawn_chat(chat_server, "xmpp-chat", "alice")
-    chat.sendline("/join team")
-    chat.expect_exact(f"! {ROOMS_NOT_YET}")
-    assert quit_chat(chat, "d") == 0

@@ -197,7 +197,7 @@ class NativeChat:
         self._rooms.pop(room, None)
 
     async def room_who(self, room: str) -> list[str]:
-        return await self._ask(self.client.rooms.who(room))
+        return sorted(await self._ask(self.client.rooms.who(room)))
 
     async def allow(self, jid: str) -> None:
         raise Unavailable("native contacts are mutual: /add NAME; the server answers XMPP users' requests")

@@ -3,7 +3,7 @@ that ``xmlchat chat`` (native) and ``xmlchat xmpp-chat`` share.
 
 A protocol supplies a :class:`ChatBackend`; everything the user types goes
 through :func:`run_chat`. Rooms are one backend method each (``join``,
-``leave``, ``room_who``); a backend without rooms answers "not available".
+``leave``, ``room_who``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from xmlchat.cli.chat_lines import Command, Text, TooLong, parse, split_body
 from xmlchat.cli.chat_terminal import Terminal
 
 HISTORY_LINES = 20  # /history without N: a screenful
-ROOMS_NOT_YET = "rooms are not available on this server yet"
 
 
 class Unavailable(Exception):
@@ -77,20 +76,6 @@ class ChatBackend(Protocol):
     def extras(self) -> dict[str, Extra]: ...
 
     async def close(self) -> None: ...
-
-
-class NoRooms:
-    """What a backend without rooms says to /join, /leave and /who ROOM; a
-    backend that has them defines its own ``join``, ``leave`` and ``room_who``."""
-
-    async def join(self, room: str, nick: str | None) -> str:
-        raise Unavailable(ROOMS_NOT_YET)
-
-    async def leave(self, room: str) -> None:
-        raise Unavailable(ROOMS_NOT_YET)
-
-    async def room_who(self, room: str) -> list[str]:
-        raise Unavailable(ROOMS_NOT_YET)
 
 
 HELP = """\

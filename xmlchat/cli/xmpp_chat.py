@@ -3,7 +3,8 @@
 $ xmlchat xmpp-chat alice@localhost
 /to bob               then every line goes to bob@localhost, as typed
 /msg bob hello        one message (a full JID works too)
-/who, /history, /join, /leave, /allow, /deny, /help, /quit: chat_shell.HELP
+/join lobby           enter lobby@conference.<host> (XEP-0045); then lines go to the room
+/who, /history, /leave, /allow, /deny, /help, /quit: chat_shell.HELP
 
 XMPP also has /roster (with subscription states), /add NAME (ask to see
 bob's presence, RFC 6121 §3.1) and /remove NAME. A request to see yours is
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from xmlchat.cli.chat_shell import (
     CommandFailed,
     Extra,
-    NoRooms,
+    Unavailable,
     history_line,
     quiet_libraries,
     run_chat,
@@ -142,7 +143,7 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
     return run_async(run())
 
 
-class XmppChat(NoRooms):
+class XmppChat:
     """XMPP behind the shared chat commands. slixmpp's own reconnection is off
     (XmppClient cancels it); a lost stream gets a fresh client after a back-off."""
 
@@ -157,12 +158,13 @@ class XmppChat(NoRooms):
         self.client = self._new_client()
         self._closing = False
         self._keeper: asyncio.Task[None] | None = None
+        self._rooms: dict[str, tuple[str, str]] = {}  # the name typed -> (room JID, our nick)
 
     def _new_client(self) -> XmppClient:
         from xmlchat.client.xmpp import DEFAULT_PLUGINS
 
         return self.connection.client(
-            plugins=(*DEFAULT_PLUGINS, "xep_0313"),  # message archive: /history
+            plugins=(*DEFAULT_PLUGINS, "xep_0313", "xep_0045"),  # /history, rooms
             recent=self._recent,
             on_message=self._message,
             on_presence=self._presence,
@@ -204,7 +206,17 @@ class XmppChat(NoRooms):
                     why = str(e)
                     continue
                 self.terminal.show(f"~ reconnected as {self.client.boundjid}")
+                await self._rejoin()
                 break
+
+    async def _rejoin(self) -> None:
+        """A new stream is a new occupant nowhere (XEP-0045 §7.2): enter the rooms again."""
+        for name, (room, nick) in list(self._rooms.items()):
+            try:
+                await self._enter(room, nick)
+            except (CommandFailed, TimeoutError) as e:
+                del self._rooms[name]
+                self.terminal.show(f"! could not enter {room} again: {e}")
 
     def _online(self) -> XmppClient:
         if self.client.closed.is_set():
@@ -214,6 +226,12 @@ class XmppChat(NoRooms):
     # ---- what arrives
 
     def _message(self, msg: ChatMessage) -> None:
+        if msg.type == "groupchat":
+            room, _, nick = msg.sender.partition("/")
+            if nick:  # a subject change or a room notice has no nick
+                earlier = " (earlier)" if msg.delayed else ""
+                self.terminal.show(f"[{msg.time.astimezone():%H:%M:%S}] #{room} {nick}: {msg.body}{earlier}")
+            return
         sender = msg.sender.partition("/")[0]
         note = " (sent while you were away)" if msg.delayed else ""
         self.terminal.show(f"[{msg.time.astimezone():%H:%M:%S}] {sender}: {msg.body}{note}")
@@ -234,7 +252,39 @@ class XmppChat(NoRooms):
     # ---- the shared commands
 
     async def send(self, to: str, body: str) -> None:
-        self._online().send_chat(_address(to, self.config), body)
+        if to in self._rooms:
+            self._online().send_message(mto=_slixmpp_jid(self._rooms[to][0]), mbody=body, mtype="groupchat")
+        else:
+            self._online().send_chat(_address(to, self.config), body)
+
+    async def join(self, room: str, nick: str | None) -> str:
+        address = room if "@" in room else f"{room}@{self.config.muc.subdomain}.{self.config.domain}"
+        nick = nick or self.client.boundjid.user
+        await self._enter(address, nick)
+        self._rooms[room] = (address, nick)
+        return f"you are in {address} as {nick}"
+
+    async def _enter(self, room: str, nick: str) -> None:
+        from slixmpp.exceptions import PresenceError
+
+        muc = self._online().plugin["xep_0045"]
+        try:
+            await muc.join_muc_wait(_slixmpp_jid(room), nick, maxstanzas=20, timeout=10)
+        except PresenceError as e:
+            raise CommandFailed(f"{e.condition}: {e.text}" if e.text else str(e.condition)) from None
+        except TimeoutError:
+            raise TimeoutError(f"no answer from {room}") from None
+
+    async def leave(self, room: str) -> None:
+        if room not in self._rooms:
+            raise Unavailable(f"you are not in {room}")
+        address, nick = self._rooms.pop(room)
+        self._online().plugin["xep_0045"].leave_muc(_slixmpp_jid(address), nick)
+
+    async def room_who(self, room: str) -> list[str]:
+        if room not in self._rooms:
+            raise Unavailable(f"/join {room} first")
+        return sorted(self._online().plugin["xep_0045"].get_roster(_slixmpp_jid(self._rooms[room][0])))
 
     async def who(self) -> list[str]:
         return [
@@ -285,6 +335,12 @@ class XmppChat(NoRooms):
         jid = _address(name, self.config)
         await _ask(self._online().remove(jid))
         self.terminal.show(f"  removed {jid}")
+
+
+def _slixmpp_jid(address: str) -> Any:
+    import slixmpp
+
+    return slixmpp.JID(address)
 
 
 async def _ask(request: Awaitable[T]) -> T:
