@@ -5,12 +5,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test faults lint bench bench-durability bench-instructions bench-security bench-cluster compare clean
+.PHONY: serve test faults lint bench bench-durability bench-instructions bench-profile bench-memory bench-security bench-cluster compare container-test clean
 
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,metrics,plots,cluster]'
+	$(BIN)/pip install --quiet -e '.[test,metrics,plots,speed,chat,cluster]'
 	touch $@
 
 serve: $(BIN)/xmlchat
@@ -45,6 +45,18 @@ bench-instructions: $(BIN)/xmlchat
 	$(BIN)/python -m benchmarks.instructions
 	PROTOCOL=xmpp $(BIN)/python -m benchmarks.instructions
 
+# Where the time goes per message (docs/performance.md): pyinstrument flame graphs of the
+# bench-instructions scenario, native and XMPP, into docs/performance/ (a minute).
+bench-profile: $(BIN)/xmlchat
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.profile docs/performance
+	PROTOCOL=xmpp $(BIN)/python -m benchmarks.profile docs/performance
+
+# KiB of server memory per idle plaintext and TLS session and per pending TLS handshake,
+# (a minute or two; docs/performance.md).
+bench-memory: $(BIN)/xmlchat
+	$(BIN)/python -m benchmarks.session_memory
+
 # The figures of docs/security.md (a minute or two): memory per pending (TLS handshake,
 # pre-auth) connection, connect latency per listen backlog, SCRAM timing by outcome.
 bench-security: $(BIN)/xmlchat
@@ -58,6 +70,11 @@ bench-cluster: $(BIN)/xmlchat
 # Regenerates the measured numbers, plots and transcripts that docs/protocols.md shows.
 compare: $(BIN)/xmlchat
 	$(BIN)/xmlchat compare --out docs/compare --json docs/compare/results.json --doc docs/protocols.md
+
+# The README's container flow on a real Docker engine (build, up, healthy, accounts,
+# a message each way, restart, data kept); needs root or the docker group. Not in `make test`.
+container-test: $(BIN)/xmlchat
+	$(BIN)/python container/check.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -89,6 +90,8 @@ class ServerProcess:
             line = self.proc.stdout.readline()
             if not line:
                 raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+            if line.startswith("{"):  # log.format = "json": the same lines as JSON objects
+                line = json.loads(line).get("message", "")
             if line.startswith("ready:"):
                 return
             match = LISTEN_LINE.match(line.strip())

@@ -82,3 +82,16 @@ def setup(level: str = "info", format: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # Python's warnings too, in the same format
+
+
+def say(text: str, format: str = "text", *, error: bool = False, logger: str = "xmlchat") -> None:
+    """A line the command prints for its operator (``listening: ...``, ``ready: ...``,
+    ``cannot start: ...``): as is in text mode, and in JSON mode as one JSON
+    object like every log line, so a log shipper never meets plain text."""
+    stream = sys.stderr if error else sys.stdout
+    if format == "json":
+        level = logging.ERROR if error else logging.INFO
+        record = logging.LogRecord(logger, level, "", 0, text, None, None)
+        text = JsonFormatter().format(record)
+    print(text, file=stream, flush=True)

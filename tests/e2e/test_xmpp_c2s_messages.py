@@ -188,23 +188,28 @@ async def test_cli_xmpp_chat(xserver: ServerProcess) -> None:
         return (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()  # type: ignore[union-attr]
 
     try:
-        assert (await line()).startswith("logged in as bob@localhost/cli;")
+        assert (await line()).startswith("logged in as bob@localhost/cli (xmpp);")
         async with online(xserver, "alice", "gui") as alice:
             alice.send_chat("bob@localhost", CHINESE)
             assert (await line()).endswith(f"] alice@localhost: {CHINESE}\n")
-            proc.stdin.write("alice: 你好 back\n/roster\n".encode())
+            # Piped stdin works too: lines as typed, to the conversation /to chose.
+            proc.stdin.write("/to alice\nalice: 你好 back\n/roster\n".encode())
+            assert (await line()).strip() == "~ talking to alice"
             got = await next_item(alice.incoming)
-            assert (got.sender, got.body) == ("bob@localhost/cli", "你好 back")  # type: ignore[attr-defined]
+            assert (got.sender, got.body) == ("bob@localhost/cli", "alice: 你好 back")  # type: ignore[attr-defined]
             assert "(empty roster: /add NAME)" in await line()
             # RFC 6121 §3.1: bob subscribes; alice's slixmpp approves and subscribes back.
             proc.stdin.write(b"/add alice\n")
             assert (await line()).strip() == "subscription request sent to alice@localhost"
-            while "* alice@localhost/gui is online" not in await line():
+            # alice's request back is asked about, not approved behind bob's back.
+            while not (shown := await line()).startswith("? alice@localhost asks"):
                 pass
-            deadline = time.monotonic() + 10  # alice's request back is approved a moment later
+            assert shown.strip().endswith("/allow alice or /deny alice")
+            proc.stdin.write(b"/allow alice\n")
+            deadline = time.monotonic() + 10
             while True:  # 'to', then 'both'
                 proc.stdin.write(b"/roster\n")
-                while (entry := (await line()).strip()).startswith("*"):
+                while not (entry := (await line()).strip()).startswith("alice@localhost "):
                     pass
                 if entry.endswith("both)") or time.monotonic() > deadline:
                     break

@@ -22,13 +22,16 @@ from xmlchat.storage import (
     MemoryStorage,
     OfflineStore,
     PepStore,
+    RoomStore,
     RosterStore,
     SqliteStorage,
     Storage,
 )
 from xmlchat.storage.postgres import PostgresStorage
 
-STORES = (AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, DocumentStore, PepStore)
+STORES = (
+    AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, RoomStore, DocumentStore, PepStore
+)
 BACKENDS = (SqliteStorage, MemoryStorage, PostgresStorage)
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             # with it, logging included (config_rules).
             config_rules.validate(config)
     except ConfigError as e:
-        print(f"xmlchat: configuration error: {e}", file=sys.stderr)
+        # The configuration did not load, so its log format comes from the environment.
+        format = "json" if os.environ.get("XMLCHAT_LOG_FORMAT", "").lower() == "json" else "text"
+        log_mod.say(f"xmlchat: configuration error: {e}", format, error=True)
         status: int = getattr(args, "config_error_status", 2)
         return status
     # Only the server logs at the configured level; tools stay quiet unless asked.

@@ -1,15 +1,13 @@
 """``chat`` and ``send``: the native-protocol client from the command line.
 
 $ xmlchat chat alice@localhost
-bob: hello            send "hello" to bob
-/contacts             list contacts and who is online
-/add bob  /remove bob manage contacts
-/block bob            block bob (no messages or presence either way)
-/unblock [bob]        unblock bob; without a name, everyone
-/blocked              list blocked addresses
-/history [bob] [N]    the last N (default 20, at most 100) archived messages,
-                      with bob or with everyone (when the server keeps an archive)
-/quit                 leave
+/to bob               then every line goes to bob, as typed
+/msg bob hello        one message to bob
+/join lobby           enter lobby@conference.<host>; then lines go to the room
+/who, /history, /leave, /allow, /deny, /help, /quit: chat_shell.HELP
+
+The native protocol also has /add NAME, /remove NAME (mutual contacts),
+/block NAME, /unblock [NAME] and /blocked.
 """
 
 from __future__ import annotations
@@ -17,8 +15,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
+from xmlchat.cli.chat_rooms import describe
+from xmlchat.cli.chat_shell import (
+    CommandFailed,
+    Extra,
+    Unavailable,
+    history_line,
+    quiet_libraries,
+    run_chat,
+)
+from xmlchat.cli.chat_terminal import Terminal
 from xmlchat.cli.common import (
     add_client_commands,
     client_tls,
@@ -34,9 +43,13 @@ from xmlchat.client.native import (
     NativeClient,
     PresenceUpdate,
     ServerError,
+    State,
 )
+from xmlchat.client.native_rooms import RoomLeft
 from xmlchat.config import Config
 from xmlchat.protocol.native import MAX_HISTORY
+
+T = TypeVar("T")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -81,118 +94,170 @@ def _send(args: argparse.Namespace, config: Config) -> int:
     return run_async(run())
 
 
-def _print_message(msg: IncomingMessage) -> None:
-    print(f"[{msg.time.astimezone():%H:%M:%S}] {msg.sender}: {msg.body}", flush=True)
-
-
-def _print_presence(update: PresenceUpdate) -> None:
-    print(f"* {update.user} is {'online' if update.online else 'offline'}", flush=True)
-
-
-def _print_blocklist(jids: list[str]) -> None:
-    print(f"* blocked: {', '.join(jids) or 'nobody'}", flush=True)
-
-
 def _chat(args: argparse.Namespace, config: Config) -> int:
-    client = make_client(
-        args,
-        config,
-        on_message=_print_message,
-        on_presence=_print_presence,
-        on_state=lambda state, why: print(f"~ {state}: {why}", flush=True),
-        on_blocklist=_print_blocklist,
-    )
-
     async def run() -> int:
-        try:
-            await client.start()
-        except LoginFailed as e:
-            print(f"xmlchat: {e}", file=sys.stderr)
-            return 1
-        except OSError as e:
-            print(connect_failure(e, client.host, client.port, config), file=sys.stderr)
-            return 1
-        print(f"logged in as {client.address}; type 'bob: hello', {_COMMANDS}", flush=True)
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                line = await loop.run_in_executor(None, sys.stdin.readline)
-                if not line or line.strip() == "/quit":
-                    return 0
-                await _command(client, line.strip())
-        finally:
-            await client.close()
+        terminal = Terminal()
+        backend = NativeChat(make_client(args, config), terminal, config)
+        quiet_libraries(args)
+        return await run_chat(backend, terminal)
 
     return run_async(run())
 
 
-_COMMANDS = (
-    "/contacts, /add NAME, /remove NAME, /block NAME, /unblock [NAME], /blocked, /history [NAME] [N] or /quit"
-)
-HISTORY_LINES = 20  # /history without N: a screenful
+class NativeChat:
+    """The native protocol behind the shared chat commands. The client library
+    reconnects by itself; this shows its state changes."""
+
+    protocol = "native"
+
+    def __init__(self, client: NativeClient, terminal: Terminal, config: Config) -> None:
+        self.client, self.terminal, self.config = client, terminal, config
+        self.stanza_limit = config.limits.max_stanza_bytes
+        client.on_message, client.on_presence = self._message, self._presence
+        client.on_state, client.on_blocklist = self._state, self._blocklist_pushed
+        self._shown_blocklist: list[str] = []  # as last shown: each login sends the list again
+        self._rooms: dict[str, str] = {}  # the name typed -> the room's address, for rooms joined
+        self._room_events: asyncio.Task[None] | None = None
+
+    async def start(self) -> str:
+        try:
+            await self.client.start()
+        except LoginFailed as e:
+            raise CommandFailed(f"login failed: {e}") from None
+        except OSError as e:  # connect_failure explains a certificate it cannot verify
+            failure = connect_failure(e, self.client.host, self.client.port, self.config)
+            raise CommandFailed(failure.removeprefix("xmlchat: ")) from None
+        self._room_events = asyncio.create_task(self._show_room_events())
+        return self.client.address or self.client.user
+
+    async def close(self) -> None:
+        if self._room_events is not None:
+            self._room_events.cancel()
+        await self.client.close()
+
+    async def _show_room_events(self) -> None:
+        while True:
+            event = await self.client.rooms.incoming.get()
+            if isinstance(event, RoomLeft):  # kicked, banned, destroyed: lines no longer go there
+                self._rooms = {name: room for name, room in self._rooms.items() if room != event.room}
+            self.terminal.show(describe(event))
+
+    # ---- what arrives
+
+    def _message(self, msg: IncomingMessage) -> None:
+        self.terminal.show(f"[{msg.time.astimezone():%H:%M:%S}] {msg.sender}: {msg.body}")
+
+    def _presence(self, update: PresenceUpdate) -> None:
+        self.terminal.show(f"* {update.user} is {'online' if update.online else 'offline'}")
+
+    def _blocklist_pushed(self, jids: list[str]) -> None:
+        if jids != self._shown_blocklist:
+            self._shown_blocklist = jids
+            self.terminal.show(f"* blocked: {', '.join(jids) or 'nobody'}")
+
+    def _state(self, state: State, why: str) -> None:
+        if state == "waiting":
+            self.terminal.show(f"~ disconnected: {why}")
+        elif state == "online" and self.client.connects > 1:
+            self.terminal.show(f"~ reconnected as {why}")
+        elif state == "closed" and why.startswith("login refused"):
+            self.terminal.end(1, f"cannot log in again: {why}")
+
+    # ---- the shared commands
+
+    async def send(self, to: str, body: str) -> None:
+        try:
+            if to in self._rooms:
+                await self.client.rooms.say(to, body)
+            else:
+                await self.client.send(to, body)
+        except ServerError as e:
+            raise CommandFailed(f"not sent: {e}") from None
+
+    async def who(self) -> list[str]:
+        contacts = await self._ask(self.client.contacts())
+        return [f"{jid} {'online' if online else 'offline'}" for jid, online in contacts]
+
+    async def history(self, with_: str | None, count: int) -> list[str]:
+        if not 1 <= count <= MAX_HISTORY:
+            raise Unavailable(f"type /history [NAME] [N], N from 1 to {MAX_HISTORY}")
+        page = await self._ask(self.client.history(with_, count))
+        lines = [_archived(message) for message in page.messages]
+        if lines and not page.complete:
+            lines.append("(older messages not shown)")
+        return lines
+
+    async def join(self, room: str, nick: str | None) -> str:
+        joined = await self._ask(self.client.rooms.join(room, nick))
+        self._rooms[room] = joined.room
+        return f"you are in {joined.room} as {joined.nick}"
+
+    async def leave(self, room: str) -> None:
+        await self._ask(self.client.rooms.leave(room))
+        self._rooms.pop(room, None)
+
+    async def room_who(self, room: str) -> list[str]:
+        return sorted(await self._ask(self.client.rooms.who(room)))
+
+    async def allow(self, jid: str) -> None:
+        raise Unavailable("native contacts are mutual: /add NAME; the server answers XMPP users' requests")
+
+    async def deny(self, jid: str) -> None:
+        raise Unavailable("native contacts are mutual: /remove NAME or /block NAME")
+
+    # ---- native only
+
+    def extras(self) -> dict[str, Extra]:
+        return {
+            "add": Extra("/add NAME", self._add),
+            "remove": Extra("/remove NAME", self._remove),
+            "contacts": Extra("/contacts", self._contacts),
+            "block": Extra("/block NAME", self._block),
+            "unblock": Extra("/unblock [NAME]", self._unblock),
+            "blocked": Extra("/blocked", self._blocked),
+        }
+
+    async def _add(self, name: str) -> None:
+        await self._ask(self.client.add_contact(_name(name, "/add NAME")))
+        self.terminal.show(f"  ok: add {name}")
+
+    async def _remove(self, name: str) -> None:
+        await self._ask(self.client.remove_contact(_name(name, "/remove NAME")))
+        self.terminal.show(f"  ok: remove {name}")
+
+    async def _contacts(self, _: str) -> None:
+        for line in await self.who() or ["(no contacts: /add NAME)"]:
+            self.terminal.show(f"  {line}")
+
+    async def _block(self, name: str) -> None:
+        self._show_blocked(await self._ask(self.client.block(_name(name, "/block NAME"))))
+
+    async def _unblock(self, name: str) -> None:
+        name = name.strip()
+        self._show_blocked(await self._ask(self.client.unblock(name) if name else self.client.unblock()))
+
+    async def _blocked(self, _: str) -> None:
+        self._show_blocked(await self._ask(self.client.blocklist()))
+
+    def _show_blocked(self, jids: list[str]) -> None:
+        for jid in jids:
+            self.terminal.show(f"  {jid} blocked")
+        if not jids:
+            self.terminal.show("  (nobody blocked: /block NAME)")
+
+    async def _ask(self, request: Awaitable[T]) -> T:
+        try:
+            return await request
+        except ServerError as e:
+            raise CommandFailed(str(e)) from None
 
 
-async def _command(client: NativeClient, line: str) -> None:
-    try:
-        if line == "/contacts":
-            contacts = await client.contacts()
-            for jid, online in contacts:
-                print(f"  {jid} {'online' if online else 'offline'}")
-            if not contacts:
-                print("  (no contacts: /add NAME)")
-        elif line.startswith(("/add ", "/remove ")):
-            command, _, jid = line.partition(" ")
-            change = client.add_contact if command == "/add" else client.remove_contact
-            await change(jid.strip())
-            print(f"  ok: {command[1:]} {jid.strip()}")
-        elif line == "/blocked" or line.startswith(("/block ", "/unblock")):
-            await _blocking(client, line)
-        elif line == "/history" or line.startswith("/history "):
-            await _history(client, line.split()[1:])
-        elif ":" in line:
-            to, _, text = line.partition(":")
-            await client.send(to.strip(), text.strip())
-        elif line:
-            print(f"  type 'name: message', {_COMMANDS}")
-    except ServerError as e:
-        print(f"! {e}", flush=True)
-    except (ConnectionError, TimeoutError) as e:
-        print(f"! not sent: {e}", flush=True)
+def _name(text: str, usage: str) -> str:
+    name = text.strip()
+    if not name or " " in name:
+        raise Unavailable(f"type {usage}")
+    return name
 
 
-async def _blocking(client: NativeClient, line: str) -> None:
-    command, _, name = line.partition(" ")
-    name = name.strip()
-    if command == "/blocked":
-        jids = await client.blocklist()
-    elif command == "/block" and name:
-        jids = await client.block(name)
-    elif command == "/unblock":
-        jids = await client.unblock(name) if name else await client.unblock()
-    else:
-        print(f"  type {_COMMANDS}")
-        return
-    for jid in jids:
-        print(f"  {jid} blocked")
-    if not jids:
-        print("  (nobody blocked: /block NAME)")
-
-
-async def _history(client: NativeClient, words: list[str]) -> None:
-    """``/history [NAME] [N]``: a number alone is N, for every conversation."""
-    count = int(words.pop()) if words and words[-1].isdigit() else HISTORY_LINES
-    if len(words) > 1 or not 1 <= count <= MAX_HISTORY:
-        print(f"  type /history [NAME] [N], N from 1 to {MAX_HISTORY}")
-        return
-    page = await client.history(words[0] if words else None, count)
-    for message in page.messages:
-        _print_archived(message)
-    if not page.messages:
-        print("  (no archived messages)")
-    elif not page.complete:
-        print("  (older messages not shown)")
-
-
-def _print_archived(message: ArchivedMessage) -> None:
-    when = message.time.astimezone()
-    print(f"  [{when:%Y-%m-%d %H:%M:%S}] {message.sender} -> {message.to}: {message.body}")
+def _archived(message: ArchivedMessage) -> str:
+    return history_line(message.time, message.sender, message.to, message.body)

@@ -12,10 +12,10 @@ import argparse
 import asyncio
 import logging
 import signal
-import sys
 from typing import Any
 
 from xmlchat.config import Config
+from xmlchat.log import say
 from xmlchat.storage import SchemaTooNew
 
 log = logging.getLogger("xmlchat")
@@ -32,6 +32,7 @@ def register(sub: Any, common: argparse.ArgumentParser, listener_flags: tuple[st
 
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
+    from xmlchat.server import runtime
     from xmlchat.server.app import Server
 
     async def serve() -> int:
@@ -50,26 +51,35 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
                 task.add_done_callback(reloads.discard)
 
         loop.add_signal_handler(signal.SIGHUP, reload)
-        print(f"data directory: {config.data_path}", flush=True)
+        say(f"data directory: {config.data_path}", config.log.format, logger="xmlchat.serve")
         try:
             server = await Server.open(config, args.load_config)
             bound = await server.start()
         except (OSError, ValueError, SchemaTooNew) as e:
-            print(f"xmlchat: cannot start: {e}", file=sys.stderr)
+            say(f"xmlchat: cannot start: {e}", config.log.format, error=True, logger="xmlchat.serve")
             return 1
         started.append(server)
+        runtime.tune_collector(config.runtime)
+        log.info("event loop: %s", runtime.loop_name())
         for b in bound:
-            print(b, flush=True)
+            say(str(b), config.log.format, logger="xmlchat.serve")
         if server.certificate is not None:
-            print(f"certificate: {server.certificate} (clients: --cafile this file)", flush=True)
-        print(f"ready: serving {', '.join(config.hosts)}; data in {config.data_path}", flush=True)
+            say(f"certificate: {server.certificate} (clients: --cafile this file)", config.log.format,
+                logger="xmlchat.serve")  # fmt: skip
+        say(f"ready: serving {', '.join(config.hosts)}; data in {config.data_path}", config.log.format,
+            logger="xmlchat.serve")  # fmt: skip
         await stop.wait()
         loop.remove_signal_handler(signal.SIGHUP)
         log.info("shutting down")
         await server.stop()
         return 0
 
-    return asyncio.run(serve())
+    try:
+        loop_factory = runtime.loop_factory(config)
+    except (ValueError, ImportError) as e:
+        say(f"xmlchat: cannot start: {e}", config.log.format, error=True, logger="xmlchat.serve")
+        return 1
+    return runtime.run(serve(), loop_factory)
 
 
 async def _reload(server: Any) -> None:

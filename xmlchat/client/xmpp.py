@@ -100,6 +100,7 @@ class XmppClient(slixmpp.ClientXMPP):
         on_message: Callable[[ChatMessage], None] | None = None,
         on_presence: Callable[[PresenceUpdate], None] | None = None,
         on_error: Callable[[StanzaFailed], None] | None = None,
+        on_subscribe: Callable[[str], None] | None = None,
         plugins: tuple[str, ...] = DEFAULT_PLUGINS,
         send_presence: bool = True,
         recent: RecentMessages | None = None,
@@ -114,6 +115,13 @@ class XmppClient(slixmpp.ClientXMPP):
         self.closed = asyncio.Event()
         self._on_message, self._on_presence, self._on_error = on_message, on_presence, on_error
         self._send_presence = send_presence
+        if on_subscribe is not None:
+            # Ask the user (RFC 6121 §3.1.3) instead of slixmpp's default of
+            # approving everyone and subscribing back.
+            self.auto_authorize, self.auto_subscribe = None, False
+            self.add_event_handler(
+                "roster_subscription_request", lambda presence: on_subscribe(str(presence["from"].bare))
+            )
         # With it, a message seen before (same sender, id and body) is not shown
         # again: the server re-delivers what a lost connection had not
         # acknowledged. Share one across the clients of a user's logins.
@@ -278,6 +286,37 @@ class XmppClient(slixmpp.ClientXMPP):
         """Ask to see ``jid``'s presence (RFC 6121 §3.1.1); slixmpp approves the
         contact's own request and subscribes back automatically."""
         self.send_presence_subscription(pto=jid)
+
+    async def history(self, with_: str | None, count: int) -> list[ChatMessage]:
+        """The newest ``count`` archived messages, oldest first, with ``with_``
+        only if given (XEP-0313 paged backwards with XEP-0059 ``<before/>``).
+        Needs the ``xep_0313`` plugin; raises IqError when the server has no archive."""
+        mam = self.plugin["xep_0313"]
+        found: list[ChatMessage] = []
+        with_jid = slixmpp.JID(with_) if with_ else None
+        async for result in mam.iterate(with_jid=with_jid, reverse=True, rsm={"max": count}, total=count):
+            forwarded = result["mam_result"]["forwarded"]
+            stanza, stamp = forwarded["stanza"], forwarded["delay"]["stamp"]
+            when = stamp.astimezone(UTC) if isinstance(stamp, datetime) else datetime.now(UTC)
+            found.append(
+                ChatMessage(
+                    str(stanza["id"]), str(stanza["from"]), str(stanza["to"]), str(stanza["body"]), when, True
+                )
+            )
+        found.reverse()
+        return found
+
+    def approve(self, jid: str) -> None:
+        """Let ``jid`` see our presence (``subscribed``, RFC 6121 §3.1.4) and,
+        unless we already do or asked, ask to see theirs: contacts both ways."""
+        item = self.client_roster[jid]
+        item.authorize()
+        if not item["to"] and not item["pending_out"]:
+            item.subscribe()
+
+    def refuse(self, jid: str) -> None:
+        """Refuse ``jid``'s request (``unsubscribed``, RFC 6121 §3.2)."""
+        self.client_roster[jid].unauthorize()
 
     async def remove(self, jid: str) -> None:
         """Remove ``jid`` from the roster, cancelling subscriptions (RFC 6121 §2.5)."""

@@ -31,7 +31,7 @@ from xmlchat.server.admission import Pending
 from xmlchat.server.clustering import join_cluster
 from xmlchat.server.component import ComponentConnection
 from xmlchat.server.connection import Connection, ConnectionContext
-from xmlchat.server.datadir import DataDirLock, scram_secret
+from xmlchat.server.datadir import DataDirLock, ensure_writable, scram_secret
 from xmlchat.server.defences import Defences
 from xmlchat.server.http.app import HttpFrontEnd, HttpSide
 from xmlchat.server.listening import Bound, check_plaintext_address, configured_listeners
@@ -103,7 +103,7 @@ class Server:
     async def open(cls, config: Config, load_config: Callable[[], Config] | None = None) -> Server:
         """Open storage and make sure a certificate exists."""
         config_rules.validate(config)
-        config.data_path.mkdir(parents=True, exist_ok=True)
+        ensure_writable(config.data_path)
         lock = DataDirLock(config.data_path)
         lock.acquire()  # before the database: a second server must not touch it
         try:

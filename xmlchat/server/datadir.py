@@ -10,13 +10,41 @@ stale lock never blocks a restart.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import tempfile
 from pathlib import Path
 
 
 class DataDirInUse(OSError):
     """Another running server holds the data directory."""
+
+
+class DataDirNotWritable(OSError):
+    """The server cannot create files in its data directory."""
+
+
+def ensure_writable(data_path: Path) -> None:
+    """Create the data directory if needed and prove a file can be made in it,
+    or say in one line whose it is and what to do (a container's bind mount
+    owned by root is the usual case)."""
+    try:
+        data_path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=data_path):
+            pass
+    except OSError as e:
+        where = data_path.resolve()
+        why = e.strerror or str(e)
+        with contextlib.suppress(OSError):
+            info = where.stat()
+            why += f"; owned by uid {info.st_uid} gid {info.st_gid}, mode {info.st_mode & 0o777:o}"
+        uid, gid = os.getuid(), os.getgid()
+        raise DataDirNotWritable(
+            f"cannot write in the data directory {where} ({why}); the server runs as uid {uid} gid {gid}: "
+            f"chown -R {uid}:{gid} the directory (on the host, for a bind mount), "
+            "or choose another (XMLCHAT_DATA_DIR, --data-dir)"
+        ) from None
 
 
 class DataDirLock:

@@ -41,16 +41,39 @@ def certificate_paths(config: Config) -> tuple[Path, Path]:
 
 
 def ensure_certificate(config: Config) -> tuple[Path, Path]:
-    """Return (cert, key) paths, generating a self-signed pair if none is configured."""
+    """Return (cert, key) paths, generating a self-signed pair if none is
+    configured, and again when the generated one names other hosts than the
+    configuration now does (clients check the name: RFC 6125)."""
     cert, key = certificate_paths(config)
     configured = bool(config.tls.cert_file)
+    if configured:
+        missing = [path for path in (cert, key) if not path.exists()]
+        if missing:
+            raise CertificateError(f"{missing[0]}: no such file")
+        return cert, key
     if not cert.exists() or not key.exists():
-        if configured:
-            missing = cert if not cert.exists() else key
-            raise CertificateError(f"{missing}: no such file")
         generate_self_signed(config.hosts, cert, key)
         log.info("generated a self-signed certificate for %s in %s", ", ".join(config.hosts), cert)
+    elif (named := dns_names(cert)) != set(config.hosts):
+        generate_self_signed(config.hosts, cert, key)
+        log.warning(
+            "the hosts changed (%s, was %s): generated a new self-signed certificate in %s; "
+            "clients that pinned the old one must trust the new one",
+            ", ".join(config.hosts),
+            ", ".join(sorted(named)) or "none",
+            cert,
+        )
     return cert, key
+
+
+def dns_names(cert_path: Path) -> set[str]:
+    """The DNS names of a certificate's subjectAltName (none if it has none or cannot be read)."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return set()
+    return set(alt.get_values_for_type(x509.DNSName))
 
 
 def generate_self_signed(hosts: tuple[str, ...], cert_path: Path, key_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Persistent state: accounts and SCRAM keys, offline messages, rosters, blocklists, archives.
+"""Persistent state: accounts and SCRAM keys, offline messages, rosters, blocklists, archives, rooms.
 
 :class:`Storage` is the Protocol the server is given (:mod:`xmlchat.storage.interfaces`,
 one Protocol per kind of state). Backends: :class:`SqliteStorage`, the server's
@@ -34,6 +34,7 @@ from xmlchat.storage.base import (
     RosterChange,
     RosterItem,
     ScramCredentials,
+    StoredRoom,
     UserExists,
 )
 from xmlchat.storage.interfaces import (
@@ -43,6 +44,7 @@ from xmlchat.storage.interfaces import (
     DocumentStore,
     OfflineStore,
     PepStore,
+    RoomStore,
     RosterStore,
     Storage,
 )
@@ -82,6 +84,7 @@ __all__ = [
     "PepNode",
     "PepStore",
     "PutRosterItem",
+    "RoomStore",
     "RosterChange",
     "RosterItem",
     "RosterStore",
@@ -89,6 +92,7 @@ __all__ = [
     "ScramCredentials",
     "SqliteStorage",
     "Storage",
+    "StoredRoom",
     "UserExists",
 ]
 

@@ -65,6 +65,7 @@ TABLES: Final = (
     Table("archive_prefs", ("jid", "fallback"), "jid", {}),
     Table("archive_rules", ("jid", "contact", "rule"), "jid, contact", {}),
     Table("documents", ("jid", "key", "data"), "jid, key", {}),
+    Table("rooms", ("jid", "service", "config", "affiliations", "subject", "subject_by"), "jid", {}),
     Table("pep_nodes", ("jid", "node", "access", "max_items", "persist"), "jid, node", {"persist": _flag}),
     Table(
         "pep_items", ("seq", "jid", "node", "item_id", "payload", "published"), "seq", {}, identity="seq"

@@ -149,6 +149,18 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX recent_ids_at ON recent_ids (at);
     """,
+    # 4: persistent XEP-0045 rooms, occupants never stored (SQLite's migration 6).
+    """
+    CREATE TABLE rooms (
+        jid          TEXT PRIMARY KEY,      -- room bare JID
+        service      TEXT NOT NULL,         -- its domainpart, for load_rooms(service)
+        config       TEXT NOT NULL,         -- JSON object: muc#roomconfig field -> value
+        affiliations TEXT NOT NULL,         -- JSON object: bare JID -> affiliation
+        subject      TEXT NOT NULL,
+        subject_by   TEXT NOT NULL          -- the nickname that set it
+    );
+    CREATE INDEX rooms_service ON rooms (service);
+    """,
 )
 
 

@@ -1,14 +1,17 @@
-"""Documents (XEP-0049 private storage, the XEP-0054 vCard) and PEP nodes
-(XEP-0163) for :class:`~xmlchat.storage.postgres.PostgresStorage`; like
+"""Documents (XEP-0049 private storage, the XEP-0054 vCard), PEP nodes
+(XEP-0163) and persistent rooms (XEP-0045) for :class:`~xmlchat.storage.postgres.PostgresStorage`; like
 :mod:`.queries`, one transaction per call, connection first."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 from typing import Final
 
 from psycopg.rows import TupleRow
 
+from xmlchat.jid import JID
+from xmlchat.storage.base import StoredRoom
 from xmlchat.storage.personal import PepItem, PepNode
 from xmlchat.storage.postgres.queries import Conn, lock_user, scalar
 
@@ -114,3 +117,49 @@ async def _trim(conn: Conn, jid: str, node: str, keep: int) -> None:
 def _node(row: TupleRow) -> PepNode:
     name, access, max_items, persist = row
     return PepNode(name, access, max_items, persist)
+
+
+# -- persistent rooms (XEP-0045) ---------------------------------------------------
+
+
+async def save_room(conn: Conn, room: StoredRoom) -> None:
+    affiliations = {str(jid): affiliation for jid, affiliation in room.affiliations.items()}
+    await conn.execute(
+        "INSERT INTO rooms (jid, service, config, affiliations, subject, subject_by)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (jid) DO UPDATE SET service = excluded.service,"
+        " config = excluded.config, affiliations = excluded.affiliations,"
+        " subject = excluded.subject, subject_by = excluded.subject_by",
+        (
+            str(room.jid),
+            room.jid.domain,
+            json.dumps(dict(room.config), sort_keys=True),
+            json.dumps(affiliations, sort_keys=True),
+            room.subject,
+            room.subject_by,
+        ),
+    )
+
+
+async def delete_room(conn: Conn, jid: str) -> bool:
+    cur = await conn.execute("DELETE FROM rooms WHERE jid = %s", (jid,))
+    return cur.rowcount > 0
+
+
+async def load_rooms(conn: Conn, service: str | None) -> list[StoredRoom]:
+    columns = "jid, config, affiliations, subject, subject_by"
+    if service is None:
+        cur = await conn.execute(f"SELECT {columns} FROM rooms ORDER BY jid COLLATE \"C\"".encode())
+    else:
+        cur = await conn.execute(
+            f"SELECT {columns} FROM rooms WHERE service = %s ORDER BY jid COLLATE \"C\"".encode(), (service,)
+        )
+    return [
+        StoredRoom(
+            JID.parse(jid),
+            json.loads(config),
+            {JID.parse(k): v for k, v in json.loads(affiliations).items()},
+            subject,
+            subject_by,
+        )
+        for jid, config, affiliations, subject, subject_by in await cur.fetchall()
+    ]

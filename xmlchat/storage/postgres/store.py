@@ -37,8 +37,10 @@ from xmlchat.storage.base import (
     RosterChange,
     RosterItem,
     ScramCredentials,
+    StoredRoom,
     blocking_items,
     check_archive_prefs,
+    check_room,
     require_user_address,
 )
 from xmlchat.storage.personal import PepItem, PepNode, check_pep_node
@@ -283,6 +285,17 @@ class PostgresStorage:
         stored = check_archive_prefs(prefs)
         await self._run(aq.set_prefs, _key(user), stored)
         return stored
+
+    # -- persistent rooms (XEP-0045) -----------------------------------------------
+
+    async def save_room(self, room: StoredRoom) -> None:
+        await self._run(pq.save_room, check_room(room))
+
+    async def delete_room(self, room: JID) -> bool:
+        return await self._run(pq.delete_room, _key(room))
+
+    async def load_rooms(self, service: str | None = None) -> list[StoredRoom]:
+        return await self._run(pq.load_rooms, service)
 
     # -- documents (XEP-0049, XEP-0054) and PEP (XEP-0163) -------------------------
 
