@@ -107,6 +107,8 @@ async def _run() -> float:
         "xmpp.allow_unencrypted_plain_auth": True,
         "listeners.native_plain.enabled": True,
         "listeners.native_plain.port": 0,
+        "listeners.http.enabled": False,
+        "listeners.https.enabled": False,
         "limits.stanzas_per_second": 0,
     }
     server = await Server.open(load(overrides=overrides))

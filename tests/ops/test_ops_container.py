@@ -34,6 +34,8 @@ PORT_VARS = {
     "XMLCHAT_LISTENERS_NATIVE_PORT": "native",
     "XMLCHAT_LISTENERS_XMPP_PORT": "xmpp",
     "XMLCHAT_LISTENERS_XMPP_TLS_PORT": "xmpp_tls",
+    "XMLCHAT_LISTENERS_HTTP_PORT": "http",
+    "XMLCHAT_LISTENERS_HTTPS_PORT": "https",
     "XMLCHAT_METRICS_PORT": "metrics",
 }
 
@@ -98,11 +100,11 @@ def test_dockerfile_builds_a_non_root_image_with_a_data_volume() -> None:
     assert any("useradd" in r and "--uid 10001" in r for r in run.all("RUN"))
     assert json.loads(run.all("VOLUME")[0]) == ["/var/lib/xmlchat"]
     exposed = {int(p) for p in run.all("EXPOSE")[0].split()}
-    assert exposed == {5222, 5223, 5290, Config().metrics.port}
+    assert exposed == {5222, 5223, 5290, Config().listeners.https.port, Config().metrics.port}
     assert json.loads(run.all("CMD")[0]) == ["xmlchat", "serve"]
     env = run.env
     assert env["XMLCHAT_DATA_DIR"] == "/var/lib/xmlchat"
-    for name in ("NATIVE", "XMPP", "XMPP_TLS"):
+    for name in ("NATIVE", "XMPP", "XMPP_TLS", "HTTPS"):
         assert env[f"XMLCHAT_LISTENERS_{name}_ADDRESS"] == "0.0.0.0"
     assert "XMLCHAT_LISTENERS_NATIVE_PLAIN_ADDRESS" not in env  # plaintext stays loopback-only
     assert {k for k in env if k.startswith("XMLCHAT_")} <= ENV_KEYS

@@ -55,6 +55,10 @@ port = 0
 [listeners.xmpp_tls]
 enabled = true
 port = 0
+[listeners.http]
+port = 0
+[listeners.https]
+port = 0
 """
 
 PLAIN_CONFIG: Final = """
@@ -68,6 +72,10 @@ port = 0
 tls = "none"
 [listeners.xmpp_tls]
 enabled = false
+[listeners.http]
+port = 0
+[listeners.https]
+port = 0
 
 [xmpp]
 require_encryption = false
