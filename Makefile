@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test faults lint bench bench-instructions compare clean
+.PHONY: serve test faults lint bench bench-instructions compare screenshots clean
 
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench-instructions: $(BIN)/xmlchat
 # Regenerates the measured numbers, plots and transcripts that docs/protocols.md shows.
 compare: $(BIN)/xmlchat
 	$(BIN)/xmlchat compare --out docs/compare --json docs/compare/results.json --doc docs/protocols.md
+
+# The web chat page at desktop and phone width, into docs/web (needs Debian's chromium).
+screenshots: $(BIN)/xmlchat
+	XMLCHAT_SCREENSHOTS=docs/web $(BIN)/pytest -q tests/e2e/test_web_page.py -k screenshots
 
 clean:
 	rm -rf $(VENV) build *.egg-info
