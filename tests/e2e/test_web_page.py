@@ -18,7 +18,7 @@ from conftest import ServerProcess
 from e2e.web_page import CHROMIUM, NO_CHROMIUM, PHONE, ChatPage, chromium
 from e2e.xmpp_client_helpers import started_server
 from e2e.xmpp_helpers import connect
-from playwright.async_api import Browser
+from playwright.async_api import Browser, expect
 
 from xmlchat.client.native import NativeClient
 
@@ -116,9 +116,18 @@ async def test_a_browser_chats_with_a_native_client(wserver: ServerProcess, brow
 async def test_a_bad_password_shows_an_error(wserver: ServerProcess, browser: Browser) -> None:
     page = await ChatPage.open(browser, wserver)
     await page.submit_login("alice@localhost", "wrong")
-    error = page.page.locator("#login-error")
-    await error.filter(has_text="Wrong address or password").wait_for()
-    assert await page.page.locator("#main").is_hidden()
+    await page.shows_login_error("Wrong address or password")
+    await page.submit_login("alice@localhost", "alicepw")  # the form works again after a failure
+    await expect(page.page.locator("#main")).to_be_visible()
+
+
+@needs_chromium
+async def test_over_plain_http_the_page_says_to_use_https(wserver: ServerProcess, browser: Browser) -> None:
+    # xmpp.require_encryption: XMPP over the plain listener is refused (403), and
+    # the page explains why instead of failing silently.
+    page = await ChatPage.open(browser, wserver, tls=False)
+    await page.submit_login("alice@localhost", "alicepw")
+    await page.shows_login_error("use https")
 
 
 @needs_chromium

@@ -48,14 +48,23 @@ class ChatPage:
 
     @classmethod
     async def open(
-        cls, browser: Browser, server: ServerProcess, viewport: dict[str, int] = DESKTOP
+        cls, browser: Browser, server: ServerProcess, viewport: dict[str, int] = DESKTOP, tls: bool = True
     ) -> ChatPage:
         # The https listener's certificate is the server's self-signed one.
         context = await browser.new_context(ignore_https_errors=True, viewport=viewport)  # type: ignore[arg-type]
         context.set_default_timeout(TIMEOUT_MS)
         page = await context.new_page()
-        await page.goto(f"https://localhost:{server.ports['https']}/")
+        url = (
+            f"https://localhost:{server.ports['https']}/"
+            if tls
+            else f"http://localhost:{server.ports['http']}/"
+        )
+        await page.goto(url)
         return cls(page)
+
+    async def shows_login_error(self, text: str) -> None:
+        await expect(self.page.locator("#login-error")).to_contain_text(text, timeout=TIMEOUT_MS)
+        assert await self.page.locator("#main").is_hidden()
 
     async def login(self, address: str, password: str) -> None:
         await self.submit_login(address, password)
