@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test faults lint bench bench-instructions compare screenshots clean
+.PHONY: serve test faults lint bench bench-instructions bench-security compare screenshots clean
 
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ bench: $(BIN)/xmlchat
 bench-instructions: $(BIN)/xmlchat
 	$(BIN)/python -m benchmarks.instructions
 	PROTOCOL=xmpp $(BIN)/python -m benchmarks.instructions
+
+# The figures of docs/security.md (a minute or two): memory per pending (TLS handshake,
+# pre-auth) connection, connect latency per listen backlog, SCRAM timing by outcome.
+bench-security: $(BIN)/xmlchat
+	$(BIN)/python -m benchmarks.pending
+	$(BIN)/python -m benchmarks.scram_timing
 
 # Regenerates the measured numbers, plots and transcripts that docs/protocols.md shows.
 compare: $(BIN)/xmlchat

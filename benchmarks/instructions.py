@@ -110,6 +110,10 @@ async def _run() -> float:
         "listeners.http.enabled": False,
         "listeners.https.enabled": False,
         "limits.stanzas_per_second": 0,
+        # All the load comes from one address: no byte or per-IP rates.
+        "limits.bytes_per_second": 0,
+        "limits.ip_stanzas_per_second": 0,
+        "limits.ip_bytes_per_second": 0,
     }
     server = await Server.open(load(overrides=overrides))
     for i in range(PAIRS):

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from xmlchat.config_lines import toml_line
 
 TlsMode = Literal["none", "starttls", "direct"]
 LogFormat = Literal["text", "json"]
@@ -76,19 +77,35 @@ class Limits:
     max_depth: int = 32
     # Seconds a connection may stay silent before it is pinged, then dropped.
     idle_timeout: float = 300.0
-    # Seconds allowed from connect to successful login.
-    login_timeout: float = 60.0
+    # Before login (docs/security.md): ejabberd's negotiation timeout, until
+    # logged in (XMPP: bound); caps on connections not logged in; listen(2).
+    login_timeout: float = 30.0
+    tls_handshake_timeout: float = 30.0
+    max_pending_per_ip: int = 100
+    max_pending: int = 1000
+    listen_backlog: int = 1024
     # Outbound bytes queued for a slow reader before it is disconnected (messages
     # for a client that falls behind wait in the store instead, see stuck_timeout).
     max_send_buffer_bytes: int = 4 * 1024 * 1024
     # Seconds a client that is behind may take nothing before it is disconnected;
     # the messages it did not take stay stored for its next login.
     stuck_timeout: float = 60.0
-    # Token bucket of inbound stanzas per connection (0 disables).
+    # Token buckets per connection and per IP (0 disables one): read slower, never cut.
     stanzas_per_second: float = 200.0
     stanza_burst: int = 1000
+    bytes_per_second: float = 256 * 1024
+    byte_burst: int = 1024 * 1024
+    ip_stanzas_per_second: float = 1000.0
+    ip_bytes_per_second: float = 2 * 1024 * 1024
     # Failed logins allowed on one connection before it is closed.
     max_login_attempts: int = 3
+    # Brute-force protection (server/login_guard.py; ejabberd's mod_fail2ban: 20, 3600 s).
+    login_backoff_after: int = 3
+    login_backoff: float = 1.0
+    login_backoff_max: float = 60.0
+    login_lockout_after: int = 10
+    login_ban_after: int = 20
+    login_lockout_seconds: float = 3600.0
     # Offline messages kept per user; older ones are refused with an error.
     max_offline_messages: int = 1000
     # Connections open at once from one IP address, on every listener together
@@ -261,37 +278,6 @@ def load(
 def env_name(key: tuple[str, ...]) -> str:
     """The environment variable that sets ``key``: ``XMLCHAT_LISTENERS_NATIVE_PORT``."""
     return "_".join(("XMLCHAT", *key)).upper()
-
-
-def toml_line(text: str, key: tuple[str, ...]) -> int | None:
-    """The line of ``text`` (TOML) that sets ``key`` or opens its table, if found.
-
-    A line scanner rather than a parser (tomllib keeps no positions): it follows
-    ``[table]`` headers and ``a.b = ...`` keys, and falls back to the line of an
-    inline table that contains the key.
-    """
-    table: tuple[str, ...] = ()
-    fallback = None
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        header = re.match(r"^\[\[?([^\]]+)\]\]?", stripped)
-        if header:
-            table = _key_parts(header.group(1))
-            if table == key:
-                return number
-            continue
-        assignment = re.match(r"^([A-Za-z0-9_\-.\"' ]+?)\s*=", stripped)
-        if assignment:
-            full = table + _key_parts(assignment.group(1))
-            if full == key:
-                return number
-            if fallback is None and key[: len(full)] == full:
-                fallback = number
-    return fallback
-
-
-def _key_parts(dotted: str) -> tuple[str, ...]:
-    return tuple(part.strip().strip("\"'") for part in dotted.split("."))
 
 
 def _env_items(

@@ -55,7 +55,16 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "limits.max_depth": "Deepest element nesting, the stream root counting as 1.",
     "limits.idle_timeout": "Seconds of silence before a connection is pinged; as long again "
     "without an answer and it is dropped.",
-    "limits.login_timeout": "Seconds allowed from connecting to a successful login.",
+    "limits.login_timeout": "Seconds allowed from connecting to a usable session (native: logged in; "
+    "XMPP: authenticated and bound); then `connection-timeout`.",
+    "limits.tls_handshake_timeout": "Seconds a client may take over a TLS handshake (direct TLS or "
+    "STARTTLS); then the connection is dropped.",
+    "limits.max_pending_per_ip": "Connections not yet logged in from one IP address; more are refused "
+    "with `policy-violation`.",
+    "limits.max_pending": "Connections not yet logged in, in all; more are refused with "
+    "`policy-violation`. Each may hold about 85 KiB while its TLS handshake is pending.",
+    "limits.listen_backlog": "Connections the kernel queues for each listener before the server "
+    "accepts them (`listen(2)` backlog, capped by `net.core.somaxconn`).",
     "limits.max_send_buffer_bytes": "Outbound bytes queued for a slow reader before it is disconnected.",
     "limits.stuck_timeout": (
         "Seconds a client that fell behind may read nothing before it is disconnected; "
@@ -63,7 +72,23 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     ),
     "limits.stanzas_per_second": "Inbound stanzas per second per connection (token bucket); 0 disables.",
     "limits.stanza_burst": "Stanzas a connection may send at once before the rate applies.",
+    "limits.bytes_per_second": "Inbound bytes per second per connection (token bucket); 0 disables.",
+    "limits.byte_burst": "Bytes a connection may send at once before `bytes_per_second` applies.",
+    "limits.ip_stanzas_per_second": "Inbound stanzas per second from one IP address, all its "
+    "connections together (burst: 5 s worth); 0 disables.",
+    "limits.ip_bytes_per_second": "Inbound bytes per second from one IP address, all its connections "
+    "together (burst: 5 s worth); 0 disables.",
     "limits.max_login_attempts": "Failed logins on one connection before it is closed.",
+    "limits.login_backoff_after": "Failed logins for one account from one IP before the back-off "
+    "starts (a typo or two costs nothing).",
+    "limits.login_backoff": "Then, seconds that account must wait, from that IP, before its next login "
+    "attempt; doubles with each further failure. 0 disables the back-off.",
+    "limits.login_backoff_max": "Longest back-off between login attempts, in seconds.",
+    "limits.login_lockout_after": "Failed logins for one account from one IP before that IP is locked "
+    "out of that account (other IPs are not).",
+    "limits.login_ban_after": "Failed logins from one IP, any accounts, before that IP is locked out "
+    "(ejabberd's mod_fail2ban: 20).",
+    "limits.login_lockout_seconds": "How long a lock-out lasts, and how long failures are remembered.",
     "limits.max_offline_messages": "Messages kept per offline user; more are refused with an error.",
     "limits.max_connections_per_ip": "Connections open at once from one IP address over all "
     "listeners (a WebSocket or BOSH session counts as one); more are refused. 0 disables.",

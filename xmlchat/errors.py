@@ -191,3 +191,25 @@ class TooDeep(StreamError):
 
     def __init__(self, text: str = "") -> None:
         super().__init__(StreamCondition.POLICY_VIOLATION, text)
+
+
+class AdmissionRefused(StreamError):
+    """A connection refused before anything is spent on it: too many not yet
+    logged in (per IP or in all) or its IP locked out; ``reason`` labels the
+    metric. ``policy-violation`` (§4.9.3.14) on a stream that can still say so."""
+
+    def __init__(self, reason: str, text: str) -> None:
+        super().__init__(StreamCondition.POLICY_VIOLATION, text)
+        self.reason = reason
+
+
+class LoginRefused(XmlChatError):
+    """A login attempt refused unchecked by the brute-force protection: the
+    account is in back-off or locked out for this IP, or the IP is. XMPP
+    answers SASL ``temporary-auth-failure`` (RFC 6120 §6.5.12), the native
+    protocol ``<login-failed>`` with ``policy-violation``."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        self.text = f"too many failed logins; try again in {max(1, round(retry_after))} s"
+        super().__init__(self.text)

@@ -29,10 +29,13 @@ class (``self.metrics.<method>(...)``); ``protocol`` is ``Connection.protocol``,
     The server sent the client a :class:`StreamError` (fatal) or a :class:`StanzaError`.
 ``limit_hit(limit)``
     A limit fired: ``"send_buffer"`` (a slow reader was cut), ``"stanza_rate"``
-    (a flooding client was slowed), ``"login_attempts"``, ``"offline_queue"``
-    (a message refused: the recipient's queue was full). Other limits add
-    their own names (lock-outs: ``"lockout"``); each shows in ``xmlchat stats``
-    too, so the tally is kept even with Prometheus off (limits fire rarely).
+    (a flooding client was slowed; ``"byte_rate"``, ``"ip_stanza_rate"``,
+    ``"ip_byte_rate"`` likewise), ``"login_attempts"``, ``"offline_queue"``
+    (a message refused: the recipient's queue was full), ``"pending_per_ip"``,
+    ``"pending_total"``, ``"ip_locked_out"`` (a connection refused at once),
+    ``"tls_handshake_timeout"``, ``"login_backoff"`` (a login refused
+    unchecked), ``"lockout_account"``, ``"lockout_ip"``. Each shows in
+    ``xmlchat stats`` too, so the tally is kept even with Prometheus off.
 ``parsing(protocol)``
     A context manager timing one read's worth of parsing in the protocol core
     (``with self.server.metrics.parsing(self.protocol): events = core.receive_data(data)``).
@@ -67,8 +70,13 @@ log = logging.getLogger(__name__)
 PROTOCOLS: Final = ("native", "xmpp")
 STATES: Final = ("unauthenticated", "authenticated", "closing")
 OUTCOMES: Final = ("delivered", "stored", "dropped")
-# The limits counted from the start (others appear when they first fire).
-LIMITS: Final = ("send_buffer", "stanza_rate", "login_attempts", "offline_queue")
+# The limits counted from the start (others appear when they first fire);
+# docs/security.md says what each means.
+LIMITS: Final = (
+    "send_buffer", "stanza_rate", "login_attempts", "offline_queue",
+    "byte_rate", "ip_stanza_rate", "ip_byte_rate", "pending_per_ip", "pending_total",
+    "ip_locked_out", "tls_handshake_timeout", "login_backoff", "lockout_account", "lockout_ip",
+)  # fmt: skip
 # Seconds to parse one read: a small read takes tens of microseconds.
 PARSE_BUCKETS: Final = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,

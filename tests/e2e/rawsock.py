@@ -8,8 +8,16 @@ import time
 
 
 class RawPeer:
-    def __init__(self, port: int, context: ssl.SSLContext | None = None, timeout: float = 5.0) -> None:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(
+        self,
+        port: int,
+        context: ssl.SSLContext | None = None,
+        timeout: float = 5.0,
+        source: str | None = None,
+    ) -> None:
+        """``source``: the local address to connect from (127.0.0.2 is another client IP)."""
+        where = (source, 0) if source else None
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=where)
         self.sock: socket.socket = context.wrap_socket(sock, server_hostname="localhost") if context else sock
         self.received = b""
         self.closed = False
@@ -50,8 +58,8 @@ class RawPeer:
 NATIVE_OPEN = "<session xmlns='urn:xmlchat:native:1' version='1'>"
 
 
-def native_login(port: int, user: str, password: str) -> RawPeer:
-    peer = RawPeer(port)
+def native_login(port: int, user: str, password: str, source: str | None = None) -> RawPeer:
+    peer = RawPeer(port, source=source)
     peer.send(f"{NATIVE_OPEN}<login><user>{user}</user><password>{password}</password></login>")
     assert b"<login-ok>" in peer.read_until("</login-ok>")
     return peer

@@ -35,10 +35,11 @@ USERS = {name: f"{name}pw" for name in ("alice", "bob", "carol")}
 
 
 def fault_config(**limits: int | float) -> str:
-    """Server TOML for the suite. The token bucket is off: it only slows a
-    sender (reads pause, nothing is dropped), and with it a row of thousands
-    of messages would take minutes instead of seconds."""
-    lines = [f"{key} = {value}" for key, value in {"stanzas_per_second": 0, **limits}.items()]
+    """Server TOML for the suite. The stanza buckets (per connection and per
+    IP) are off: they only slow a sender (reads pause, nothing is dropped), and
+    with them a row of thousands of messages would take minutes, not seconds."""
+    off = {"stanzas_per_second": 0, "ip_stanzas_per_second": 0}
+    lines = [f"{key} = {value}" for key, value in {**off, **limits}.items()]
     return "[limits]\n" + "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ServerProcess, create_users, make_server
-from prometheus_client.parser import text_string_to_metric_families
+from scrape import Samples, sample, scrape
 
 from xmlchat.client.native import LoginFailed, NativeClient, ServerError
 
@@ -27,8 +27,6 @@ BODY_TO_BOB = "body-to-bob-3f9a61"
 BODY_TO_CAROL = "body-to-carol-8b2e04"
 BODY_TO_NOBODY = "body-to-nobody-c6d1f5"
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
 
 @dataclass
 class Run:
@@ -36,10 +34,6 @@ class Run:
     not_found_status: int
     log: str
     carol_got: str
-
-
-def sample(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, frozenset(labels.items()))]
 
 
 async def chat(server: ServerProcess) -> tuple[Samples, int, str]:
@@ -64,18 +58,12 @@ async def chat(server: ServerProcess) -> tuple[Samples, int, str]:
         await client("alice", WRONG_PASSWORD).start()
 
     url = f"http://127.0.0.1:{server.ports['metrics']}"
-    text = (
-        await asyncio.to_thread(lambda: urllib.request.urlopen(f"{url}/metrics", timeout=5).read())
-    ).decode()
+    samples = await asyncio.to_thread(scrape, server.ports["metrics"])
     try:
         await asyncio.to_thread(urllib.request.urlopen, f"{url}/other", timeout=5)
         not_found = 200
     except urllib.error.HTTPError as e:
         not_found = e.code
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples[(s.name, frozenset(s.labels.items()))] = s.value
 
     carol = client("carol")
     await carol.start()

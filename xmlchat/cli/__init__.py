@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from xmlchat import __version__
+from xmlchat import __version__, config_rules
 from xmlchat import config as config_mod
 from xmlchat import log as log_mod
 from xmlchat.cli import accounts, admin, chat, compare, ops, serve, xmpp_chat
@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     args.load_config = lambda: _load_config(args)
     try:
         config = _load_config(args)
+        if getattr(args, "server_logging", False):
+            # The server checks the whole configuration before it does anything
+            # with it, logging included (config_rules).
+            config_rules.validate(config)
     except ConfigError as e:
         print(f"xmlchat: configuration error: {e}", file=sys.stderr)
         status: int = getattr(args, "config_error_status", 2)

@@ -26,6 +26,7 @@ from typing import Any, Final
 from cryptography import x509
 from lxml import etree
 
+from xmlchat import config_rules
 from xmlchat.cli import listeners
 from xmlchat.config import Config, Listener
 from xmlchat.errors import StreamError
@@ -75,6 +76,8 @@ def _check(args: argparse.Namespace, config: Config) -> int:
     report = _Report()
     source = args.config or "no file (defaults and XMLCHAT_* environment)"
     report.ok(f"config: {source}; hosts {', '.join(config.hosts)}")
+    for problem in config_rules.problems(config):
+        report.fail(f"config: {problem}")
     _check_data_dir(config, report)
     running = listeners.running_server(config)
     if running is not None:

@@ -38,8 +38,11 @@ COMMON_CONFIG: Final = """
 hosts = ["localhost"]
 
 [limits]
-# Measure the protocols, not the flood limiter.
+# Measure the protocols, not the flood limiters.
 stanzas_per_second = 0
+bytes_per_second = 0
+ip_stanzas_per_second = 0
+ip_bytes_per_second = 0
 
 [log]
 level = "warning"

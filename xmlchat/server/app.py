@@ -21,17 +21,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xmlchat import config_rules
 from xmlchat import log as log_mod
 from xmlchat.config import Config, Listener
-from xmlchat.errors import StreamCondition, StreamError
+from xmlchat.errors import AdmissionRefused, StreamCondition, StreamError
 from xmlchat.jid import JID
 from xmlchat.metrics import Metrics
 from xmlchat.routing.api import ModuleContext
 from xmlchat.server import reload, tls
 from xmlchat.server.admin import AdminChannel
 from xmlchat.server.admin_commands import server_commands
+from xmlchat.server.admission import Pending
 from xmlchat.server.connection import Connection, ConnectionContext
-from xmlchat.server.datadir import DataDirLock
+from xmlchat.server.datadir import DataDirLock, scram_secret
+from xmlchat.server.defences import Defences
 from xmlchat.server.http.app import HttpFrontEnd, HttpSide
 from xmlchat.server.modules import ModuleFactory, build_hub
 from xmlchat.server.native import NativeConnection
@@ -98,6 +101,8 @@ class Server:
         self._scram_secret = secrets.token_bytes(32)
         self._data_lock: DataDirLock | None = None  # held while serving (Server.open)
         limits = config.limits
+        # docs/security.md: who may connect, guessing passwords, per-IP rates.
+        self.defences = Defences(limits, self.metrics)
         # One count per IP address for every listener, TCP and HTTP alike.
         self.peers = PeerLimit(limits.max_connections_per_ip, limits.exempt_loopback)
         self._http: HttpFrontEnd | None = None
@@ -105,6 +110,7 @@ class Server:
     @classmethod
     async def open(cls, config: Config, load_config: Callable[[], Config] | None = None) -> Server:
         """Open storage and make sure a certificate exists."""
+        config_rules.validate(config)
         config.data_path.mkdir(parents=True, exist_ok=True)
         lock = DataDirLock(config.data_path)
         lock.acquire()  # before the database: a second server must not touch it
@@ -115,7 +121,9 @@ class Server:
             raise
         server = cls(config, storage, load_config=load_config)
         server._data_lock = lock
+        server._scram_secret = scram_secret(config.data_path)
         if any(listener.enabled and listener.tls != "none" for listener in _listeners(config).values()):
+            tls.bound_tls_read_buffers()
             cert, key = tls.ensure_certificate(config)
             server.certificate = cert.absolute()
             server._tls_context = tls.server_context(cert, key)
@@ -136,6 +144,8 @@ class Server:
             tls_context=self._tls_context if tls else None,
             channel_binding=self._channel_binding if tls else None,
             scram_secret=self._scram_secret,
+            login_guard=self.defences.login_guard,
+            addresses=self.defences.addresses,
         )
         self._contexts.append(context)
         return context
@@ -176,6 +186,7 @@ class Server:
         if self._load_config is None:
             raise ValueError("this server was not started from a configuration it can read again")
         plan = reload.plan(self.config, await asyncio.to_thread(self._load_config))
+        config_rules.validate(plan.config)  # a ConfigError is a ValueError: nothing changes
         if self._tls_context is not None:
             await asyncio.to_thread(self._reload_certificate, plan.config)
         self.config = plan.config
@@ -183,6 +194,7 @@ class Server:
             context.config = plan.config
         for module_context in self._module_contexts:
             module_context.limits = plan.config.limits
+        self.defences.limits_changed(plan.config.limits)
         for connection in list(self.connections):
             connection.limits_changed()
         self.peers.limit = plan.config.limits.max_connections_per_ip
@@ -225,11 +237,6 @@ class Server:
         protocol, factory = PROTOCOLS[name]
         if listener.tls == "none" and name == "native_plain":
             _check_plaintext_address(listener, self.config.native.allow_plaintext_on_network)
-        if listener.tls == "none" and protocol == "xmpp" and self.config.xmpp.require_encryption:
-            raise ValueError(
-                f'listeners.{name}.tls = "none" needs xmpp.require_encryption = false: '
-                "no client could log in on it"
-            )
         direct = listener.tls == "direct"
         # A listener's own tls setting decides: "none" offers no STARTTLS, even
         # when another listener has a certificate.
@@ -242,25 +249,57 @@ class Server:
                 transport.abort()
                 return
             try:
-                await self.serve(factory(context, transport))
+                if direct:
+                    await self._admit_direct_tls(name, transport, lambda: factory(context, transport))
+                else:
+                    await self.serve(factory(context, transport))
             finally:
                 self.peers.release(transport.address)
 
         srv = await asyncio.start_server(
-            accept, listener.address, listener.port, ssl=self._tls_context if direct else None, limit=2**16
+            accept, listener.address, listener.port, limit=2**16, backlog=self.config.limits.listen_backlog
         )
         self._servers.append(srv)
         for sock in srv.sockets:
             host, port = sock.getsockname()[:2]
             self.bound.append(Bound(name, protocol, host, port, listener.tls))
 
-    async def serve(self, connection: Connection[Any]) -> None:
-        """Run ``connection`` to its end among the others (the sweeper, shutdown)."""
+    async def _admit_direct_tls(
+        self, name: str, transport: StreamTransport, connection: Callable[[], Connection[Any]]
+    ) -> None:
+        """A direct-TLS client: admitted before its handshake, which runs here
+        (not in the listener) so it is counted and timed like the rest; a
+        refused one is closed at once, no handshake spent on it."""
+        try:
+            pending = self.defences.admit(name, transport.address)
+        except AdmissionRefused:
+            transport.abort()
+            return
+        assert self._tls_context is not None
+        try:
+            timeout = self.config.limits.tls_handshake_timeout
+            if await tls.handshake(transport, self._tls_context, timeout, self.metrics):
+                await self.serve(connection(), pending)
+        finally:
+            pending.release()
+
+    async def serve(self, connection: Connection[Any], pending: Pending | None = None) -> None:
+        """Run ``connection`` to its end among the others (the sweeper,
+        shutdown). One not admitted yet (``pending`` None: plaintext, STARTTLS,
+        WebSocket, BOSH) is admitted here, or refused in its own protocol."""
+        if pending is None:
+            try:
+                pending = self.defences.admit(connection.protocol, connection.ip)
+            except AdmissionRefused as refusal:
+                connection.refuse(refusal)
+                return
+        connection.pending = pending
         self.connections.add(connection)
         try:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            pending.release()
 
     async def _listen_http(self) -> None:
         listeners = _listeners(self.config)

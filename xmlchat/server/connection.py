@@ -26,6 +26,9 @@ from xmlchat.log import CONNECTION, ConnectionLogger
 from xmlchat.metrics import Metrics
 from xmlchat.routing.hub import Hub
 from xmlchat.routing.session import Session
+from xmlchat.server.admission import Pending
+from xmlchat.server.login_guard import LoginGuard
+from xmlchat.server.throttle import AddressBuckets, Pause, Throttle
 from xmlchat.server.transport import Transport
 from xmlchat.stanza import to_bytes
 from xmlchat.storage import AccountStore
@@ -33,24 +36,6 @@ from xmlchat.storage import AccountStore
 log = logging.getLogger("xmlchat.connection")
 
 EventT = TypeVar("EventT")
-
-
-class TokenBucket:
-    """Stanzas per second with a burst; a deficit becomes a pause in reading,
-    so a flooding client slows itself down and nobody else (TCP backpressure)."""
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        self.rate, self.burst = rate, float(burst)
-        self.tokens, self.updated = float(burst), now
-
-    def take(self, n: int, now: float) -> float:
-        """Spend ``n`` tokens; return how long to wait before reading again."""
-        if self.rate <= 0:
-            return 0.0
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        self.tokens -= n
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
 @dataclass(slots=True)
@@ -71,6 +56,9 @@ class ConnectionContext:
     channel_binding: dict[str, bytes] | None = None
     # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
     scram_secret: bytes = b""
+    # Brute-force protection, and the per-IP rate buckets (docs/security.md).
+    login_guard: LoginGuard | None = None
+    addresses: AddressBuckets | None = None
 
 
 class ProtocolCore(Protocol[EventT]):
@@ -100,6 +88,10 @@ class Connection(abc.ABC, Generic[EventT]):
         self.transport = transport
         self.id = f"{self.protocol}#{secrets.token_hex(3)}"
         self.peer = transport.peer
+        self.ip = transport.peer.rpartition(":")[0] or "?"  # the address without the port
+        # This connection's place among those not logged in yet (server.admission).
+        self.pending: Pending | None = None
+        self._guard_counted: set[str] = set()  # accounts whose failure the guard has
         self.log = ConnectionLogger(log, {"conn": self.id})
         ctx.metrics.connection_opened(self.protocol)
         loop = asyncio.get_running_loop()
@@ -120,8 +112,7 @@ class Connection(abc.ABC, Generic[EventT]):
         self._idle = asyncio.Event()
         self._idle.set()
         self._quiescing = False
-        limits = ctx.config.limits
-        self._bucket = TokenBucket(limits.stanzas_per_second, limits.stanza_burst, loop.time())
+        self.throttle = Throttle(ctx.config.limits, ctx.addresses, self.ip, loop.time())
 
     @property
     def config(self) -> Config:
@@ -129,9 +120,8 @@ class Connection(abc.ABC, Generic[EventT]):
         return self.ctx.config
 
     def limits_changed(self) -> None:
-        """A reload changed the limits: the stanza rate follows at once."""
-        limits = self.config.limits
-        self._bucket.rate, self._bucket.burst = limits.stanzas_per_second, float(limits.stanza_burst)
+        """A reload changed the limits: this connection's rates follow at once."""
+        self.throttle.limits_changed(self.config.limits)
 
     # ---- what a protocol implements
 
@@ -144,6 +134,26 @@ class Connection(abc.ABC, Generic[EventT]):
         """The bare JID logged in, from authentication on (an XMPP client may
         not have bound a session yet): what deluser and passwd close."""
         return self.session.bare if self.session is not None else None
+
+    @property
+    def logged_in(self) -> bool:
+        """Has the client a usable session (XMPP: authenticated and bound)?"""
+        return self.authenticated
+
+    def guard_failed(self, account: str) -> None:
+        """Tell the login guard a login for ``account`` failed: once per
+        connection and account, as a client trying each SASL mechanism in turn
+        with one password makes one mistake, not three (a guesser still gets
+        no more than limits.max_login_attempts tries per connection)."""
+        guard = self.ctx.login_guard
+        if guard is not None and account not in self._guard_counted:
+            self._guard_counted.add(account)
+            guard.failed(self.ip, account)
+
+    def login_done(self) -> None:
+        """The session is usable: the connection leaves the pending ones."""
+        if self.pending is not None:
+            self.pending.release()
 
     @abc.abstractmethod
     async def handle(self, event: EventT) -> list[EventT]:
@@ -225,13 +235,17 @@ class Connection(abc.ABC, Generic[EventT]):
                     break
                 self.last_received = loop.time()
                 self.pinged = False
+                # Bytes are paid for before they are handled, stanzas after
+                # (they are counted by handling them).
+                pause = self.throttle.charge(0, len(data), loop.time())
+                if pause.seconds > 0:
+                    await self._pause(pause)
                 handled = await self.data_received(data)
-                pause = self._bucket.take(handled, loop.time())
                 if self.transport.buffered() > 0:
                     await self.transport.drain()
-                if pause > 0:
-                    self.metrics.limit_hit("stanza_rate")
-                    await asyncio.sleep(pause)
+                pause = self.throttle.charge(handled, 0, loop.time())
+                if pause.seconds > 0:
+                    await self._pause(pause)
         except (ConnectionError, ssl.SSLError, TimeoutError) as e:
             reason = f"{type(e).__name__}: {e}"
         except Exception:
@@ -243,8 +257,21 @@ class Connection(abc.ABC, Generic[EventT]):
             try:
                 await self.finish()
             finally:
+                self.login_done()
+                self.throttle.close()
                 self._close_transport()
                 self.log.info("disconnected: %s", reason)
+
+    async def _pause(self, pause: Pause) -> None:
+        """Over a rate: read later, and TCP makes the sender wait (mod_limits)."""
+        self.metrics.limit_hit(pause.limit)
+        await asyncio.sleep(pause.seconds)
+
+    def refuse(self, error: StreamError) -> None:
+        """Turn the client away before the loop runs (server.admission said no)."""
+        CONNECTION.set(self.id)
+        self.close(error)
+        self.throttle.close()
 
     # ---- output
 
@@ -307,7 +334,7 @@ class Connection(abc.ABC, Generic[EventT]):
 
     def check_idle(self, now: float) -> None:
         limits = self.config.limits
-        if not self.authenticated and now - self.opened_at > limits.login_timeout:
+        if not self.logged_in and now - self.opened_at > limits.login_timeout:
             self.close(StreamError(StreamCondition.CONNECTION_TIMEOUT, "login took too long"))
         elif now - self.last_received > limits.idle_timeout:
             self.close(StreamError(StreamCondition.CONNECTION_TIMEOUT, "no response to ping"))

@@ -42,3 +42,22 @@ class DataDirLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
+
+
+def scram_secret(data_path: Path) -> bytes:
+    """The server's secret for SCRAM's fake salts (RFC 5802 §5.1), kept in
+    ``DATA_DIR/scram-secret`` so an unknown user's salt stays the same across
+    restarts, as a real account's does: a salt that changed with each restart
+    would tell an attacker the account does not exist."""
+    path = data_path / "scram-secret"
+    try:
+        secret = path.read_bytes()
+        if len(secret) >= 32:
+            return secret
+    except FileNotFoundError:
+        pass
+    secret = os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secret)
+    return secret

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
-from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
+from xmlchat.errors import LoginRefused, StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID, InvalidJID, bare_str
 from xmlchat.metrics import native_kind
 from xmlchat.modules import blocking
@@ -188,12 +188,23 @@ class NativeConnection(Connection[native.Event]):
             user = JID.user(event.user, config.domain)
         except InvalidJID:
             user = None
+        account = str(user) if user is not None else event.user
+        guard = self.ctx.login_guard
+        try:
+            if guard is not None:
+                guard.check(self.ip, account)
+        except LoginRefused as e:
+            self.metrics.limit_hit("login_backoff")
+            return self._login_failed(event.user, StanzaCondition.POLICY_VIOLATION, e.text)
         if (
             user is None
             or user.domain not in config.hosts
             or not await self.ctx.accounts.check_password(user, event.password)
         ):
+            self.guard_failed(account)
             return self._login_failed(event.user)
+        if guard is not None:
+            guard.succeeded(self.ip, account)
         resource = event.resource or f"native-{new_id()[:8]}"
         self._jid = user.with_resource(resource)
         self._bare = str(user)
@@ -203,6 +214,7 @@ class NativeConnection(Connection[native.Event]):
         self.flush()
         self.log.info("logged in as %s", self._jid)
         self.metrics.login(self.protocol, True)
+        self.login_done()
         self.session = Session(self._jid, NATIVE_CLIENT, self)
         await self.ctx.hub.open_session(self.session)
         # A native login is initial presence (RFC 6121 §4.2) with no show or
@@ -211,11 +223,16 @@ class NativeConnection(Connection[native.Event]):
         await self.ctx.hub.receive(self.session, make("presence", {"from": str(self._jid)}), None)
         return released
 
-    def _login_failed(self, user: str) -> list[native.Event]:
+    def _login_failed(
+        self,
+        user: str,
+        condition: StanzaCondition = StanzaCondition.NOT_AUTHORIZED,
+        text: str = "wrong user name or password",
+    ) -> list[native.Event]:
         self._failed_logins += 1
-        self.log.info("login failed for %r (%d)", user, self._failed_logins)
+        self.log.info("login failed for %r (%d): %s", user, self._failed_logins, text)
         self.metrics.login(self.protocol, False)
-        released = self.core.login_failed(StanzaCondition.NOT_AUTHORIZED, "wrong user name or password")
+        released = self.core.login_failed(condition, text)
         if self._failed_logins >= self.config.limits.max_login_attempts:
             self.metrics.limit_hit("login_attempts")
             self.close(StreamError(StreamCondition.POLICY_VIOLATION, "too many failed logins"))

@@ -7,6 +7,8 @@ so TLS is on from the first run. Clients pin it or use ``--insecure``.
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.sslproto
 import datetime
 import ipaddress
 import logging
@@ -20,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from xmlchat.config import Config
+from xmlchat.metrics import Metrics
+from xmlchat.server.transport import StreamTransport
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +117,42 @@ def client_context(cafile: str | None = None, insecure: bool = False) -> ssl.SSL
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+# asyncio gives every TLS connection a read buffer of SSLProtocol.max_size,
+# 256 KiB, allocated (and touched) when the handshake starts: most of the 312 KiB
+# a pending handshake was measured to cost (docs/security.md). 32 KiB still
+# holds two whole TLS records (RFC 8446 §5.1: at most 16 KiB plus overhead); a
+# larger read simply takes more turns of the loop.
+TLS_READ_BUFFER_BYTES = 32 * 1024
+
+
+def bound_tls_read_buffers() -> None:
+    """Make asyncio's per-connection TLS read buffer :data:`TLS_READ_BUFFER_BYTES`
+    (for every TLS connection this process makes from now on)."""
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER_BYTES
+
+
+async def handshake(
+    transport: StreamTransport, context: ssl.SSLContext, timeout: float, metrics: Metrics
+) -> bool:
+    """A direct-TLS client's handshake, within ``timeout`` seconds
+    (``limits.tls_handshake_timeout``); False, the connection dropped, if it failed."""
+    try:
+        await transport.start_tls(context, timeout)
+        return True
+    except asyncio.CancelledError:
+        # Only the loop's end cancels a handshake (the server stopping). The
+        # task ends normally: Python 3.11's asyncio logs a cancelled
+        # client_connected_cb task as an error, and aborting the transport
+        # mid-handshake instead trips start_tls itself.
+        transport.abort()
+        return False
+    except (OSError, ssl.SSLError) as e:
+        # asyncio aborts a handshake that times out with ConnectionAbortedError.
+        reason = "timeout" if isinstance(e, ConnectionAbortedError) else "error"
+        if reason == "timeout":
+            metrics.limit_hit("tls_handshake_timeout")
+        log.info("TLS handshake from %s failed (%s): %s", transport.address, reason, e)
+        transport.abort()
+        return False

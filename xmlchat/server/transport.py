@@ -68,8 +68,10 @@ class Transport(abc.ABC):
     def can_start_tls(self) -> bool:
         return False
 
-    async def start_tls(self, context: ssl.SSLContext) -> str:
-        """Upgrade in place (STARTTLS); returns the TLS version."""
+    async def start_tls(self, context: ssl.SSLContext, handshake_timeout: float | None = None) -> str:
+        """Upgrade in place (STARTTLS, or direct TLS after admission); returns
+        the TLS version. A handshake longer than ``handshake_timeout`` seconds
+        raises ConnectionAbortedError (asyncio's)."""
         raise NotImplementedError(f"no STARTTLS over {self.kind}")
 
 
@@ -117,8 +119,8 @@ class StreamTransport(Transport):
     def can_start_tls(self) -> bool:
         return True
 
-    async def start_tls(self, context: ssl.SSLContext) -> str:
+    async def start_tls(self, context: ssl.SSLContext, handshake_timeout: float | None = None) -> str:
         await self.writer.drain()
-        await self.writer.start_tls(context)
+        await self.writer.start_tls(context, ssl_handshake_timeout=handshake_timeout)
         self.encrypted = True
         return str(self.writer.get_extra_info("ssl_object").version())

@@ -17,9 +17,10 @@ from typing import Any
 
 from lxml import etree
 
-from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
+from xmlchat.errors import LoginRefused, StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID, InvalidJID
 from xmlchat.protocol import xmpp
+from xmlchat.protocol.sasl import SaslCondition
 from xmlchat.protocol.xmpp.framing import MESSAGES, TCP
 from xmlchat.protocol.xmpp.sm import covers
 from xmlchat.routing.session import XMPP_CLIENT, Session
@@ -58,6 +59,10 @@ class XmppConnection(Connection[xmpp.Event]):
     @property
     def authenticated(self) -> bool:
         return self.core.user is not None
+
+    @property
+    def logged_in(self) -> bool:
+        return self.session is not None
 
     @property
     def account(self) -> JID | None:
@@ -160,18 +165,26 @@ class XmppConnection(Connection[xmpp.Event]):
                 assert self.session is not None
                 await self.ctx.hub.client_state(self.session, active)
             case xmpp.NeedCredentials(username, mechanism, host):
+                if refused := self._guard_refuses(JID(username, host)):
+                    return refused
                 creds = await accounts.get_scram(JID(username, host), mechanism)
                 return self.core.provide_credentials(creds)
             case xmpp.NeedPasswordCheck(username, password, host):
+                if refused := self._guard_refuses(JID(username, host)):
+                    return refused
                 ok = await accounts.check_password(JID(username, host), password)
                 return self.core.password_checked(ok)
             case xmpp.AuthFailed(jid, condition):
                 self.log.info("authentication failed for %s: %s", jid or "?", condition)
                 self.metrics.login(self.protocol, False)
                 self._auth_failures += 1
+                if condition != SaslCondition.TEMPORARY_AUTH_FAILURE:  # not refused unchecked
+                    self.guard_failed(str(jid) if jid else "")
             case xmpp.Authenticated(jid):
                 self.metrics.login(self.protocol, True)
                 self.log.info("authenticated as %s", jid)
+                if self.ctx.login_guard is not None:
+                    self.ctx.login_guard.succeeded(self.ip, str(jid))
             case xmpp.BindRequest(_, resource):
                 return await self._bind(resource)
             case xmpp.StartTls():
@@ -189,12 +202,29 @@ class XmppConnection(Connection[xmpp.Event]):
                 self.close_after_flush()
         return []
 
+    def _guard_refuses(self, account: JID) -> list[xmpp.Event] | None:
+        """The SASL failure to answer unchecked while this account (from this IP)
+        or this IP is in back-off or locked out; None to go on."""
+        if self.ctx.login_guard is None:
+            return None
+        try:
+            self.ctx.login_guard.check(self.ip, str(account))
+        except LoginRefused as e:
+            self.log.info("login for %s refused unchecked: %s", account, e.text)
+            self.metrics.limit_hit("login_backoff")
+            return self.core.auth_failed(SaslCondition.TEMPORARY_AUTH_FAILURE, e.text)
+        return None
+
     async def _start_tls(self) -> list[xmpp.Event]:
         context = self.ctx.tls_context
         assert context is not None
         self.flush()
         self.flush_now()
-        version = await self.transport.start_tls(context)
+        try:
+            version = await self.transport.start_tls(context, self.config.limits.tls_handshake_timeout)
+        except ConnectionAbortedError:  # what asyncio raises when the handshake times out
+            self.metrics.limit_hit("tls_handshake_timeout")
+            raise
         self.log.info("TLS established (%s)", version)
         return self.core.tls_started(self.ctx.channel_binding)
 
@@ -208,6 +238,7 @@ class XmppConnection(Connection[xmpp.Event]):
         events = self.core.bound(full)
         self.session = Session(full, XMPP_CLIENT, self)
         self.log.info("bound %s", full)
+        self.login_done()
         await self.ctx.hub.open_session(self.session)
         return events
 

@@ -34,6 +34,8 @@ from xmlchat.protocol.sasl.base import (
 # scramp's upper bound for iteration counts, and its shortest salt.
 _MAX_ITERATIONS: Final = 10_000_000
 _MIN_SALT_BYTES: Final = 12
+# The salt scramp's make_auth_info gives a new account.
+_SALT_BYTES: Final = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +221,9 @@ class Scram(ServerMechanism):
     def _fake_auth_info(self, username: str) -> tuple[bytes, bytes, bytes, int]:
         # A stable salt per (server secret, user name), so repeated attempts for
         # an unknown user look like a real account; random keys so no proof fits.
-        salt = hmac.new(self._fake_secret, b"salt:" + username.encode(), "sha256").digest()[:16]
+        # As long as a real account's (scramp makes 32 bytes): a shorter one
+        # would tell an attacker the account does not exist.
+        salt = hmac.new(self._fake_secret, b"salt:" + username.encode(), "sha256").digest()[:_SALT_BYTES]
         size = _DIGEST_SIZE[self.credential_mechanism]
         return salt, secrets.token_bytes(size), secrets.token_bytes(size), self._fake_iterations
 
