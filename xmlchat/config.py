@@ -12,28 +12,18 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from xmlchat.config_lines import toml_line
+from xmlchat.configsource import ConfigError, env_items, env_name, merge, set_path
+
+__all__ = ["Config", "ConfigError", "env_name", "load", "toml_line"]
 
 TlsMode = Literal["none", "starttls", "direct"]
 LogFormat = Literal["text", "json"]
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message names the key.
-
-    ``key`` is the dotted key path at fault, when there is one; ``where`` says
-    where its value came from (``xmlchat.toml line 7``, ``XMLCHAT_LIMITS_...``).
-    """
-
-    def __init__(self, message: str, key: str | None = None, where: str | None = None) -> None:
-        super().__init__(f"{message} ({where})" if where else message)
-        self.key, self.where = key, where
 
 
 @dataclass(frozen=True)
@@ -60,6 +50,8 @@ class Listeners:
     # Plain on loopback, and TLS.
     http: Listener = Listener(port=5280, tls="none")
     https: Listener = Listener(port=5443, tls="direct")
+    # XEP-0114 external components: plaintext by the XEP, so loopback by default.
+    component: Listener = Listener(enabled=False, port=5347, tls="none")
 
 
 @dataclass(frozen=True)
@@ -113,6 +105,13 @@ class Limits:
     max_connections_per_ip: int = 100
     # Loopback peers (a reverse proxy, benchmarks) are not counted.
     exempt_loopback: bool = True
+    # What each account may keep on the server (XEP-0054, XEP-0049, XEP-0163).
+    # A vCard carries its avatar in base64: 128 KiB holds a 96 KiB photo.
+    max_vcard_bytes: int = 128 * 1024
+    max_private_bytes: int = 64 * 1024
+    max_pep_item_bytes: int = 128 * 1024
+    max_pep_nodes: int = 64
+    max_pep_items: int = 256
 
 
 @dataclass(frozen=True)
@@ -191,6 +190,13 @@ class Archive:
 
 
 @dataclass(frozen=True)
+class Components:
+    # XEP-0114: the shared secret of each component, by its domain (a
+    # subdomain of a host, e.g. "echo.localhost").
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     hosts: tuple[str, ...] = ("localhost",)
     # Empty: the platform's data directory for this user (default_data_dir()).
@@ -205,6 +211,7 @@ class Config:
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
     archive: Archive = field(default_factory=Archive)
+    components: Components = field(default_factory=Components)
 
     @property
     def domain(self) -> str:
@@ -255,14 +262,14 @@ def load(
             raise ConfigError(f"{path}: {e.strerror}") from e
     env = os.environ if env is None else env
     sources: dict[tuple[str, ...], str] = {}
-    for key, value in _env_items(Config, "XMLCHAT", (), env):
-        _set_path(data, key, value)
+    for key, value in env_items(Config, "XMLCHAT", (), env):
+        set_path(data, key, value)
         sources[key] = env_name(key)
     for dotted, value in (overrides or {}).items():
-        _set_path(data, tuple(dotted.split(".")), value)
+        set_path(data, tuple(dotted.split(".")), value)
         sources[tuple(dotted.split("."))] = "command line"
     try:
-        config: Config = _merge(Config(), data, ())
+        config: Config = merge(Config(), data, ())
     except ConfigError as e:
         if e.key is None or e.where is not None:
             raise
@@ -273,102 +280,3 @@ def load(
             where = f"{path} line {line}" if line else str(path)
         raise ConfigError(str(e), e.key, where) from None
     return config
-
-
-def env_name(key: tuple[str, ...]) -> str:
-    """The environment variable that sets ``key``: ``XMLCHAT_LISTENERS_NATIVE_PORT``."""
-    return "_".join(("XMLCHAT", *key)).upper()
-
-
-def _env_items(
-    cls: type, prefix: str, path: tuple[str, ...], env: Mapping[str, str]
-) -> list[tuple[tuple[str, ...], str]]:
-    out = []
-    for f in dataclasses.fields(cls):
-        key = (*path, f.name)
-        ftype = _hints(cls)[f.name]
-        if dataclasses.is_dataclass(ftype):
-            out += _env_items(typing.cast(type, ftype), prefix, key, env)
-            continue
-        name = "_".join((prefix, *key)).upper()
-        if name in env:
-            out.append((key, env[name]))
-    return out
-
-
-def _set_path(data: dict[str, Any], key: tuple[str, ...], value: Any) -> None:
-    for part in key[:-1]:
-        data = data.setdefault(part, {})
-    data[key[-1]] = value
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _merge(base: Any, raw: Any, path: tuple[str, ...]) -> Any:
-    """``base`` (a dataclass instance) with the values of table ``raw`` applied.
-
-    Nested tables merge into the base's own field value, so a partial
-    ``[listeners.native]`` keeps the native listener's default port and TLS mode.
-    """
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{'.'.join(path) or 'top level'}: expected a table", ".".join(path) or None)
-    hints = _hints(type(base))
-    unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(base)})
-    if unknown:
-        bad = ".".join((*path, unknown[0]))
-        raise ConfigError(f"unknown key {bad!r}", bad)
-    changes = {}
-    for name, value in raw.items():
-        current = getattr(base, name)
-        if dataclasses.is_dataclass(current):
-            changes[name] = _merge(current, value, (*path, name))
-        else:
-            changes[name] = _convert(hints[name], value, (*path, name))
-    return dataclasses.replace(base, **changes)
-
-
-def _convert(tp: Any, raw: Any, path: tuple[str, ...]) -> Any:
-    key = ".".join(path)
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if raw not in choices:
-            raise ConfigError(f"{key}: must be one of {', '.join(map(repr, choices))}, not {raw!r}", key)
-        return raw
-    if origin is tuple:
-        if isinstance(raw, str):
-            raw = [p.strip() for p in raw.split(",") if p.strip()]
-        if not isinstance(raw, list) or not raw or not all(isinstance(x, str) for x in raw):
-            raise ConfigError(f"{key}: expected a non-empty list of strings", key)
-        return tuple(raw)
-    return _convert_scalar(tp, raw, key)
-
-
-def _convert_scalar(tp: Any, raw: Any, key: str) -> Any:
-    if tp is bool:
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            return raw.lower() in ("1", "true", "yes", "on")
-        raise ConfigError(f"{key}: expected true or false, not {raw!r}", key)
-    if tp is int:
-        try:
-            if isinstance(raw, bool):
-                raise ValueError
-            return int(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected an integer, not {raw!r}", key) from None
-    if tp is float:
-        try:
-            if isinstance(raw, bool):
-                raise ValueError
-            return float(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected a number, not {raw!r}", key) from None
-    if tp is str:
-        if not isinstance(raw, str):
-            raise ConfigError(f"{key}: expected a string, not {raw!r}", key)
-        return raw
-    raise ConfigError(f"{key}: unsupported type {tp!r}", key)

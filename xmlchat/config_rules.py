@@ -41,7 +41,9 @@ def validate(config: Config) -> None:
 
 
 def problems(config: Config) -> list[ConfigError]:
-    return [*_limits(config), *_others(config), *_listeners(config), *_tls_files(config)]
+    return [
+        *_limits(config), *_others(config), *_listeners(config), *_components(config), *_tls_files(config),
+    ]  # fmt: skip
 
 
 def _limits(config: Config) -> list[ConfigError]:
@@ -118,6 +120,26 @@ def _listeners(config: Config) -> list[ConfigError]:
                     f"listeners.{name}.tls",
                 )
             )
+    return out
+
+
+def _components(config: Config) -> list[ConfigError]:
+    """XEP-0114: a listener with no component is a mistake; the protocol has no
+    TLS; a component's domain is served as a subdomain of a host."""
+    out = []
+    if config.listeners.component.enabled:
+        if config.listeners.component.tls != "none":
+            key = "listeners.component.tls"
+            out.append(ConfigError(f'{key}: must be "none": XEP-0114 has no TLS', key))
+        if not config.components.secrets:
+            key = "components.secrets"
+            out.append(ConfigError(f"{key}: listeners.component is enabled but names no component", key))
+    for domain in config.components.secrets:
+        label, _, parent = domain.partition(".")
+        if not label or parent not in config.hosts:
+            key = "components.secrets"
+            hosts = ", ".join(config.hosts)
+            out.append(ConfigError(f"{key}: {domain!r} must be a subdomain of a host ({hosts})", key))
     return out
 
 

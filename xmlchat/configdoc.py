@@ -28,6 +28,7 @@ _LISTENERS: Final = {
     "http": "HTTP (the web chat page, WebSocket, BOSH, host-meta) in plaintext; "
     "`tls` must be `none` or `direct`",
     "https": "HTTP over TLS (the web chat page, WebSocket, BOSH, host-meta)",
+    "component": "XEP-0114 external components (plaintext, as the XEP: keep it on loopback)",
 }
 _LISTENER_FIELDS: Final = {
     "enabled": "open this listener",
@@ -89,6 +90,13 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "limits.login_ban_after": "Failed logins from one IP, any accounts, before that IP is locked out "
     "(ejabberd's mod_fail2ban: 20).",
     "limits.login_lockout_seconds": "How long a lock-out lasts, and how long failures are remembered.",
+    "limits.max_vcard_bytes": "Largest vCard (XEP-0054) an account may store, in bytes; larger is "
+    "refused with not-acceptable.",
+    "limits.max_private_bytes": "Largest private XML element (XEP-0049) an account may store, in bytes.",
+    "limits.max_pep_item_bytes": "Largest PEP item payload (XEP-0163), in bytes; larger is refused "
+    "with not-acceptable and `<payload-too-big/>`.",
+    "limits.max_pep_nodes": "PEP nodes per account; a publish creating one more is refused.",
+    "limits.max_pep_items": "Largest `pubsub#max_items` a PEP node may be configured with.",
     "limits.max_offline_messages": "Messages kept per offline user; more are refused with an error.",
     "limits.max_connections_per_ip": "Connections open at once from one IP address over all "
     "listeners (a WebSocket or BOSH session counts as one); more are refused. 0 disables.",
@@ -124,6 +132,9 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "hourly); 0 keeps them forever.",
     "archive.max_page": "Most messages one archive query may ask for; a larger XEP-0059 `max` is "
     "refused with policy-violation.",
+    "components.secrets": "XEP-0114 components allowed to connect: domain = shared secret, e.g. "
+    '`[components.secrets]` `"echo.localhost" = "s3cret"`. Each domain must be a subdomain of a '
+    "host. In the environment: `domain=secret` pairs, comma separated.",
 }
 
 
@@ -161,6 +172,8 @@ def _type_name(tp: Any) -> str:
         return " \\| ".join(f'"{choice}"' for choice in typing.get_args(tp))
     if typing.get_origin(tp) is tuple:
         return "list of strings"
+    if typing.get_origin(tp) is dict:
+        return "table of strings"
     return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(tp, str(tp))
 
 
@@ -171,6 +184,8 @@ def _toml(value: Any) -> str:
         return f'"{value}"'
     if isinstance(value, tuple):
         return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f'"{k}" = "{v}"' for k, v in value.items()) + "}"
     return repr(value)
 
 

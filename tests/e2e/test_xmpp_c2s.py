@@ -71,10 +71,14 @@ async def test_disco_info_of_the_server_and_of_accounts(xserver: ServerProcess) 
             "urn:xmpp:ping",
             "jabber:iq:version",
             "urn:xmpp:time",
+            "vcard-temp",
+            "jabber:iq:private",
         } <= features
         for account in ("alice@localhost", "bob@localhost"):  # one's own, and another's (RFC 6121 §8.5.2.1.3)
             info = (await alice.plugin["xep_0030"].get_info(jid=account, local=False))["disco_info"]
-            assert {i[:2] for i in info["identities"]} == {("account", "registered")}
+            # XEP-0163 §5: every account is also its own PEP service.
+            assert {i[:2] for i in info["identities"]} == {("account", "registered"), ("pubsub", "pep")}
+            assert "http://jabber.org/protocol/pubsub#publish" in info["features"]
         items = (await alice.plugin["xep_0030"].get_items(jid="localhost", local=False))["disco_items"]
         assert list(items["items"]) == []
         with pytest.raises(IqError) as e:  # RFC 6121 §8.5.1: no such account

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from conftest import ServerProcess
-from e2e.xmpp_helpers import XmppPeer, connect, roster_items
-from slixmpp.exceptions import IqError
+from e2e.xmpp_helpers import XmppPeer, connect, error_of, roster_items, subscribe_and_approve
 
 from xmlchat.client.native import NativeClient, PresenceUpdate
 
@@ -30,21 +28,6 @@ def native(server: ServerProcess, user: str, updates: asyncio.Queue[PresenceUpda
 
 async def roster_of(peer: XmppPeer) -> dict[str, dict[str, object]]:
     return roster_items(await peer.roster())
-
-
-async def error_of(request: asyncio.Future[object] | object) -> str:
-    with pytest.raises(IqError) as failure:
-        await request  # type: ignore[misc]
-    return str(failure.value.iq["error"]["condition"])
-
-
-async def subscribe_and_approve(asker: XmppPeer, contact: XmppPeer, contact_jid: str) -> None:
-    """asker subscribes to contact's presence; contact approves (§3.1)."""
-    asker_jid = str(asker.client.boundjid.bare)
-    asker.send_presence("subscribe", contact_jid)
-    await contact.next_presence("subscribe", asker_jid)
-    contact.send_presence("subscribed", asker_jid)
-    await asker.next_presence("subscribed", contact_jid)
 
 
 async def test_roster_add_update_remove_pushed_to_every_interested_resource(server: ServerProcess) -> None:

@@ -102,6 +102,26 @@ def raw_login(server: ServerProcess, user: str, resource: str = "raw", bind: boo
     return peer
 
 
+def refusal(server: ServerProcess, user: str, request: str) -> str:
+    """Send ``request`` (one iq) from a raw login of ``user``; return the error
+    answer, asserting it is one (its text, for the condition and any
+    application-specific element)."""
+    peer = raw_login(server, user, "raw")
+    try:
+        peer.send(request)
+        data = peer.read_until("</iq>").decode()
+    finally:
+        peer.close()
+    assert re.search(r"<iq [^>]*type=.error.", data), data
+    return data
+
+
+def condition_in(data: str) -> str | None:
+    """The defined stanza-error condition in ``data`` (RFC 6120 §8.3.3)."""
+    match = re.search(r"<([a-z-]+) xmlns=.urn:ietf:params:xml:ns:xmpp-stanzas.", data)
+    return match.group(1) if match else None
+
+
 def stream_error(data: bytes) -> str | None:
     """The defined condition of the ``<stream:error/>`` in ``data``, if any."""
     match = STREAM_ERROR.search(data)

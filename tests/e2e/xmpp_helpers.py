@@ -20,8 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import slixmpp
 from conftest import ServerProcess
+from slixmpp.exceptions import IqError
 from slixmpp.stanza import Iq, Message, Presence
 
 TIMEOUT = 5.0
@@ -122,9 +124,11 @@ async def connect(
     roster: bool = True,
     presence: bool = True,
     port: str = "xmpp",
+    plugins: tuple[str, ...] = (),
 ) -> XmppPeer:
     """Log ``user`` in (password defaults to ``{user}pw``, the fixture's), then
-    optionally get the roster (an interested resource) and send initial presence."""
+    optionally get the roster (an interested resource) and send initial presence.
+    ``plugins`` are registered before connecting (some read the stream features)."""
     jid = user if "@" in user else f"{user}@{DOMAIN}"
     if resource is not None:
         jid += f"/{resource}"
@@ -136,6 +140,8 @@ async def connect(
     client.enable_starttls = port != "xmpp_tls"
     client.auto_authorize = None  # the tests answer subscription requests
     client.auto_subscribe = False
+    for plugin in plugins:
+        client.register_plugin(plugin)
     peer = XmppPeer(client)
     client.add_event_handler("message", peer.messages.put_nowait)
     client.add_event_handler("presence", peer.presences.put_nowait)
@@ -154,6 +160,22 @@ async def connect(
     if presence:
         client.send_presence()
     return peer
+
+
+async def error_of(request: Any) -> str:
+    """The condition of the IqError that awaiting ``request`` raises."""
+    with pytest.raises(IqError) as failure:
+        await request
+    return str(failure.value.iq["error"]["condition"])
+
+
+async def subscribe_and_approve(asker: XmppPeer, contact: XmppPeer, contact_jid: str) -> None:
+    """asker subscribes to contact's presence; contact approves (RFC 6121 §3.1)."""
+    asker_jid = str(asker.client.boundjid.bare)
+    asker.send_presence("subscribe", contact_jid)
+    await contact.next_presence("subscribe", asker_jid)
+    contact.send_presence("subscribed", asker_jid)
+    await asker.next_presence("subscribed", contact_jid)
 
 
 async def _next(queue: asyncio.Queue[Any], wanted: Callable[[Any], bool], timeout: float) -> Any:

@@ -20,6 +20,12 @@ CASES = {
     "tls.cert_file": "[tls]\ncert_file = '/nonexistent/cert.pem'\nkey_file = '/nonexistent/key.pem'\n",
     "tls.key_file": "[tls]\ncert_file = '/etc/hostname'\n",
     "log.level": "[log]\nlevel = 'loud'\n",
+    # XEP-0114: no TLS in the protocol; a component's domain is a host's subdomain.
+    "listeners.component.tls": (
+        "[listeners.component]\nenabled = true\ntls = 'direct'\n"
+        "[components.secrets]\n'echo.localhost' = 's'\n"
+    ),
+    "components.secrets": "[components.secrets]\n'echo.example.org' = 's'\n",
 }
 
 

@@ -18,14 +18,16 @@ from xmlchat.storage import (
     AccountStore,
     ArchiveStore,
     BlocklistStore,
+    DocumentStore,
     MemoryStorage,
     OfflineStore,
+    PepStore,
     RosterStore,
     SqliteStorage,
     Storage,
 )
 
-STORES = (AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore)
+STORES = (AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, DocumentStore, PepStore)
 BACKENDS = (SqliteStorage, MemoryStorage)
 
 

@@ -5,7 +5,10 @@ The server is ``server/im`` and lists the features every module registered
 another local user's, answered by the server on the user's behalf (RFC 6121
 §8.5.2.1.3; no 'to' means one's own, RFC 6120 §10.3.3) — is ``account/registered``
 with the features registered for accounts (``Feature(var, account=True)``).
-Neither has items: no components, no PEP. Nodes are unknown: item-not-found (§3.2).
+The server's info is also answered at its XEP-0115 caps node (``node#ver``,
+§6.2), the same list its stream features hash. Items are the components
+other modules register (XEP-0114) and whatever an account's own modules list;
+other nodes are unknown: item-not-found (§3.2).
 """
 
 from __future__ import annotations
@@ -39,26 +42,41 @@ class Disco:
         ]
 
     async def info(self, session: Session, iq: etree._Element) -> etree._Element:
-        query = _query(INFO, iq)
-        if iq.get("to", "") in self.ctx.hosts:
-            for identity in sorted(self.ctx.identities, key=lambda i: (i.category, i.type)):
-                attrib = {"category": identity.category, "type": identity.type}
-                if identity.name:
-                    attrib["name"] = identity.name
-                etree.SubElement(query, f"{{{INFO}}}identity", attrib)
+        to_server = iq.get("to", "") in self.ctx.hosts
+        caps = self.ctx.server_caps
+        caps_node = f"{caps.node}#{caps.ver}"
+        query = _query(INFO, iq, caps_node if to_server else None)
+        if to_server:
+            identities = self.ctx.identities
             features = sorted(set(self.ctx.features))
         else:
-            etree.SubElement(query, f"{{{INFO}}}identity", category="account", type="registered")
+            identities = [Identity("account", "registered"), *self.ctx.account_identities]
             features = sorted({INFO, *self.ctx.account_features})
+        for identity in sorted(identities, key=lambda i: (i.category, i.type)):
+            attrib = {"category": identity.category, "type": identity.type}
+            if identity.name:
+                attrib["name"] = identity.name
+            etree.SubElement(query, f"{{{INFO}}}identity", attrib)
         for var in features:
             etree.SubElement(query, f"{{{INFO}}}feature", var=var)
         return query
 
     async def items(self, session: Session, iq: etree._Element) -> etree._Element:
-        return _query(ITEMS, iq)
+        """The server's items are the domains its modules serve (§4.1: how a
+        client finds a component or a room service)."""
+        query = _query(ITEMS, iq)
+        host = iq.get("to", "")
+        if host in self.ctx.hosts:
+            for label in self.ctx.subdomains:
+                etree.SubElement(query, f"{{{ITEMS}}}item", jid=f"{label}.{host}")
+        return query
 
 
-def _query(ns: str, iq: etree._Element) -> etree._Element:
-    if iq[0].get("node") is not None:
+def _query(ns: str, iq: etree._Element, known_node: str | None = None) -> etree._Element:
+    node = iq[0].get("node")
+    if node is not None and node != known_node:
         raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such node")
-    return etree.Element(f"{{{ns}}}query", nsmap={None: ns})
+    query = etree.Element(f"{{{ns}}}query", nsmap={None: ns})
+    if node is not None:
+        query.set("node", node)  # XEP-0115 §6.2: echoed
+    return query

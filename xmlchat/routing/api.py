@@ -25,6 +25,7 @@ from lxml import etree
 from xmlchat.config import Limits
 from xmlchat.jid import JID
 from xmlchat.metrics import Metrics
+from xmlchat.protocol.caps import Caps
 from xmlchat.routing.session import Session
 
 if TYPE_CHECKING:
@@ -102,11 +103,13 @@ class Feature:
 @dataclass(frozen=True, slots=True)
 class Identity:
     """A XEP-0030 identity of the server itself (§3.1: an entity may have
-    several, e.g. ``server/im`` and ``pubsub/pep``)."""
+    several, e.g. ``server/im`` and ``pubsub/pep``); ``account``: one each
+    account's bare JID has instead (XEP-0163 §5: ``pubsub/pep``)."""
 
     category: str
     type: str
     name: str = ""
+    account: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +306,11 @@ class ModuleContext(Generic[StoreT]):
         self._hub.prepare_available(session)
 
     @property
+    def server_caps(self) -> Caps:
+        """The server's XEP-0115 caps (node, hash, ver) over its features."""
+        return self._hub.registry.server_caps()
+
+    @property
     def features(self) -> list[str]:
         """Every disco feature registered for the server (for disco#info)."""
         return list(self._hub.registry.features)
@@ -311,6 +319,16 @@ class ModuleContext(Generic[StoreT]):
     def identities(self) -> list[Identity]:
         """Every identity of the server registered (for disco#info)."""
         return list(self._hub.registry.identities)
+
+    @property
+    def subdomains(self) -> list[str]:
+        """The labels of every domain a module serves (``conference``, a component's)."""
+        return sorted(self._hub.registry.domains)
+
+    @property
+    def account_identities(self) -> list[Identity]:
+        """Every identity registered for accounts' bare JIDs."""
+        return list(self._hub.registry.account_identities)
 
     @property
     def account_features(self) -> list[str]:

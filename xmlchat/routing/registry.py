@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from xmlchat.protocol import caps
 from xmlchat.routing.api import (
     AdminCommand,
     ClientStateFn,
@@ -49,6 +50,7 @@ class Registry:
     features: list[str] = field(default_factory=list)
     account_features: list[str] = field(default_factory=list)
     identities: list[Identity] = field(default_factory=list)
+    account_identities: list[Identity] = field(default_factory=list)
     on_start: list[LifecycleFn] = field(default_factory=list)
     on_stop: list[LifecycleFn] = field(default_factory=list)
     stream_features: list[tuple[str, str]] = field(default_factory=list)
@@ -62,8 +64,18 @@ class Registry:
     outbound: list[tuple[int, OutboundFilterFn]] = field(default_factory=list)
     admin_commands: dict[str, AdminCommand] = field(default_factory=dict)
     owners: dict[str, list[Registration]] = field(default_factory=lambda: defaultdict(list))
+    _caps: caps.Caps | None = None
+
+    def server_caps(self) -> caps.Caps:
+        """XEP-0115 caps of the server's own identities and features (§6.3),
+        hashed once: modules are all loaded before the first stream."""
+        if self._caps is None:
+            identities = [caps.CapsIdentity(i.category, i.type, name=i.name) for i in self.identities]
+            self._caps = caps.Caps(caps.SERVER_NODE, "sha-1", caps.ver(identities, self.features))
+        return self._caps
 
     def add(self, owner: str, registrations: list[Registration]) -> None:
+        self._caps = None
         for reg in registrations:
             self._add(owner, reg)
             self.owners[owner].append(reg)
@@ -92,8 +104,8 @@ class Registry:
                 if name in self.admin_commands:
                     raise ValueError(f"{owner}: admin command {name!r} already registered")
                 self.admin_commands[name] = reg
-            case Identity():
-                self.identities.append(reg)
+            case Identity(account=account):
+                (self.account_identities if account else self.identities).append(reg)
             case StreamFeature(namespace, name):
                 self.stream_features.append((namespace, name))
             case OnSessionOpening(handle, priority):

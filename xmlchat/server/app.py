@@ -32,6 +32,7 @@ from xmlchat.server import reload, tls
 from xmlchat.server.admin import AdminChannel
 from xmlchat.server.admin_commands import server_commands
 from xmlchat.server.admission import Pending
+from xmlchat.server.component import ComponentConnection
 from xmlchat.server.connection import Connection, ConnectionContext
 from xmlchat.server.datadir import DataDirLock, scram_secret
 from xmlchat.server.defences import Defences
@@ -53,6 +54,7 @@ PROTOCOLS: dict[str, tuple[str, ConnectionFactory]] = {
     "native_plain": ("native", NativeConnection),
     "xmpp": ("xmpp", XmppConnection),
     "xmpp_tls": ("xmpp", XmppConnection),
+    "component": ("component", ComponentConnection),
 }
 # The HTTP listeners (WebSocket, BOSH, host-meta): one aiohttp application.
 HTTP_LISTENERS = ("http", "https")

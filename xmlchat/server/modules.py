@@ -14,15 +14,21 @@ from xmlchat.config import Config
 from xmlchat.metrics import Metrics
 from xmlchat.modules.announce import Announce
 from xmlchat.modules.archive import Archive
+from xmlchat.modules.avatars import AvatarConversion
 from xmlchat.modules.blocking import Blocking
+from xmlchat.modules.bookmarks import BookmarksCompat
 from xmlchat.modules.carbons import Carbons
+from xmlchat.modules.components import Components
 from xmlchat.modules.csi import ClientState
 from xmlchat.modules.disco import Disco
 from xmlchat.modules.messages import Messages
+from xmlchat.modules.pep import Pep
 from xmlchat.modules.ping import Ping
 from xmlchat.modules.presence import Presence
+from xmlchat.modules.private import PrivateStorage
 from xmlchat.modules.roster import Contacts, Roster, RosterBook, Subscriptions
 from xmlchat.modules.time import Time
+from xmlchat.modules.vcard import VCards
 from xmlchat.modules.version import Version
 from xmlchat.routing.api import Module, ModuleContext
 from xmlchat.routing.hub import Hub
@@ -56,13 +62,20 @@ def build_hub(
 
     book = RosterBook(stored("roster"))
     subscriptions = Subscriptions(stored("subscriptions"), book)
+    messages = Messages(stored("messages"))
+    vcards, pep, private = VCards(stored("vcard")), Pep(stored("pep")), PrivateStorage(stored("private"))
     modules: list[Module] = [
-        Messages(stored("messages")),
+        messages,
         subscriptions,
         Presence(stored("presence"), subscriptions),
         Roster(stored("roster"), book, subscriptions),
         Contacts(stored("contacts"), book, subscriptions),
         Blocking(stored("blocking")),
+        vcards,
+        private,
+        pep,
+        AvatarConversion(stored("avatar-conversion"), pep, vcards),
+        BookmarksCompat(stored("bookmarks-compat"), pep, private),
         Carbons(ctx("carbons", None)),
         ClientState(ctx("csi", None)),
         Disco(ctx("disco", None)),
@@ -73,6 +86,8 @@ def build_hub(
     ]
     if config.archive.enabled:
         modules.append(Archive(stored("archive"), config.archive))
+    if config.components.secrets:
+        modules.append(Components(ctx("components", None), config.components.secrets, messages))
     modules += [factory(stored) for factory in extra]
     for module in modules:
         hub.load(module)

@@ -19,7 +19,7 @@ from lxml import etree
 
 from xmlchat.errors import LoginRefused, StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID, InvalidJID
-from xmlchat.protocol import xmpp
+from xmlchat.protocol import caps, xmpp
 from xmlchat.protocol.sasl import SaslCondition
 from xmlchat.protocol.xmpp.framing import MESSAGES, TCP
 from xmlchat.protocol.xmpp.sm import covers
@@ -44,7 +44,7 @@ class XmppConnection(Connection[xmpp.Event]):
             channel_binding=ctx.channel_binding if self.tls else None,
             framing=MESSAGES if self.transport.messages else TCP,
             scram_secret=ctx.scram_secret,
-            features=_stream_features(ctx.hub.registry.stream_features),
+            features=_stream_features(ctx.hub.registry.stream_features, ctx.hub.registry.server_caps()),
         )
         self.session: Session | None = None
         self._auth_failures = 0
@@ -252,6 +252,10 @@ class XmppConnection(Connection[xmpp.Event]):
             await self.ctx.hub.close_session(self.session)
 
 
-def _stream_features(declared: list[tuple[str, str]]) -> list[etree._Element]:
-    """Post-authentication stream features beyond bind and session."""
-    return [etree.Element(f"{{{ns}}}{name}", nsmap={None: ns}) for ns, name in declared]
+def _stream_features(declared: list[tuple[str, str]], server_caps: caps.Caps) -> list[etree._Element]:
+    """Post-authentication stream features beyond bind and session, and the
+    server's XEP-0115 caps (§6.3: a client may skip its disco#info)."""
+    return [
+        *(etree.Element(f"{{{ns}}}{name}", nsmap={None: ns}) for ns, name in declared),
+        caps.element(server_caps),
+    ]

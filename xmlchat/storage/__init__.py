@@ -35,17 +35,22 @@ from xmlchat.storage.interfaces import (
     AccountStore,
     ArchiveStore,
     BlocklistStore,
+    DocumentStore,
     OfflineStore,
+    PepStore,
     RosterStore,
     Storage,
 )
 from xmlchat.storage.memory import MemoryStorage
 from xmlchat.storage.migrations import SchemaTooNew
+from xmlchat.storage.personal import ACCESS_MODELS, AccessModel, PepItem, PepNode
 from xmlchat.storage.sqlite import SqliteStorage
 
 __all__ = [
+    "ACCESS_MODELS",
     "ARCHIVE_DEFAULTS",
     "BLOCKLIST_LIMIT",
+    "AccessModel",
     "AccountStore",
     "ArchiveDefault",
     "ArchiveIdNotFound",
@@ -58,12 +63,16 @@ __all__ = [
     "BlocklistStore",
     "DeleteRosterItem",
     "DeleteSubscriptionRequest",
+    "DocumentStore",
     "MemoryStorage",
     "NoSuchUser",
     "OfflineMessage",
     "OfflineQueueFull",
     "OfflineStore",
     "PageRequest",
+    "PepItem",
+    "PepNode",
+    "PepStore",
     "PutRosterItem",
     "RosterChange",
     "RosterItem",

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # Every table with rows of one user's, keyed by their bare JID in column ``jid``.
 USER_TABLES: Final = (
     "scram", "roster", "roster_version", "offline", "subscription_requests", "blocklist",
-    "archive", "archive_prefs", "archive_rules",
+    "archive", "archive_prefs", "archive_rules", "documents", "pep_nodes", "pep_items",
 )
 
 # Another process (``xmlchat adduser`` beside a running server) may hold the write lock.

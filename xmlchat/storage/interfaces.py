@@ -28,6 +28,7 @@ from xmlchat.storage.base import (
     RosterItem,
     ScramCredentials,
 )
+from xmlchat.storage.personal import PepItem, PepNode
 
 
 class AccountStore(Protocol):
@@ -44,7 +45,8 @@ class AccountStore(Protocol):
 
     async def delete_user(self, jid: JID) -> bool:
         """Delete the account with its roster, subscription requests, offline
-        messages, blocklist and archive, all or nothing; False if there was no account."""
+        messages, blocklist, archive, documents and PEP nodes, all or nothing;
+        False if there was no account."""
         ...
 
     async def user_exists(self, jid: JID) -> bool:
@@ -225,7 +227,61 @@ class ArchiveStore(Protocol):
         ...
 
 
-class Storage(AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, Protocol):
+class DocumentStore(Protocol):
+    """One XML document per (user, key), kept for the user alone: XEP-0049
+    private storage (a key per namespace) and the XEP-0054 vCard."""
+
+    async def get_document(self, user: JID, key: str) -> bytes | None:
+        """The stored bytes, or None if nothing is stored under ``key``."""
+        ...
+
+    async def put_document(self, user: JID, key: str, data: bytes | None) -> None:
+        """Store ``data`` under ``key``, replacing what was there; None deletes it."""
+        ...
+
+
+class PepStore(Protocol):
+    """Each account's PEP nodes (XEP-0163) and their items, newest first.
+
+    Item ids are unique per node; publishing an existing id replaces the item
+    and makes it the newest. A node keeps at most :attr:`PepNode.kept` items:
+    publishing past it drops the oldest.
+    """
+
+    async def get_pep_node(self, user: JID, node: str) -> PepNode | None:
+        ...
+
+    async def list_pep_nodes(self, user: JID) -> list[PepNode]:
+        """Sorted by name."""
+        ...
+
+    async def put_pep_node(self, user: JID, node: PepNode) -> None:
+        """Create or reconfigure ``node``; items past its new limit are dropped.
+        ValueError for an invalid configuration (:func:`check_pep_node`)."""
+        ...
+
+    async def delete_pep_node(self, user: JID, node: str) -> bool:
+        """Delete the node and its items; False if there was none."""
+        ...
+
+    async def publish_pep_item(self, user: JID, node: str, item: PepItem) -> None:
+        """Store ``item`` as the node's newest. KeyError if the node does not exist."""
+        ...
+
+    async def get_pep_items(
+        self, user: JID, node: str, *, ids: Sequence[str] = (), limit: int | None = None
+    ) -> list[PepItem]:
+        """Newest first: those named by ``ids`` (all when empty), at most ``limit``."""
+        ...
+
+    async def retract_pep_item(self, user: JID, node: str, item_id: str) -> bool:
+        """Remove one item; False if the node has no such item."""
+        ...
+
+
+class Storage(
+    AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, DocumentStore, PepStore, Protocol
+):
     """Everything the server keeps; what it is given at start-up."""
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from xmlchat.jid import JID
 from xmlchat.storage import scram
 from xmlchat.storage._memory_archive import MemoryArchive
+from xmlchat.storage._memory_personal import MemoryPersonal
 from xmlchat.storage.base import (
     BLOCKLIST_LIMIT,
     SUBSCRIPTIONS,
@@ -39,6 +40,7 @@ from xmlchat.storage.base import (
     checked_roster_changes,
     require_user_address,
 )
+from xmlchat.storage.personal import PepItem, PepNode, check_pep_node
 
 __all__ = ["MemoryStorage"]
 
@@ -56,6 +58,7 @@ class _Tables:
     subscription_requests: dict[str, dict[str, bytes]] = field(default_factory=dict)
     blocklist: dict[str, set[str]] = field(default_factory=dict)
     archive: MemoryArchive = field(default_factory=MemoryArchive)
+    personal: MemoryPersonal = field(default_factory=MemoryPersonal)
 
     def delete_user_rows(self, jid: str) -> None:
         for table in (
@@ -68,6 +71,7 @@ class _Tables:
         ):
             table.pop(jid, None)
         self.archive.forget(jid)
+        self.personal.forget(jid)
 
 
 class MemoryStorage:
@@ -278,6 +282,38 @@ class MemoryStorage:
         stored = check_archive_prefs(prefs)
         self._db.archive.prefs[_key(user)] = stored
         return stored
+
+    # -- documents (XEP-0049, XEP-0054) and PEP (XEP-0163) -------------------------
+
+    async def get_document(self, user: JID, key: str) -> bytes | None:
+        return self._db.personal.documents.get(_key(user), {}).get(key)
+
+    async def put_document(self, user: JID, key: str, data: bytes | None) -> None:
+        self._db.personal.put_document(_key(user), key, data)
+
+    async def get_pep_node(self, user: JID, node: str) -> PepNode | None:
+        return self._db.personal.nodes.get(_key(user), {}).get(node)
+
+    async def list_pep_nodes(self, user: JID) -> list[PepNode]:
+        nodes = self._db.personal.nodes.get(_key(user), {})
+        return [nodes[name] for name in sorted(nodes)]
+
+    async def put_pep_node(self, user: JID, node: PepNode) -> None:
+        self._db.personal.put_node(_key(user), check_pep_node(node))
+
+    async def delete_pep_node(self, user: JID, node: str) -> bool:
+        return self._db.personal.delete_node(_key(user), node)
+
+    async def publish_pep_item(self, user: JID, node: str, item: PepItem) -> None:
+        self._db.personal.publish(_key(user), node, item)
+
+    async def get_pep_items(
+        self, user: JID, node: str, *, ids: Sequence[str] = (), limit: int | None = None
+    ) -> list[PepItem]:
+        return self._db.personal.get_items(_key(user), node, list(ids), limit)
+
+    async def retract_pep_item(self, user: JID, node: str, item_id: str) -> bool:
+        return self._db.personal.retract(_key(user), node, item_id)
 
 
 def _key(jid: JID) -> str:

@@ -105,6 +105,36 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (jid, contact)
     ) WITHOUT ROWID;
     """,
+    # 4: per-account XML documents (XEP-0049, XEP-0054) and PEP nodes (XEP-0163).
+    """
+    CREATE TABLE documents (
+        jid     TEXT NOT NULL,              -- owner bare JID
+        key     TEXT NOT NULL,              -- 'vcard', 'private:<namespace>'
+        data    BLOB NOT NULL,
+        PRIMARY KEY (jid, key)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE pep_nodes (
+        jid       TEXT NOT NULL,            -- owner bare JID
+        node      TEXT NOT NULL,
+        access    TEXT NOT NULL CHECK (access IN ('presence', 'open', 'whitelist')),
+        max_items INTEGER NOT NULL CHECK (max_items >= 1),
+        persist   INTEGER NOT NULL,
+        PRIMARY KEY (jid, node)
+    ) WITHOUT ROWID;
+
+    -- seq orders a node's items: the newest has the largest.
+    CREATE TABLE pep_items (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        jid       TEXT NOT NULL,
+        node      TEXT NOT NULL,
+        item_id   TEXT NOT NULL,
+        payload   BLOB NOT NULL,
+        published TEXT NOT NULL,            -- ISO 8601, UTC
+        UNIQUE (jid, node, item_id)
+    );
+    CREATE INDEX pep_items_node ON pep_items (jid, node, seq);
+    """,
 )
 
 

@@ -23,6 +23,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from xmlchat.jid import JID
 from xmlchat.storage import _archive as aq
 from xmlchat.storage import _blocklist as bq
+from xmlchat.storage import _personal as pq
 from xmlchat.storage import _queries as q
 from xmlchat.storage import scram
 from xmlchat.storage.base import (
@@ -43,6 +44,7 @@ from xmlchat.storage.base import (
     check_archive_prefs,
     require_user_address,
 )
+from xmlchat.storage.personal import PepItem, PepNode, check_pep_node
 
 __all__ = [
     "NoSuchUser",
@@ -286,6 +288,37 @@ class SqliteStorage:
         stored = check_archive_prefs(prefs)
         await self._run(aq.set_prefs, _key(user), stored)
         return stored
+
+    # -- documents (XEP-0049, XEP-0054) and PEP (XEP-0163) -------------------------
+
+    async def get_document(self, user: JID, key: str) -> bytes | None:
+        return await self._run(pq.get_document, _key(user), key)
+
+    async def put_document(self, user: JID, key: str, data: bytes | None) -> None:
+        await self._run(pq.put_document, _key(user), key, data)
+
+    async def get_pep_node(self, user: JID, node: str) -> PepNode | None:
+        return await self._run(pq.get_pep_node, _key(user), node)
+
+    async def list_pep_nodes(self, user: JID) -> list[PepNode]:
+        return await self._run(pq.list_pep_nodes, _key(user))
+
+    async def put_pep_node(self, user: JID, node: PepNode) -> None:
+        await self._run(pq.put_pep_node, _key(user), check_pep_node(node))
+
+    async def delete_pep_node(self, user: JID, node: str) -> bool:
+        return await self._run(pq.delete_pep_node, _key(user), node)
+
+    async def publish_pep_item(self, user: JID, node: str, item: PepItem) -> None:
+        await self._run(pq.publish_pep_item, _key(user), node, item)
+
+    async def get_pep_items(
+        self, user: JID, node: str, *, ids: Sequence[str] = (), limit: int | None = None
+    ) -> list[PepItem]:
+        return await self._run(pq.get_pep_items, _key(user), node, list(ids), -1 if limit is None else limit)
+
+    async def retract_pep_item(self, user: JID, node: str, item_id: str) -> bool:
+        return await self._run(pq.retract_pep_item, _key(user), node, item_id)
 
 
 # -- keys (any thread) -------------------------------------------------------------
