@@ -24,6 +24,7 @@ __all__ = ["Config", "ConfigError", "env_name", "load", "toml_line"]
 
 TlsMode = Literal["none", "starttls", "direct"]
 LogFormat = Literal["text", "json"]
+Synchronous = Literal["normal", "full"]
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,8 @@ class Storage:
     path: str = "xmlchat.sqlite3"
     # PBKDF2 iterations for new SCRAM keys (RFC 7677 recommends at least 4096).
     scram_iterations: int = 4096
+    # "normal": commits survive a killed server (WAL); "full": a power cut too, slower.
+    synchronous: Synchronous = "normal"
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,13 @@ class Components:
 
 
 @dataclass(frozen=True)
+class Delivery:  # docs/delivery.md; configdoc.py says what each key does
+    durable: bool = True  # off only to measure what storing before the ack costs
+    dedupe_window: float = 3600.0  # seconds a re-send (same sender and id) is recognised
+    resume_timeout: float = 300.0  # XEP-0198 §5 (Prosody's default: 600)
+
+
+@dataclass(frozen=True)
 class Config:
     hosts: tuple[str, ...] = ("localhost",)
     # Empty: the platform's data directory for this user (default_data_dir()).
@@ -211,6 +221,7 @@ class Config:
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
     archive: Archive = field(default_factory=Archive)
+    delivery: Delivery = field(default_factory=Delivery)
     components: Components = field(default_factory=Components)
 
     @property

@@ -120,6 +120,15 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "native.allow_plaintext_on_network": "Let the plaintext native listener bind a non-loopback address.",
     "storage.path": "SQLite database file; relative paths are inside `data_dir`.",
     "storage.scram_iterations": "PBKDF2 iterations for new password hashes (RFC 7677: at least 4096).",
+    "storage.synchronous": "`normal`: an acknowledged message survives the server process being "
+    "killed (SQLite WAL); `full`: a power cut too, at the cost of a disk flush per commit.",
+    "delivery.durable": "Commit every message to the store before its sender's ack. Off, a message "
+    "for recipients keeping up is only written to their connections (an ack then survives no crash); "
+    "for measuring what durability costs.",
+    "delivery.dedupe_window": "Seconds during which a message re-sent with the same id by the same "
+    "sender is acknowledged again but delivered once (kept in the store, so across restarts).",
+    "delivery.resume_timeout": "Seconds a lost XEP-0198 session waits to be resumed, its messages "
+    "queued meanwhile; after that they stay stored for the next login.",
     "log.level": "`debug`, `info`, `warning` or `error`.",
     "log.format": "`text` for people, `json` for one JSON object per line (log shippers).",
     "log.stanzas": "Log whole stanzas, bodies included, at debug level. Never in production.",

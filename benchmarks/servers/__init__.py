@@ -157,6 +157,7 @@ SERVERS: dict[str, str] = {
     "prosody": "benchmarks.servers.prosody:Prosody",
     "ejabberd": "benchmarks.servers.ejabberd:Ejabberd",
     "xmlchat": "benchmarks.servers.xmlchat:Xmlchat",
+    "xmlchat-memory": "benchmarks.servers.xmlchat:XmlchatInMemory",
 }
 
 

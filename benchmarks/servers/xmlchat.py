@@ -181,3 +181,14 @@ class Xmlchat(Server):
             return version("xmlchat")
         except Exception:
             return "?"
+
+
+class XmlchatInMemory(Xmlchat):
+    """xmlchat with ``delivery.durable`` off: a message for a recipient keeping
+    up is written without being stored first. Beside ``xmlchat`` in one run,
+    it shows what durable acknowledgements cost (docs/delivery.md)."""
+
+    name = "xmlchat-memory"
+
+    def _env(self) -> dict[str, str]:
+        return {**super()._env(), "XMLCHAT_DELIVERY_DURABLE": "false"}

@@ -58,8 +58,12 @@ class RawPeer:
 NATIVE_OPEN = "<session xmlns='urn:xmlchat:native:1' version='1'>"
 
 
-def native_login(port: int, user: str, password: str, source: str | None = None) -> RawPeer:
+def native_login(
+    port: int, user: str, password: str, source: str | None = None, receipts: bool = False
+) -> RawPeer:
+    """Logged in; with ``receipts``, messages come numbered and stay stored until confirmed."""
     peer = RawPeer(port, source=source)
-    peer.send(f"{NATIVE_OPEN}<login><user>{user}</user><password>{password}</password></login>")
+    extra = "<receipts/>" if receipts else ""
+    peer.send(f"{NATIVE_OPEN}<login><user>{user}</user><password>{password}</password>{extra}</login>")
     assert b"<login-ok>" in peer.read_until("</login-ok>")
     return peer

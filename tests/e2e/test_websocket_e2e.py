@@ -133,7 +133,8 @@ async def test_native_over_websocket_chats_with_xmpp_over_tcp(
         assert opened.tag == f"{{{NATIVE_NS}}}session" and opened.get("server") == "localhost"
         ok = etree.fromstring((await ws.receive_str(timeout=5)).encode())
         assert local(ok) == "login-ok", etree.tostring(ok)
-        await ws.send_str("<message><id>n1</id><to>bob</to><body>native via ws</body></message>")
+        # Message ids are unique per user (a repeat within delivery.dedupe_window is a re-send).
+        await ws.send_str(f"<message><id>n1-{scheme}</id><to>bob</to><body>native via ws</body></message>")
         got = await bob.next_message()
         assert got["body"] == "native via ws" and str(got["from"].bare) == "carol@localhost"
         bob.client.send_message(mto="carol@localhost", mbody="back to ws", mtype="chat")
@@ -143,7 +144,7 @@ async def test_native_over_websocket_chats_with_xmpp_over_tcp(
             element = etree.fromstring((await ws.receive_str(timeout=5)).encode())
             seen[local(element)] = element
         assert seen["message"].findtext("body") == "back to ws"
-        assert seen["ack"].findtext("id") == "n1" and seen["pong"].findtext("id") == "p1"
+        assert seen["ack"].findtext("id") == f"n1-{scheme}" and seen["pong"].findtext("id") == "p1"
         await ws.send_str("<logout/>")
         closing = await ws.receive(5)
         assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)

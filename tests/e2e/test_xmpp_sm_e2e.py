@@ -77,7 +77,7 @@ def test_raw_socket_enables_acks_and_counts(smserver: ServerProcess) -> None:
         enabled = re.search(rb"<enabled[^>]*>", peer.read_until(b"<enabled"))
         while enabled is None or not enabled.group().endswith(b"/>"):
             enabled = re.search(rb"<enabled[^>]*>", peer.read_until(b"/>"))
-        assert b"resume" not in enabled.group()  # §5: resumption is not offered
+        assert b"resume='true'" in enabled.group()  # §5: resumable (see test_xmpp_resume_e2e)
         peer.received = b""
         for i in range(3):
             peer.send(f"<iq type='get' id='p{i}'><ping xmlns='urn:xmpp:ping'/></iq>")

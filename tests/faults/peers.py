@@ -9,25 +9,18 @@ message it hands to its user, labelled with the login it arrived on.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import socket
-import ssl
-import threading
 from collections.abc import Callable, Iterable
 from typing import Literal
 
 from conftest import ServerProcess
-from e2e.rawsock import NATIVE_OPEN, RawPeer, native_login
-from e2e.xmpp_client_helpers import STREAM_OPEN, raw_login
+from e2e.rawsock import RawPeer, native_login
+from e2e.xmpp_client_helpers import raw_login
 from faults.ledger import Ledger
-from lxml import etree
 from polling import wait_for
 
-from xmlchat.client.native import ConnectionLost, NativeClient, ServerError
-from xmlchat.client.xmpp import XmppClient
-from xmlchat.protocol.native import NS
-from xmlchat.xml.stream import StanzaReceived, StanzaStream, StreamLimits
+from xmlchat.client.native import ConnectionLost, NativeClient, RecentMessages, ServerError
+from xmlchat.client.xmpp import DEFAULT_PLUGINS, XmppClient
 
 Protocol = Literal["native", "xmpp"]
 PROTOCOLS: list[Protocol] = ["native", "xmpp"]
@@ -58,9 +51,8 @@ def body(size: int, id_: str) -> str:
 
 
 def native_client(server: ServerProcess, user: str, **kwargs: object) -> NativeClient:
-    return NativeClient(
-        user, USERS[user], port=server.ports["native"], ssl=server.client_ssl(), **kwargs  # type: ignore[arg-type]
-    )
+    kwargs.setdefault("port", server.ports["native"])
+    return NativeClient(user, USERS[user], ssl=server.client_ssl(), **kwargs)  # type: ignore[arg-type]
 
 
 async def pump(
@@ -160,23 +152,32 @@ class Recipient:
         self.failed_logins = 0
         self.native: NativeClient | None = None
         self.xmpp: XmppClient | None = None
+        # What the user was shown, across logins, as an app keeps it: a message
+        # the server re-delivers after a crash is recognised, not shown twice.
+        self.recent = RecentMessages()
 
-    async def login(self, *, reconnect: bool = False) -> None:
+    async def login(self, *, reconnect: bool = False, via: int | None = None, resource: str = "") -> None:
+        """Log in (again); ``via``: the port of a proxy in front of the server's;
+        ``resource`` (XMPP): a fixed one, as a client that logs in where it was."""
         self.logins += 1
         where = f"{self.user}/{self.logins}"
         if self.protocol == "native":
             self.native = native_client(
                 self.server, self.user, reconnect=reconnect, min_backoff=0.1, max_backoff=0.5,
+                port=via or self.server.ports["native"],
                 on_message=lambda m: self.ledger.receive(m.id, f"{where}.{self.native_connects()}"),
+                recent=self.recent,
             )
             await self.native.start()
         else:
             self.xmpp = XmppClient(
-                f"{self.user}@localhost", USERS[self.user], ssl_context=self.server.client_ssl(),
+                f"{self.user}@localhost" + (f"/{resource}" if resource else ""), USERS[self.user],
+                ssl_context=self.server.client_ssl(),
                 on_message=lambda m: self.ledger.receive(m.id, where),
+                plugins=(*DEFAULT_PLUGINS, "xep_0198"), recent=self.recent,
             )
             try:
-                await self.xmpp.start("127.0.0.1", self.server.ports["xmpp"])
+                await self.xmpp.start("127.0.0.1", via or self.server.ports["xmpp"])
             except ConnectionError:
                 # Cut off before the login finished (today: by a replay overflowing
                 # the send buffer); what arrived is counted, the rest shows as lost.
@@ -208,94 +209,15 @@ async def xmpp_sender(server: ServerProcess, user: str) -> XmppClient:
 # ---- misbehaving recipients: raw sockets
 
 
-def raw_recipient(server: ServerProcess, user: str, protocol: Protocol) -> RawPeer:
-    """Logged in and available, then left to the test (it may never read)."""
+def raw_recipient(server: ServerProcess, user: str, protocol: Protocol, acks: bool = False) -> RawPeer:
+    """Logged in and available, then left to the test (it may never read). With
+    ``acks``, as a client that acknowledges what it reads: native receipts, or
+    XEP-0198 enabled (what it never acknowledges stays stored)."""
     if protocol == "native":
-        return native_login(server.ports["native_plain"], user, USERS[user])
+        return native_login(server.ports["native_plain"], user, USERS[user], receipts=acks)
     peer = raw_login(server, user)
+    if acks:
+        peer.send("<enable xmlns='urn:xmpp:sm:3'/>")
+        assert b"<enabled" in peer.read_until("<enabled")
     peer.send("<presence/>")  # available: messages to the bare JID come here (RFC 6121 §8.5.2.1.1)
     return peer
-
-
-class SmallWindowPeer(RawPeer):
-    """A raw peer with a small receive buffer, set before connecting so the TCP
-    window stays small: a slow reader then backs up into the server's own
-    buffer within seconds, not after the kernel has soaked up megabytes."""
-
-    def __init__(self, port: int, context: ssl.SSLContext | None = None, rcvbuf: int = 8192) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.settimeout(5)
-        sock.connect(("127.0.0.1", port))
-        self.sock = context.wrap_socket(sock, server_hostname="localhost") if context else sock
-        self.received = b""
-        self.closed = False
-
-
-def slow_recipient(server: ServerProcess, user: str, protocol: Protocol) -> RawPeer:
-    """As :func:`raw_recipient`, on a :class:`SmallWindowPeer` (XMPP: direct TLS, PLAIN, bind)."""
-    if protocol == "native":
-        peer = SmallWindowPeer(server.ports["native_plain"])
-        peer.send(f"{NATIVE_OPEN}<login><user>{user}</user><password>{USERS[user]}</password></login>")
-        assert b"<login-ok>" in peer.read_until("</login-ok>")
-        return peer
-    peer = SmallWindowPeer(server.ports["xmpp_tls"], server.client_ssl())
-    peer.send(STREAM_OPEN)
-    peer.read_until("</stream:features>")
-    token = base64.b64encode(f"\0{user}\0{USERS[user]}".encode()).decode()
-    peer.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>")
-    assert b"<success" in peer.read_until("<success")
-    peer.send(STREAM_OPEN)
-    peer.read_until("</stream:features>", timeout=5)
-    peer.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
-    assert b"</iq>" in peer.read_until("</iq>")
-    peer.send("<presence/>")
-    return peer
-
-
-def ids_read(data: bytes, protocol: Protocol) -> list[str]:
-    """The ids of the complete messages in what a raw socket read: those its
-    user would have seen. A message cut off by a closed connection is not one."""
-    stream = StanzaStream(StreamLimits(max_stanza_bytes=16 * 1024 * 1024))
-    head = NATIVE_OPEN if protocol == "native" else STREAM_OPEN  # the reader's bytes start mid-stream
-    ids = []
-    for event in stream.feed(head.encode() + data):
-        if isinstance(event, StanzaReceived) and etree.QName(event.element).localname == "message":
-            el = event.element
-            ids.append(el.get("id", "") if protocol == "xmpp" else el.findtext(f"{{{NS}}}id", ""))
-    return ids
-
-
-class SlowReader(threading.Thread):
-    """Reads ``chunk`` bytes every ``pause`` seconds until the server cuts it off.
-
-    The pause is the fault itself (a phone on a bad link), not a wait for an outcome.
-    """
-
-    def __init__(self, peer: RawPeer, chunk: int = 1024, pause: float = 0.01) -> None:
-        super().__init__(daemon=True)
-        self.peer, self.chunk, self.pause = peer, chunk, pause
-        self.data = bytearray()
-        self.cut = threading.Event()
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        self.peer.sock.settimeout(0.5)
-        while not self._halt.is_set():
-            try:
-                chunk = self.peer.sock.recv(self.chunk)
-            except TimeoutError:
-                continue
-            except OSError:  # reset by the server's abort; ssl.SSLError is an OSError
-                chunk = b""
-            if not chunk:
-                self.cut.set()
-                return
-            self.data += chunk
-            self._halt.wait(self.pause)
-
-    def finish(self, timeout: float = 5.0) -> None:
-        self._halt.set()
-        self.join(timeout)
-        self.peer.close()
-

@@ -73,19 +73,20 @@ async def test_a_offline_recipient_server_killed_mid_traffic(
     ledger.check()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: the durable per-recipient inbox (ack only when durable)")
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_b_online_recipient_not_reading_server_killed(
     fault_server: ServerProcess, protocol: Protocol
 ) -> None:
-    """Row b: bob logged in on a raw socket that never reads; 300 messages of 5 KB,
-    all acked as delivered; SIGKILL; bob logs in properly after the restart.
+    """Row b: bob logged in on a raw socket that acknowledges what it reads (native
+    receipts, XEP-0198) and never reads; 300 messages of 5 KB, all acked;
+    SIGKILL; bob logs in properly after the restart.
 
-    Measured on main: native LOST 300 of 300 acked; xmpp LOST 300 of 300 acked
-    (carol's 75 XMPP-sent also missing); no duplicates."""
+    Before durable acks: native LOST 300 of 300 acked; xmpp LOST 300 of 300 acked
+    (carol's 75 XMPP-sent also missing); no duplicates. Now each ack follows
+    the commit, and what bob never acknowledged stays stored."""
     server = fault_server
     ledger = Ledger()
-    stalled = raw_recipient(server, "bob", protocol)
+    stalled = raw_recipient(server, "bob", protocol, acks=True)
     alice = native_client(server, "alice", reconnect=False)
     await alice.start()
     await pump(alice, "bob", (f"n{i:05}" for i in range(300)), 5 * 1024, ledger)
@@ -104,12 +105,6 @@ async def test_b_online_recipient_not_reading_server_killed(
     ledger.check()
 
 
-@pytest.mark.xfail(
-    # Not strict: how many messages the kill catches between "taken by the
-    # client" and "deleted from the store" is a race; some runs have none.
-    strict=False,
-    reason="issue 11: recipient acknowledgements; the paged replay loses nothing but may repeat a page",
-)
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_e_server_killed_during_offline_replay(fault_server: ServerProcess, protocol: Protocol) -> None:
     """Row e: row d's 1,000 offline messages of 4.2 KB; bob logs in; SIGKILL as soon
@@ -120,7 +115,9 @@ async def test_e_server_killed_during_offline_replay(fault_server: ServerProcess
     overflowed the send buffer, the session was cut as a slow reader, the store
     emptied anyway). With paged replay: 0 lost; up to a page (34 in one run) shown
     twice, those the client had taken before the kill but the store had not yet
-    deleted: only the client's own acknowledgements can close that gap. (Before,
+    deleted. Now the client acknowledges (native receipts, XEP-0198), and what it
+    was shown and not yet acknowledged comes again and is recognised by its id:
+    0 lost, 0 shown twice (86 and 100 copies re-delivered in one run). (Before,
     with 800 messages of 2 KB, under the buffer limit, the same kill gave, run to
     run, 493 lost, or 292 duplicates, or nothing: the store was emptied right
     after the replay was queued, racing the client's reading.)"""

@@ -55,6 +55,14 @@ class World:
             await self.replayed(session)
         return session, recorder
 
+    async def connect(self, full: str, transport: Recorder) -> Session:
+        """An available XMPP session on ``transport``, its login replay over."""
+        session = Session(JID.parse(full), XMPP_CLIENT, transport)
+        await self.hub.open_session(session)
+        await self.hub.receive(session, make("presence", {"from": full}), None)
+        await self.replayed(session)
+        return session
+
     async def replayed(self, session: Session) -> None:
         """The login replay runs beside the session: wait for it to be over."""
         messages = next(m for m in self.hub.modules if isinstance(m, Messages))

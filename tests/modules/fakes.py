@@ -35,6 +35,7 @@ class Recorder:
         self.closed: StreamError | None = None
         self.drains = 0  # how often a replay waited for the client to read
         self.queued = 0  # what backlog() reports: a test makes a slow reader with it
+        self.acknowledges = False  # like a client without receipts or XEP-0198
 
     def write(self, stanza: etree._Element, stamp: datetime, delayed: bool) -> None:
         self.stanzas.append(stanza)

@@ -172,6 +172,7 @@ async def test_message_from_blocked_contact_to_online_user(world: World) -> None
     assert error.condition == StanzaCondition.SERVICE_UNAVAILABLE
     await world.send(carol, message("alice@localhost", "from carol"))
     assert bodies(alice_seen) == ["from carol"]
+    await world.replayed(alice)  # stored until alice's client has taken it
     assert await world.store.count_offline(ALICE) == 0
 
 
@@ -321,6 +322,7 @@ async def test_a_domain_item_blocks_every_user_at_it() -> None:
         assert error.application == (ERRORS_NS, "blocked")
     await world.send(bob, message("alice@localhost", "bob"))
     assert bodies(alice_seen) == ["bob"]
+    await world.replayed(alice)  # taken: no longer stored
 
     await world.hub.close_session(alice)  # offline: the store decides, by the same rules
     mallory, _ = await world.login("mallory@example.org/y")

@@ -12,8 +12,6 @@ from polling import wait_for
 from xmlchat.config import Config, Limits
 from xmlchat.jid import JID
 from xmlchat.modules.messages import BEHIND_BYTES
-from xmlchat.routing.session import XMPP_CLIENT, Session
-from xmlchat.stanza import make
 
 BOB = JID("bob", "localhost")
 
@@ -32,21 +30,13 @@ class SlowClient(Recorder):
         return self.closed is None
 
 
-async def connect(world: World, full: str, transport: Recorder) -> Session:
-    session = Session(JID.parse(full), XMPP_CLIENT, transport)
-    await world.hub.open_session(session)
-    await world.hub.receive(session, make("presence", {"from": full}), None)
-    await world.replayed(session)
-    return session
-
-
 async def test_messages_for_a_client_behind_wait_in_the_store_then_arrive_in_order() -> None:
     world = World()
     await world.users("alice@localhost", "bob@localhost")
     alice, _ = await world.login("alice@localhost/a")
     slow = SlowClient()
     slow.reads.set()  # reads what login wrote ...
-    await connect(world, "bob@localhost/phone", slow)
+    await world.connect("bob@localhost/phone", slow)
     slow.reads.clear()  # ... then stops reading
     slow.queued = BEHIND_BYTES + 1
     _, quick_seen = await world.login("bob@localhost/laptop")
@@ -71,7 +61,7 @@ async def test_a_client_that_takes_nothing_is_disconnected_and_its_messages_stay
     alice, _ = await world.login("alice@localhost/a")
     stuck = SlowClient()
     stuck.reads.set()
-    await connect(world, "bob@localhost/phone", stuck)
+    await world.connect("bob@localhost/phone", stuck)
     stuck.reads.clear()
     stuck.queued = BEHIND_BYTES + 1
     for i in range(3):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ServerProcess, create_users, make_server
+from polling import wait_until
 from scrape import Samples, sample, scrape
 
 from xmlchat.client.native import LoginFailed, NativeClient, ServerError
@@ -58,7 +59,16 @@ async def chat(server: ServerProcess) -> tuple[Samples, int, str]:
         await client("alice", WRONG_PASSWORD).start()
 
     url = f"http://127.0.0.1:{server.ports['metrics']}"
-    samples = await asyncio.to_thread(scrape, server.ports["metrics"])
+    samples: Samples = {}
+
+    async def bobs_message_settled() -> bool:
+        # Stored before its ack, deleted once bob's client confirmed it: wait for
+        # that, so only carol's is counted as waiting (docs/delivery.md).
+        nonlocal samples
+        samples = await asyncio.to_thread(scrape, server.ports["metrics"])
+        return sample(samples, "xmlchat_offline_messages") == 1
+
+    await wait_until(bobs_message_settled, 10, what="bob's message deleted once he confirmed it")
     try:
         await asyncio.to_thread(urllib.request.urlopen, f"{url}/other", timeout=5)
         not_found = 200

@@ -116,6 +116,24 @@ def test_r_is_answered_with_every_stanza_handled_since_enable() -> None:
     assert answer_h(driver.take()) == 4
 
 
+def test_r_waits_for_the_stanzas_before_it_to_be_handled() -> None:
+    """Our h counts a message once the server has handled it (stored), not
+    when it was parsed: an <r/> behind two unhandled stanzas is answered once
+    both are, with the count then (docs/delivery.md)."""
+    driver = enabled()
+    driver.hold_stanzas = True
+    driver.feed(b"<message to='bob@localhost'/><message to='bob@localhost'/>" + R)
+    assert driver.take() == b""
+    sm = driver.core.sm
+    assert sm is not None
+    sm.stanza_handled()
+    assert driver.take() == b""
+    sm.stanza_handled()
+    assert answer_h(driver.take()) == 2
+    driver.feed(R)  # nothing outstanding: answered at once
+    assert answer_h(driver.take()) == 2
+
+
 def test_core_replies_count_as_sent() -> None:
     # The client counts the error the core sent it; so must the server, or the
     # client's h would look too high.

@@ -19,9 +19,11 @@ from xmlchat.protocol.xmpp import (
     Event,
     NeedCredentials,
     NeedPasswordCheck,
+    StanzaIn,
     StartTls,
     State,
     StreamFailed,
+    StreamManagementEnabled,
 )
 from xmlchat.storage import ScramCredentials
 
@@ -67,6 +69,10 @@ class Driver:
     password: str = PASSWORD
     channel_binding: dict[str, bytes] | None = None
     events: list[Event] = field(default_factory=list)
+    # As the server does once XEP-0198 is on: each stanza passed on is reported
+    # handled (a message: stored) at once, unless the test holds them.
+    hold_stanzas: bool = False
+    sm_on: bool = False
     out: bytearray = field(default_factory=bytearray)
     # The same output as the core's units (a message framing's messages), until taken.
     units: list[bytes] = field(default_factory=list)
@@ -89,6 +95,11 @@ class Driver:
                 work[:0] = self.core.password_checked(
                     event.username == "alice" and event.password == self.password
                 )
+            elif isinstance(event, StreamManagementEnabled):
+                self.sm_on = True
+            elif isinstance(event, StanzaIn) and self.sm_on and not self.hold_stanzas:
+                assert self.core.sm is not None
+                self.core.sm.stanza_handled()
             elif isinstance(event, BindRequest):
                 user = self.core.user
                 assert user is not None

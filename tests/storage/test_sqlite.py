@@ -145,16 +145,16 @@ async def test_offline_writes_of_one_loop_turn_share_one_transaction(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Group commit: a burst of messages costs one commit, not one each."""
-    from xmlchat.storage import _queries
+    from xmlchat.storage import _offline
 
     batches: list[int] = []
-    real = _queries.store_offline_batch
+    real = _offline.apply_batch
 
-    def counting(conn: Any, writes: list[Any]) -> list[int | None]:
+    def counting(conn: Any, writes: list[Any], deletes: list[Any], sweep: bool) -> list[int]:
         batches.append(len(writes))
-        return real(conn, writes)
+        return real(conn, writes, deletes, sweep)
 
-    monkeypatch.setattr(_queries, "store_offline_batch", counting)
+    monkeypatch.setattr(_offline, "apply_batch", counting)
     st = await SqliteStorage.open(db_path)
     try:
         await asyncio.gather(*(st.store_offline(ALICE, b"<m/>", T0, 100) for _ in range(20)))

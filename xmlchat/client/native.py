@@ -9,11 +9,9 @@
     await client.close()
 
 It never treats one ``recv()`` as one message: bytes go through the same
-incremental parser as the server's. While idle it sends ``<ping/>``; when the
-connection drops it reconnects with exponential backoff and full jitter.
-What it hands out is defined in native_types.py; the requests waiting for an
-answer are kept in native_requests.py.
-"""
+incremental parser as the server's. While idle it sends ``<ping/>``; when the connection
+drops it reconnects (exponential backoff, full jitter) and sends again what was not
+acknowledged. Types: native_types.py; pending requests: native_requests.py."""
 
 from __future__ import annotations
 
@@ -22,6 +20,7 @@ import contextlib
 import itertools
 import logging
 import random
+import secrets
 import ssl as ssl_mod
 from collections.abc import Callable
 
@@ -41,13 +40,7 @@ from xmlchat.client.native_types import (
     State,
 )
 from xmlchat.protocol.native import MAX_BLOCK_JIDS, MAX_HISTORY, NS, VERSION, element_xml
-from xmlchat.xml.stream import (
-    StanzaReceived,
-    StanzaStream,
-    StreamClosed,
-    StreamLimits,
-    StreamOpened,
-)
+from xmlchat.xml.stream import StanzaReceived, StanzaStream, StreamClosed, StreamLimits, StreamOpened
 
 # The types live in native_types; they stay importable from here.
 __all__ = [
@@ -99,6 +92,7 @@ class NativeClient:
         self.on_blocklist = on_blocklist
         self.state: State = "disconnected"
         self.address: str | None = None
+        self.resume_token: str | None = None  # from the last <login-ok>; sent at the next login
         self.incoming: asyncio.Queue[IncomingMessage] = asyncio.Queue()
         # Receipts: confirms what it shows, drops repeats (native_receipts.py).
         self._inbox = Inbox(recent)
@@ -107,6 +101,9 @@ class NativeClient:
         self._online = asyncio.Event()
         self._requests = PendingRequests()
         self._ids = (f"c{n}" for n in itertools.count(1))
+        # Message ids are unique per user, across clients and reconnects: the
+        # server takes a second message with a known id as a re-send.
+        self._message_ids = (f"m{secrets.token_hex(6)}-{n}" for n in itertools.count(1))
         self._runner: asyncio.Task[None] | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._last_heard = 0.0
@@ -128,6 +125,7 @@ class NativeClient:
                     await task
         if self._writer is not None and not self._writer.is_closing():
             with contextlib.suppress(Exception):
+                self._confirm()  # what it showed since its last <received>: not sent again
                 self._writer.write(b"</session>")
                 await asyncio.wait_for(self._writer.drain(), 1)
             self._writer.close()
@@ -151,9 +149,11 @@ class NativeClient:
             self.timeout,
         )
         stream = StanzaStream(StreamLimits(max_stanza_bytes=16 * 1024 * 1024))
-        login = element_xml(
-            "login", [("user", self.user), ("password", self._password), ("resource", self.resource)]
-        ).replace(b"</login>", b"<receipts/></login>")
+        fields = [("user", self.user), ("password", self._password), ("resource", self.resource)]
+        # The last login's token: the server gives this login the same session back.
+        login = element_xml("login", [*fields, ("resume", self.resume_token)]).replace(
+            b"</login>", b"<receipts/></login>"
+        )
         self._inbox.connected()
         # The root and the login go in one write: one round trip to log in.
         writer.write(f"<session xmlns='{NS}' version='{VERSION}'>".encode() + login)
@@ -187,6 +187,7 @@ class NativeClient:
                 name = etree.QName(el).localname
                 if name == "login-ok":
                     self.address = text(el, "address")
+                    self.resume_token = text(el, "resume") or None
                     return stanzas[index + 1 :]
                 if name in ("login-failed", "error"):
                     raise LoginFailed(text(el, "condition"), text(el, "text"))
@@ -325,16 +326,20 @@ class NativeClient:
         await self.wait_online(self.timeout)
 
     async def send(self, to: str, body: str, id: str | None = None) -> Ack:
-        """Send a message; return when the server took responsibility for it.
-
-        Raises ConnectionLost if the connection is lost before the server's ack
-        or the client is closed; TimeoutError if no session or ack within ``timeout``.
-        """
-        await self._until_online()
-        id = id or next(self._ids)
-        future = self._requests.expect_ack(id)
-        self._write(element_xml("message", [("id", id), ("to", to), ("body", body)]))
-        return await asyncio.wait_for(future, self.timeout)
+        """Send a message; return when the server has stored it (its ack). A connection
+        lost first: sent again under the same id once back (the server acknowledges
+        a repeat without delivering it twice). Raises ConnectionLost when closed or
+        not reconnecting; TimeoutError if no session or ack within ``timeout``."""
+        id = id or next(self._message_ids)
+        while True:
+            await self._until_online()
+            future = self._requests.expect_ack(id)
+            self._write(element_xml("message", [("id", id), ("to", to), ("body", body)]))
+            try:
+                return await asyncio.wait_for(future, self.timeout)
+            except ConnectionLost:
+                if not self.reconnect or self._closing:
+                    raise
 
     async def contacts(self) -> list[tuple[str, bool]]:
         return await self._contacts_request(b"<contacts-get/>")

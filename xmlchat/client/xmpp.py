@@ -26,6 +26,8 @@ from typing import Any, Literal
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
+from xmlchat.client.native_receipts import RecentMessages
+
 TlsMode = Literal["starttls", "direct", "none"]
 ROSTER_NS = "jabber:iq:roster"
 
@@ -100,6 +102,7 @@ class XmppClient(slixmpp.ClientXMPP):
         on_error: Callable[[StanzaFailed], None] | None = None,
         plugins: tuple[str, ...] = DEFAULT_PLUGINS,
         send_presence: bool = True,
+        recent: RecentMessages | None = None,
     ) -> None:
         super().__init__(jid, password, sasl_mech=sasl_mech, ssl_context=ssl_context)
         for plugin in plugins:
@@ -111,6 +114,10 @@ class XmppClient(slixmpp.ClientXMPP):
         self.closed = asyncio.Event()
         self._on_message, self._on_presence, self._on_error = on_message, on_presence, on_error
         self._send_presence = send_presence
+        # With it, a message seen before (same sender, id and body) is not shown
+        # again: the server re-delivers what a lost connection had not
+        # acknowledged. Share one across the clients of a user's logins.
+        self._recent = recent
         self._login: asyncio.Future[None] | None = None
         # The roster as the server sent it (RFC 6121 §2.1.4, pushes §2.1.6): jid -> entry;
         # slixmpp's own client_roster also lists ourselves and anyone who sent presence.
@@ -232,6 +239,10 @@ class XmppClient(slixmpp.ClientXMPP):
             delayed=delayed,
             type=str(msg["type"]),
         )
+        if self._recent is not None and message.id:
+            bare = message.sender.partition("/")[0]
+            if not self._recent.first_time((bare, message.id, message.body)):
+                return  # a repeat after a reconnect: shown already
         self.incoming.put_nowait(message)
         if self._on_message is not None:
             self._on_message(message)

@@ -30,6 +30,7 @@ from typing import Any, Final, Literal
 Direction = Literal["up", "down"]  # up: client to server; down: server to client
 
 READ_SIZE: Final = 65536
+SLOW_READ_SIZE: Final = 4096  # a slow link passes small chunks
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +87,19 @@ class CountingProxy:
     """Listens on ``127.0.0.1`` (a free port) and forwards to ``target``."""
 
     def __init__(
-        self, target_host: str, target_port: int, *, delay: float = 0.0, record: bool = False
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        delay: float = 0.0,
+        record: bool = False,
+        down_rate: float = 0.0,
     ) -> None:
         self.target_host, self.target_port = target_host, target_port
         self.delay, self.record = delay, record
+        # Bytes per second passed from server to client (0: as fast as they come):
+        # a slow link, for a client that reads slowly.
+        self.down_rate = down_rate
         self.flows: list[Flow] = []
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -182,10 +192,12 @@ class CountingProxy:
     ) -> None:
         queue: asyncio.Queue[tuple[float, bytes]] | None = asyncio.Queue() if delay else None
         releaser = self._spawn(self._release(queue, writer, flow, direction)) if queue else None
+        rate = self.down_rate if direction == "down" else 0.0
+        size = SLOW_READ_SIZE if rate else READ_SIZE
         try:
             while True:
                 try:
-                    data = await reader.read(READ_SIZE)
+                    data = await reader.read(size)
                 except (ConnectionError, OSError):
                     data = b""
                 if not data:
@@ -196,6 +208,8 @@ class CountingProxy:
                 self._count(flow, direction, data)
                 writer.write(data)
                 await writer.drain()
+                if rate:
+                    await asyncio.sleep(len(data) / rate)  # the slow link itself
             if queue is not None:
                 queue.put_nowait((0.0, b""))
                 assert releaser is not None

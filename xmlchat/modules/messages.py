@@ -1,23 +1,34 @@
-"""Message routing for local users (RFC 6121 §8.5) and offline storage (XEP-0160).
+"""Message routing for local users (RFC 6121 §8.5), durable before the sender's ack.
 
 Both protocols send through :meth:`Messages.route`: a native ``<message>`` is
 translated to an XMPP ``<message type='chat'>`` at its front end, so one set
 of rules decides who receives it. The recipient side's hook chain
 (:class:`~xmlchat.routing.api.RouteFilter`, e.g. blocking) runs before any
-session or the offline store is chosen.
+session or the store is chosen.
+
+A chat or normal message for an existing account is committed to the store
+first, whether its recipient is online or not (group commit keeps that cheap:
+one transaction per event-loop turn), so when ``route`` returns, the sender
+may be acknowledged: the message survives the server being killed. The
+recipient's sessions then get it through their inboxes (:mod:`.inbox`), which
+delete it once a client has taken it. The same commit records the sender's
+message id, so a re-send within ``delivery.dedupe_window`` is acknowledged
+and not delivered again (docs/delivery.md).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine, Mapping
+import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from lxml import etree
 
-from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
+from xmlchat.config import Delivery
+from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID, InvalidJID
+from xmlchat.modules.inbox import BEHIND_BYTES, REPLAY_PAGE, Inboxes
 from xmlchat.routing.api import (
     AdminCommand,
     AdminCommandError,
@@ -29,17 +40,18 @@ from xmlchat.routing.api import (
 )
 from xmlchat.routing.session import Session
 from xmlchat.stanza import body_text, from_bytes, to_bytes
-from xmlchat.storage import AccountStore, OfflineQueueFull, OfflineStore
+from xmlchat.storage import (
+    UNLIMITED,
+    AccountStore,
+    DuplicateMessage,
+    MessageOrigin,
+    OfflineQueueFull,
+    OfflineStore,
+)
 
-Outcome = Literal["delivered", "stored", "dropped"]
+__all__ = ["BEHIND_BYTES", "REPLAY_PAGE", "MessageStore", "Messages"]
 
-# Stored messages replayed between two waits for the client to read them:
-# about 100 KB to 1 MB, well under the send buffer's limit.
-REPLAY_PAGE = 100
-# Bytes waiting in a session's send buffer past which it is behind: its new
-# messages go to the store until it has caught up (a quarter of the default
-# send-buffer limit, so the connection is never cut for messages).
-BEHIND_BYTES = 1024 * 1024
+Outcome = Literal["delivered", "stored", "dropped", "duplicate"]
 
 # RFC 6121 §8.5.2.1.1 / §8.5.2.2: message types stored when nobody is online.
 _STORED_TYPES = frozenset({"chat", "normal"})
@@ -52,26 +64,17 @@ class MessageStore(OfflineStore, AccountStore, Protocol):
 class Messages:
     name = "messages"
 
-    def __init__(self, ctx: ModuleContext[MessageStore]) -> None:
+    def __init__(self, ctx: ModuleContext[MessageStore], delivery: Delivery | None = None) -> None:
         self.ctx = ctx
-        # Sessions catching up from the store after falling behind: their
-        # messages are stored, not written, and the catch-up replays them in
-        # the order accepted.
-        self._catching_up: set[Session] = set()
-        # Sessions receiving their stored messages at login: live ones wait
-        # here meanwhile (they are few, and the replay is quick), so nothing
-        # overtakes a stored message.
-        self._held: dict[Session, list[tuple[etree._Element, datetime]]] = {}
-        # The catch-up running for each account: one at a time, since each
-        # deletes what it replayed.
-        self._replaying: dict[JID, asyncio.Task[None]] = {}
+        self.delivery = delivery or Delivery()
+        self.inboxes = Inboxes(ctx)
 
     def setup(self) -> list[Registration]:
         return [
             StanzaHandler("message", self._from_session),
-            # XEP-0160: stored messages go out at initial presence; live ones are
-            # held back from before the session is routable as available.
-            OnInitialPresence(self._initial_catch_up, prepare=self.hold),
+            # XEP-0160: stored messages go out at initial presence; the inbox is
+            # opened before the session is routable as available.
+            OnInitialPresence(self.inboxes.start, prepare=self._opening),
             OnSessionEnded(self._ended),
             AdminCommand("queue", self.queue),
         ]
@@ -82,19 +85,35 @@ class Messages:
         if to is None:
             # RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
             message.set("to", str(session.jid.bare))
-        await self.route(message, stamp)
+        await self.route(message, stamp, self._origin(session, message))
 
-    async def route(self, stanza: etree._Element, stamp: datetime | None = None) -> Outcome:
+    def _origin(self, session: Session, message: etree._Element) -> MessageOrigin | None:
+        """Who re-sends under the same id: a native client's user (its library
+        re-sends after a reconnect, on any resource), an XMPP client's full JID
+        (XEP-0198 resumption keeps it; ids are only unique per client)."""
+        id_ = message.get("id")
+        window = self.delivery.dedupe_window
+        if not id_ or window <= 0:
+            return None
+        sender = session.jid if session.capabilities.full_xmpp else session.bare
+        # With a digest of the body: a client that reuses ids (a counter from 1
+        # at each start) sends a different text under an old id, a re-send the same.
+        digest = hashlib.blake2b((body_text(message) or "").encode(), digest_size=8).hexdigest()
+        return MessageOrigin(str(sender), f"{id_} {digest}", window)
+
+    async def route(
+        self, stanza: etree._Element, stamp: datetime | None = None, origin: MessageOrigin | None = None
+    ) -> Outcome:
         """Deliver a message whose ``from`` is already stamped by the server.
 
         Raises StanzaError when the sender must be told it failed; the front
         end answers (XMPP: an error stanza, §8.3; native: ``<error>``).
         """
-        outcome = await self._route(stanza, stamp or datetime.now(UTC))
+        outcome = await self._route(stanza, stamp or datetime.now(UTC), origin)
         self.ctx.metrics.routed(outcome)
         return outcome
 
-    async def _route(self, stanza: etree._Element, stamp: datetime) -> Outcome:
+    async def _route(self, stanza: etree._Element, stamp: datetime, origin: MessageOrigin | None) -> Outcome:
         to = _recipient(stanza, self.ctx.hosts)
         type_ = stanza.get("type", "normal")
         routed = await self.ctx.to_account(stanza, to.bare)
@@ -104,39 +123,45 @@ class Messages:
         if not to.is_bare:
             session = sessions.get(to)
             if session is not None:
-                return await self._to_sessions(to, [session], routed, stamp, type_)
+                return await self._to_sessions(to, [session], routed, stamp, type_, origin)
             if type_ == "groupchat":  # §8.5.3.2.1
                 raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
         available = sessions.available_sessions(to)
         if type_ == "groupchat":  # §8.5.2.1.1: groupchat to a bare JID is an error
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
         if available:
-            return await self._to_sessions(to, available, routed, stamp, type_)
-        return await self._offline(to, type_, routed, stamp)
+            return await self._to_sessions(to, available, routed, stamp, type_, origin)
+        return await self._offline(to, type_, routed, stamp, origin)
 
     async def _to_sessions(
-        self, to: JID, sessions: list[Session], stanza: etree._Element, stamp: datetime, type_: str
+        self,
+        to: JID,
+        sessions: list[Session],
+        stanza: etree._Element,
+        stamp: datetime,
+        type_: str,
+        origin: MessageOrigin | None,
     ) -> Outcome:
-        """Write to the sessions keeping up; store once for those behind (the
-        sender's ack waits for the store), to be replayed as they read."""
-        behind = [s for s in sessions if self._behind(s)] if type_ in _STORED_TYPES else []
-        for session in sessions:
-            if session in behind:
-                continue
-            held = self._held.get(session)
-            if held is not None:
-                held.append((stanza, stamp))
-            else:
+        """Stored first (the sender's ack waits for the commit), then offered to
+        each session's inbox; other types are written as they come."""
+        if type_ not in _STORED_TYPES or (
+            not self.delivery.durable and all(self.inboxes.keeping_up(s) for s in sessions)
+        ):
+            for session in sessions:
                 self.ctx.deliver(session, stanza, stamp)
-        if not behind:
             return "delivered"
-        await self.store(to.bare, stanza, stamp)
-        for session in behind:
-            if session not in self._catching_up:
-                self._start_catch_up(session)  # it caught up while we stored: once more
-        return "delivered"  # to an online session, through the store
+        # No queue limit for a user online: its sessions take what is stored as
+        # they acknowledge it, and one that takes nothing is disconnected.
+        message_id = await self.store(to.bare, stanza, stamp, origin, limit=UNLIMITED)
+        if message_id is None:
+            return "duplicate"
+        for session in sessions:
+            self.inboxes.offer(session, message_id, stanza, stamp)
+        return "delivered"
 
-    async def _offline(self, to: JID, type_: str, stanza: etree._Element, stamp: datetime) -> Outcome:
+    async def _offline(
+        self, to: JID, type_: str, stanza: etree._Element, stamp: datetime, origin: MessageOrigin | None
+    ) -> Outcome:
         if type_ == "error":
             return "dropped"  # never store or bounce errors (§8.3.1, loops)
         if not await self.ctx.store.user_exists(to.bare):
@@ -145,13 +170,27 @@ class Messages:
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "no such user")
         if type_ not in _STORED_TYPES:
             return "dropped"  # headline: §8.5.2.2.1
-        await self.store(to.bare, stanza, stamp)
+        if await self.store(to.bare, stanza, stamp, origin) is None:
+            return "duplicate"
         return "stored"
 
-    async def store(self, to: JID, stanza: etree._Element, stamp: datetime) -> None:
-        limit = self.ctx.limits.max_offline_messages
+    async def store(
+        self,
+        to: JID,
+        stanza: etree._Element,
+        stamp: datetime,
+        origin: MessageOrigin | None = None,
+        limit: int | None = None,
+    ) -> int | None:
+        """Commit ``stanza`` for ``to``; its store id, or None for a re-send.
+        ``limit``: messages ``to`` may have waiting (default: the offline limit)."""
+        if limit is None:
+            limit = self.ctx.limits.max_offline_messages
         try:
-            await self.ctx.store.store_offline(to, to_bytes(stanza), stamp, limit)
+            return await self.ctx.store.store_offline(to, to_bytes(stanza), stamp, limit, origin)
+        except DuplicateMessage:
+            self.ctx.log.debug("a re-send (%s): acknowledged again, not delivered", origin)
+            return None
         except OfflineQueueFull:
             self.ctx.metrics.limit_hit("offline_queue")
             raise StanzaError(
@@ -160,7 +199,9 @@ class Messages:
 
     async def queue(self, args: Mapping[str, Any]) -> list[dict[str, str]]:
         """The admin channel's ``queue JID``: what waits in the store for an
-        account, oldest first (``limit``, default 100), without taking it."""
+        account, oldest first (``limit``, default 100), without taking it.
+        With durable delivery that includes what its sessions were handed and
+        have not yet acknowledged."""
         try:
             user = JID.user(str(args.get("jid", "")), self.ctx.domain).bare
         except InvalidJID as e:
@@ -170,115 +211,15 @@ class Messages:
         page = await self.ctx.store.fetch_offline(user, limit=int(args.get("limit", REPLAY_PAGE)))
         return [_queued(item.stanza, item.received) for item in page]
 
-    def hold(self, session: Session) -> None:
-        """Keep live messages for ``session`` back until its stored ones are
-        out. Called before the session is routable as available, so nothing
-        overtakes a stored message in the gap."""
-        self._held.setdefault(session, [])
-
-    def _behind(self, session: Session) -> bool:
-        if session in self._catching_up:
-            return True
-        if session in self._held or session.transport.backlog <= BEHIND_BYTES:
-            return False
-        self.ctx.log.info("%s: behind, its messages wait in the store", session.jid)
-        self._start_catch_up(session)
-        return True
-
-    def _start_catch_up(self, session: Session) -> None:
-        self._catching_up.add(session)
-        if self._replay_running(session.bare):
-            return  # the running replay reads the store to its end
-        self._spawn_replay(session, self._catch_up(session))
-
-    def _replay_running(self, bare: JID) -> bool:
-        running = self._replaying.get(bare)
-        return running is not None and not running.done()
-
-    def _spawn_replay(self, session: Session, replay: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(replay)
-        self._replaying[session.bare] = task
-        task.add_done_callback(lambda done: self._forget(session.bare, done))
-
-    def _forget(self, bare: JID, task: asyncio.Task[None]) -> None:
-        if self._replaying.get(bare) is task:
-            del self._replaying[bare]
-        # Another session of the account that fell behind meanwhile waited its turn.
-        waiting = next((s for s in self._catching_up if s.bare == bare), None)
-        if waiting is not None:
-            self._catching_up.discard(waiting)
-            self._start_catch_up(waiting)
-
-    async def _initial_catch_up(self, session: Session) -> None:
-        """Start the login replay beside the session's reading loop: a client
-        that acknowledges what it reads (native receipts, XEP-0198) must be
-        read while the replay waits for it. Live messages stay held until
-        the replay is done, so the order holds."""
-        if self._replay_running(session.bare):
-            # Another session of the account is taking what is stored: this one
-            # starts with what comes next (XEP-0160 gives stored messages once).
-            self._release(session)
-            return
-        self._spawn_replay(session, self._replay_then_release(session))
+    def _opening(self, session: Session) -> None:
+        self.inboxes.open(session, replay=True)
 
     async def replayed(self, account: JID) -> None:
-        """Wait until the replay running for ``account`` (if any) is over."""
-        running = self._replaying.get(account.bare)
-        if running is not None:
-            await asyncio.wait({running})
-
-    async def _replay_then_release(self, session: Session) -> None:
-        try:
-            await self._catch_up(session)
-        except Exception:
-            self.ctx.log.exception("%s: replay failed; the rest stays stored", session.jid)
-        finally:
-            self._release(session)
-
-    def _release(self, session: Session) -> None:
-        for stanza, stamp in self._held.pop(session, []):
-            self.ctx.deliver(session, stanza, stamp)
-
-    async def _catch_up(self, session: Session) -> None:
-        """Hand ``session`` what waits in the store, oldest first, a page at a
-        time: each page goes out, then the client must take it (the transport
-        drains), then it is deleted. A connection lost mid-way leaves the
-        rest stored for the next login."""
-        store = self.ctx.store
-        bare = session.bare
-        after, delivered, offline = 0, 0, 0
-        started = datetime.now(UTC)
-        try:
-            if not await self._taken(session):  # what was written before it fell behind
-                return
-            while page := await store.fetch_offline(bare, after_id=after, limit=REPLAY_PAGE):
-                for item in page:
-                    self.ctx.deliver(session, from_bytes(item.stanza), item.received, delayed=True)
-                if not await self._taken(session):
-                    return  # gone: this page and the rest stay stored
-                after = page[-1].id
-                await store.delete_offline(bare, after)
-                delivered += len(page)
-                offline += sum(1 for item in page if item.received < started)
-        finally:
-            self._catching_up.discard(session)
-            if offline:  # XEP-0160: what waited while the user was away
-                self.ctx.log.info("%s: delivered %d offline message(s)", session.jid, offline)
-            if delivered > offline:
-                self.ctx.log.debug("%s: caught up on %d message(s)", session.jid, delivered - offline)
-
-    async def _taken(self, session: Session) -> bool:
-        """Wait until the client has read what was written; one that reads
-        nothing for ``limits.stuck_timeout`` seconds is disconnected."""
-        try:
-            return await asyncio.wait_for(session.transport.drained(), self.ctx.limits.stuck_timeout)
-        except TimeoutError:
-            session.close(StreamError(StreamCondition.CONNECTION_TIMEOUT, "not reading"))
-            return False
+        """Wait until the inboxes of ``account`` (bare: all its sessions) are idle."""
+        await self.inboxes.idle(account)
 
     async def _ended(self, session: Session) -> None:
-        self._catching_up.discard(session)
-        self._held.pop(session, None)
+        await self.inboxes.close(session)
 
 
 def _queued(stanza: bytes, received: datetime) -> dict[str, str]:

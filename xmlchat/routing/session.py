@@ -56,8 +56,15 @@ class SessionTransport(Protocol):
         """Bytes written and not yet handed to the network (as of the last write)."""
 
     async def drained(self) -> bool:
-        """Wait until what was written has left for the network (flow control
-        for a replay); False when the connection is gone."""
+        """Wait until the client has taken what was written (flow control for a
+        replay, and when a stored message may be deleted); False when the
+        connection is gone first."""
+
+    @property
+    def acknowledges(self) -> bool:
+        """Whether the client acknowledges what it receives (native receipts,
+        XEP-0198), so that :meth:`drained` means "the client has it", not
+        "the kernel has it"."""
 
 
 class Session:

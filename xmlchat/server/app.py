@@ -1,10 +1,8 @@
 """The composition root: Config -> Storage -> Hub and modules -> Listeners.
 
-The server owns the listeners, the connections and the timers; what a
-connection needs it gets as a :class:`ConnectionContext`, what a module needs
-as a :class:`~xmlchat.routing.api.ModuleContext` (:mod:`xmlchat.server.modules`).
-There is no global state.
-"""
+The server owns the listeners, connections and timers; a connection gets what it needs as a
+:class:`ConnectionContext`, a module as a :class:`~xmlchat.routing.api.ModuleContext`
+(:mod:`xmlchat.server.modules`). No global state."""
 
 from __future__ import annotations
 
@@ -40,6 +38,7 @@ from xmlchat.server.http.app import HttpFrontEnd, HttpSide
 from xmlchat.server.modules import ModuleFactory, build_hub
 from xmlchat.server.native import NativeConnection
 from xmlchat.server.peers import PeerLimit
+from xmlchat.server.resumption import Resumptions
 from xmlchat.server.transport import StreamTransport
 from xmlchat.server.xmpp import XmppConnection
 from xmlchat.storage import SqliteStorage, Storage
@@ -99,8 +98,8 @@ class Server:
         self._tls_context: ssl.SSLContext | None = None
         self.certificate: Path | None = None  # what clients must trust (printed at start)
         self._channel_binding: dict[str, bytes] | None = None
-        # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
-        self._scram_secret = secrets.token_bytes(32)
+        self._scram_secret = secrets.token_bytes(32)  # stable fake salts (RFC 5802 §5.1)
+        self._resumptions: Resumptions[Any] = Resumptions(config.delivery.resume_timeout)  # all listeners
         self._data_lock: DataDirLock | None = None  # held while serving (Server.open)
         limits = config.limits
         # docs/security.md: who may connect, guessing passwords, per-IP rates.
@@ -117,7 +116,8 @@ class Server:
         lock = DataDirLock(config.data_path)
         lock.acquire()  # before the database: a second server must not touch it
         try:
-            storage = await SqliteStorage.open(config.database_path, config.storage.scram_iterations)
+            st = config.storage
+            storage = await SqliteStorage.open(config.database_path, st.scram_iterations, st.synchronous)
         except BaseException:
             lock.release()
             raise
@@ -146,6 +146,7 @@ class Server:
             tls_context=self._tls_context if tls else None,
             channel_binding=self._channel_binding if tls else None,
             scram_secret=self._scram_secret,
+            resumptions=self._resumptions if self.config.delivery.resume_timeout > 0 else None,
             login_guard=self.defences.login_guard,
             addresses=self.defences.addresses,
         )

@@ -15,7 +15,7 @@ import logging
 import secrets
 import ssl
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from lxml import etree
 
@@ -28,6 +28,7 @@ from xmlchat.routing.hub import Hub
 from xmlchat.routing.session import Session
 from xmlchat.server.admission import Pending
 from xmlchat.server.login_guard import LoginGuard
+from xmlchat.server.resumption import Resumptions
 from xmlchat.server.throttle import AddressBuckets, Pause, Throttle
 from xmlchat.server.transport import Transport
 from xmlchat.stanza import to_bytes
@@ -56,6 +57,8 @@ class ConnectionContext:
     channel_binding: dict[str, bytes] | None = None
     # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
     scram_secret: bytes = b""
+    # XEP-0198 §5: XMPP sessions a client may resume (None: resumption off).
+    resumptions: Resumptions[Any] | None = None
     # Brute-force protection, and the per-IP rate buckets (docs/security.md).
     login_guard: LoginGuard | None = None
     addresses: AddressBuckets | None = None
@@ -308,6 +311,12 @@ class Connection(abc.ABC, Generic[EventT]):
             self.transport.write(self._pending)
         self._pending = []
         self._pending_size = 0
+
+    @property
+    def acknowledges(self) -> bool:
+        """Whether the client acknowledges what it receives (a front end that
+        can, with native receipts or XEP-0198, says so)."""
+        return False
 
     async def drained(self) -> bool:
         """Hand everything queued to the transport and wait until its buffer is

@@ -62,7 +62,7 @@ def build_hub(
 
     book = RosterBook(stored("roster"))
     subscriptions = Subscriptions(stored("subscriptions"), book)
-    messages = Messages(stored("messages"))
+    messages = Messages(stored("messages"), config.delivery)
     vcards, pep, private = VCards(stored("vcard")), Pep(stored("pep")), PrivateStorage(stored("private"))
     modules: list[Module] = [
         messages,

@@ -25,7 +25,7 @@ from xmlchat.protocol import native
 from xmlchat.routing.session import NATIVE_CLIENT, Session
 from xmlchat.server.connection import Connection
 from xmlchat.server.native_history import history_page
-from xmlchat.server.native_receipts import Receipts
+from xmlchat.server.native_receipts import Receipts, resume_resource, resume_token
 from xmlchat.stanza import BODY, body_text, kind, make, new_id
 from xmlchat.xml.stream import StreamLimits
 
@@ -125,6 +125,10 @@ class NativeConnection(Connection[native.Event]):
         if not seen:
             del self._visible[full.bare]
 
+    @property
+    def acknowledges(self) -> bool:
+        return self._receipts is not None
+
     async def drained(self) -> bool:
         """For a receipts session: also wait until the client confirmed every
         message written so far, so stored messages leave the store only once
@@ -134,6 +138,8 @@ class NativeConnection(Connection[native.Event]):
         if receipts is None:
             return await super().drained()
         written = receipts.sent  # later messages are the next call's business
+        if receipts.confirmed >= written:
+            return True  # the client has them all, even if the connection is gone since
         return await super().drained() and await receipts.until_confirmed(written)
 
     def send_keepalive(self) -> None:
@@ -205,10 +211,12 @@ class NativeConnection(Connection[native.Event]):
             return self._login_failed(event.user)
         if guard is not None:
             guard.succeeded(self.ip, account)
-        resource = event.resource or f"native-{new_id()[:8]}"
+        resumed = resume_resource(self.ctx.scram_secret, user, event.resume) if event.receipts else None
+        resource = resumed or event.resource or f"native-{new_id()[:8]}"
         self._jid = user.with_resource(resource)
         self._bare = str(user)
-        released = self.core.logged_in(str(self._jid))
+        token = resume_token(self.ctx.scram_secret, self._jid) if event.receipts else None
+        released = self.core.logged_in(str(self._jid), token)
         if event.receipts:
             self._receipts = Receipts()
         self.flush()

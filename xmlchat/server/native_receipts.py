@@ -10,6 +10,10 @@ page leaves the store only when the client has it, not when the kernel has it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+
+from xmlchat.jid import JID, InvalidJID
 
 
 class Receipts:
@@ -50,3 +54,33 @@ class Receipts:
     def _wake(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+
+# ---- resume tokens (docs/native-protocol.md, "Receipts")
+#
+# A receipts session's <login-ok> carries a token naming its resource, signed
+# with the server's secret. A client that logs in again with it gets the same
+# resource: a session the server still holds for it (its connection not yet
+# seen to be dead) is replaced (RFC 6120 §7.7.2.2), so the new one gets, from
+# the store, everything the old one had not confirmed. Nothing is kept per
+# token: a token from before a restart, or forged, is ignored.
+
+
+def resume_token(secret: bytes, jid: JID) -> str:
+    return f"{jid.resource}~{_signature(secret, jid)}"
+
+
+def resume_resource(secret: bytes, user: JID, token: str | None) -> str | None:
+    """The resource ``token`` names if it is ``user``'s and ours, else None."""
+    if not token or "~" not in token:
+        return None
+    resource, _, signature = token.rpartition("~")
+    try:
+        jid = user.with_resource(resource)
+    except InvalidJID:
+        return None
+    return resource if hmac.compare_digest(signature, _signature(secret, jid)) else None
+
+
+def _signature(secret: bytes, jid: JID) -> str:
+    return hmac.new(secret, str(jid).encode(), hashlib.sha256).hexdigest()[:32]

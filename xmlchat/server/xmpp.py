@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections import deque
 from copy import deepcopy
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ from xmlchat.jid import JID, InvalidJID
 from xmlchat.protocol import caps, xmpp
 from xmlchat.protocol.sasl import SaslCondition
 from xmlchat.protocol.xmpp.framing import MESSAGES, TCP
-from xmlchat.protocol.xmpp.sm import covers
+from xmlchat.protocol.xmpp.sm import MODULUS, Resumable, covers
 from xmlchat.routing.session import XMPP_CLIENT, Session
 from xmlchat.server.connection import Connection
 from xmlchat.stanza import DELAY_NS, kind, make, new_id
@@ -55,6 +56,14 @@ class XmppConnection(Connection[xmpp.Event]):
         # waiting in drained() for an <a/> must not stop the <a/> being read.
         self._inbox: asyncio.Queue[xmpp.Event | None] | None = None
         self._worker: asyncio.Task[None] | None = None
+        # XEP-0198 §5, with resumption: the stanzas the client has not
+        # acknowledged, oldest first, to send again on a resumed stream.
+        self._resume_id: str | None = None
+        self._unacked: deque[etree._Element] | None = None
+        self._detached = False  # lost, waiting to be resumed (the session lives on)
+        self._taken_over = False  # resumed by another connection: not ours any more
+        self._ended_on_purpose = False  # by the client (</stream>) or by the server
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def authenticated(self) -> bool:
@@ -84,8 +93,22 @@ class XmppConnection(Connection[xmpp.Event]):
                 stamp=stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
                 attrib={"from": self.session.jid.domain},
             )
+        self._send(stanza)
+
+    def _send(self, stanza: etree._Element) -> None:
+        if self._unacked is not None:
+            self._unacked.append(stanza)
+        if self._detached:
+            return  # queued for the resumption
         self.core.send_stanza(stanza)
         self.flush()
+
+    def close(self, error: StreamError) -> None:
+        self._ended_on_purpose = True  # conflict, shutdown, a stuck client: no resumption
+        if self._detached:
+            self._resume_end()
+            return
+        super().close(error)
 
     def reply_error(self, stanza: etree._Element, error: StanzaError) -> None:
         self.metrics.error(self.protocol, error)
@@ -104,39 +127,56 @@ class XmppConnection(Connection[xmpp.Event]):
             self.transport.keepalive()
         self.flush()
 
+    @property
+    def acknowledges(self) -> bool:
+        return self.core.sm is not None
+
     async def drained(self) -> bool:
+        if self._detached:
+            return False  # nothing is read now; a resumed stream sends it again
+        return await self._drained()
+
+    async def _drained(self) -> bool:
         """With XEP-0198, "taken" means acknowledged: ask with ``<r/>`` and wait
         until the client's h covers every stanza written so far (§4)."""
         sm = self.core.sm
         if sm is None:
             return await super().drained()
         target = sm.sent
-        if not covers(sm.acked, target):
-            sm.request()  # after the stanzas it must cover, so its <a/> does
-            self.flush()
+        if covers(sm.acked, target):
+            return True  # the client has them all, even if the connection is gone since
+        sm.request()  # after the stanzas it must cover, so its <a/> does
+        self.flush()
         self.flush_now()
         while not covers(sm.acked, target):
             if self.closing or self.transport.is_closing():
                 return False
             self._acked.clear()
             await self._acked.wait()
-        return not self.closing
+        return True
 
     # ---- input
 
     async def handle(self, event: xmpp.Event) -> list[xmpp.Event]:
         match event:
-            case xmpp.StreamManagementEnabled():
-                self.log.info("stream management enabled")
-                self._inbox = asyncio.Queue()
-                self._worker = asyncio.create_task(self._work(self._inbox), name=f"{self.id}-inbox")
+            case xmpp.StreamManagementEnabled(resume_id):
+                self.log.info("stream management enabled%s", " (resumable)" if resume_id else "")
+                if resume_id is not None and self.ctx.resumptions is not None:
+                    self._resume_id, self._unacked = resume_id, deque()
+                    self.ctx.resumptions.register(resume_id, self)
+                self._start_worker()
             case xmpp.Acknowledged(_):
+                self._trim_unacked()
                 self._acked.set()
             case xmpp.StanzaIn() | xmpp.ClientStateChanged() if self._inbox is not None:
                 self._inbox.put_nowait(event)
             case _:
                 return await self._perform(event)
         return []
+
+    def _start_worker(self) -> None:
+        self._inbox = asyncio.Queue()
+        self._worker = asyncio.create_task(self._work(self._inbox), name=f"{self.id}-inbox")
 
     async def _work(self, inbox: asyncio.Queue[xmpp.Event | None]) -> None:
         """The client's stanzas, in order, once stream management is on."""
@@ -149,6 +189,10 @@ class XmppConnection(Connection[xmpp.Event]):
                 self.log.exception("internal error")
                 self.close(StreamError(StreamCondition.INTERNAL_SERVER_ERROR))
                 return
+            sm = self.core.sm
+            if isinstance(event, xmpp.StanzaIn) and sm is not None:
+                sm.stanza_handled()  # handled (a message: stored): h may count it now
+                self.flush()
 
     async def _perform(self, event: xmpp.Event) -> list[xmpp.Event]:
         accounts = self.ctx.accounts
@@ -189,11 +233,15 @@ class XmppConnection(Connection[xmpp.Event]):
                 return await self._bind(resource)
             case xmpp.StartTls():
                 return await self._start_tls()
+            case xmpp.ResumeRequested(previd, h):
+                return self._resume(previd, h)
             case xmpp.Closed(peer_error):
+                self._ended_on_purpose = True
                 self.log.info("stream closed by peer%s", f" ({peer_error})" if peer_error else "")
                 self.flush()
                 self.close_after_flush()
             case xmpp.StreamFailed(error):
+                self._ended_on_purpose = True
                 if error.condition is StreamCondition.POLICY_VIOLATION and self._auth_failures:
                     self.metrics.limit_hit("login_attempts")  # the core's limit on SASL failures
                 self.metrics.error(self.protocol, error)
@@ -214,6 +262,70 @@ class XmppConnection(Connection[xmpp.Event]):
             self.metrics.limit_hit("login_backoff")
             return self.core.auth_failed(SaslCondition.TEMPORARY_AUTH_FAILURE, e.text)
         return None
+
+    # ---- XEP-0198 §5 resumption (see resumption.py)
+
+    def _trim_unacked(self) -> None:
+        """Forget what the client's h now covers: the queue keeps sent - acked."""
+        sm, unacked = self.core.sm, self._unacked
+        if sm is None or unacked is None:
+            return
+        keep = (sm.sent - sm.acked) % MODULUS
+        while len(unacked) > keep:
+            unacked.popleft()
+
+    def _resume(self, previd: str, h: int) -> list[xmpp.Event]:
+        """Take over the session ``previd`` names, if it is this user's."""
+        registry = self.ctx.resumptions
+        old = registry.find(previd) if registry is not None else None
+        old_sm = old.core.sm if old is not None else None
+        if old is None or old is self or old.session is None or old_sm is None or registry is None:
+            self.log.info("resumption of an unknown session refused")
+            return self.core.resumed(None, previd)
+        if old.session.bare != self.core.user:
+            self.log.warning("resumption of another user's session refused")
+            return self.core.resumed(None, previd)
+        registry.claim(previd)
+        session = old.session
+        events = self.core.resumed(Resumable(session.jid, old_sm.handled), previd)
+        old.hand_over()
+        # The session's messages come here from now on (a module holds the Session).
+        self.session, session.transport, session.write = session, self, self.write
+        self._resume_id, self._unacked = previd, deque()
+        registry.register(previd, self)
+        self._start_worker()
+        # §5: what the client had not handled, then what waited while detached.
+        pending = old._unacked or deque()
+        for _ in range(min(len(pending), (h - old_sm.acked) % MODULUS)):
+            pending.popleft()
+        self.log.info("resumed %s; sending %d unacknowledged stanza(s) again", session.jid, len(pending))
+        for stanza in pending:
+            self._send(stanza)
+        return events
+
+    def hand_over(self) -> None:
+        """Another connection resumed this one's session: stop, without ending it."""
+        self._taken_over = True
+        self._detached = False
+        if not self.closing:  # not yet seen to be lost (a half-open TCP connection)
+            self.closing = True
+            self.transport.abort()
+
+    async def _expire(self) -> None:
+        """Not resumed in time: the session ends (its unacknowledged messages
+        stay stored, for the next login)."""
+        if self._detached and self.session is not None:
+            self._detached = False
+            self.log.info("resumption of %s timed out; session ended", self.session.jid)
+            await self.ctx.hub.close_session(self.session)
+
+    def _resume_end(self) -> None:
+        """A detached session ended early (replaced, or the server stops)."""
+        if self._resume_id is not None and self.ctx.resumptions is not None:
+            self.ctx.resumptions.forget(self._resume_id)
+        task = asyncio.ensure_future(self._expire())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _start_tls(self) -> list[xmpp.Event]:
         context = self.ctx.tls_context
@@ -248,8 +360,16 @@ class XmppConnection(Connection[xmpp.Event]):
             # What the client sent before it went still reaches the hub, as without SM.
             self._inbox.put_nowait(None)
             await self._worker
-        if self.session is not None:
-            await self.ctx.hub.close_session(self.session)
+        if self.session is None or self._taken_over:
+            return
+        registry = self.ctx.resumptions
+        if self._resume_id is not None and registry is not None and not self._ended_on_purpose:
+            # XEP-0198 §5: lost, not ended: the session waits to be resumed.
+            self._detached = True
+            self.log.info("detached; resumable for %g s", registry.timeout)
+            registry.detached(self._resume_id, self._expire)
+            return
+        await self.ctx.hub.close_session(self.session)
 
 
 def _stream_features(declared: list[tuple[str, str]], server_caps: caps.Caps) -> list[etree._Element]:

@@ -19,7 +19,6 @@ from xmlchat.jid import JID
 from xmlchat.storage.base import (
     DeleteRosterItem,
     NoSuchUser,
-    OfflineMessage,
     PutRosterItem,
     RosterChange,
     RosterItem,
@@ -40,17 +39,23 @@ USER_TABLES: Final = (
 # Another process (``xmlchat adduser`` beside a running server) may hold the write lock.
 BUSY_TIMEOUT_MS: Final = 5000
 
+# storage.synchronous: the PRAGMA each setting means (a fixed table, never user text in SQL).
+SYNCHRONOUS: Final = {"normal": "NORMAL", "full": "FULL"}
 
-def connect(path: Path) -> sqlite3.Connection:
+
+def connect(path: Path, synchronous: str = "normal") -> sqlite3.Connection:
+    """Open and migrate. ``synchronous``: "normal" (WAL: durable at each
+    checkpoint, so a killed process loses nothing but a power cut may lose the
+    last commits) or "full" (each commit reaches the disk before it returns)."""
+    if synchronous not in SYNCHRONOUS:
+        raise ValueError(f"synchronous must be one of {sorted(SYNCHRONOUS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: autocommit; we issue BEGIN/COMMIT ourselves.
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
-        # Durable at each checkpoint, not each commit: a power cut may lose the
-        # last transactions but never corrupts the database.
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS[synchronous]}")
         conn.execute("PRAGMA foreign_keys = ON")
         version = migrate(conn)
     except BaseException:
@@ -138,54 +143,8 @@ def get_scram(conn: sqlite3.Connection, jid: str, mechanism: str) -> ScramCreden
     return None if row is None else ScramCredentials(mechanism, *row)
 
 
-# One message for the offline queue: (jid, stanza, received, limit).
-OfflineWrite = tuple[str, bytes, str, int]
-
-
-def store_offline_batch(conn: sqlite3.Connection, writes: list[OfflineWrite]) -> list[int | None]:
-    """Group commit: the messages of one event-loop turn in one transaction.
-    Each gets its id, or None where its recipient's queue is full (the limit
-    counts the batch's own earlier writes)."""
-    ids: list[int | None] = []
-    queued: dict[str, int] = {}
-    with transaction(conn):
-        for jid, stanza, received, limit in writes:
-            if jid not in queued:
-                queued[jid] = count_offline(conn, jid)
-            if queued[jid] >= limit:
-                ids.append(None)
-                continue
-            cur = conn.execute(
-                "INSERT INTO offline (jid, stanza, received) VALUES (?, ?, ?)", (jid, stanza, received)
-            )
-            queued[jid] += 1
-            ids.append(cur.lastrowid)
-    return ids
-
-
-def fetch_offline(conn: sqlite3.Connection, jid: str, after_id: int, limit: int) -> list[OfflineMessage]:
-    """``limit`` -1: all (SQLite's LIMIT -1)."""
-    rows = conn.execute(
-        "SELECT id, stanza, received FROM offline WHERE jid = ? AND id > ? ORDER BY id LIMIT ?",
-        (jid, after_id, limit),
-    )
-    return [OfflineMessage(i, s, datetime.fromisoformat(r)) for i, s, r in rows]
-
-
-def delete_offline(conn: sqlite3.Connection, jid: str, up_to_id: int) -> None:
-    conn.execute("DELETE FROM offline WHERE jid = ? AND id <= ?", (jid, up_to_id))
-
-
 def count_users(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM users").fetchone()[0])
-
-
-def count_offline(conn: sqlite3.Connection, jid: str | None) -> int:
-    if jid is None:
-        row = conn.execute("SELECT count(*) FROM offline").fetchone()
-    else:
-        row = conn.execute("SELECT count(*) FROM offline WHERE jid = ?", (jid,)).fetchone()
-    return int(row[0])
 
 
 _ROSTER_COLUMNS: Final = "contact, name, subscription, ask, approved, groups"

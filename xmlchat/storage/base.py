@@ -32,6 +32,11 @@ class OfflineQueueFull(Exception):
     """store_offline(): the user already has ``limit`` messages waiting (XEP-0160 §3)."""
 
 
+class DuplicateMessage(Exception):
+    """store_offline(): the sender already sent a message with this id within
+    the dedupe window; nothing was stored (the first copy stands)."""
+
+
 class BlocklistFull(Exception):
     """block(): the new items would take the blocklist past ``limit``; none were added.
 
@@ -118,6 +123,22 @@ class OfflineMessage:
     id: int
     stanza: bytes  # serialized XML, opaque to storage
     received: datetime  # UTC, timezone-aware
+
+
+# store_offline's limit meaning none: the queue of a user online, which holds
+# what their sessions have not yet acknowledged.
+UNLIMITED: Final = 2**62
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOrigin:
+    """Who sent a message, under which id: a second message with the same
+    ``sender`` and ``id`` within ``window`` seconds of the first is a re-send
+    (a client that never saw its acknowledgement), stored once."""
+
+    sender: str
+    id: str
+    window: float
 
 
 def require_user_address(jid: JID) -> JID:

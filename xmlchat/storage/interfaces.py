@@ -22,6 +22,7 @@ from xmlchat.storage.base import (
     ArchivePage,
     ArchivePrefs,
     ArchiveQuery,
+    MessageOrigin,
     OfflineMessage,
     PageRequest,
     RosterChange,
@@ -126,10 +127,23 @@ class RosterStore(Protocol):
 class OfflineStore(Protocol):
     """Messages kept for users who are offline (XEP-0160)."""
 
-    async def store_offline(self, to: JID, stanza: bytes, received: datetime, limit: int) -> int:
+    async def store_offline(
+        self,
+        to: JID,
+        stanza: bytes,
+        received: datetime,
+        limit: int,
+        origin: MessageOrigin | None = None,
+    ) -> int:
         """Queue ``stanza``; returns its id, larger than any id given before (ids
         are never reused). Raises :class:`OfflineQueueFull` if ``to`` already has
-        ``limit`` messages, ValueError if ``received`` is naive (kept as UTC)."""
+        ``limit`` messages, ValueError if ``received`` is naive (kept as UTC).
+
+        With ``origin``, the check and record of the sender's message id are in
+        the same transaction as the write: a second message with the same
+        (sender, id) within ``origin.window`` seconds raises
+        :class:`DuplicateMessage` and stores nothing, across restarts too.
+        Writes of one event-loop turn may share one commit (group commit)."""
         ...
 
     async def fetch_offline(
@@ -141,6 +155,11 @@ class OfflineStore(Protocol):
 
     async def delete_offline(self, to: JID, up_to_id: int) -> None:
         """Delete ``to``'s messages with ids <= ``up_to_id``, once they are delivered."""
+        ...
+
+    async def delete_offline_ids(self, to: JID, ids: Sequence[int]) -> None:
+        """Delete those of ``to``'s messages (each acknowledged by a client);
+        ids already gone are ignored."""
         ...
 
     async def count_offline(self, to: JID | None = None) -> int:

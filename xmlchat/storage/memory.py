@@ -10,6 +10,7 @@ count.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from xmlchat.storage.base import (
     ArchiveQuery,
     BlocklistFull,
     DeleteRosterItem,
+    DuplicateMessage,
+    MessageOrigin,
     NoSuchUser,
     OfflineMessage,
     OfflineQueueFull,
@@ -52,6 +55,8 @@ class _Tables:
     scram: dict[str, dict[str, ScramCredentials]] = field(default_factory=dict)
     offline: dict[str, list[OfflineMessage]] = field(default_factory=dict)
     last_offline_id: int = 0
+    # (sender, message id) -> when first stored (time.time()), for re-sends.
+    recent_ids: dict[tuple[str, str], float] = field(default_factory=dict)
     roster: dict[str, dict[str, RosterItem]] = field(default_factory=dict)
     roster_version: dict[str, int] = field(default_factory=dict)
     # dicts keep insertion order, and a repeated request keeps its place (as rowid does).
@@ -137,13 +142,27 @@ class MemoryStorage:
 
     # -- offline messages (XEP-0160) -----------------------------------------
 
-    async def store_offline(self, to: JID, stanza: bytes, received: datetime, limit: int) -> int:
+    async def store_offline(
+        self,
+        to: JID,
+        stanza: bytes,
+        received: datetime,
+        limit: int,
+        origin: MessageOrigin | None = None,
+    ) -> int:
         if received.tzinfo is None:
             raise ValueError("received must be timezone-aware")
         key = _key(to)
         queue = self._db.offline.setdefault(key, [])
+        now = time.time()
+        if origin is not None:
+            first = self._db.recent_ids.get((origin.sender, origin.id))
+            if first is not None and first >= now - origin.window:
+                raise DuplicateMessage(origin)
         if len(queue) >= limit:
             raise OfflineQueueFull(key)
+        if origin is not None:
+            self._db.recent_ids[(origin.sender, origin.id)] = now
         self._db.last_offline_id += 1
         message_id = self._db.last_offline_id
         queue.append(OfflineMessage(message_id, stanza, received.astimezone(UTC)))
@@ -158,6 +177,11 @@ class MemoryStorage:
     async def delete_offline(self, to: JID, up_to_id: int) -> None:
         queue = self._db.offline.get(_key(to), [])
         queue[:] = [m for m in queue if m.id > up_to_id]
+
+    async def delete_offline_ids(self, to: JID, ids: Sequence[int]) -> None:
+        gone = set(ids)
+        queue = self._db.offline.get(_key(to), [])
+        queue[:] = [m for m in queue if m.id not in gone]
 
     async def count_offline(self, to: JID | None = None) -> int:
         if to is None:

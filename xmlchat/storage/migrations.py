@@ -135,6 +135,16 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX pep_items_node ON pep_items (jid, node, seq);
     """,
+    # 5: the (sender, id) of recent messages, to store a client's re-send once.
+    """
+    CREATE TABLE recent_ids (
+        sender TEXT NOT NULL,               -- who sent it (docs/delivery.md, "Re-sends")
+        id     TEXT NOT NULL,               -- the sender's message id
+        at     REAL NOT NULL,               -- when it was first stored, seconds since the epoch
+        PRIMARY KEY (sender, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX recent_ids_at ON recent_ids (at);
+    """,
 )
 
 

@@ -23,15 +23,19 @@ from typing import Concatenate, ParamSpec, TypeVar
 from xmlchat.jid import JID
 from xmlchat.storage import _archive as aq
 from xmlchat.storage import _blocklist as bq
+from xmlchat.storage import _offline as oq
 from xmlchat.storage import _personal as pq
 from xmlchat.storage import _queries as q
 from xmlchat.storage import scram
+from xmlchat.storage._group_commit import GroupCommit
 from xmlchat.storage.base import (
     BLOCKLIST_LIMIT,
     SUBSCRIPTIONS,
     ArchivePage,
     ArchivePrefs,
     ArchiveQuery,
+    DuplicateMessage,
+    MessageOrigin,
     NoSuchUser,
     OfflineMessage,
     OfflineQueueFull,
@@ -74,17 +78,22 @@ class SqliteStorage:
         self._conn = conn
         self._iterations = scram_iterations
         self._closed = False
-        # Offline messages queued in this turn of the event loop (group commit).
-        self._offline_writes: list[tuple[q.OfflineWrite, asyncio.Future[int | None]]] = []
+        # Offline writes and deletes queued in this turn of the event loop (group commit).
+        self._offline = GroupCommit(executor, conn)
         self._decoy = scram.make_decoy(scram_iterations)
 
     @classmethod
-    async def open(cls, path: Path, scram_iterations: int = 4096) -> SqliteStorage:
-        """Open (creating the file and its parent directory) and migrate the database."""
+    async def open(
+        cls, path: Path, scram_iterations: int = 4096, synchronous: str = "normal"
+    ) -> SqliteStorage:
+        """Open (creating the file and its parent directory) and migrate the database.
+        ``synchronous``: "normal" survives a killed process, "full" a power cut too."""
         scram.require_iterations(scram_iterations)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xmlchat-sqlite")
         try:
-            conn = await asyncio.get_running_loop().run_in_executor(executor, q.connect, Path(path))
+            conn = await asyncio.get_running_loop().run_in_executor(
+                executor, q.connect, Path(path), synchronous
+            )
         except BaseException:
             executor.shutdown(wait=False)
             raise
@@ -94,7 +103,7 @@ class SqliteStorage:
         """Close the connection (checkpointing the WAL) and stop the worker thread."""
         if self._closed:
             return
-        self._commit_offline_writes()  # before the connection closes behind it
+        self._offline.flush()  # before the connection closes behind it
         try:
             await self._run(q.close)
         finally:
@@ -150,58 +159,53 @@ class SqliteStorage:
 
     # -- offline messages (XEP-0160) -----------------------------------------
 
-    async def store_offline(self, to: JID, stanza: bytes, received: datetime, limit: int) -> int:
-        """Queue ``stanza``; returns its id. Raises :class:`OfflineQueueFull`."""
+    async def store_offline(
+        self,
+        to: JID,
+        stanza: bytes,
+        received: datetime,
+        limit: int,
+        origin: MessageOrigin | None = None,
+    ) -> int:
+        """Queue ``stanza``; returns its id. Raises :class:`OfflineQueueFull`, or
+        :class:`DuplicateMessage` for a re-send of ``origin`` within its window."""
         if received.tzinfo is None:
             raise ValueError("received must be timezone-aware")
         when = received.astimezone(UTC).isoformat()
+        write = oq.OfflineWrite(_key(to), stanza, when, limit, origin)
         if self._closed:
             raise RuntimeError("storage is closed")
-        waiter: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._offline_writes.append(((_key(to), stanza, when, limit), waiter))
-        if len(self._offline_writes) == 1:
-            asyncio.get_running_loop().call_soon(self._commit_offline_writes)
-        message_id = await waiter
-        if message_id is None:
+        message_id = await self._offline.write(write)
+        if message_id == oq.QUEUE_FULL:
             raise OfflineQueueFull(str(to.bare))
+        if message_id == oq.DUPLICATE:
+            raise DuplicateMessage(origin)
         return message_id
 
-    def _commit_offline_writes(self) -> None:
-        """Group commit: what this turn of the event loop queued, in one
-        transaction (each caller still waits for the commit before it acks)."""
-        batch, self._offline_writes = self._offline_writes, []
-        if not batch:
-            return
-        writes = [write for write, _ in batch]
-        job = asyncio.get_running_loop().run_in_executor(
-            self._executor, partial(q.store_offline_batch, self._conn, writes)
-        )
-
-        def settle(done: asyncio.Future[list[int | None]]) -> None:
-            failure = done.exception()
-            for index, (_, waiter) in enumerate(batch):
-                if waiter.done():
-                    continue  # the caller stopped waiting; the write stands
-                if failure is not None:
-                    waiter.set_exception(failure)
-                else:
-                    waiter.set_result(done.result()[index])
-
-        job.add_done_callback(settle)
+    async def delete_offline_ids(self, to: JID, ids: Sequence[int]) -> None:
+        """Delete these of ``to``'s messages (the client acknowledged them); the
+        delete shares the next commit of writes (see _group_commit.py)."""
+        if self._closed:
+            raise RuntimeError("storage is closed")
+        if ids:
+            await self._offline.delete((_key(to), list(ids)))
 
     async def fetch_offline(
         self, to: JID, after_id: int = 0, limit: int | None = None
     ) -> list[OfflineMessage]:
         """Oldest first, ids > ``after_id``, at most ``limit``; nothing is deleted."""
-        return await self._run(q.fetch_offline, _key(to), after_id, -1 if limit is None else limit)
+        self._offline.flush()  # a delete queued before this read goes before it
+        return await self._run(oq.fetch_offline, _key(to), after_id, -1 if limit is None else limit)
 
     async def delete_offline(self, to: JID, up_to_id: int) -> None:
         """Delete ``to``'s messages with ids <= ``up_to_id``, once they are delivered."""
-        await self._run(q.delete_offline, _key(to), up_to_id)
+        self._offline.flush()
+        await self._run(oq.delete_offline, _key(to), up_to_id)
 
     async def count_offline(self, to: JID | None = None) -> int:
         """Messages waiting for ``to``, or for everyone when None."""
-        return await self._run(q.count_offline, None if to is None else _key(to))
+        self._offline.flush()
+        return await self._run(oq.count_offline, None if to is None else _key(to))
 
     # -- roster (RFC 6121 §2), versioned (§2.6) --------------------------------
 

@@ -220,7 +220,7 @@ class NativeServerStream:
                 )
             case "login":
                 return LoginRequested(
-                    get("user", ""), get("password", ""), get("resource"), "receipts" in fields
+                    get("user", ""), get("password", ""), get("resource"), "receipts" in fields, get("resume")
                 )
             case "received":
                 return ReceiptReceived(int(fields["seq"]))
@@ -264,12 +264,13 @@ class NativeServerStream:
         out, self._out = self._out, []
         return out
 
-    def logged_in(self, address: str) -> list[Event]:
-        """Answer :class:`LoginRequested`: accepted as ``address``."""
+    def logged_in(self, address: str, resume: str | None = None) -> list[Event]:
+        """Answer :class:`LoginRequested`: accepted as ``address``; ``resume``:
+        the token the client may present at its next login."""
         self.state = State.LOGGED_IN
         self.receipts = self._receipts_asked
         self._stream.limits = self._limits
-        self._out.append(element_xml("login-ok", [("address", address)]))
+        self._out.append(element_xml("login-ok", [("address", address), ("resume", resume)]))
         self._login_pending = False
         return self._drain()
 

@@ -21,6 +21,8 @@ class LoginRequested:
     # <receipts/>: the client acknowledges messages with <received> (send_message
     # then numbers them with <seq>); docs/native-protocol.md, "Receipts".
     receipts: bool = False
+    # <resume>: the token of an earlier login's <login-ok> (docs/native-protocol.md).
+    resume: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

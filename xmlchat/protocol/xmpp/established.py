@@ -74,6 +74,8 @@ class Established:
         element.set("from", str(link.jid))
         if element.get(XML_LANG) is None:
             element.set(XML_LANG, link.client_lang or link.settings.lang)  # §4.7.4
+        if self._sm is not None and self._sm.enabled:
+            self._sm.stanza_passed_on()  # counted by h once the server has handled it
         return [StanzaIn(element, to)]
 
 

@@ -111,7 +111,20 @@ class ClientStateChanged:
 @dataclass(frozen=True, slots=True)
 class StreamManagementEnabled:
     """XEP-0198 §3: the bound client enabled stream management; ``<enabled/>`` is
-    queued. From here on, the stanzas each side handled are counted (§4)."""
+    queued. From here on, the stanzas each side handled are counted (§4).
+    ``resume_id``: the id a later stream may resume this session with (§5)."""
+
+    resume_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRequested:
+    """XEP-0198 §5: instead of binding, the client asks to resume session
+    ``previd``, having handled ``h`` of the stanzas sent to it. A request:
+    answer with ``C2SStream.resumed`` (the session, or None for ``<failed/>``)."""
+
+    previd: str
+    h: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +163,7 @@ Event = (
     | NonzaIn
     | ClientStateChanged
     | StreamManagementEnabled
+    | ResumeRequested
     | Acknowledged
     | Closed
     | StreamFailed

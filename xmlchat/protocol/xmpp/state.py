@@ -18,7 +18,7 @@ class State(Enum):
     AUTHENTICATING = auto()  # a SASL exchange is running
     AUTHENTICATED = auto()  # <success/> queued; waiting for the restarted stream's header
     UNBOUND = auto()  # authenticated stream open; bind (and legacy session) only
-    BINDING = auto()  # BindRequest out; waiting for bound() / bind_failed()
+    BINDING = auto()  # BindRequest or ResumeRequested out; waiting for the server's answer
     BOUND = auto()  # stanzas flow
     CLOSING = auto()  # we sent </stream:stream>; waiting for the peer's
     CLOSED = auto()  # done: write what is queued, close the connection
@@ -34,6 +34,9 @@ class _Input(Enum):
     BIND_REQUESTED = auto()
     BIND_SUCCEEDED = auto()
     BIND_FAILED = auto()
+    RESUME_REQUESTED = auto()  # XEP-0198 §5: instead of bind
+    RESUMED = auto()
+    RESUME_FAILED = auto()
     CLOSE_SENT = auto()
     FINISHED = auto()
 
@@ -61,6 +64,9 @@ TRANSITIONS: Final[Mapping[tuple[State, _Input], State]] = {
     (State.UNBOUND, _Input.BIND_REQUESTED): State.BINDING,
     (State.BINDING, _Input.BIND_SUCCEEDED): State.BOUND,
     (State.BINDING, _Input.BIND_FAILED): State.UNBOUND,
+    (State.UNBOUND, _Input.RESUME_REQUESTED): State.BINDING,
+    (State.BINDING, _Input.RESUMED): State.BOUND,
+    (State.BINDING, _Input.RESUME_FAILED): State.UNBOUND,
     **{(s, _Input.CLOSE_SENT): State.CLOSING for s in _OPEN_STATES},
     **{(s, _Input.FINISHED): State.CLOSED for s in (*_OPEN_STATES, State.CLOSING)},
 }

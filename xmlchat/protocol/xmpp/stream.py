@@ -1,9 +1,9 @@
 """The c2s stream core: :class:`C2SStream`, its public face and input loop.
 
-The pieces it composes share one :class:`~.link.Link` (state, queues, parser,
-headers, ending): :mod:`.negotiation` with :mod:`.auth` (SASL) and
-:mod:`.binding` (bind, session); :mod:`.established` (the bound stream's
-stanza checks). :mod:`.state` holds every transition; :mod:`.wire`, small wire helpers.
+Its pieces share one :class:`~.link.Link` (state, queues, parser, headers, ending):
+:mod:`.negotiation` with :mod:`.auth` (SASL), :mod:`.binding` (bind, session) and
+:mod:`.sm`; :mod:`.established` (the bound stream's stanza checks). :mod:`.state`
+holds every transition; :mod:`.wire`, small wire helpers.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from xmlchat.protocol.xmpp.events import Event, LocalProtocolError
 from xmlchat.protocol.xmpp.framing import TCP, Framing, out_of_order
 from xmlchat.protocol.xmpp.link import C2SLimits, Link, Settings
 from xmlchat.protocol.xmpp.negotiation import Handler, Negotiation
-from xmlchat.protocol.xmpp.sm import StreamManagement
+from xmlchat.protocol.xmpp.sm import Resumable, StreamManagement
 from xmlchat.protocol.xmpp.state import State, _Input
 from xmlchat.protocol.xmpp.wire import XML_SPACE, data_before_restart, stream_error_condition
 from xmlchat.xml.stream import StanzaReceived, StreamClosed, StreamEvent, StreamOpened
@@ -37,10 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["C2SLimits", "C2SStream"]
 
 _DEFAULT_LIMITS: Final = C2SLimits()
-
-
-def _new_stream_id() -> str:  # RFC 6120 §4.7.3: unique and unpredictable
-    return str(uuid.uuid4())
 
 
 class C2SStream:
@@ -64,10 +60,10 @@ class C2SStream:
                     case StanzaIn(element, to): router.route(core.jid, element)
             writer.write(core.data_to_send()); await writer.drain()
 
-    **Requests and answers.** :class:`NeedCredentials`, :class:`NeedPasswordCheck`
-    and :class:`BindRequest` are requests: the core waits, holding any further
-    input unparsed, until you answer with exactly one of the matching methods
-    (``provide_credentials``/``auth_failed``, ``password_checked``/``auth_failed``,
+    **Requests and answers.** :class:`NeedCredentials`, :class:`NeedPasswordCheck`,
+    :class:`BindRequest` (and :class:`ResumeRequested`, answered by :meth:`resumed`) are
+    requests: the core waits, holding further input unparsed, until you answer with one of
+    the matching methods (``provide_credentials``/``auth_failed``, ``password_checked``/``auth_failed``,
     ``bound``/``bind_failed``). :class:`StartTls` is answered by
     :meth:`tls_started`. Each answering method returns the events that the held
     input then produces — handle them exactly like those of ``receive_data``.
@@ -76,15 +72,13 @@ class C2SStream:
     :meth:`send_stream_error` or the end of the stream is a no-op returning
     ``[]`` (the request died with the stream). Other events need no answer.
 
-    **TLS.** Pass ``tls_available`` when a certificate is configured;
-    ``tls_active`` for a direct-TLS port (XEP-0368), with its
-    ``channel_binding``. After :class:`StartTls`: write the queued
-    ``<proceed/>``, feed no more bytes, run the handshake, then call
-    ``tls_started(channel_binding)`` (RFC 5929/9266 type names such as
-    ``"tls-server-end-point"`` to their data, or None). If it fails, just close.
+    **TLS.** Pass ``tls_available`` when a certificate is configured; ``tls_active``
+    for a direct-TLS port (XEP-0368), with its ``channel_binding``. After
+    :class:`StartTls`: write the queued ``<proceed/>``, feed no more bytes, run the
+    handshake, then call ``tls_started(channel_binding)`` (RFC 5929/9266 type names
+    such as ``"tls-server-end-point"`` to their data, or None). If it fails, close.
 
-    **Receiving stanzas.** A :class:`StanzaIn` element is complete, detached,
-    checked; compare names in Clark notation (prefixes may be ``ns0:``).
+    **Receiving stanzas.** A :class:`StanzaIn` element is complete, detached, checked.
 
     **Sending.** :meth:`send_stanza` queues a stanza for the bound client (in
     ``jabber:client`` or no namespace; not modified, its tail ignored);
@@ -92,10 +86,10 @@ class C2SStream:
     ends the stream politely (state CLOSING: keep reading until :class:`Closed`,
     or close the connection after a grace period of a few seconds);
     :meth:`send_stream_error` ends it with an error (state CLOSED).
-    After the stream ended they drop the stanza: a disconnect needs no special case.
+    After the stream ended they silently drop the stanza (no race with a disconnect).
 
-    **Ending.** After :class:`Closed` or :class:`StreamFailed`, or in state
-    CLOSED, write what is queued and close; ``receive_data`` then ignores input.
+    **Ending.** After :class:`Closed` or :class:`StreamFailed`, or in state CLOSED, write
+    what is queued and close; input is then ignored. On EOF, just drop the core.
 
     **Stream management** (XEP-0198, :mod:`.sm`): the core answers ``<r/>``; :class:`Acknowledged`
     says the client's count moved (:attr:`sm`); ``sm.request()`` asks for one (every 20 stanzas).
@@ -114,13 +108,14 @@ class C2SStream:
         max_auth_failures: int = 3,
         mechanisms: Sequence[str] = sasl.ALL_MECHANISMS,
         lang: str = "en",
-        id_factory: Callable[[], str] = _new_stream_id,
+        id_factory: Callable[[], str] = lambda: str(uuid.uuid4()),
         scram_nonce_factory: Callable[[], str] | None = None,
         scram_secret: bytes | None = None,
         scram_fake_iterations: int = sasl.DEFAULT_FAKE_ITERATIONS,
         features: Sequence[etree._Element] = (),
         nonza_namespaces: Collection[str] = (),
         stream_management: bool = True,
+        resume_timeout: int = 0,
         framing: Framing = TCP,
     ) -> None:
         """
@@ -131,17 +126,16 @@ class C2SStream:
         ``mechanisms``: enabled SASL mechanisms, in order of preference.
         ``id_factory``: stream ids (one per header, RFC 6120 §4.7.3).
         ``scram_nonce_factory``: server nonces (tests); default scramp's random ones.
-        ``scram_secret``: a server-wide secret so fake salts for unknown users stay
-        stable across connections; default a random one per connection.
-        ``scram_fake_iterations``: iteration count shown for unknown users —
-        set it to the one real accounts use.
+        ``scram_secret``: a server-wide secret so fake salts for unknown users stay stable
+        across connections (default: random per connection); ``scram_fake_iterations``:
+        the iteration count shown for them (the one real accounts use).
         ``features``: extra post-authentication stream features (e.g. roster
         versioning, RFC 6121 §2.6), after bind and session.
         ``nonza_namespaces``: top-level element namespaces delivered as
         :class:`NonzaIn` once bound (for features like XEP-0352 CSI).
-        ``stream_management``: offer XEP-0198 acknowledgements (see :attr:`sm`).
-        ``framing``: :data:`~.framing.TCP`, or :data:`~.framing.MESSAGES` for a
-        message transport (RFC 7395 WebSocket, BOSH): see :meth:`frames_to_send`.
+        ``stream_management``: offer XEP-0198 (see :attr:`sm`); ``resume_timeout``: seconds a
+        lost session is resumable (0: not offered). ``framing``: :data:`~.framing.TCP`, or
+        :data:`~.framing.MESSAGES` for RFC 7395 WebSocket or BOSH (:meth:`frames_to_send`).
         """
         if not hosts:
             raise ValueError("at least one host is needed")
@@ -172,7 +166,7 @@ class C2SStream:
         self._link = link = Link(settings, encrypted=tls_active, channel_binding=channel_binding)
         self._auth = SaslExchange(link)
         self._binding = Binding(link)
-        self._sm = StreamManagement(link) if stream_management else None
+        self._sm = StreamManagement(link, resume_timeout) if stream_management else None
         self._negotiation = Negotiation(link, self._auth, self._binding, self._sm)
         established = Established(link, self._binding, self._sm)
         # Which stage takes a top-level element, by state; CLOSING ignores them:
@@ -214,6 +208,7 @@ class C2SStream:
             scram_fake_iterations=config.storage.scram_iterations,
             features=features,
             nonza_namespaces=nonza_namespaces,
+            resume_timeout=round(config.delivery.resume_timeout),
             framing=framing,
         )
 
@@ -285,11 +280,8 @@ class C2SStream:
         return self._run()
 
     def provide_credentials(self, credentials: ScramCredentialsLike | None) -> list[Event]:
-        """Answer :class:`NeedCredentials`: the stored SCRAM keys, or None for no such user.
-
-        Keys of another mechanism than the one asked for count as None. Unknown
-        users still get a challenge and fail after the proof (RFC 5802 §5.1).
-        """
+        """Answer :class:`NeedCredentials`: the stored SCRAM keys, or None for no such user
+        (or keys of another mechanism): it still gets a challenge, then fails (RFC 5802 §5.1)."""
         if self._link.ending():
             return []
         return self._auth.provide_credentials(credentials) + self._run()
@@ -315,6 +307,14 @@ class C2SStream:
         if self._link.ending():
             return []
         self._binding.bound(full_jid)
+        return self._run()
+
+    def resumed(self, session: Resumable | None, previd: str) -> list[Event]:
+        """Answer :class:`ResumeRequested`: the detached session, or None."""
+        if self._link.ending():
+            return []
+        assert self._sm is not None  # only it asks
+        self._sm.resumed(session, previd)
         return self._run()
 
     def bind_failed(self, error: StanzaError) -> list[Event]:

@@ -1,0 +1,93 @@
+"""Group commit for :class:`~xmlchat.storage.sqlite.SqliteStorage`'s offline queue.
+
+Every message is stored before its sender's ack (docs/delivery.md), so the
+writes of one turn of the event loop share one transaction on the store's
+worker thread, each caller waiting for the commit that holds its own write.
+Deletes (what clients acknowledged) wait on nobody's critical path: they join
+the next batch of writes, or go alone after :data:`DELETE_DELAY`. A read must
+not see what was deleted before it, so it calls :meth:`GroupCommit.flush`
+first (one worker thread: jobs run in the order queued).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Final, TypeVar
+
+from xmlchat.storage import _offline as oq
+
+# Seconds a delete waits for writes to share their transaction.
+DELETE_DELAY: Final = 0.005
+# Seconds between two sweeps of expired (sender, id) records: at every commit
+# it would cost an index walk per batch on the hot path.
+SWEEP_EVERY: Final = 60.0
+
+T = TypeVar("T")
+Delete = tuple[str, list[int]]  # (jid key, ids)
+
+
+class GroupCommit:
+    def __init__(self, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
+        self._executor, self._conn = executor, conn
+        self._writes: list[tuple[oq.OfflineWrite, asyncio.Future[int]]] = []
+        self._deletes: list[tuple[Delete, asyncio.Future[int]]] = []
+        self._soon = False  # a commit is scheduled for the end of this turn
+        self._later: asyncio.TimerHandle | None = None  # one for deletes alone
+        self._swept = float("-inf")  # when expired (sender, id) records were last forgotten
+
+    async def write(self, write: oq.OfflineWrite) -> int:
+        """The write's id, or :data:`~._offline.QUEUE_FULL` / :data:`~._offline.DUPLICATE`."""
+        return await self._queue(self._writes, write, 0.0)
+
+    async def delete(self, delete: Delete) -> None:
+        await self._queue(self._deletes, delete, DELETE_DELAY)
+
+    async def _queue(self, queue: list[tuple[T, asyncio.Future[int]]], item: T, delay: float) -> int:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[int] = loop.create_future()
+        queue.append((item, waiter))
+        if delay == 0.0 and not self._soon:
+            self._soon = True
+            loop.call_soon(self.flush)
+        elif self._later is None:
+            self._later = loop.call_later(delay, self.flush)
+        return await waiter
+
+    def flush(self) -> None:
+        """Queue what is pending as one transaction, now."""
+        self._soon = False
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
+        writes, self._writes = self._writes, []
+        deletes, self._deletes = self._deletes, []
+        if not writes and not deletes:
+            return
+        loop = asyncio.get_running_loop()
+        sweep = loop.time() - self._swept > SWEEP_EVERY and any(w.origin for w, _ in writes)
+        if sweep:
+            self._swept = loop.time()
+        batch = partial(oq.apply_batch, self._conn, [w for w, _ in writes], [d for d, _ in deletes], sweep)
+        job = loop.run_in_executor(self._executor, batch)
+
+        def settle(done: asyncio.Future[list[int]]) -> None:
+            failure = done.exception()
+            results = [] if failure is not None else done.result()
+            for index, (_, waiter) in enumerate(writes):
+                _resolve(waiter, failure, results[index] if failure is None else 0)
+            for _, waiter in deletes:
+                _resolve(waiter, failure, 0)
+
+        job.add_done_callback(settle)
+
+
+def _resolve(waiter: asyncio.Future[int], failure: BaseException | None, result: int) -> None:
+    if waiter.done():
+        return  # the caller stopped waiting; the write stands
+    if failure is not None:
+        waiter.set_exception(failure)
+    else:
+        waiter.set_result(result)
