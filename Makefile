@@ -5,12 +5,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test faults lint bench bench-durability bench-instructions bench-security compare screenshots clean
+.PHONY: serve test faults lint bench bench-durability bench-instructions bench-profile bench-memory bench-security compare screenshots clean
 
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,metrics,plots]'
+	$(BIN)/pip install --quiet -e '.[test,metrics,plots,speed]'
 	touch $@
 
 serve: $(BIN)/xmlchat
@@ -44,6 +44,18 @@ bench-durability: $(BIN)/xmlchat
 bench-instructions: $(BIN)/xmlchat
 	$(BIN)/python -m benchmarks.instructions
 	PROTOCOL=xmpp $(BIN)/python -m benchmarks.instructions
+
+# Where the time goes per message (docs/performance.md): pyinstrument flame graphs of the
+# bench-instructions scenario, native and XMPP, into docs/performance/ (a minute).
+bench-profile: $(BIN)/xmlchat
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.profile docs/performance
+	PROTOCOL=xmpp $(BIN)/python -m benchmarks.profile docs/performance
+
+# KiB of server memory per idle plaintext and TLS session and per pending TLS handshake,
+# (a minute or two; docs/performance.md).
+bench-memory: $(BIN)/xmlchat
+	$(BIN)/python -m benchmarks.session_memory
 
 # The figures of docs/security.md (a minute or two): memory per pending (TLS handshake,
 # pre-auth) connection, connect latency per listen backlog, SCRAM timing by outcome.

@@ -28,6 +28,9 @@ HEADLINE: dict[str, list[str]] = {
     "fanout": ["deliveries_per_s", "per_cpu_s", "broadcast_p50_ms", "broadcast_p99_ms",
                "delivery_p99_ms", "lost", "misordered", "server_cores", "loadgen_cores",
                "other_cores"],
+    "room_fanout": ["deliveries_per_s", "per_cpu_s", "broadcast_p50_ms", "broadcast_p99_ms",
+                    "delivery_p99_ms", "occupants", "lost", "misordered", "server_cores",
+                    "loadgen_cores", "other_cores"],
     "pingpong": ["rtt_p50_ms", "rtt_p99_ms", "rtt_max_ms", "lost", "misordered"],
 }
 

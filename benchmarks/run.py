@@ -20,13 +20,13 @@ from typing import Any
 
 from benchmarks import procstat, report
 from benchmarks.loadgen import LoadGen
-from benchmarks.scenarios import FULL, QUICK, SCENARIOS, Context, Sizes
+from benchmarks.scenarios import FULL, NEEDS_ROOMS, QUICK, SCENARIOS, Context, Sizes
 from benchmarks.servers import Server, server_class
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    p.add_argument("--servers", default="prosody,ejabberd,xmlchat",
+    p.add_argument("--servers", default="prosody,ejabberd,xmlchat,xmlchat:native,relay",
                    help="comma-separated NAME[:DRIVER]; drivers: xmpp (default), native "
                         "(e.g. xmlchat:native). Default: %(default)s")
     p.add_argument("--quick", action="store_true",
@@ -173,6 +173,11 @@ def _prepare(name: str, driver: str, accounts: list[Any], doc: dict[str, Any],
 
 
 def _run_one(t: Target, sc: str, rep: int, lg: LoadGen, pool: Any, sizes: Sizes) -> None:
+    if sc in NEEDS_ROOMS and t.server.rooms is None:
+        skipped = f"{sc} skipped: its benchmark configuration has no room service"
+        if skipped not in t.notes:
+            t.notes.append(skipped)
+        return
     began = time.monotonic()
     try:
         t.server.start()

@@ -36,16 +36,20 @@ class Sizes:
     broadcasts: int = 40
     fanout_window: int = 1  # broadcasts in flight
     pingpong_rounds: int = 500
+    room_occupants: int = 500  # one XEP-0045 room (the sender among them)
+    room_broadcasts: int = 40
     settle: float = 2.0  # seconds to wait before reading RSS
 
     def pool(self) -> AccountPool:
-        return AccountPool(max(self.logins, self.idle_large), self.pairs, self.fanout_recipients)
+        recipients = max(self.fanout_recipients, self.room_occupants - 1)
+        return AccountPool(max(self.logins, self.idle_large), self.pairs, recipients)
 
 
 FULL = Sizes()
 QUICK = Sizes(logins=100, login_concurrency=20, idle_small=50, idle_attached=100,
               idle_large=200, open_concurrency=50, pairs=20, duration=2.0,
-              fanout_recipients=50, broadcasts=10, pingpong_rounds=100, settle=0.5)
+              fanout_recipients=50, broadcasts=10, pingpong_rounds=100, settle=0.5,
+              room_occupants=50, room_broadcasts=10)
 
 
 @dataclass
@@ -237,6 +241,40 @@ def fanout(ctx: Context) -> Groups:
     }}
 
 
+def room_fanout(ctx: Context) -> Groups:
+    """One XEP-0045 room with ``room_occupants`` occupants; one of them sends
+    ``room_broadcasts`` groupchat messages, and the room delivers each to every
+    occupant (the sender too). The next message goes when the last occupant has
+    the previous one. Deliveries per server CPU-second is the figure to compare:
+    what the room costs, with the occupants' joins (setup) not counted."""
+    sz = ctx.sizes
+    assert ctx.server.rooms is not None  # run.py skips servers without a room service
+    sender, recipients = ctx.pool.fanout()
+    occupants = [sender, *recipients[: sz.room_occupants - 1]]
+    only_first = [None] * (ctx.lg.size - 1)
+    room = f"fanout@{ctx.server.rooms}"
+    ctx.lg.call([{"op": "room_setup", "occupants": occupants, "room": room, "timeout": 300.0},
+                 *only_first], ctx.timeout)
+    time.sleep(0.5)
+    m = Meter(ctx)
+    r = ctx.lg.call([{"op": "room_run", "run_id": uuid.uuid4().hex[:8],
+                      "broadcasts": sz.room_broadcasts, "window": sz.fanout_window,
+                      "timeout": 120.0}, *only_first], ctx.timeout)[0]
+    u = m.stop()
+    ctx.lg.all({"op": "close_all"}, ctx.timeout)
+    deliveries = _ms(merged([r], "delivery_ns"))
+    bcast = _ms(merged([r], "broadcast_ns"))
+    return {"room_fanout": {
+        "deliveries_per_s": r["received"] / _span([r]),
+        **_usage_metrics(u, r["received"]),
+        "broadcast_p50_ms": percentile(bcast, 50), "broadcast_p99_ms": percentile(bcast, 99),
+        "delivery_p50_ms": percentile(deliveries, 50),
+        "delivery_p99_ms": percentile(deliveries, 99),
+        "occupants": len(occupants), "broadcasts": r["broadcasts"], "lost": r["lost"],
+        "misordered": r["misordered"], "duplicates": r["duplicates"], "error_stanzas": r["errors"],
+    }}
+
+
 def login_churn(ctx: Context) -> Groups:
     """``logins`` logins, ``login_concurrency`` in progress at a time, each closed right
     after its initial presence; then the message run on the server they left behind."""
@@ -294,10 +332,14 @@ def idle(ctx: Context) -> Groups:
     return {"idle_memory": out, "messages_idle": msgs}
 
 
+# Scenarios only servers with a room service (Server.rooms) run; others skip them.
+NEEDS_ROOMS = frozenset({"room_fanout"})
+
 SCENARIOS: dict[str, Callable[[Context], Groups]] = {
     "pingpong": pingpong,
     "messages": messages,
     "fanout": fanout,
+    "room_fanout": room_fanout,
     "login_churn": login_churn,
     "idle": idle,
 }

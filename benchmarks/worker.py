@@ -20,7 +20,7 @@ from typing import Any
 
 from benchmarks.accounts import Account
 from benchmarks.drivers import Driver, Endpoint, Session, get_driver
-from benchmarks.workloads import FanoutRun, OrderTracker, PairRun, now_ns
+from benchmarks.workloads import FanoutRun, OrderTracker, PairRun, RoomRun, now_ns
 
 Command = dict[str, Any]
 Reply = dict[str, Any]
@@ -38,6 +38,7 @@ class Worker:
         self.tags: dict[str, list[Session]] = {}
         self.pairs: list[tuple[Session, Session]] = []
         self.fanout: tuple[Session, list[Session]] | None = None
+        self.room = ""  # the room of the room fan-out, once its occupants are in
         self.resource = f"w{index}"
 
     async def handle(self, cmd: Command) -> Reply:
@@ -178,7 +179,30 @@ class Worker:
                             timeout: float) -> Reply:
         assert self.fanout is not None
         sender, recipients = self.fanout
-        run = FanoutRun(sender, recipients, run_id, broadcasts, window)
+        return await self._broadcasts(FanoutRun(sender, recipients, run_id, broadcasts, window), timeout)
+
+    async def op_room_setup(self, occupants: list[Account], room: str, timeout: float) -> Reply:
+        """Log every occupant in, then each enters ``room`` (50 joins at a time);
+        the first one in creates it. Every occupant receives the broadcasts."""
+        await self.op_fanout_setup(occupants[0], occupants[1:], timeout)
+        assert self.fanout is not None
+        sessions = [self.fanout[0], *self.fanout[1]]
+        await sessions[0].join_room(room, "o0", timeout)
+        for start in range(1, len(sessions), 50):
+            batch = sessions[start:start + 50]
+            await asyncio.gather(*(s.join_room(room, f"o{start + i}", timeout) for i, s in enumerate(batch)))
+        self.fanout = (sessions[0], sessions)
+        self.room = room
+        return {"occupants": len(sessions)}
+
+    async def op_room_run(self, run_id: str, broadcasts: int, window: int, timeout: float) -> Reply:
+        assert self.fanout is not None and self.room
+        sender, occupants = self.fanout
+        run = RoomRun(sender, occupants, self.room, run_id, broadcasts, window)
+        return await self._broadcasts(run, timeout)
+
+    async def _broadcasts(self, run: FanoutRun, timeout: float) -> Reply:
+        sender, recipients = run.sender, run.recipients
         t_start = now_ns()
         run.start()
         with contextlib.suppress(TimeoutError):

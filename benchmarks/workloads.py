@@ -116,9 +116,11 @@ class FanoutRun:
         t = now_ns()
         self.sent_at.append(t)
         self.arrived.append(0)
-        body = f"{self.run_id} {b} {t}"
-        self.sender.send_messages([(r.address, body) for r in self.recipients])
+        self._send(f"{self.run_id} {b} {t}")
         self.sent += 1
+
+    def _send(self, body: str) -> None:
+        self.sender.send_messages([(r.address, body) for r in self.recipients])
 
     def start(self) -> None:
         for _ in range(min(self.window, self.total)):
@@ -142,3 +144,17 @@ class FanoutRun:
                 elif len(self.broadcast_ns) == self.total and not self.done.done():
                     self.done.set_result(None)
         return on_message
+
+
+class RoomRun(FanoutRun):
+    """The same pacing in one XEP-0045 room: each broadcast is one groupchat
+    message, which the room delivers to every occupant, the sender included
+    (§7.4 reflects it)."""
+
+    def __init__(self, sender: Session, occupants: Sequence[Session], room: str, run_id: str,
+                 broadcasts: int, window: int) -> None:
+        super().__init__(sender, occupants, run_id, broadcasts, window)
+        self.room = room
+
+    def _send(self, body: str) -> None:
+        self.sender.send_groupchat(self.room, body)

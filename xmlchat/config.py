@@ -24,6 +24,7 @@ __all__ = ["Config", "ConfigError", "env_name", "load", "toml_line"]
 
 TlsMode = Literal["none", "starttls", "direct"]
 LogFormat = Literal["text", "json"]
+EventLoop = Literal["auto", "asyncio", "uvloop"]
 Synchronous = Literal["normal", "full"]
 
 
@@ -193,6 +194,33 @@ class Archive:
 
 
 @dataclass(frozen=True)
+class Runtime:
+    # "auto": uvloop when installed (the speed extra) and no direct-TLS listener is on, else asyncio.
+    event_loop: EventLoop = "auto"
+    # Move everything alive once the server is up out of the collector's sight (gc.freeze).
+    gc_freeze: bool = True
+    # Allocations between two youngest-generation collections (CPython's default: 700).
+    gc_threshold: int = 10000
+
+
+@dataclass(frozen=True)
+class Muc:
+    # XEP-0045 multi-user chat at <subdomain>.<host>, for both protocols.
+    enabled: bool = True
+    subdomain: str = "conference"
+    # Rooms that may exist at once (persistent or with occupants); creating more
+    # is refused with resource-constraint.
+    max_rooms: int = 1000
+    # Occupants of one room (a room's own maxusers may be lower); XEP-0045 §7.2.10.
+    max_occupants: int = 1000
+    # Messages a room keeps for the history sent on join (XEP-0045 §7.2.15).
+    history_size: int = 20
+    # Token bucket of groupchat messages per occupant (0 disables), as Prosody's mod_muc_limits.
+    messages_per_second: float = 5.0
+    message_burst: int = 20
+
+
+@dataclass(frozen=True)
 class Components:
     # XEP-0114: the shared secret of each component, by its domain (a
     # subdomain of a host, e.g. "echo.localhost").
@@ -221,6 +249,8 @@ class Config:
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
     archive: Archive = field(default_factory=Archive)
+    runtime: Runtime = field(default_factory=Runtime)
+    muc: Muc = field(default_factory=Muc)
     delivery: Delivery = field(default_factory=Delivery)
     components: Components = field(default_factory=Components)
 

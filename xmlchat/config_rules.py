@@ -10,6 +10,7 @@ exit status 2) and ``xmlchat check`` reports them all.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Final
 
@@ -30,6 +31,7 @@ _NOT_NEGATIVE: Final = (
     "login_backoff",
 )  # fmt: skip
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+_LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 MIN_SCRAM_ITERATIONS: Final = 4096  # RFC 7677 §4
 
 
@@ -42,7 +44,8 @@ def validate(config: Config) -> None:
 
 def problems(config: Config) -> list[ConfigError]:
     return [
-        *_limits(config), *_others(config), *_listeners(config), *_components(config), *_tls_files(config),
+        *_limits(config), *_others(config), *_rooms(config), *_listeners(config), *_components(config),
+        *_tls_files(config),
     ]  # fmt: skip
 
 
@@ -83,6 +86,26 @@ def _others(config: Config) -> list[ConfigError]:
         out.append(
             ConfigError("archive.retention_days: must be 0 (forever) or more", "archive.retention_days")
         )
+    return out
+
+
+def _rooms(config: Config) -> list[ConfigError]:
+    muc = config.muc
+    out = []
+    if not _LABEL.fullmatch(muc.subdomain):
+        # The hub finds a service by the first label of the domain addressed.
+        why = f"muc.subdomain: must be one DNS label (e.g. conference), not {muc.subdomain!r}"
+        out.append(ConfigError(why, "muc.subdomain"))
+    for name in ("max_rooms", "max_occupants", "message_burst"):
+        if getattr(muc, name) <= 0:
+            out.append(
+                ConfigError(f"muc.{name}: must be greater than 0, not {getattr(muc, name)}", f"muc.{name}")
+            )
+    for name in ("history_size", "messages_per_second"):
+        if getattr(muc, name) < 0:
+            out.append(
+                ConfigError(f"muc.{name}: must be 0 (off) or more, not {getattr(muc, name)}", f"muc.{name}")
+            )
     return out
 
 

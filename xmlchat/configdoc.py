@@ -132,6 +132,16 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "log.level": "`debug`, `info`, `warning` or `error`.",
     "log.format": "`text` for people, `json` for one JSON object per line (log shippers).",
     "log.stanzas": "Log whole stanzas, bodies included, at debug level. Never in production.",
+    "runtime.event_loop": "`auto`: uvloop when installed (`pip install 'xmlchat[speed]'`) and no "
+    "direct-TLS listener is enabled, else asyncio's loop; `asyncio` or `uvloop` to choose (uvloop "
+    "missing, or with a direct-TLS listener, is then an error: uvloop loses a ClientHello read before "
+    "the handshake starts, MagicStack/uvloop#707). uvloop costs less CPU per message and halves the "
+    "round trip (docs/performance.md).",
+    "runtime.gc_freeze": "Once the server is up, exempt everything alive then from garbage "
+    "collection (`gc.freeze()`): full collections then skip the modules, schemas and tables "
+    "loaded at start.",
+    "runtime.gc_threshold": "Allocations between collections of the youngest generation "
+    "(CPython's default is 700); larger means fewer collections of short-lived stanza objects.",
     "metrics.enabled": "Serve Prometheus metrics over HTTP at `/metrics` (needs `xmlchat[metrics]`).",
     "metrics.address": "Address of the metrics endpoint; keep it loopback or firewalled.",
     "metrics.port": "Port of the metrics endpoint.",
@@ -141,6 +151,16 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "hourly); 0 keeps them forever.",
     "archive.max_page": "Most messages one archive query may ask for; a larger XEP-0059 `max` is "
     "refused with policy-violation.",
+    "muc.enabled": "Serve XEP-0045 group chat rooms at `<subdomain>.<host>` (XMPP and native `<join>`).",
+    "muc.subdomain": "The room service's label: rooms are `room@<subdomain>.<host>`.",
+    "muc.max_rooms": "Rooms that may exist at once; creating another is refused with "
+    "resource-constraint.",
+    "muc.max_occupants": "Occupants of one room at most (a room's `maxusers` may be lower); more "
+    "are refused with service-unavailable.",
+    "muc.history_size": "Groupchat messages a room keeps to send to each new occupant.",
+    "muc.messages_per_second": "Groupchat messages per occupant per second (token bucket); past it "
+    "policy-violation (type wait). 0 disables.",
+    "muc.message_burst": "Groupchat messages an occupant may send at once before the rate applies.",
     "components.secrets": "XEP-0114 components allowed to connect: domain = shared secret, e.g. "
     '`[components.secrets]` `"echo.localhost" = "s3cret"`. Each domain must be a subdomain of a '
     "host. In the environment: `domain=secret` pairs, comma separated.",

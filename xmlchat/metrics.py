@@ -100,6 +100,10 @@ _NATIVE_KINDS: Final[dict[type, str]] = {
     native.BlockRequested: "block",
     native.UnblockRequested: "unblock",
     native.HistoryRequested: "history",
+    native.JoinRequested: "join",
+    native.LeaveRequested: "leave",
+    native.RoomMessageReceived: "room-message",
+    native.WhoRequested: "who",
 }
 
 

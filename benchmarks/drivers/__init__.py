@@ -46,6 +46,15 @@ class Session(ABC):
         for to, body in items:
             self.send_message(to, body)
 
+    async def join_room(self, room: str, nick: str, timeout: float) -> None:
+        """Enter the XEP-0045 room ``room`` as ``nick`` with no history; return
+        once the room sent our own presence (the room fan-out scenario)."""
+        raise NotImplementedError(f"{type(self).__name__} does not join rooms")
+
+    def send_groupchat(self, room: str, body: str) -> None:
+        """Queue one groupchat message to a room we are in."""
+        raise NotImplementedError(f"{type(self).__name__} does not join rooms")
+
     @abstractmethod
     def close(self) -> None:
         """End the session politely and close the connection (does not wait)."""

@@ -39,6 +39,8 @@ TAG_OPTIONAL = f"{{{NS_SESSION}}}optional"
 TAG_MESSAGE = "{jabber:client}message"
 TAG_BODY = "{jabber:client}body"
 TAG_IQ = "{jabber:client}iq"
+TAG_PRESENCE = "{jabber:client}presence"
+NS_MUC = "http://jabber.org/protocol/muc"
 
 _ids = itertools.count(1)
 
@@ -71,6 +73,8 @@ class XmppProtocol(asyncio.Protocol, Session):
         self._failure: Exception | None = None
         self._open = False
         self._errors = 0
+        # Room joins waiting for our own occupant presence: occupant JID -> future.
+        self._joins: dict[str, asyncio.Future[None]] = {}
 
     # -- Session --------------------------------------------------------------
 
@@ -88,6 +92,22 @@ class XmppProtocol(asyncio.Protocol, Session):
                 for to, body in items
             ).encode()
         )
+
+    async def join_room(self, room: str, nick: str, timeout: float) -> None:
+        assert self.transport is not None
+        occupant = f"{room}/{nick}"
+        joined = self._joins[occupant] = asyncio.get_running_loop().create_future()
+        self.transport.write(
+            f"<presence to='{occupant}'><x xmlns='{NS_MUC}'><history maxstanzas='0'/></x></presence>".encode()
+        )
+        try:
+            await asyncio.wait_for(joined, timeout)
+        finally:
+            self._joins.pop(occupant, None)
+
+    def send_groupchat(self, room: str, body: str) -> None:
+        assert self.transport is not None
+        self.transport.write(f"<message to='{room}' type='groupchat'><body>{body}</body></message>".encode())
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -159,6 +179,8 @@ class XmppProtocol(asyncio.Protocol, Session):
                     cb(el.get("from", ""), el.findtext(TAG_BODY) or "", mtype)
             elif tag == TAG_IQ:
                 self._answer_iq(el)
+            elif tag == TAG_PRESENCE and self._joins:
+                self._joined(el)
             elif tag == TAG_STREAM_ERROR:
                 self._errors += 1
                 self._fail(ConnectionResetError(f"stream error: {_condition(el)}"))
@@ -168,6 +190,17 @@ class XmppProtocol(asyncio.Protocol, Session):
             self._fail(LoginError(f"stream error: {_condition(el)}"))
             return
         self._push(el)
+
+    def _joined(self, el: Element) -> None:
+        waiter = self._joins.get(el.get("from", ""))
+        if waiter is None or waiter.done():
+            return
+        if el.get("type") == "error":
+            self._errors += 1
+            err = el.find("{jabber:client}error")
+            waiter.set_exception(LoginError(f"join refused: {_condition(err)}"))
+        else:
+            waiter.set_result(None)
 
     def _answer_iq(self, el: Element) -> None:
         kind = el.get("type")

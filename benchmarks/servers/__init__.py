@@ -63,6 +63,8 @@ class Server(ABC):
     name: str
     # How each protocol driver reaches this server: driver name -> port.
     ports: dict[str, int]
+    # The XEP-0045 room service its configuration sets up, if any (room fan-out).
+    rooms: str | None = None
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -158,6 +160,7 @@ SERVERS: dict[str, str] = {
     "ejabberd": "benchmarks.servers.ejabberd:Ejabberd",
     "xmlchat": "benchmarks.servers.xmlchat:Xmlchat",
     "xmlchat-memory": "benchmarks.servers.xmlchat:XmlchatInMemory",
+    "relay": "benchmarks.servers.relay:Relay",
 }
 
 

@@ -41,6 +41,12 @@ storage = "internal"
 modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; }}
 modules_disabled = {{ "s2s"; "limits"; "tls"; "offline"; "c2s_limits"; }}
 VirtualHost "localhost"
+-- The room fan-out scenario's rooms: any user creates one, open at once
+-- (no locking until configured), history as xmlchat's (20), no mod_muc_limits.
+Component "conference.localhost" "muc"
+    restrict_room_creation = false
+    muc_room_locking = false
+    max_history_messages = 20
 """
 
 ACCOUNT = """\
@@ -55,6 +61,7 @@ return {{
 
 class Prosody(Server):
     name = "prosody"
+    rooms = "conference.localhost"
 
     @classmethod
     def unavailable(cls) -> str | None:

@@ -77,6 +77,9 @@ ip_bytes_per_second = 0.0
 max_pending_per_ip = 100000
 max_pending = 100000
 
+[muc]
+messages_per_second = 0.0
+
 [storage]
 scram_iterations = {iterations}
 
@@ -114,6 +117,7 @@ asyncio.run(main())
 
 class Xmlchat(Server):
     name = "xmlchat"
+    rooms = "conference.localhost"
 
     @classmethod
     def unavailable(cls) -> str | None:

@@ -94,7 +94,7 @@ def test_workloads_against_prosody(prosody: Any) -> None:
     sizes = scenarios.Sizes(logins=30, login_concurrency=10, idle_small=10, idle_attached=20,
                             idle_large=40, open_concurrency=20, pairs=4, window=5,
                             duration=0.5, fanout_recipients=10, broadcasts=5,
-                            pingpong_rounds=20, settle=0.1)
+                            pingpong_rounds=20, settle=0.1, room_occupants=8, room_broadcasts=5)
     pool: AccountPool = sizes.pool()
     prosody.prepare(pool.all())
     lg = LoadGen(2)
@@ -104,7 +104,7 @@ def test_workloads_against_prosody(prosody: Any) -> None:
                 "port": prosody.ports["xmpp"], "domain": prosody.domain}, 30)
         ctx = scenarios.Context(prosody, lg, pool, sizes, timeout=60)
         results: dict[str, dict[str, float]] = {}
-        for name in ("pingpong", "messages", "fanout", "login_churn", "idle"):
+        for name in ("pingpong", "messages", "fanout", "room_fanout", "login_churn", "idle"):
             results.update(scenarios.SCENARIOS[name](ctx))
     finally:
         lg.close()
@@ -117,6 +117,8 @@ def test_workloads_against_prosody(prosody: Any) -> None:
     assert results["pingpong"]["rounds"] == 20
     assert results["pingpong"]["lost"] == 0
     assert results["fanout"]["broadcasts"] == 5 and results["fanout"]["lost"] == 0
+    room = results["room_fanout"]
+    assert (room["broadcasts"], room["occupants"], room["lost"], room["misordered"]) == (5, 8, 0, 0)
     assert results["login"]["errors"] == 0 and results["login"]["logins_per_s"] > 0
     assert results["idle_memory"]["open_sessions_40"] == 40
     assert results["messages_idle"]["idle_sessions"] == 20

@@ -80,7 +80,8 @@ async def test_disco_info_of_the_server_and_of_accounts(xserver: ServerProcess) 
             assert {i[:2] for i in info["identities"]} == {("account", "registered"), ("pubsub", "pep")}
             assert "http://jabber.org/protocol/pubsub#publish" in info["features"]
         items = (await alice.plugin["xep_0030"].get_items(jid="localhost", local=False))["disco_items"]
-        assert list(items["items"]) == []
+        # The server's items are its services: the room service (XEP-0045 §6.1).
+        assert [(str(j), name) for j, _, name in items["items"]] == [("conference.localhost", "Chat rooms")]
         with pytest.raises(IqError) as e:  # RFC 6121 §8.5.1: no such account
             await alice.plugin["xep_0030"].get_info(jid="nobody@localhost", local=False)
         assert e.value.condition == "service-unavailable"

@@ -69,6 +69,27 @@ async def test_identities_other_modules_declare_are_the_servers_too() -> None:
     assert identities == [("pubsub", "pep"), ("server", "im")]
 
 
+async def test_a_service_that_names_itself_is_listed_with_its_name() -> None:
+    """XEP-0030 §4.1: the room service says what it is; a component need not."""
+
+    async def nowhere(*args: object) -> None:
+        return None
+
+    class Rooms:
+        name = "rooms"
+
+        def setup(self) -> list[Registration]:
+            return [ServesDomain("conference", nowhere, name="Chat rooms"), ServesDomain("echo", nowhere)]
+
+    server, disco = _loaded()
+    server.hub.load(Rooms())
+    items = await disco.items(session(), iq_get(f"{{{ITEMS}}}query", to="localhost"))
+    assert [(i.get("jid"), i.get("name")) for i in items] == [
+        ("conference.localhost", "Chat rooms"),
+        ("echo.localhost", None),
+    ]
+
+
 async def test_the_caps_node_answers_what_the_caps_hash() -> None:
     """XEP-0115 §6.2: info at ``node#ver`` is the server's own, and hashes to ver."""
     server, disco = _loaded()

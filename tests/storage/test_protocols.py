@@ -22,12 +22,15 @@ from xmlchat.storage import (
     MemoryStorage,
     OfflineStore,
     PepStore,
+    RoomStore,
     RosterStore,
     SqliteStorage,
     Storage,
 )
 
-STORES = (AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, DocumentStore, PepStore)
+STORES = (
+    AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, RoomStore, DocumentStore, PepStore
+)
 BACKENDS = (SqliteStorage, MemoryStorage)
 
 

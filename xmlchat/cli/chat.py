@@ -9,6 +9,7 @@ bob: hello            send "hello" to bob
 /blocked              list blocked addresses
 /history [bob] [N]    the last N (default 20, at most 100) archived messages,
                       with bob or with everyone (when the server keeps an archive)
+/join lobby [nick]    rooms: /join, /leave lobby, /who lobby, '#lobby: hi' (chat_rooms.py)
 /quit                 leave
 """
 
@@ -19,6 +20,7 @@ import asyncio
 import sys
 from typing import Any
 
+from xmlchat.cli.chat_rooms import ROOM_COMMANDS, print_room_events, room_command
 from xmlchat.cli.common import (
     add_client_commands,
     client_tls,
@@ -114,6 +116,7 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
             return 1
         print(f"logged in as {client.address}; type 'bob: hello', {_COMMANDS}", flush=True)
         loop = asyncio.get_running_loop()
+        rooms = asyncio.create_task(print_room_events(client))
         try:
             while True:
                 line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -121,19 +124,23 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
                     return 0
                 await _command(client, line.strip())
         finally:
+            rooms.cancel()
             await client.close()
 
     return run_async(run())
 
 
 _COMMANDS = (
-    "/contacts, /add NAME, /remove NAME, /block NAME, /unblock [NAME], /blocked, /history [NAME] [N] or /quit"
+    "/contacts, /add NAME, /remove NAME, /block NAME, /unblock [NAME], /blocked, /history [NAME] [N], "
+    f"{ROOM_COMMANDS} or /quit"
 )
 HISTORY_LINES = 20  # /history without N: a screenful
 
 
 async def _command(client: NativeClient, line: str) -> None:
     try:
+        if await room_command(client, line):
+            return
         if line == "/contacts":
             contacts = await client.contacts()
             for jid, online in contacts:

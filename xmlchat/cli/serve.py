@@ -29,6 +29,7 @@ def register(sub: Any, common: argparse.ArgumentParser, listener_flags: tuple[st
 
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
+    from xmlchat.server import runtime
     from xmlchat.server.app import Server
 
     async def serve() -> int:
@@ -55,6 +56,8 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
             print(f"xmlchat: cannot start: {e}", file=sys.stderr)
             return 1
         started.append(server)
+        runtime.tune_collector(config.runtime)
+        log.info("event loop: %s", runtime.loop_name())
         for b in bound:
             print(b, flush=True)
         if server.certificate is not None:
@@ -66,7 +69,12 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         await server.stop()
         return 0
 
-    return asyncio.run(serve())
+    try:
+        loop_factory = runtime.loop_factory(config)
+    except (ValueError, ImportError) as e:
+        print(f"xmlchat: cannot start: {e}", file=sys.stderr)
+        return 1
+    return runtime.run(serve(), loop_factory)
 
 
 async def _reload(server: Any) -> None:

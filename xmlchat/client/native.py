@@ -28,6 +28,7 @@ from lxml import etree
 
 from xmlchat.client.native_receipts import Inbox, RecentMessages, text
 from xmlchat.client.native_requests import PendingRequests
+from xmlchat.client.native_rooms import ROOM_STANZAS, Rooms
 from xmlchat.client.native_types import (
     Ack,
     ArchivedMessage,
@@ -87,9 +88,7 @@ class NativeClient:
         self.reconnect = reconnect
         self.min_backoff, self.max_backoff = min_backoff, max_backoff
         self.on_message, self.on_presence, self.on_state = on_message, on_presence, on_state
-        # Called with the whole blocklist whenever it is pushed (changed by another
-        # session) and after each login; answers to our own requests are returned.
-        self.on_blocklist = on_blocklist
+        self.on_blocklist = on_blocklist  # the whole list: pushes, and after each login
         self.state: State = "disconnected"
         self.address: str | None = None
         self.resume_token: str | None = None  # from the last <login-ok>; sent at the next login
@@ -108,6 +107,7 @@ class NativeClient:
         self._reader_task: asyncio.Task[None] | None = None
         self._last_heard = 0.0
         self._closing = False
+        self.rooms = Rooms(self._write, self._until_online, self._requests, self._ids, timeout)
 
     # ---- lifecycle
 
@@ -170,8 +170,7 @@ class NativeClient:
             self._dispatch(el)
         self._confirm()
         if self.on_blocklist is not None:
-            # The server pushes changes only to sessions that asked for the list
-            # (as XEP-0191 does); asking without an id sends the answer to the callback.
+            # Pushes go only to sessions that asked (as XEP-0191); no id: to the callback.
             self._write(b"<blocklist-get/>")
         self._reader_task = asyncio.create_task(self._read(reader, stream))
 
@@ -223,15 +222,13 @@ class NativeClient:
             self.incoming.put_nowait(msg)
             if self.on_message is not None:
                 self.on_message(msg)
-        elif name == "presence":
-            update = PresenceUpdate(text(el, "from"), text(el, "status") == "online")
-            if self.on_presence is not None:
-                self.on_presence(update)
+        elif name == "presence" and self.on_presence is not None:
+            self.on_presence(PresenceUpdate(text(el, "from"), text(el, "status") == "online"))
         elif name == "ack":
             self._requests.ack(text(el, "id"), text(el, "time"))
         elif name == "error":
             error = ServerError(text(el, "condition"), text(el, "text"), text(el, "id") or None)
-            if not self._requests.fail(error):
+            if not self._requests.fail(error) and not self.rooms.fail(error):
                 log.warning("%s: server error %s", self.user, error)
         elif name == "ping":
             self._write(element_xml("pong", [("id", text(el, "id") or None)]))
@@ -241,6 +238,8 @@ class NativeClient:
             self._requests.history(el)
         elif name == "contacts":
             self._requests.contacts([(text(c, "jid"), text(c, "status") == "online") for c in el])
+        elif name in ROOM_STANZAS:
+            self.rooms.dispatch(el)
 
     def _blocklist(self, el: etree._Element) -> None:
         jids = [child.text or "" for child in el if etree.QName(child).localname == "jid"]
@@ -303,6 +302,7 @@ class NativeClient:
             self._writer.close()
             self._writer = None
         self._requests.connection_lost(why)
+        self.rooms.connection_lost(why)
         self._set_state("disconnected", why)
 
     # ---- requests

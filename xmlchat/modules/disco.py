@@ -67,8 +67,11 @@ class Disco:
         query = _query(ITEMS, iq)
         host = iq.get("to", "")
         if host in self.ctx.hosts:
+            names = dict(self.ctx.services)  # a service may say what it is (the room service)
             for label in self.ctx.subdomains:
-                etree.SubElement(query, f"{{{ITEMS}}}item", jid=f"{label}.{host}")
+                item = etree.SubElement(query, f"{{{ITEMS}}}item", jid=f"{label}.{host}")
+                if label in names:
+                    item.set("name", names[label])
         return query
 
 

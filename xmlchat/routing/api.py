@@ -88,6 +88,9 @@ class ServesDomain:
 
     subdomain: str
     handle: StanzaHandlerFn
+    # Listed in the server's disco#items under this name (XEP-0030 §4), so
+    # clients find the service; empty: not listed.
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +322,11 @@ class ModuleContext(Generic[StoreT]):
     def identities(self) -> list[Identity]:
         """Every identity of the server registered (for disco#info)."""
         return list(self._hub.registry.identities)
+
+    @property
+    def services(self) -> list[tuple[str, str]]:
+        """(subdomain, name) of every listed service (for disco#items)."""
+        return sorted(self._hub.registry.services.items())
 
     @property
     def subdomains(self) -> list[str]:

@@ -47,6 +47,7 @@ class Registry:
     iq_handlers: dict[tuple[str, str], IqHandler] = field(default_factory=dict)
     stanza_handlers: dict[str, StanzaHandlerFn] = field(default_factory=dict)
     domains: dict[str, StanzaHandlerFn] = field(default_factory=dict)  # subdomain label -> handler
+    services: dict[str, str] = field(default_factory=dict)  # listed subdomain label -> name
     features: list[str] = field(default_factory=list)
     account_features: list[str] = field(default_factory=list)
     identities: list[Identity] = field(default_factory=list)
@@ -90,10 +91,12 @@ class Registry:
                 if kind in self.stanza_handlers:
                     raise ValueError(f"{owner}: {kind} stanzas already handled")
                 self.stanza_handlers[kind] = handle
-            case ServesDomain(subdomain, handle):
+            case ServesDomain(subdomain, handle, name):
                 if subdomain in self.domains:
                     raise ValueError(f"{owner}: {subdomain}.<host> already served")
                 self.domains[subdomain] = handle
+                if name:
+                    self.services[subdomain] = name
             case Feature(var, account):
                 (self.account_features if account else self.features).append(var)
             case OnStart(handle):

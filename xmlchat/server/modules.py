@@ -22,6 +22,7 @@ from xmlchat.modules.components import Components
 from xmlchat.modules.csi import ClientState
 from xmlchat.modules.disco import Disco
 from xmlchat.modules.messages import Messages
+from xmlchat.modules.muc import Muc
 from xmlchat.modules.pep import Pep
 from xmlchat.modules.ping import Ping
 from xmlchat.modules.presence import Presence
@@ -86,6 +87,8 @@ def build_hub(
     ]
     if config.archive.enabled:
         modules.append(Archive(stored("archive"), config.archive))
+    if config.muc.enabled:
+        modules.append(Muc(stored("muc"), config.muc, config.archive))
     if config.components.secrets:
         modules.append(Components(ctx("components", None), config.components.secrets, messages))
     modules += [factory(stored) for factory in extra]

@@ -11,7 +11,6 @@ module (history: of the archive module). Once logged in it is the transport of a
 from __future__ import annotations
 
 import contextlib
-from copy import copy
 from datetime import UTC, datetime
 
 from lxml import etree
@@ -26,6 +25,7 @@ from xmlchat.routing.session import NATIVE_CLIENT, Session
 from xmlchat.server.connection import Connection
 from xmlchat.server.native_history import history_page
 from xmlchat.server.native_receipts import Receipts, resume_resource, resume_token
+from xmlchat.server.native_rooms import NativeRooms
 from xmlchat.stanza import BODY, body_text, kind, make, new_id
 from xmlchat.xml.stream import StreamLimits
 
@@ -50,6 +50,7 @@ class NativeConnection(Connection[native.Event]):
         self.session: Session | None = None
         self._jid: JID | None = None
         self._bare = ""  # str(jid.bare), written on every message delivered
+        self._full = ""  # str(jid), stamped on every message sent
         self._failed_logins = 0
         # The blocklist as this client was last shown it (pushes update it), and
         # whether it gets pushes: after any blocking request (the spec).
@@ -60,6 +61,10 @@ class NativeConnection(Connection[native.Event]):
         self._visible: dict[JID, set[str]] = {}
         # Set at login when the client acknowledges messages (<receipts/>).
         self._receipts: Receipts | None = None
+        service = f"{self.config.muc.subdomain}.{self.config.domain}"
+        self._rooms = NativeRooms(
+            self.core, self.ctx.hub, service, lambda: self.session, self.config.muc.enabled
+        )
 
     # ---- SessionTransport
 
@@ -85,9 +90,11 @@ class NativeConnection(Connection[native.Event]):
     def _write(self, stanza: etree._Element, stamp: datetime) -> None:
         match kind(stanza):
             case "message":
-                self._write_message(stanza, stamp)
+                if not self._rooms.write_message(stanza, stamp):
+                    self._write_message(stanza, stamp)
             case "presence":
-                self._write_presence(stanza)
+                if not self._rooms.write_presence(stanza):
+                    self._write_presence(stanza)
             case "iq":
                 self._write_blocklist_push(stanza)
             # Other iqs have no native form: the hub answers iqs addressed to
@@ -98,8 +105,9 @@ class NativeConnection(Connection[native.Event]):
         if body is None or stanza.get("type") == "error":
             return  # chat states, receipts and errors have no native form
         sender = stanza.get("from", "")
-        with contextlib.suppress(InvalidJID):
-            sender = bare_str(sender)
+        if not (self._rooms.nicks and self._rooms.is_occupant(sender)):  # keeps its nick (XEP-0045 §7.5)
+            with contextlib.suppress(InvalidJID):
+                sender = bare_str(sender)
         seq = self._receipts.next_seq() if self._receipts is not None else None
         self.core.send_message(stanza.get("id") or new_id(), sender, self._bare, stamp, body, seq)
 
@@ -176,6 +184,16 @@ class NativeConnection(Connection[native.Event]):
                 await self._blocking(blocking.UNBLOCK, jids, id_)
             case native.HistoryRequested():
                 await self._history(event)
+            case (
+                native.JoinRequested()
+                | native.LeaveRequested()
+                | native.WhoRequested()
+                | native.RoomMessageReceived()
+            ):
+                try:
+                    await self._rooms.handle(event)  # native_rooms.py
+                except StanzaError as e:
+                    self._refused(e, event.id)
             case native.Closed():
                 self.flush()
                 self.close_after_flush()
@@ -215,6 +233,7 @@ class NativeConnection(Connection[native.Event]):
         resource = resumed or event.resource or f"native-{new_id()[:8]}"
         self._jid = user.with_resource(resource)
         self._bare = str(user)
+        self._full = str(self._jid)
         token = resume_token(self.ctx.scram_secret, self._jid) if event.receipts else None
         released = self.core.logged_in(str(self._jid), token)
         if event.receipts:
@@ -273,9 +292,10 @@ class NativeConnection(Connection[native.Event]):
         except InvalidJID:
             raise StanzaError(StanzaCondition.JID_MALFORMED, f"bad address {event.to!r}") from None
         # Copying a template is about twice as fast as building the element.
-        stanza = copy(_CHAT_MESSAGE)  # lxml copies are deep
+        # Deep, without the copy module's dispatch (the stubs omit __copy__).
+        stanza: etree._Element = _CHAT_MESSAGE.__copy__()  # type: ignore[attr-defined]
         stanza.set("id", event.id or new_id())
-        stanza.set("from", str(self.jid))
+        stanza.set("from", self._full)
         stanza.set("to", str(to))
         stanza[0].text = event.body
         return stanza, to

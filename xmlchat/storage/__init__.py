@@ -1,4 +1,4 @@
-"""Persistent state: accounts and SCRAM keys, offline messages, rosters, blocklists, archives.
+"""Persistent state: accounts and SCRAM keys, offline messages, rosters, blocklists, archives, rooms.
 
 :class:`Storage` is the Protocol the server is given (:mod:`xmlchat.storage.interfaces`,
 one Protocol per kind of state). Backends: :class:`SqliteStorage`, the server's
@@ -32,6 +32,7 @@ from xmlchat.storage.base import (
     RosterChange,
     RosterItem,
     ScramCredentials,
+    StoredRoom,
     UserExists,
 )
 from xmlchat.storage.interfaces import (
@@ -41,6 +42,7 @@ from xmlchat.storage.interfaces import (
     DocumentStore,
     OfflineStore,
     PepStore,
+    RoomStore,
     RosterStore,
     Storage,
 )
@@ -80,6 +82,7 @@ __all__ = [
     "PepNode",
     "PepStore",
     "PutRosterItem",
+    "RoomStore",
     "RosterChange",
     "RosterItem",
     "RosterStore",
@@ -87,6 +90,7 @@ __all__ = [
     "ScramCredentials",
     "SqliteStorage",
     "Storage",
+    "StoredRoom",
     "UserExists",
 ]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal
 
@@ -18,6 +18,8 @@ SUBSCRIPTIONS: Final[frozenset[str]] = frozenset({"none", "to", "from", "both"})
 # block()'s default cap on one user's blocklist. XEP-0191 sets none; without one a
 # client could grow a row per request forever, and the list is sent whole on login.
 BLOCKLIST_LIMIT: Final = 1000
+# XEP-0045 §5.2: the affiliations a room keeps ("none" is the absence of one).
+ROOM_AFFILIATIONS: Final[frozenset[str]] = frozenset({"owner", "admin", "member", "outcast"})
 
 
 class UserExists(Exception):
@@ -254,3 +256,29 @@ def check_archive_prefs(prefs: ArchivePrefs) -> ArchivePrefs:
     if set(always) & set(never):
         raise ValueError("a JID is both always and never archived")
     return ArchivePrefs(prefs.default, tuple(always), tuple(never))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRoom:
+    """A persistent XEP-0045 room as the room service keeps it across restarts:
+    its configuration (``muc#roomconfig`` field values as text), its
+    affiliations (bare JID -> ``owner``/``admin``/``member``/``outcast``) and
+    its subject with the nickname that set it. Occupants are never stored."""
+
+    jid: JID
+    config: Mapping[str, str] = field(default_factory=dict)
+    affiliations: Mapping[JID, str] = field(default_factory=dict)
+    subject: str = ""
+    subject_by: str = ""
+
+
+def check_room(room: StoredRoom) -> StoredRoom:
+    """``room`` with its JIDs bare; ValueError for a room JID without a
+    localpart or an affiliation outside :data:`ROOM_AFFILIATIONS`."""
+    if room.jid.local is None:
+        raise ValueError(f"{room.jid} is not a room address")
+    bad = sorted(a for a in room.affiliations.values() if a not in ROOM_AFFILIATIONS)
+    if bad:
+        raise ValueError(f"unknown affiliation {bad[0]!r}")
+    affiliations = {jid.bare: a for jid, a in room.affiliations.items()}
+    return StoredRoom(room.jid.bare, dict(room.config), affiliations, room.subject, room.subject_by)

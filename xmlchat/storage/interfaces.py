@@ -28,6 +28,7 @@ from xmlchat.storage.base import (
     RosterChange,
     RosterItem,
     ScramCredentials,
+    StoredRoom,
 )
 from xmlchat.storage.personal import PepItem, PepNode
 
@@ -246,6 +247,25 @@ class ArchiveStore(Protocol):
         ...
 
 
+class RoomStore(Protocol):
+    """Persistent XEP-0045 rooms: configuration, affiliations and subject
+    (never occupants, who are gone after a restart). A room needs no account."""
+
+    async def save_room(self, room: StoredRoom) -> None:
+        """Insert or replace the whole record of ``room.jid`` (kept bare), in one
+        transaction. ValueError (changing nothing) for an affiliation outside
+        :data:`~xmlchat.storage.base.ROOM_AFFILIATIONS` or a JID without localpart."""
+        ...
+
+    async def delete_room(self, room: JID) -> bool:
+        """Forget the room; False if it was not stored."""
+        ...
+
+    async def load_rooms(self, service: str | None = None) -> list[StoredRoom]:
+        """Every stored room, sorted by JID; only those on the domain ``service`` when given."""
+        ...
+
+
 class DocumentStore(Protocol):
     """One XML document per (user, key), kept for the user alone: XEP-0049
     private storage (a key per namespace) and the XEP-0054 vCard."""
@@ -299,7 +319,8 @@ class PepStore(Protocol):
 
 
 class Storage(
-    AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, DocumentStore, PepStore, Protocol
+    AccountStore, RosterStore, OfflineStore, BlocklistStore, ArchiveStore, RoomStore, DocumentStore, PepStore,
+    Protocol,
 ):
     """Everything the server keeps; what it is given at start-up."""
 

@@ -37,9 +37,11 @@ from xmlchat.storage.base import (
     RosterChange,
     RosterItem,
     ScramCredentials,
+    StoredRoom,
     UserExists,
     blocking_items,
     check_archive_prefs,
+    check_room,
     checked_roster_changes,
     require_user_address,
 )
@@ -63,6 +65,7 @@ class _Tables:
     subscription_requests: dict[str, dict[str, bytes]] = field(default_factory=dict)
     blocklist: dict[str, set[str]] = field(default_factory=dict)
     archive: MemoryArchive = field(default_factory=MemoryArchive)
+    rooms: dict[str, StoredRoom] = field(default_factory=dict)
     personal: MemoryPersonal = field(default_factory=MemoryPersonal)
 
     def delete_user_rows(self, jid: str) -> None:
@@ -306,6 +309,17 @@ class MemoryStorage:
         stored = check_archive_prefs(prefs)
         self._db.archive.prefs[_key(user)] = stored
         return stored
+
+    async def save_room(self, room: StoredRoom) -> None:
+        stored = check_room(room)
+        self._db.rooms[str(stored.jid)] = stored
+
+    async def delete_room(self, room: JID) -> bool:
+        return self._db.rooms.pop(_key(room), None) is not None
+
+    async def load_rooms(self, service: str | None = None) -> list[StoredRoom]:
+        rooms = self._db.rooms
+        return [rooms[k] for k in sorted(rooms) if service is None or rooms[k].jid.domain == service]
 
     # -- documents (XEP-0049, XEP-0054) and PEP (XEP-0163) -------------------------
 

@@ -145,6 +145,18 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ) WITHOUT ROWID;
     CREATE INDEX recent_ids_at ON recent_ids (at);
     """,
+    # 6: persistent XEP-0045 rooms (occupants are never stored).
+    """
+    CREATE TABLE rooms (
+        jid          TEXT PRIMARY KEY,      -- room bare JID
+        service      TEXT NOT NULL,         -- its domainpart, for load_rooms(service)
+        config       TEXT NOT NULL,         -- JSON object: muc#roomconfig field -> value
+        affiliations TEXT NOT NULL,         -- JSON object: bare JID -> affiliation
+        subject      TEXT NOT NULL,
+        subject_by   TEXT NOT NULL          -- the nickname that set it
+    ) WITHOUT ROWID;
+    CREATE INDEX rooms_service ON rooms (service);
+    """,
 )
 
 

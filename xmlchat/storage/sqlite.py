@@ -1,4 +1,4 @@
-"""The SQLite store: accounts, offline messages (XEP-0160), rosters (RFC 6121).
+"""The SQLite store: accounts, offline messages (XEP-0160), rosters (RFC 6121), rooms (XEP-0045).
 
 All database work runs on one dedicated thread that owns the only connection,
 so the event loop never blocks on disk and every call is one serialized
@@ -26,6 +26,7 @@ from xmlchat.storage import _blocklist as bq
 from xmlchat.storage import _offline as oq
 from xmlchat.storage import _personal as pq
 from xmlchat.storage import _queries as q
+from xmlchat.storage import _rooms as rq
 from xmlchat.storage import scram
 from xmlchat.storage._group_commit import GroupCommit
 from xmlchat.storage.base import (
@@ -43,9 +44,11 @@ from xmlchat.storage.base import (
     RosterChange,
     RosterItem,
     ScramCredentials,
+    StoredRoom,
     UserExists,
     blocking_items,
     check_archive_prefs,
+    check_room,
     require_user_address,
 )
 from xmlchat.storage.personal import PepItem, PepNode, check_pep_node
@@ -292,6 +295,17 @@ class SqliteStorage:
         stored = check_archive_prefs(prefs)
         await self._run(aq.set_prefs, _key(user), stored)
         return stored
+
+    # -- persistent rooms (XEP-0045) -----------------------------------------------
+
+    async def save_room(self, room: StoredRoom) -> None:
+        await self._run(rq.save_room, check_room(room))
+
+    async def delete_room(self, room: JID) -> bool:
+        return await self._run(rq.delete_room, _key(room))
+
+    async def load_rooms(self, service: str | None = None) -> list[StoredRoom]:
+        return await self._run(rq.load_rooms, service)
 
     # -- documents (XEP-0049, XEP-0054) and PEP (XEP-0163) -------------------------
 

@@ -25,7 +25,6 @@ a stray '&') live in :mod:`xmlchat.xml.screens`.
 from __future__ import annotations
 
 import codecs
-import copy
 from dataclasses import dataclass
 from typing import Final
 
@@ -247,7 +246,8 @@ class StanzaStream:
     def _detach(self, el: etree._Element) -> etree._Element:
         """Copy the completed stanza out of the tree and free older siblings."""
         # The copy declares only the namespaces its names use: no xmlns:stream.
-        stanza = copy.deepcopy(el)
+        # (lxml's copies are deep; calling __copy__ skips the copy module's dispatch.)
+        stanza: etree._Element = el.__copy__()  # type: ignore[attr-defined]
         stanza.tail = None
         # Free the stanza before this one (the one before that went at its own
         # end). Never unlink the element just ended, which may be the last

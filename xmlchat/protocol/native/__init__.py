@@ -2,6 +2,7 @@
 
 * :mod:`.wire`: names, the schema and how stanzas are written (shared with the client);
 * :mod:`.events`: what the client asked for, one event per stanza;
+* :mod:`.requests`: which event each client stanza is;
 * :mod:`.history`: the ``<history>`` answer's messages and paging;
 * :mod:`.core`: :class:`NativeServerStream`, the state machine.
 
@@ -20,13 +21,17 @@ from xmlchat.protocol.native.events import (
     Event,
     Failed,
     HistoryRequested,
+    JoinRequested,
+    LeaveRequested,
     LoginRequested,
     MessageReceived,
     Opened,
     PingReceived,
     PongReceived,
     ReceiptReceived,
+    RoomMessageReceived,
     UnblockRequested,
+    WhoRequested,
 )
 from xmlchat.protocol.native.history import (
     DEFAULT_HISTORY,
@@ -63,6 +68,8 @@ __all__ = [
     "Failed",
     "HistoryMessage",
     "HistoryRequested",
+    "JoinRequested",
+    "LeaveRequested",
     "LoginRequested",
     "MessageReceived",
     "NativeServerStream",
@@ -70,8 +77,10 @@ __all__ = [
     "PingReceived",
     "PongReceived",
     "ReceiptReceived",
+    "RoomMessageReceived",
     "State",
     "UnblockRequested",
+    "WhoRequested",
     "element_xml",
     "history_xml",
     "message_xml",

@@ -24,30 +24,22 @@ from xmlchat.errors import (
     StreamError,
 )
 from xmlchat.protocol.native.events import (
-    BlocklistRequested,
-    BlockRequested,
     Closed,
-    ContactAddRequested,
-    ContactRemoveRequested,
-    ContactsRequested,
     Event,
     Failed,
-    HistoryRequested,
     LoginRequested,
-    MessageReceived,
     Opened,
-    PingReceived,
-    PongReceived,
-    ReceiptReceived,
-    UnblockRequested,
 )
-from xmlchat.protocol.native.history import DEFAULT_HISTORY, history_xml
+from xmlchat.protocol.native.history import history_xml
+from xmlchat.protocol.native.requests import block_jids, request_event
 from xmlchat.protocol.native.wire import (
     NS,
     ROOT,
     VERSION,
+    ack_xml,
     child_texts,
     element_xml,
+    message_xml,
     schema,
     schema_message,
     stream_header,
@@ -69,7 +61,21 @@ MAX_BLOCK_JIDS: Final = 100
 _BEFORE_LOGIN: Final = frozenset({"login", "ping", "pong", "logout"})
 # Stanzas only the server sends: a client sending them gets bad-request.
 _SERVER_ONLY: Final = frozenset(
-    {"login-ok", "login-failed", "ack", "presence", "contacts", "blocklist", "history-result", "error"}
+    {
+        "login-ok",
+        "login-failed",
+        "ack",
+        "presence",
+        "contacts",
+        "blocklist",
+        "history-result",
+        "error",
+        "joined",
+        "left",
+        "occupant",
+        "occupants",
+        "room-subject",
+    }
 )
 
 
@@ -178,14 +184,14 @@ class NativeServerStream:
         if self.state is State.AWAITING_LOGIN and name not in _BEFORE_LOGIN:
             self.send_error(StanzaError(StanzaCondition.NOT_AUTHORIZED, "log in first"), ref)
             return
-        if name in ("block", "unblock") and len(_jids(el)) > MAX_BLOCK_JIDS:
+        if name in ("block", "unblock") and len(block_jids(el)) > MAX_BLOCK_JIDS:
             # The schema bounds each run of <jid>, not their total.
             why = f"at most {MAX_BLOCK_JIDS} <jid> in one <{name}>"
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, why), ref)
             return
         if name == "received" and not self._receipt_ok(int(texts.get("seq", "0")), ref):
             return
-        event = self._event(name, texts, el)
+        event = request_event(name, texts, el)
         if isinstance(event, LoginRequested) and self.state is State.LOGGED_IN:
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, "already logged in"), ref)
             return
@@ -209,44 +215,6 @@ class NativeServerStream:
             why = f"received {seq}, but the last message sent was {self._last_seq}"
             raise StreamError(StreamCondition.UNDEFINED_CONDITION, why)
         return True
-
-    @staticmethod
-    def _event(name: str, fields: dict[str, str], el: etree._Element) -> Event:
-        get = fields.get
-        match name:
-            case "message":
-                return MessageReceived(
-                    to=get("to", ""), body=get("body", ""), id=get("id"), sender=get("from")
-                )
-            case "login":
-                return LoginRequested(
-                    get("user", ""), get("password", ""), get("resource"), "receipts" in fields, get("resume")
-                )
-            case "received":
-                return ReceiptReceived(int(fields["seq"]))
-            case "ping":
-                return PingReceived(get("id"))
-            case "pong":
-                return PongReceived()
-            case "contacts-get":
-                return ContactsRequested()
-            case "contact-add":
-                return ContactAddRequested(get("jid", ""))
-            case "contact-remove":
-                return ContactRemoveRequested(get("jid", ""))
-            case "blocklist-get":
-                return BlocklistRequested(get("id"))
-            case "block":
-                return BlockRequested(_jids(el), get("id"))
-            case "unblock":
-                return UnblockRequested(_jids(el), get("id"))
-            case "history":
-                # The schema admits only 1 to MAX_HISTORY (xs:positiveInteger,
-                # which collapses whitespace: so does int()).
-                max_ = int(get("max") or DEFAULT_HISTORY)
-                return HistoryRequested(get("with"), max_, get("before"), get("id"))
-            case _:  # "logout": the schema admits nothing else
-                return Closed()
 
     def _close(self) -> None:
         if self.state is not State.CLOSED:
@@ -285,14 +253,12 @@ class NativeServerStream:
     ) -> None:
         """A message; ``seq`` numbers it for a receipts session (1, 2, 3… per
         connection), which acknowledges it with ``<received>``."""
-        fields = [("id", id_), ("from", sender), ("to", to), ("time", timestamp(sent)), ("body", body)]
         if seq is not None:
-            fields.append(("seq", str(seq)))
             self._last_seq = max(self._last_seq, seq)
-        self._out.append(element_xml("message", fields))
+        self._out.append(message_xml(id_, sender, to, timestamp(sent), body, seq))
 
     def send_ack(self, id_: str, accepted: datetime) -> None:
-        self._out.append(element_xml("ack", [("id", id_), ("time", timestamp(accepted))]))
+        self._out.append(ack_xml(id_, timestamp(accepted)))
 
     def send_presence(self, sender: str, online: bool) -> None:
         status = "online" if online else "offline"
@@ -315,6 +281,33 @@ class NativeServerStream:
         first, each written by :func:`~xmlchat.protocol.native.history.message_xml`;
         ``complete`` when no older message matches the request."""
         self._out.append(history_xml(messages, complete, id_))
+
+    # -- rooms (docs/native-protocol.md, "Rooms")
+
+    def send_joined(self, room: str, nick: str, id_: str | None = None) -> None:
+        self._out.append(element_xml("joined", [("id", id_), ("room", room), ("nick", nick)]))
+
+    def send_left(self, room: str, reason: str | None = None, id_: str | None = None) -> None:
+        self._out.append(element_xml("left", [("id", id_), ("room", room), ("reason", reason)]))
+
+    def send_occupant(self, room: str, nick: str, online: bool) -> None:
+        status = "online" if online else "offline"
+        self._out.append(element_xml("occupant", [("room", room), ("nick", nick), ("status", status)]))
+
+    def send_occupants(self, room: str, nicks: Iterable[str], id_: str | None = None) -> None:
+        self._out.append(
+            element_xml("occupants", [("id", id_), ("room", room), *(("nick", n) for n in nicks)])
+        )
+
+    def send_room_subject(self, room: str, nick: str | None, text: str) -> None:
+        self._out.append(element_xml("room-subject", [("room", room), ("from", nick), ("text", text)]))
+
+    def send_room_message(
+        self, id_: str, room: str, nick: str, sent: datetime, body: str, delayed: bool = False
+    ) -> None:
+        fields = [("id", id_), ("room", room), ("from", nick), ("time", timestamp(sent)), ("body", body)]
+        out = element_xml("room-message", fields)
+        self._out.append(out.replace(b"</room-message>", b"<delayed/></room-message>") if delayed else out)
 
     def send_ping(self) -> None:
         self._out.append(b"<ping/>")
@@ -339,15 +332,7 @@ class NativeServerStream:
         self._close()
 
 
-_JID: Final = f"{{{NS}}}jid"
-
-
 def _opening(message: bytes) -> bytes:
     """A standalone ``<session .../>`` as the start tag that opens the parsed stream."""
     message = message.rstrip(b" \t\r\n")
     return message[:-2] + b">" if message.endswith(b"/>") else message
-
-
-def _jids(el: etree._Element) -> tuple[str, ...]:
-    """The ``<jid>`` children of a blocking request, in order."""
-    return tuple(child.text or "" for child in el if child.tag == _JID)

@@ -106,6 +106,44 @@ class HistoryRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class JoinRequested:
+    """``<join>``: enter ``room`` (as the client wrote it) as ``nick`` (None:
+    the user's name), with ``max_history`` earlier messages (None: the room's
+    default). Answered by ``send_joined`` once in, or an error with ``id``."""
+
+    room: str
+    nick: str | None = None
+    password: str | None = None
+    max_history: int | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveRequested:
+    """``<leave>``: answered by ``send_left`` with the same ``id``."""
+
+    room: str
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMessageReceived:
+    """``<room-message>`` to a room the client is in; acked like a message."""
+
+    room: str
+    body: str
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WhoRequested:
+    """``<who>``: answered by ``send_occupants`` with the same ``id``."""
+
+    room: str
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     """The client closed the session (``</session>`` or ``<logout/>``)."""
 
@@ -131,6 +169,10 @@ Event = (
     | BlockRequested
     | UnblockRequested
     | HistoryRequested
+    | JoinRequested
+    | LeaveRequested
+    | RoomMessageReceived
+    | WhoRequested
     | Closed
     | Failed
 )
