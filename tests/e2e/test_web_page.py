@@ -113,6 +113,25 @@ async def test_a_browser_chats_with_a_native_client(wserver: ServerProcess, brow
 
 
 @needs_chromium
+async def test_two_browsers_join_talk_in_and_leave_a_room(wserver: ServerProcess, browser: Browser) -> None:
+    alice, bob = await ChatPage.open(browser, wserver), await ChatPage.open(browser, wserver)
+    await alice.login("alice@localhost", "alicepw")
+    await bob.login("bob@localhost", "bobpw")
+    await alice.join_room("lobby")
+    await bob.join_room("lobby")
+    await alice.sees_occupants("alice, bob")
+
+    await alice.send("hello room")  # shown when the room sends it back (XEP-0045 §7.4)
+    await bob.sees_message("alice" + "hello room")  # the sender's nick, then the text
+    await bob.send("hi alice")
+    await alice.sees_message("bob" + "hi alice")
+
+    await bob.page.click("#leave")
+    await alice.sees_occupants("alice")
+    await expect(bob.page.locator("#rooms li")).to_have_count(0)
+
+
+@needs_chromium
 async def test_a_bad_password_shows_an_error(wserver: ServerProcess, browser: Browser) -> None:
     page = await ChatPage.open(browser, wserver)
     await page.submit_login("alice@localhost", "wrong")
@@ -146,6 +165,8 @@ async def test_screenshots(wserver: ServerProcess, browser: Browser) -> None:
         bob.client.send_message(mto="alice@localhost", mbody="Lunch at noon?", mtype="chat")
         await alice.chat_with("bob@localhost")
         await alice.sees_message("Lunch at noon?")
+        await alice.join_room("lobby")
+        await alice.chat_with("bob@localhost")
         await alice.send("Yes, see you there.")
         await alice.page.screenshot(path=out / "desktop.png")
         phone = await ChatPage.open(browser, wserver, viewport=PHONE)

@@ -96,6 +96,15 @@ class ChatPage:
         await self.contact(jid).click()
         await expect(self.page.locator("#chat-title")).to_have_text(jid, timeout=TIMEOUT_MS)
 
+    async def join_room(self, name: str) -> None:
+        await self.page.fill("#room-name", name)
+        await self.page.click("#join-room button")
+        room = self.page.locator(f"#rooms li[data-room^='{name}@'][data-joined='true']")
+        await expect(room).to_have_count(1, timeout=TIMEOUT_MS)
+
+    async def sees_occupants(self, text: str) -> None:
+        await expect(self.page.locator("#occupants")).to_have_text(text, timeout=TIMEOUT_MS)
+
     async def send(self, text: str) -> None:
         await self.page.fill("#text", text)
         await self.page.press("#text", "Enter")

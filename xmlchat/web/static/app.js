@@ -1,4 +1,4 @@
-// The chat page: log in, contacts with presence, one-to-one chat.
+// The chat page: log in, contacts with presence, one-to-one chat, rooms.
 //
 // One message, from the textarea to the socket: the compose form's submit
 // handler (sendMessage below) builds <message type='chat'><body>…</body></message>
@@ -6,15 +6,17 @@
 // message. Incoming stanzas come back through XmppClient.received as "stanza"
 // events, handled by onStanza.
 
+import { Rooms } from "./rooms.js";
 import { LoginError, NS, XmppClient, bare, newId, stanza, xml } from "./xmpp.js";
 
 const $ = (id) => document.getElementById(id);
 
 let client = null;
 const contacts = new Map(); // bare JID -> { name, subscription, online: Set of resources }
-const conversations = new Map(); // bare JID -> [{ from: "me" | "them", text }]
+const conversations = new Map(); // bare JID or room -> [{ from: "me" | "them", text, nick }]
+const rooms = new Rooms();
 const requests = new Set(); // bare JIDs asking to see our presence
-let current = null; // the bare JID we are chatting with
+let current = null; // the bare JID or room we are chatting in
 
 function websocketUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -54,6 +56,7 @@ function showLogin(message) {
   contacts.clear();
   conversations.clear();
   requests.clear();
+  rooms.rooms.clear();
   current = null;
 }
 
@@ -99,7 +102,9 @@ function onStanza(element) {
   const kind = element.localName;
   const from = element.getAttribute("from") ?? "";
   const type = element.getAttribute("type");
-  if (kind === "message") {
+  if (rooms.has(bare(from))) {
+    onRoomStanza(element, kind);
+  } else if (kind === "message") {
     const body = element.getElementsByTagNameNS(NS.client, "body")[0];
     if (body && type !== "error") addMessage(bare(from), "them", body.textContent);
   } else if (kind === "presence") {
@@ -136,19 +141,51 @@ function onIq(element, from, type) {
     xml("error", { type: "cancel" }, xml("service-unavailable", { xmlns: "urn:ietf:params:xml:ns:xmpp-stanzas" }))));
 }
 
+// ---- rooms (XEP-0045)
+
+$("join-room").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const room = rooms.join(client, $("room-name").value.trim(), bare(client.jid).split("@")[1]);
+  $("room-name").value = "";
+  if (!conversations.has(room)) conversations.set(room, []);
+  openChat(room);
+});
+
+$("leave").addEventListener("click", () => {
+  rooms.leave(client, current);
+  current = null;
+  document.body.classList.remove("chatting");
+  render();
+});
+
+function onRoomStanza(element, kind) {
+  if (kind === "presence") {
+    const refused = rooms.presence(element);
+    if (refused) {
+      addMessage(bare(element.getAttribute("from")), "them", `Could not join: ${refused}`);
+      return;
+    }
+  } else if (kind === "message" && element.getAttribute("type") === "groupchat") {
+    const said = rooms.message(element);
+    if (said) addMessage(said.room, said.mine ? "me" : "them", said.text, said.nick);
+  }
+  render();
+}
+
 // ---- chatting
 
-function addMessage(jid, from, text) {
+function addMessage(jid, from, text, nick) {
   if (!conversations.has(jid)) conversations.set(jid, []);
-  conversations.get(jid).push({ from, text });
-  if (!contacts.has(jid)) contacts.set(jid, { name: jid, subscription: "none", online: new Set() });
-  if (from === "them" && jid !== current) contacts.get(jid).unread = (contacts.get(jid).unread ?? 0) + 1;
+  conversations.get(jid).push({ from, text, nick });
+  if (!rooms.has(jid) && !contacts.has(jid)) contacts.set(jid, { name: jid, subscription: "none", online: new Set() });
+  const unreadIn = contacts.get(jid) ?? rooms.rooms.get(jid);
+  if (from === "them" && jid !== current && unreadIn) unreadIn.unread = (unreadIn.unread ?? 0) + 1;
   render();
 }
 
 function openChat(jid) {
   current = jid;
-  contacts.get(jid).unread = 0;
+  (contacts.get(jid) ?? rooms.rooms.get(jid)).unread = 0;
   document.body.classList.add("chatting"); // on a phone: the chat replaces the contacts
   $("text").disabled = $("send").disabled = false;
   render();
@@ -160,8 +197,9 @@ $("back").addEventListener("click", () => document.body.classList.remove("chatti
 function sendMessage() {
   const text = $("text").value;
   if (!current || !text.trim()) return;
-  client.send(stanza("message", { to: current, type: "chat", id: newId() }, xml("body", {}, text)));
   $("text").value = "";
+  if (rooms.has(current)) return rooms.say(client, current, text); // shown when the room echoes it
+  client.send(stanza("message", { to: current, type: "chat", id: newId() }, xml("body", {}, text)));
   addMessage(current, "me", text);
 }
 
@@ -203,8 +241,23 @@ function render() {
     return item;
   }));
 
-  $("chat-title").textContent = current ?? "Pick a contact";
-  $("messages").replaceChildren(...(conversations.get(current) ?? []).map(({ from, text }) =>
-    element("li", { className: `message ${from}`, textContent: text })));
+  $("rooms").replaceChildren(...rooms.shown().map(([room, state]) => {
+    const item = element("li", { className: `room${room === current ? " current" : ""}` },
+      element("span", { className: "name", textContent: `# ${room.split("@")[0]}` }),
+      element("span", { className: "count", textContent: state.joined ? String(state.occupants.size) : "…" }),
+      element("span", { className: "unread", textContent: state.unread ? String(state.unread) : "" }));
+    item.dataset.room = room;
+    item.dataset.joined = String(state.joined);
+    item.addEventListener("click", () => openChat(room));
+    return item;
+  }));
+
+  const room = rooms.rooms.get(current);
+  $("chat-title").textContent = current ?? "Pick a contact or a room";
+  $("leave").hidden = !room;
+  $("occupants").textContent = room ? [...room.occupants].sort().join(", ") : "";
+  $("messages").replaceChildren(...(conversations.get(current) ?? []).map(({ from, text, nick }) =>
+    element("li", { className: `message ${from}` },
+      ...(nick && from === "them" ? [element("span", { className: "nick", textContent: nick })] : []), text)));
   $("messages").scrollTop = $("messages").scrollHeight;
 }
