@@ -58,6 +58,8 @@ port = 0
 [listeners.xmpp_tls]
 enabled = true
 port = 0
+[listeners.http]
+port = 0
 [listeners.https]
 enabled = true
 port = 0
@@ -79,6 +81,10 @@ port = 0
 tls = "none"
 [listeners.xmpp_tls]
 enabled = false
+[listeners.http]
+port = 0
+[listeners.https]
+port = 0
 
 [xmpp]
 require_encryption = false
