@@ -57,6 +57,7 @@ ENV XMLCHAT_DATA_DIR=/var/lib/xmlchat \
     XMLCHAT_LISTENERS_NATIVE_ADDRESS=0.0.0.0 \
     XMLCHAT_LISTENERS_XMPP_ADDRESS=0.0.0.0 \
     XMLCHAT_LISTENERS_XMPP_TLS_ADDRESS=0.0.0.0 \
+    XMLCHAT_LISTENERS_HTTPS_ADDRESS=0.0.0.0 \
     XMLCHAT_METRICS_ADDRESS=0.0.0.0
 
 VOLUME ["/var/lib/xmlchat"]
@@ -65,8 +66,9 @@ WORKDIR /var/lib/xmlchat
 USER 10001:10001
 # 5222 XMPP (STARTTLS), 5223 XMPP direct TLS (off unless
 # XMLCHAT_LISTENERS_XMPP_TLS_ENABLED=true), 5290 native over TLS, 9290 metrics
-# (off unless XMLCHAT_METRICS_ENABLED=true).
-EXPOSE 5222 5223 5290 9290
+# (off unless XMLCHAT_METRICS_ENABLED=true), 5443 HTTPS: the web chat page,
+# WebSocket and BOSH (the plain HTTP listener stays on the container's loopback).
+EXPOSE 5222 5223 5290 5443 9290
 # Exit 0 when every enabled listener answers. docker-compose.yml repeats it with
 # start_interval (checks every second while starting; Docker Engine 25+).
 HEALTHCHECK --interval=10s --timeout=10s --start-period=30s --retries=3 \

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test faults lint bench bench-durability bench-instructions bench-profile bench-memory bench-security bench-cluster compare container-test clean
+.PHONY: serve test faults lint bench bench-durability bench-instructions bench-profile bench-memory bench-security bench-cluster compare container-test screenshots clean
 
 $(BIN)/xmlchat: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,10 @@ compare: $(BIN)/xmlchat
 # a message each way, restart, data kept); needs root or the docker group. Not in `make test`.
 container-test: $(BIN)/xmlchat
 	$(BIN)/python container/check.py
+
+# The web chat page at desktop and phone width, into docs/web (needs Debian's chromium).
+screenshots: $(BIN)/xmlchat
+	XMLCHAT_SCREENSHOTS=docs/web $(BIN)/pytest -q tests/e2e/test_web_page.py -k screenshots
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -110,6 +110,8 @@ async def _run(measure: Callable[[], AbstractContextManager[object]] = nullconte
         "xmpp.allow_unencrypted_plain_auth": True,
         "listeners.native_plain.enabled": True,
         "listeners.native_plain.port": 0,
+        "listeners.http.enabled": False,
+        "listeners.https.enabled": False,
         "limits.stanzas_per_second": 0,
         # All the load comes from one address: no byte or per-IP rates.
         "limits.bytes_per_second": 0,

@@ -43,6 +43,10 @@ port = 0
 [listeners.xmpp]
 port = 0
 tls = "none"
+[listeners.http]
+enabled = false
+[listeners.https]
+enabled = false
 [xmpp]
 require_encryption = false
 [limits]

@@ -41,6 +41,10 @@ enabled = false
 [listeners.xmpp]
 port = 0
 tls = "none"
+[listeners.http]
+enabled = false
+[listeners.https]
+enabled = false
 [xmpp]
 require_encryption = false
 [limits]

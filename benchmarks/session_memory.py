@@ -35,6 +35,10 @@ data_dir = "{work}/data"
 enabled = false
 [listeners.xmpp_tls]
 enabled = false
+[listeners.http]
+enabled = false
+[listeners.https]
+enabled = false
 [listeners.native]
 enabled = true
 address = "127.0.0.1"

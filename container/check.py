@@ -133,6 +133,7 @@ def main() -> int:
             **os.environ,
             "XMLCHAT_NATIVE_PORT": str(free_port()),
             "XMLCHAT_XMPP_PORT": str(free_port()),
+            "XMLCHAT_HTTPS_PORT": str(free_port()),
             "XMLCHAT_LOG_FORMAT": "json",
         }
         flow = Flow(compose_command(workdir), env)

@@ -40,6 +40,10 @@ port = 0
 [listeners.xmpp_tls]
 enabled = true
 port = 0
+[listeners.http]
+port = 0
+[listeners.https]
+port = 0
 
 [storage]
 scram_iterations = 4096

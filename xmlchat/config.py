@@ -48,10 +48,10 @@ class Listeners:
     xmpp: Listener = Listener(port=5222, tls="starttls")
     xmpp_tls: Listener = Listener(enabled=False, port=5223, tls="direct")
     # HTTP: XMPP over WebSocket (RFC 7395) and BOSH (XEP-0206), the native
-    # protocol over WebSocket, XEP-0156 discovery. Plain on loopback, and TLS.
-    # Off until enabled: existing deployments keep the ports they listen on.
-    http: Listener = Listener(enabled=False, port=5280, tls="none")
-    https: Listener = Listener(enabled=False, port=5443, tls="direct")
+    # protocol over WebSocket, XEP-0156 discovery, the web chat page at /.
+    # Plain on loopback, and TLS.
+    http: Listener = Listener(port=5280, tls="none")
+    https: Listener = Listener(port=5443, tls="direct")
     # XEP-0114 external components: plaintext by the XEP, so loopback by default.
     component: Listener = Listener(enabled=False, port=5347, tls="none")
 

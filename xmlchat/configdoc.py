@@ -25,8 +25,9 @@ _LISTENERS: Final = {
     "native_plain": "Native protocol in plaintext (loopback demos and benchmarks)",
     "xmpp": "XMPP client-to-server, STARTTLS (RFC 6120)",
     "xmpp_tls": "XMPP client-to-server over direct TLS (XEP-0368)",
-    "http": "HTTP (WebSocket, BOSH, host-meta) in plaintext; `tls` must be `none` or `direct`",
-    "https": "HTTP over TLS (WebSocket, BOSH, host-meta)",
+    "http": "HTTP (the web chat page, WebSocket, BOSH, host-meta) in plaintext; "
+    "`tls` must be `none` or `direct`",
+    "https": "HTTP over TLS (the web chat page, WebSocket, BOSH, host-meta)",
     "component": "XEP-0114 external components (plaintext, as the XEP: keep it on loopback)",
 }
 _LISTENER_FIELDS: Final = {

@@ -49,6 +49,12 @@ enabled = false
 [listeners.native]
 enabled = false
 
+[listeners.http]
+enabled = false
+
+[listeners.https]
+enabled = false
+
 [listeners.native_plain]
 enabled = true
 address = "127.0.0.1"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -94,7 +95,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         [sys.executable, "-m", "xmlchat", "compare", "--quick", "--json", str(out / "r.json")],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         env=env,
         check=False,
         cwd=out,
@@ -111,12 +112,14 @@ def _by_variant(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 MAIN = ("native-tls", "native-plain", "xmpp-starttls", "xmpp-plain")
+WEB = ("xmpp-websocket", "xmpp-bosh", "xmpp-poll")
+FULL = (*MAIN, *WEB)
 
 
 def test_quick_run_connect(quick_run: dict[str, Any]) -> None:
     assert quick_run["errors"] == []
     connect = _by_variant(quick_run["connect"])
-    assert set(connect) == {*MAIN, "xmpp-directtls", "xmpp-directtls-plain"}
+    assert set(connect) == {*FULL, "xmpp-directtls", "xmpp-directtls-plain"}
     for key, row in connect.items():
         assert row["bytes_up"] > 100 and row["bytes_down"] > 100, key
         assert row["bytes_total"] == row["bytes_up"] + row["bytes_down"]
@@ -137,11 +140,16 @@ def test_quick_run_connect(quick_run: dict[str, Any]) -> None:
         assert connect[xmpp]["bytes_total"] > connect[native]["bytes_total"], xmpp
         assert connect[xmpp]["round_trips"] > connect[native]["round_trips"], xmpp
     assert connect["xmpp-starttls"]["detail"].startswith("SASL ")
+    # Over HTTP the same login costs more: every request carries HTTP headers,
+    # and a polling client waits for its next poll to hear each answer.
+    for key in WEB:
+        assert connect[key]["bytes_total"] > connect["xmpp-directtls"]["bytes_total"], key
+    assert connect["xmpp-poll"]["round_trips"] > connect["xmpp-bosh"]["round_trips"]
 
 
 def test_quick_run_messages(quick_run: dict[str, Any]) -> None:
     rows = quick_run["messages"]
-    assert {row["variant"] for row in rows} == set(MAIN)
+    assert {row["variant"] for row in rows} == set(FULL)
     assert {(row["script"], row["body_bytes"]) for row in rows} >= {("ascii", 5), ("chinese", 1023)}
     for row in rows:
         assert row["body_bytes"] == row["body_chars"] * (1 if row["script"] == "ascii" else 3)
@@ -154,6 +162,9 @@ def test_quick_run_messages(quick_run: dict[str, Any]) -> None:
             # The recipient's client confirms what it read (<received><seq/>),
             # so stored messages leave the store only once it has them.
             assert 0 < row["recipient_up"] <= 64
+        elif row["variant"] in ("xmpp-bosh", "xmpp-poll"):
+            # The request that brought the message down is followed by the next one.
+            assert row["recipient_up"] > 0
         else:
             # XMPP here has neither XEP-0184 nor XEP-0198 on: nothing goes up.
             assert row["recipient_up"] == 0
@@ -162,11 +173,12 @@ def test_quick_run_messages(quick_run: dict[str, Any]) -> None:
 def test_quick_run_latency_throughput_cpu(quick_run: dict[str, Any]) -> None:
     latency = _by_variant(quick_run["latency"])
     throughput = _by_variant(quick_run["throughput"])
-    assert set(latency) == set(throughput) == set(MAIN)
+    assert set(latency) == set(throughput) == set(FULL)
     options = quick_run["options"]
-    for key in MAIN:
+    for key in FULL:
         lat, tput = latency[key], throughput[key]
-        assert lat["messages"] == options["latency_messages"] == len(lat["samples_ms"])
+        count = options["poll_latency_messages" if key == "xmpp-poll" else "latency_messages"]
+        assert lat["messages"] == count == len(lat["samples_ms"])
         assert 0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
         assert tput["delivered"] == options["pairs"] * options["messages"]
         assert tput["failed_sends"] == 0
@@ -197,7 +209,7 @@ def _whole_ticks(seconds: float | None) -> bool:
 def test_quick_run_reconnect_and_description(quick_run: dict[str, Any]) -> None:
     reconnect = _by_variant(quick_run["reconnect"])
     connect = _by_variant(quick_run["connect"])
-    assert set(reconnect) == set(connect)
+    assert set(reconnect) == set(connect) - set(WEB)
     for key, row in reconnect.items():
         assert row["time_ms"] > 0
         # A reconnect is a full login: within a few bytes of the first one.
@@ -221,6 +233,64 @@ def test_the_document_shows_the_committed_run() -> None:
         assert "| " + " | ".join(map(str, cells)) + " |" in block, row["variant"]
     for row in run["reconnect"]:
         assert f"| {row['label']} |" in block
-    for name in ("bytes-per-message.png", "latency-cdf.png", "results.md"):
+    assert {row["variant"] for row in run["idle"]} >= {"xmpp-websocket", "xmpp-bosh", "xmpp-poll"}
+    assert run["datagrams"]["rows"]
+    for name in (
+        "bytes-per-message.png",
+        "latency-cdf.png",
+        "http-transports.png",
+        "udp-impaired.png",
+        "results.md",
+    ):
         assert (docs / "compare" / name).exists()
         assert name.endswith(".md") or f"(compare/{name})" in block
+
+
+def test_quick_run_idle_clients(quick_run: dict[str, Any]) -> None:
+    idle = _by_variant(quick_run["idle"])
+    assert set(idle) == {"native-tls", "xmpp-starttls", *WEB}
+    seconds = quick_run["options"]["idle_seconds"]
+    for key, row in idle.items():
+        assert row["seconds"] == seconds
+        if key in ("native-tls", "xmpp-starttls", "xmpp-websocket"):
+            # A stream costs nothing while idle until a heartbeat is due (30 s and more).
+            assert row["http_requests"] == 0 and row["bytes_up"] + row["bytes_down"] == 0, key
+    # Short polling asks every 2 s whatever happens: a request, its answer, its bytes.
+    poll = idle["xmpp-poll"]
+    assert poll["http_requests"] >= int(seconds // 2) - 1 >= 0
+    assert poll["requests_per_minute"] == pytest.approx(poll["http_requests"] * 60 / seconds)
+    assert poll["bytes_up"] > 0 and poll["bytes_down"] > 0
+
+
+def test_quick_run_datagrams(quick_run: dict[str, Any]) -> None:
+    experiment = quick_run["datagrams"]
+    assert experiment["netem"].startswith(("available", "unavailable"))
+    rows = experiment["rows"]
+    assert len(rows) == 8  # four paths, raw and acked
+    for row in rows:
+        assert row["sent"] == quick_run["options"]["datagrams"]
+        assert row["delivered"] + row["lost"] == row["sent"]
+        if row["protocol"] == "UDP + acks":
+            # What a chat protocol over UDP has to rebuild gets every message through.
+            assert row["lost"] == 0 and row["acks"] >= row["sent"]
+            assert row["datagrams"] == row["sent"] + row["retransmissions"]
+        else:
+            assert row["retransmissions"] == row["acks"] == 0
+    clean = [r for r in rows if r["path"].startswith("clean")]
+    assert all(r["lost"] == r["duplicates"] == r["reordered"] == 0 for r in clean)
+    worst = [r for r in rows if r["path"].startswith("20%")]
+    raw = next(r for r in worst if r["protocol"] == "raw UDP")
+    acked = next(r for r in worst if r["protocol"] == "UDP + acks")
+    assert raw["lost"] > 0 and raw["reordered"] > 0  # seeded: the same every run
+    assert acked["retransmissions"] > 0
+
+
+async def test_impaired_path_duplicates_and_drops_as_told() -> None:
+    from xmlchat.compare import datagrams
+
+    both = datagrams.Impairment("all twice", 0.0, 1.0, 0.0, 1.0)
+    doubled = await datagrams.raw_udp(both, 20, random.Random(1))
+    assert (doubled.delivered, doubled.duplicates) == (20, 20)
+    gone = datagrams.Impairment("all lost", 1.0, 1.0, 0.0, 0.0)
+    dropped = await datagrams.raw_udp(gone, 20, random.Random(1))
+    assert (dropped.delivered, dropped.lost) == (0, 20)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 from conftest import ServerFactory, ServerProcess
-from e2e.web_clients import CLIENT, BoshClient, web_config
+from e2e.web_clients import CLIENT, BoshClient
 from e2e.xmpp_client_helpers import started_server
 from e2e.xmpp_helpers import connect
 from lxml import etree
@@ -18,7 +18,7 @@ STREAM_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams"
 
 @pytest.fixture(scope="module")
 def bserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    yield from started_server(tmp_path_factory.mktemp("bosh"), ("alice", "bob"), web_config())
+    yield from started_server(tmp_path_factory.mktemp("bosh"), ("alice", "bob"))
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ async def test_host_meta_names_both_endpoints(bserver: ServerProcess, http: aioh
 
 async def test_the_server_ending_the_stream_reaches_the_client(server_factory: ServerFactory) -> None:
     """A stream error written while no request is held waits for the next one."""
-    server = server_factory(web_config("[limits]\nlogin_timeout = 1.0\n"))
+    server = server_factory("[limits]\nlogin_timeout = 1.0\n")
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=server.client_ssl())) as http:
         client = bosh(server, http)
         await client.create()  # and never logs in; no request is held
@@ -125,7 +125,7 @@ async def test_the_server_ending_the_stream_reaches_the_client(server_factory: S
 
 
 async def test_cors_follows_the_configured_origins(server_factory: ServerFactory) -> None:
-    server = server_factory(web_config('[http]\ncors_origins = ["https://chat.example"]\n'))
+    server = server_factory('[http]\ncors_origins = ["https://chat.example"]\n')
     url = f"https://localhost:{server.ports['https']}/http-bind"
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=server.client_ssl())) as http:
         preflight = {"Origin": "https://chat.example", "Access-Control-Request-Method": "POST"}

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from conftest import ServerProcess
 from e2e.test_xmpp_errors import BAD_UTF8, NOT_WELL_FORMED, RESTRICTED_XML
-from e2e.web_clients import FRAMING, OPEN, STREAMS, XmppWebSocket, web_config
+from e2e.web_clients import FRAMING, OPEN, STREAMS, XmppWebSocket
 from e2e.xmpp_client_helpers import started_server
 from lxml import etree
 
@@ -21,7 +21,7 @@ STREAM_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams"
 
 @pytest.fixture(scope="module")
 def hserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    yield from started_server(tmp_path_factory.mktemp("wshostile"), ("alice", "bob"), web_config())
+    yield from started_server(tmp_path_factory.mktemp("wshostile"), ("alice", "bob"))
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import asyncio
 import aiohttp
 from conftest import ServerFactory, ServerProcess
 from e2e.rawsock import RawPeer
-from e2e.web_clients import BoshClient, web_config
+from e2e.web_clients import BoshClient
 from polling import wait_until
 
 LIMITED = """
@@ -34,7 +34,7 @@ def bind_url(server: ServerProcess) -> str:
 
 
 async def test_connections_per_ip_are_counted_across_tcp_and_websocket(server_factory: ServerFactory) -> None:
-    server = server_factory(web_config(LIMITED))
+    server = server_factory(LIMITED)
     tcp = RawPeer(server.ports["xmpp"])
     async with session(server) as http:
         first = await http.ws_connect(wss(server), protocols=("xmpp",))
@@ -71,7 +71,7 @@ def _upgrade() -> dict[str, str]:
 
 async def test_bosh_session_cap_and_inactivity(server_factory: ServerFactory) -> None:
     uncounted = LIMITED.replace("max_connections_per_ip = 2", "max_connections_per_ip = 0")
-    server = server_factory(web_config(uncounted))
+    server = server_factory(uncounted)
     async with session(server) as http:
         first = BoshClient(http, bind_url(server))
         await first.create()
@@ -92,7 +92,7 @@ async def test_bosh_session_cap_and_inactivity(server_factory: ServerFactory) ->
 
 
 async def test_polling_faster_than_allowed_terminates(server_factory: ServerFactory) -> None:
-    server = server_factory(web_config())
+    server = server_factory()
     async with session(server) as http:
         client = BoshClient(http, bind_url(server))
         answer = await client.post(client.body(to="localhost", wait="5", hold="0"))
@@ -105,7 +105,7 @@ async def test_polling_faster_than_allowed_terminates(server_factory: ServerFact
 
 
 async def test_request_header_and_body_size_limits(server_factory: ServerFactory) -> None:
-    server = server_factory(web_config())
+    server = server_factory()
     async with session(server) as http:
         async with http.post(bind_url(server), data=b"<body/>", headers={"X-Big": "x" * 9000}) as big_header:
             assert big_header.status in (400, 431)
@@ -114,7 +114,7 @@ async def test_request_header_and_body_size_limits(server_factory: ServerFactory
 
 
 async def test_more_requests_at_once_than_allowed_terminates(server_factory: ServerFactory) -> None:
-    server = server_factory(web_config())
+    server = server_factory()
     async with session(server) as http:
         client = BoshClient(http, bind_url(server))
         answer = await client.post(client.body(to="localhost", wait="3", hold="1"))

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 from conftest import ServerFactory, ServerProcess
-from e2e.web_clients import FRAMING, STREAMS, XmppWebSocket, local, web_config
+from e2e.web_clients import FRAMING, STREAMS, XmppWebSocket, local
 from e2e.xmpp_client_helpers import started_server
 from e2e.xmpp_helpers import connect
 from lxml import etree
@@ -26,7 +26,7 @@ NATIVE_NS = "urn:xmlchat:native:1"
 
 @pytest.fixture(scope="module")
 def wserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    yield from started_server(tmp_path_factory.mktemp("ws"), ("alice", "bob", "carol"), web_config())
+    yield from started_server(tmp_path_factory.mktemp("ws"), ("alice", "bob", "carol"))
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ async def test_the_xmpp_subprotocol_is_required(wserver: ServerProcess, http: ai
 
 
 async def test_an_origin_not_listed_is_refused(server_factory: ServerFactory) -> None:
-    server = server_factory(web_config('[http]\nwebsocket_origins = ["https://chat.example"]\n'))
+    server = server_factory('[http]\nwebsocket_origins = ["https://chat.example"]\n')
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=server.client_ssl())) as session:
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await session.ws_connect(wss(server), protocols=("xmpp",), origin="https://evil.example")

@@ -33,11 +33,6 @@ OPEN = f"<open xmlns='{FRAMING}' to='localhost' version='1.0'/>"
 _ids = itertools.count()
 
 
-def web_config(extra: str = "") -> str:
-    """Server TOML with both HTTP listeners on free ports."""
-    return f"[listeners.http]\nenabled = true\nport = 0\n[listeners.https]\nenabled = true\nport = 0\n{extra}"
-
-
 def local(element: etree._Element) -> str:
     return etree.QName(element).localname
 

@@ -19,6 +19,7 @@ def config_file(tmp_path: Path, extra: str = "", native_port: int | None = None)
         f"[listeners.native]\nport = {native_port or free_port()}\n"
         f"[listeners.native_plain]\nenabled = true\nport = {free_port()}\n"
         f"[listeners.xmpp]\nport = {free_port()}\n"
+        f"[listeners.http]\nport = {free_port()}\n[listeners.https]\nport = {free_port()}\n"
         f"[metrics]\nenabled = true\nport = {free_port()}\n{extra}"
     )
     return path

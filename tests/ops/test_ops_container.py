@@ -34,6 +34,8 @@ PORT_VARS = {
     "XMLCHAT_LISTENERS_NATIVE_PORT": "native",
     "XMLCHAT_LISTENERS_XMPP_PORT": "xmpp",
     "XMLCHAT_LISTENERS_XMPP_TLS_PORT": "xmpp_tls",
+    "XMLCHAT_LISTENERS_HTTP_PORT": "http",
+    "XMLCHAT_LISTENERS_HTTPS_PORT": "https",
     "XMLCHAT_METRICS_PORT": "metrics",
 }
 
@@ -106,11 +108,11 @@ def test_dockerfile_builds_a_non_root_image_with_a_data_volume() -> None:
     assert any("useradd" in r and "--uid 10001 --gid 10001" in r for r in run.all("RUN"))
     assert json.loads(run.all("VOLUME")[0]) == ["/var/lib/xmlchat"]
     exposed = {int(p) for p in run.all("EXPOSE")[0].split()}
-    assert exposed == {5222, 5223, 5290, Config().metrics.port}
+    assert exposed == {5222, 5223, 5290, Config().listeners.https.port, Config().metrics.port}
     assert json.loads(run.all("CMD")[0]) == ["xmlchat", "serve"]
     env = run.env
     assert env["XMLCHAT_DATA_DIR"] == "/var/lib/xmlchat"
-    for name in ("NATIVE", "XMPP", "XMPP_TLS"):
+    for name in ("NATIVE", "XMPP", "XMPP_TLS", "HTTPS"):
         assert env[f"XMLCHAT_LISTENERS_{name}_ADDRESS"] == "0.0.0.0"
     assert "XMLCHAT_LISTENERS_NATIVE_PLAIN_ADDRESS" not in env  # plaintext stays loopback-only
     assert {k for k in env if k.startswith("XMLCHAT_")} <= ENV_KEYS
@@ -199,7 +201,11 @@ def test_compose_service_is_what_the_issue_asks_for() -> None:
     service = data["services"]["xmlchat"]
     assert service["restart"] == "unless-stopped"
     # Host ports from variables, with the standard ports as defaults.
-    assert service["ports"][:2] == ["${XMLCHAT_XMPP_PORT:-5222}:5222", "${XMLCHAT_NATIVE_PORT:-5290}:5290"]
+    assert service["ports"][:3] == [
+        "${XMLCHAT_XMPP_PORT:-5222}:5222",
+        "${XMLCHAT_NATIVE_PORT:-5290}:5290",
+        "${XMLCHAT_HTTPS_PORT:-5443}:5443",
+    ]
     volume, _, target = service["volumes"][0].partition(":")
     assert target == "/var/lib/xmlchat" and volume in data["volumes"]  # a named volume
     health = service["healthcheck"]

@@ -23,13 +23,14 @@ STREAM_HEADER = (
 def test_health_against_a_running_then_a_stopped_server(tmp_path: Path) -> None:
     data = tmp_path / "data"
     config = tmp_path / "xmlchat.toml"
-    ports = {name: free_port() for name in ("native", "native_plain", "xmpp", "xmpp_tls")}
+    ports = {name: free_port() for name in ("native", "native_plain", "xmpp", "xmpp_tls", "http", "https")}
     config.write_text(
         'hosts = ["localhost"]\n'
         f"[listeners.native]\nport = {ports['native']}\n"
         f"[listeners.native_plain]\nenabled = true\nport = {ports['native_plain']}\n"
         f"[listeners.xmpp]\nport = {ports['xmpp']}\n"
         f"[listeners.xmpp_tls]\nenabled = true\nport = {ports['xmpp_tls']}\n"
+        f"[listeners.http]\nport = {ports['http']}\n[listeners.https]\nport = {ports['https']}\n"
     )
     server = ServerProcess(data, config)
     server.start()

@@ -20,7 +20,8 @@ async def _loop_module() -> str:
     return type(asyncio.get_running_loop()).__module__
 
 
-PLAIN_ONLY = {"listeners.native.enabled": False}  # the default config's one direct-TLS listener
+# The default config's direct-TLS listeners: native, and the HTTP listener over TLS.
+PLAIN_ONLY = {"listeners.native.enabled": False, "listeners.https.enabled": False}
 
 
 def _config(event_loop: str, **overrides: object) -> Config:
@@ -40,13 +41,14 @@ def test_auto_prefers_uvloop_when_installed_and_no_direct_tls() -> None:
 
 def test_auto_keeps_asyncio_with_a_direct_tls_listener() -> None:
     # uvloop loses a ClientHello read before start_tls (MagicStack/uvloop#707).
-    assert runtime.direct_tls_listeners(_config("auto")) == ["native"]
+    assert runtime.direct_tls_listeners(_config("auto")) == ["native", "https"]
     assert runtime.loop_factory(_config("auto")) is None
 
 
 def test_uvloop_chosen_with_a_direct_tls_listener_is_refused() -> None:
     with pytest.raises(ValueError, match="direct-TLS listeners \\(native, xmpp_tls\\)"):
-        runtime.loop_factory(_config("uvloop", **{"listeners.xmpp_tls.enabled": True}))
+        overrides = {"listeners.xmpp_tls.enabled": True, "listeners.https.enabled": False}
+        runtime.loop_factory(_config("uvloop", **overrides))
 
 
 @pytest.fixture

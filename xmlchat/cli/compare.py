@@ -1,7 +1,7 @@
 """``compare``: XMPP versus the native protocol, measured (see docs/protocols.md).
 
-xmlchat compare                       start two servers, measure, print tables (~1 min)
-xmlchat compare --quick               smaller sizes (~15 s), for CI
+xmlchat compare                       start two servers, measure, print tables (~4 min)
+xmlchat compare --quick               smaller sizes (~1 min), for CI
 xmlchat compare --json F --out DIR    also JSON, results.md, PNG plots, transcripts
 xmlchat compare --doc docs/protocols.md   also refresh the results block of the doc
 xmlchat compare --server-config F     measure a running server instead
@@ -24,7 +24,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     compare = sub.add_parser(
         "compare", parents=[common], help="measure XMPP against the native protocol on the wire"
     )
-    compare.add_argument("--quick", action="store_true", help="small sizes, about 15 s (for CI)")
+    compare.add_argument("--quick", action="store_true", help="small sizes, about a minute (for CI)")
     compare.add_argument("--pairs", type=int, metavar="N", help="sender/recipient pairs (default 10)")
     compare.add_argument(
         "--messages", type=int, metavar="N", help="messages per pair in the throughput run (default 300)"

@@ -229,6 +229,11 @@ def _context(cafile: str | None) -> ssl.SSLContext:
     return client_context(cafile)
 
 
+def client_tls(cafile: str) -> ssl.SSLContext:
+    """The shared client context that trusts ``cafile``."""
+    return _context(cafile)
+
+
 def quiet_slixmpp() -> None:
     """slixmpp logs a dropped connection at ERROR; a reconnect test drops them on purpose."""
     logging.getLogger("slixmpp").setLevel(logging.CRITICAL)

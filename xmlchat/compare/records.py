@@ -118,3 +118,29 @@ class ReconnectResult:
 class Transcript:
     variant: str
     lines: list[tuple[str, float, str, str]]  # (user, seconds, "C"/"S", text)
+
+
+@dataclass
+class IdleResult:
+    """One logged-in client that says nothing for ``seconds``, through the proxy."""
+
+    variant: str
+    label: str
+    encrypted: bool
+    seconds: float
+    http_requests: int  # requests the client made (0 on a TCP or WebSocket connection)
+    writes_up: int  # reads the proxy made on each side: a heartbeat, a poll
+    writes_down: int
+    bytes_up: int
+    bytes_down: int
+
+    def per_minute(self, count: int) -> float:
+        return count * 60 / self.seconds if self.seconds else 0.0
+
+    @property
+    def requests_per_minute(self) -> float:
+        return self.per_minute(self.http_requests)
+
+    @property
+    def bytes_per_minute(self) -> float:
+        return self.per_minute(self.bytes_up + self.bytes_down)

@@ -24,6 +24,7 @@ from xmlchat.compare.charts import plots
 from xmlchat.compare.records import Transcript
 from xmlchat.compare.run import Results
 from xmlchat.compare.summary import Table, headlines, markdown_table, tables, text_table
+from xmlchat.compare.tradeoffs import HTTP_TITLE, UDP_TITLE
 
 # Also importable from here, as before the split into summary.py and charts.py.
 __all__ = [
@@ -99,6 +100,8 @@ def to_json(results: Results, command: str) -> dict[str, Any]:
             "latency": rows(results.latency),
             "throughput": rows(results.throughput),
             "reconnect": rows(results.reconnect, "bytes_total"),
+            "idle": rows(results.idle, "requests_per_minute", "bytes_per_minute"),
+            "datagrams": None if results.datagrams is None else dataclasses.asdict(results.datagrams),
             "headlines": headlines(results),
             "errors": results.errors,
         }
@@ -166,6 +169,30 @@ def markdown(results: Results, command: str, plots: Sequence[str], image_prefix:
             "The proxy cuts both sides; the client sees the close at once and reconnects with no backoff "
             "delay; time from the cut until it is ready again, bytes of the new connection. "
             "Neither client resumes TLS sessions or XMPP streams (XEP-0198), so this is a full login."
+        ),
+        HTTP_TITLE: (
+            "All over TLS, on the same server (the web transports on its https listener). Bytes: one "
+            "message from a0 to b0 with everything it moved on both links, both ways: the native ack, "
+            "the HTTP request that carried it and the held or polling request that brought it back, "
+            "headers included; median of the runs above. Latency as in the table above "
+            f"({o.poll_latency_messages} messages for short polling, each waiting for a poll). Server CPU "
+            "from the throughput run. Idle: one client of each kind, logged in, silent for "
+            f"{o.idle_seconds:g} s, all at once, counted by the proxy and scaled to a minute; writes are "
+            "the proxy's reads of each side (a heartbeat, a request, a response), each at least one "
+            "TCP segment and its ACK. BOSH: hold=1, wait=60 (Strophe.js's default), so a held request "
+            "is answered empty once a minute. Short polling: BOSH's polling mode (XEP-0124 §12, hold=0) "
+            "asking every 2 s over a kept-alive HTTPS connection."
+        ),
+        UDP_TITLE: (
+            f"{o.datagrams} chat messages, one every 2 ms, per path and protocol. The path: "
+            + (
+                f"{results.datagrams.path_kind}; tc netem {results.datagrams.netem.rstrip('.')}."
+                if results.datagrams
+                else "not measured."
+            )
+            + " 'UDP + acks' acknowledges every datagram, retransmits after a fixed timeout "
+            "(3 × the worst one-way delay), drops duplicates and hands messages to the reader in order; "
+            "latency is until the reader has the message in order. Acks cross the same impaired path."
         ),
     }
     lines += ["In short:", ""] + [f"- {h}" for h in headlines(results)] + [""]

@@ -11,10 +11,11 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TextIO, TypeVar
 
-from xmlchat.compare import timing, wire
+from xmlchat.compare import datagrams, idle, timing, wire
 from xmlchat.compare.clients import quiet_slixmpp
 from xmlchat.compare.records import (
     ConnectResult,
+    IdleResult,
     LatencyResult,
     MessageResult,
     ReconnectResult,
@@ -29,7 +30,7 @@ from xmlchat.compare.servers import (
     clock_tick,
     target_server,
 )
-from xmlchat.compare.targets import Target, bind_targets, users_for
+from xmlchat.compare.targets import POLL_INTERVAL, Target, bind_targets, users_for
 
 T = TypeVar("T")
 
@@ -49,6 +50,9 @@ class Options:
     latency_messages: int = 400
     reconnect_runs: int = 3
     transcripts: bool = True  # record a conversation over each plaintext variant
+    poll_latency_messages: int = 15  # short polling: each takes up to the poll interval
+    idle_seconds: float = 60.0
+    datagrams: int = 400  # per path in the UDP experiment
     quick: bool = False
 
     @classmethod
@@ -63,6 +67,9 @@ class Options:
                 latency_messages=50,
                 reconnect_runs=1,
                 transcripts=False,
+                poll_latency_messages=3,
+                idle_seconds=3.0,
+                datagrams=100,
                 quick=True,
             )
             if quick
@@ -85,6 +92,8 @@ class Results:
     throughput: list[ThroughputResult] = field(default_factory=list)
     reconnect: list[ReconnectResult] = field(default_factory=list)
     transcripts: list[Transcript] = field(default_factory=list)
+    idle: list[IdleResult] = field(default_factory=list)
+    datagrams: datagrams.Experiment | None = None
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -157,7 +166,8 @@ def _count_steps(options: Options, targets: list[Target]) -> int:
     full = sum(1 for t in targets if t.variant.full)
     plain = sum(1 for t in targets if t.variant.full and not t.variant.encrypted)
     plain = plain if options.transcripts else 0
-    return 2 * len(targets) + full * (len(options.sizes) * 2 + 2) + plain
+    web = sum(1 for t in targets if t.variant.http)
+    return 2 * len(targets) - web + full * (len(options.sizes) * 2 + 2) + plain + 2
 
 
 async def _run_all(options: Options, targets: list[Target], results: Results, progress: Progress) -> None:
@@ -188,17 +198,30 @@ async def _run_all(options: Options, targets: list[Target], results: Results, pr
         step = functools.partial(progress.step, f"{key}: bytes per message")
         per_message = await attempt(f"{key}: bytes", wire.message_bytes(t, o.sizes, o.repeats, step))
         results.messages += per_message or []
-        lat = await attempt(f"{key}: latency", timing.latency(t, o.latency_messages))
+        polling = t.variant.transport == "poll"
+        count = o.poll_latency_messages if polling else o.latency_messages
+        # A poll comes every POLL_INTERVAL: messages written at random moments
+        # between polls, not in step with them.
+        gap = POLL_INTERVAL if polling else 0.0
+        lat = await attempt(f"{key}: latency", timing.latency(t, count, gap))
         results.latency += [lat] if lat else []
-        progress.step(f"{key}: latency, {o.latency_messages} messages")
+        progress.step(f"{key}: latency, {count} messages")
         tput = await attempt(f"{key}: throughput", timing.throughput(t, o.pairs, o.messages, o.window))
         results.throughput += [tput] if tput else []
         progress.step(f"{key}: throughput, {o.pairs} pairs x {o.messages} messages")
     for t in targets:
         key = t.variant.key
+        if t.variant.http:
+            continue  # the web clients log in again as in 'connect'; no reconnect logic of their own
         rec = await attempt(f"{key}: reconnect", wire.reconnect(t, o.reconnect_runs))
         results.reconnect += [rec] if rec else []
         progress.step(f"{key}: reconnect")
+    full = [t for t in targets if t.variant.full and t.variant.encrypted]
+    idle_rows = await attempt("idle", idle.idle(full, o.idle_seconds))
+    results.idle += idle_rows or []
+    progress.step(f"{len(full)} variants idle together for {o.idle_seconds:g} s")
+    results.datagrams = await attempt("datagrams", datagrams.experiment(o.datagrams))
+    progress.step("UDP and TCP over an impaired path")
     for t in targets:
         if o.transcripts and t.variant.full and not t.variant.encrypted:
             transcript = await attempt(f"{t.variant.key}: transcript", wire.conversation(t))

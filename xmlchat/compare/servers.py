@@ -58,6 +58,16 @@ port = 0
 [listeners.xmpp_tls]
 enabled = true
 port = 0
+[listeners.http]
+port = 0
+[listeners.https]
+enabled = true
+port = 0
+
+[http]
+# The short-polling client logs in asking at this interval, then every
+# POLL_INTERVAL (targets.py); XEP-0124 §12's minimum, lowered from 2 s.
+bosh_polling = 0.25
 """
 
 PLAIN_CONFIG: Final = """
@@ -71,6 +81,10 @@ port = 0
 tls = "none"
 [listeners.xmpp_tls]
 enabled = false
+[listeners.http]
+port = 0
+[listeners.https]
+port = 0
 
 [xmpp]
 require_encryption = false

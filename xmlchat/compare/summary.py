@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from xmlchat.compare import tradeoffs
 from xmlchat.compare.records import MessageResult
 from xmlchat.compare.run import TABLE_SIZES, Results
 
@@ -62,7 +63,7 @@ def headlines(results: Results) -> list[str]:
             f"Server CPU per 1,000 messages over TLS: native {nc.cpu_seconds_per_1000:.3f} s, "
             f"XMPP {xc.cpu_seconds_per_1000:.3f} s."
         )
-    return out
+    return out + tradeoffs.headlines(results)
 
 
 # ---- tables
@@ -173,6 +174,10 @@ def tables(results: Results) -> list[Table]:
             ],
         )
     )
+    if results.idle or results.latency:
+        out.append(tradeoffs.http_table(results))
+    if results.datagrams is not None:
+        out.append(tradeoffs.udp_table(results))
     return out
 
 

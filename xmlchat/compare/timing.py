@@ -7,6 +7,7 @@ delay and CPU to the clients' process. The server's CPU is read from ``/proc``.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 
@@ -25,8 +26,9 @@ def stamp_of(body: str) -> float:
 # ---- latency
 
 
-async def latency(target: Target, messages: int) -> LatencyResult:
-    """One-way delivery time between two online users, one message at a time."""
+async def latency(target: Target, messages: int, random_gap: float = 0.0) -> LatencyResult:
+    """One-way delivery time between two online users, one message at a time,
+    each after a random pause of up to ``random_gap`` seconds."""
     sender, recipient = target.driver("a0"), target.driver("b0")
     samples: list[float] = []
     arrived = asyncio.Event()
@@ -41,6 +43,8 @@ async def latency(target: Target, messages: int) -> LatencyResult:
         await asyncio.sleep(0.05)
         for seq in range(messages):
             arrived.clear()
+            if random_gap:
+                await asyncio.sleep(random.uniform(0, random_gap))
             sender.send(recipient.user, stamp_body(seq))
             await asyncio.wait_for(arrived.wait(), TIMEOUT)
     finally:

@@ -15,6 +15,7 @@ from typing import Final, Literal
 
 from xmlchat.compare.clients import ChatDriver
 from xmlchat.compare.proxy import CountingProxy, Flow
+from xmlchat.compare.proxy import round_trips as count_round_trips
 from xmlchat.compare.records import ConnectResult, MessageResult, ReconnectResult, Transcript, median_int
 from xmlchat.compare.targets import TIMEOUT, Target, close_all
 
@@ -42,22 +43,27 @@ async def quiet(flows: Sequence[Flow], period: float = QUIET, limit: float = 5.0
 # ---- connect to first message
 
 
+def flows_of(*proxies: CountingProxy) -> list[Flow]:
+    """Every connection the proxies carried: an HTTP client may open more than one."""
+    return [flow for proxy in proxies for flow in proxy.flows]
+
+
 async def _login_through_proxy(
     target: Target, user: str, delay: float
-) -> tuple[float, Flow, ChatDriver, CountingProxy]:
+) -> tuple[float, ChatDriver, CountingProxy]:
     proxy = CountingProxy(target.server.host, target.port, delay=delay)
     await proxy.start()
     driver = target.driver(user, proxy.port)
     started = time.perf_counter()
     try:
         await driver.start(TIMEOUT)
-        flow = await proxy.flow(0)
-        await quiet([flow])
+        await proxy.flow(0)
+        await quiet(flows_of(proxy))
     except BaseException:
         await driver.close()
         await proxy.close()
         raise
-    return driver.ready_at - started, flow, driver, proxy
+    return driver.ready_at - started, driver, proxy
 
 
 async def connect(target: Target, runs: int, rtt: float) -> ConnectResult:
@@ -65,16 +71,17 @@ async def connect(target: Target, runs: int, rtt: float) -> ConnectResult:
     times, ups, downs = [], [], []
     detail = ""
     for _ in range(runs):
-        elapsed, flow, driver, proxy = await _login_through_proxy(target, "a0", 0.0)
+        elapsed, driver, proxy = await _login_through_proxy(target, "a0", 0.0)
         times.append(elapsed)
-        ups.append(flow.up)
-        downs.append(flow.down)
+        ups.append(proxy.up)
+        downs.append(proxy.down)
         detail = driver.detail
         await driver.close()
         await proxy.close()
     # Round trips: again with every answer held back for `rtt` (see proxy.py).
-    elapsed_rtt, flow, driver, proxy = await _login_through_proxy(target, "a0", rtt)
-    round_trips = flow.round_trips_until(driver.ready_at)
+    elapsed_rtt, driver, proxy = await _login_through_proxy(target, "a0", rtt)
+    chunks = [c for flow in flows_of(proxy) for c in flow.chunks if c.time <= driver.ready_at]
+    round_trips = count_round_trips(chunks)
     await driver.close()
     await proxy.close()
     v = target.variant
@@ -130,18 +137,23 @@ async def message_bytes(
     results = []
     try:
         await asyncio.gather(sender.start(TIMEOUT), recipient.start(TIMEOUT))
-        flows = [await proxies[0].flow(0), await proxies[1].flow(0)]
-        await quiet(flows)
+        await proxies[0].flow(0)
+        await proxies[1].flow(0)
+        # One message first, so that what follows is the steady state: an HTTP
+        # client opens its second connection (and TLS handshake) on first use.
+        sender.send(recipient.user, "warm-up")
+        await asyncio.wait_for(received.get(), TIMEOUT)
+        await quiet(flows_of(*proxies))
         for script, body in bodies(sizes):
             samples: list[list[int]] = []
             for _ in range(repeats):
-                before = [flows[0].up, flows[0].down, flows[1].down, flows[1].up]
+                before = [proxies[0].up, proxies[0].down, proxies[1].down, proxies[1].up]
                 sender.send(recipient.user, body)
                 got = await asyncio.wait_for(received.get(), TIMEOUT)
                 if got != body:
                     raise RuntimeError(f"{target.variant.key}: body changed in transit")
-                await quiet(flows)
-                after = [flows[0].up, flows[0].down, flows[1].down, flows[1].up]
+                await quiet(flows_of(*proxies))
+                after = [proxies[0].up, proxies[0].down, proxies[1].down, proxies[1].up]
                 samples.append([a - b for a, b in zip(after, before, strict=True)])
             v = target.variant
             medians = [median_int([s[i] for s in samples]) for i in range(4)]

@@ -102,6 +102,8 @@ async def record() -> tuple[Recorder, dict[str, str]]:
                 "data_dir": data_dir,
                 "listeners.native.port": 0,
                 "listeners.xmpp.port": 0,
+                "listeners.http.enabled": False,
+                "listeners.https.enabled": False,
                 "log.level": "warning",
             },
         )

@@ -5,6 +5,7 @@
 ``/native-websocket``      the native protocol over WebSocket
 ``/http-bind``             BOSH, XEP-0124/XEP-0206
 ``/.well-known/host-meta`` XEP-0156 discovery (XRD, and ``host-meta.json``)
+``/`` and ``/web/``        the web chat page (``page.py``)
 =========================  ==================================================
 
 A WebSocket or BOSH session is a :class:`~xmlchat.server.connection.Connection`
@@ -27,7 +28,7 @@ from aiohttp import web
 
 from xmlchat.config import Config
 from xmlchat.server.connection import Connection, ConnectionContext
-from xmlchat.server.http import host_meta
+from xmlchat.server.http import host_meta, page
 from xmlchat.server.http.bosh import BoshEndpoint
 from xmlchat.server.http.websocket import NATIVE_SUBPROTOCOL, XMPP_SUBPROTOCOL, WebSocketTransport
 from xmlchat.server.native import NativeConnection
@@ -66,6 +67,7 @@ class HttpFrontEnd:
         self.app.router.add_route("OPTIONS", "/http-bind", self._preflight)
         self.app.router.add_get("/.well-known/host-meta", lambda r: self._host_meta(r, host_meta.xrd))
         self.app.router.add_get("/.well-known/host-meta.json", lambda r: self._host_meta(r, host_meta.jrd))
+        page.add_routes(self.app)
         self.runner: web.AppRunner | None = None
         self._sites: list[web.TCPSite] = []
 
