@@ -100,6 +100,8 @@ def main() -> None:
         assert root is not None
     (out / f"profile-{protocol}.svg").write_text(flame_svg(root, f"xmlchat {protocol}: {messages} messages"))
     text = profiler.output_text(unicode=True, color=False, show_all=False, short_mode=False)
+    # Paths relative to the checkout: the committed profile names no machine.
+    text = text.replace(f"{Path(__file__).resolve().parent.parent}/", "")
     (out / f"profile-{protocol}.txt").write_text(text)
 
 
