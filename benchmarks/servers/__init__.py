@@ -93,8 +93,11 @@ class Server(ABC):
     def version(self) -> str: ...
 
     def describe(self) -> str:
-        """One line on how it is started, for the report."""
-        return " ".join(self.command()[0])
+        """One line on how it is started, for the report: the scratch directory
+        as $WORKDIR and the checkout's own files relative to it, so a committed
+        report names no machine's paths."""
+        line = " ".join(self.command()[0]).replace(str(self.workdir), "$WORKDIR")
+        return line.replace(f"{Path(__file__).resolve().parents[2]}/", "")
 
     def measured_pid(self) -> int:
         """The process whose tree is measured (by default the one we started)."""
