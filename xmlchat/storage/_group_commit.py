@@ -18,6 +18,7 @@ from functools import partial
 from typing import Final, TypeVar
 
 from xmlchat.storage import _offline as oq
+from xmlchat.storage.base import DuplicateMessage, OfflineQueueFull
 
 # Seconds a delete waits for writes to share their transaction.
 DELETE_DELAY: Final = 0.005
@@ -39,8 +40,21 @@ class GroupCommit:
         self._swept = float("-inf")  # when expired (sender, id) records were last forgotten
 
     async def write(self, write: oq.OfflineWrite) -> int:
-        """The write's id, or :data:`~._offline.QUEUE_FULL` / :data:`~._offline.DUPLICATE`."""
-        return await self._queue(self._writes, write, 0.0)
+        """The write's id; raises :class:`OfflineQueueFull` or :class:`DuplicateMessage`."""
+        return await self.enqueue(write)
+
+    def enqueue(self, write: oq.OfflineWrite) -> asyncio.Future[int]:
+        """Queue ``write`` for this turn's commit without waiting: its future
+        is the write's id (or raises as :meth:`write`). The futures of one
+        store resolve in the order of the calls (one worker thread, one
+        ``settle`` per commit, in order), which a caller may rely on."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[int] = loop.create_future()
+        self._writes.append((write, waiter))
+        if not self._soon:
+            self._soon = True
+            loop.call_soon(self.flush)
+        return waiter
 
     async def delete(self, delete: Delete) -> None:
         await self._queue(self._deletes, delete, DELETE_DELAY)
@@ -76,8 +90,13 @@ class GroupCommit:
         def settle(done: asyncio.Future[list[int]]) -> None:
             failure = done.exception()
             results = [] if failure is not None else done.result()
-            for index, (_, waiter) in enumerate(writes):
-                _resolve(waiter, failure, results[index] if failure is None else 0)
+            for index, (write, waiter) in enumerate(writes):
+                if failure is None and results[index] == oq.QUEUE_FULL:
+                    _resolve(waiter, OfflineQueueFull(write.jid), 0)
+                elif failure is None and results[index] == oq.DUPLICATE:
+                    _resolve(waiter, DuplicateMessage(write.origin), 0)
+                else:
+                    _resolve(waiter, failure, results[index] if failure is None else 0)
             for _, waiter in deletes:
                 _resolve(waiter, failure, 0)
 

@@ -46,29 +46,34 @@ def apply_batch(
     queued: dict[str, int] = {}
     accepted: list[tuple[str, bytes, str]] = []
     now = time.time()
-    oldest_window = 0.0
+    oldest_window = max((w.origin.window for w in writes if w.origin is not None), default=0.0)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for jid, message_ids in deletes:
-            conn.executemany("DELETE FROM offline WHERE jid = ? AND id = ?", [(jid, i) for i in message_ids])
-        for write in writes:
-            origin = write.origin
-            if origin is not None:
-                oldest_window = max(oldest_window, origin.window)
-                if not _claim(conn, origin, now):
+        if deletes:  # one statement for every session's settled ids
+            gone = [(jid, i) for jid, message_ids in deletes for i in message_ids]
+            conn.executemany("DELETE FROM offline WHERE jid = ? AND id = ?", gone)
+        claimed = _claim_all(conn, writes, now)
+        if claimed and all(w.limit >= UNLIMITED for w in writes):
+            # The common case: no re-send, every recipient online (no count).
+            accepted = [(w.jid, w.stanza, w.received) for w in writes]
+            ids = list(range(1, len(writes) + 1))
+        else:
+            for write in writes:
+                origin = write.origin
+                if origin is not None and not claimed and not _claim(conn, origin, now):
                     ids.append(DUPLICATE)
                     continue
-            if write.limit < UNLIMITED:  # no count for a user online (the common case)
-                if write.jid not in queued:
-                    queued[write.jid] = count_offline(conn, write.jid)
-                if queued[write.jid] >= write.limit:
-                    if origin is not None:  # refused, so never taken: a re-send is new
-                        _forget(conn, origin)
-                    ids.append(QUEUE_FULL)
-                    continue
-                queued[write.jid] += 1
-            accepted.append((write.jid, write.stanza, write.received))
-            ids.append(len(accepted))  # its place among the accepted, for now
+                if write.limit < UNLIMITED:  # no count for a user online
+                    if write.jid not in queued:
+                        queued[write.jid] = count_offline(conn, write.jid)
+                    if queued[write.jid] >= write.limit:
+                        if origin is not None:  # refused, so never taken: a re-send is new
+                            _forget(conn, origin)
+                        ids.append(QUEUE_FULL)
+                        continue
+                    queued[write.jid] += 1
+                accepted.append((write.jid, write.stanza, write.received))
+                ids.append(len(accepted))  # its place among the accepted, for now
         if accepted:
             conn.executemany("INSERT INTO offline (jid, stanza, received) VALUES (?, ?, ?)", accepted)
             # AUTOINCREMENT in one transaction on the only connection: consecutive ids.
@@ -81,6 +86,24 @@ def apply_batch(
         raise
     conn.execute("COMMIT")
     return ids
+
+
+def _claim_all(conn: sqlite3.Connection, writes: list[OfflineWrite], now: float) -> bool:
+    """Record every write's origin in one statement, if none was recorded
+    before (nor twice in the batch); else record none, and return False (the
+    caller then checks them one by one)."""
+    keys = [(w.origin.sender, w.origin.id, now) for w in writes if w.origin is not None]
+    if not keys:
+        return True
+    before = conn.total_changes
+    conn.execute("SAVEPOINT claim")
+    conn.executemany("INSERT OR IGNORE INTO recent_ids (sender, id, at) VALUES (?, ?, ?)", keys)
+    if conn.total_changes - before == len(keys):
+        conn.execute("RELEASE claim")
+        return True
+    conn.execute("ROLLBACK TO claim")
+    conn.execute("RELEASE claim")
+    return False
 
 
 def _claim(conn: sqlite3.Connection, origin: MessageOrigin, now: float) -> bool:

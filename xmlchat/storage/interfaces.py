@@ -12,6 +12,7 @@ rather than raising. After ``close()`` every call raises RuntimeError.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
@@ -165,6 +166,27 @@ class OfflineStore(Protocol):
 
     async def count_offline(self, to: JID | None = None) -> int:
         """Messages waiting for ``to``, or for everyone when None."""
+        ...
+
+
+class QueuedOfflineStore(Protocol):
+    """An offline store that can queue a write without waiting for its commit,
+    so a client's burst of messages shares one commit and its acks go out
+    together (:mod:`xmlchat.routing.pipeline`). Optional: the messages module
+    uses it where the store has it, and awaits ``store_offline`` elsewhere."""
+
+    def queue_offline(
+        self,
+        to: JID,
+        stanza: bytes,
+        received: datetime,
+        limit: int,
+        origin: MessageOrigin | None = None,
+    ) -> asyncio.Future[int]:
+        """As :meth:`OfflineStore.store_offline`, its write queued before this
+        returns; the future is its id once committed (or raises as that does).
+        The futures resolve in the order of the calls: a later write never
+        gets a smaller id, nor is settled first."""
         ...
 
 

@@ -10,6 +10,7 @@ count.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -152,6 +153,27 @@ class MemoryStorage:
         received: datetime,
         limit: int,
         origin: MessageOrigin | None = None,
+    ) -> int:
+        return self._store_offline(to, stanza, received, limit, origin)
+
+    def queue_offline(
+        self,
+        to: JID,
+        stanza: bytes,
+        received: datetime,
+        limit: int,
+        origin: MessageOrigin | None = None,
+    ) -> asyncio.Future[int]:
+        """:meth:`store_offline` without waiting (stored at once here)."""
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        try:
+            done.set_result(self._store_offline(to, stanza, received, limit, origin))
+        except (OfflineQueueFull, DuplicateMessage) as e:
+            done.set_exception(e)
+        return done
+
+    def _store_offline(
+        self, to: JID, stanza: bytes, received: datetime, limit: int, origin: MessageOrigin | None
     ) -> int:
         if received.tzinfo is None:
             raise ValueError("received must be timezone-aware")

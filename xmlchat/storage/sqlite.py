@@ -35,7 +35,6 @@ from xmlchat.storage.base import (
     ArchivePage,
     ArchivePrefs,
     ArchiveQuery,
-    DuplicateMessage,
     MessageOrigin,
     NoSuchUser,
     OfflineMessage,
@@ -172,18 +171,25 @@ class SqliteStorage:
     ) -> int:
         """Queue ``stanza``; returns its id. Raises :class:`OfflineQueueFull`, or
         :class:`DuplicateMessage` for a re-send of ``origin`` within its window."""
+        return await self.queue_offline(to, stanza, received, limit, origin)
+
+    def queue_offline(
+        self,
+        to: JID,
+        stanza: bytes,
+        received: datetime,
+        limit: int,
+        origin: MessageOrigin | None = None,
+    ) -> asyncio.Future[int]:
+        """:meth:`store_offline` without waiting: the write joins this turn's
+        commit at once; the future is its id once committed. Futures resolve
+        in the order of the calls (:class:`~.interfaces.QueuedOfflineStore`)."""
         if received.tzinfo is None:
             raise ValueError("received must be timezone-aware")
-        when = received.astimezone(UTC).isoformat()
-        write = oq.OfflineWrite(_key(to), stanza, when, limit, origin)
         if self._closed:
             raise RuntimeError("storage is closed")
-        message_id = await self._offline.write(write)
-        if message_id == oq.QUEUE_FULL:
-            raise OfflineQueueFull(str(to.bare))
-        if message_id == oq.DUPLICATE:
-            raise DuplicateMessage(origin)
-        return message_id
+        when = received.astimezone(UTC).isoformat()
+        return self._offline.enqueue(oq.OfflineWrite(_key(to), stanza, when, limit, origin))
 
     async def delete_offline_ids(self, to: JID, ids: Sequence[int]) -> None:
         """Delete these of ``to``'s messages (the client acknowledged them); the
