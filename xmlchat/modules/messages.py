@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal, Protocol
 
 from lxml import etree
@@ -43,6 +44,7 @@ from xmlchat.routing.api import (
     Registration,
     StanzaHandler,
 )
+from xmlchat.routing.pipeline import PIPELINE, drain
 from xmlchat.routing.session import Session
 from xmlchat.stanza import body_text, from_bytes, to_bytes
 from xmlchat.storage import (
@@ -56,7 +58,8 @@ from xmlchat.storage import (
 
 __all__ = ["BEHIND_BYTES", "REPLAY_PAGE", "MessageStore", "Messages"]
 
-Outcome = Literal["delivered", "stored", "dropped", "duplicate"]
+# "pending": pipelined, the outcome is counted once the message is stored.
+Outcome = Literal["delivered", "stored", "dropped", "duplicate", "pending"]
 
 # RFC 6121 §8.5.2.1.1 / §8.5.2.2: message types stored when nobody is online.
 _STORED_TYPES = frozenset({"chat", "normal"})
@@ -91,7 +94,7 @@ class Messages:
         if to is None:
             # RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
             message.set("to", str(session.jid.bare))
-        await self.route(message, stamp, self._origin(session, message))
+        await self.route(message, stamp, self._origin(session, message), pipelined=True)
 
     def _origin(self, session: Session, message: etree._Element) -> MessageOrigin | None:
         """Who re-sends under the same id: a native client's user (its library
@@ -108,18 +111,28 @@ class Messages:
         return MessageOrigin(str(sender), f"{id_} {digest}", window)
 
     async def route(
-        self, stanza: etree._Element, stamp: datetime | None = None, origin: MessageOrigin | None = None
+        self,
+        stanza: etree._Element,
+        stamp: datetime | None = None,
+        origin: MessageOrigin | None = None,
+        pipelined: bool = False,
     ) -> Outcome:
         """Deliver a message whose ``from`` is already stamped by the server.
 
         Raises StanzaError when the sender must be told it failed; the front
         end answers (XMPP: an error stanza, §8.3; native: ``<error>``).
+        ``pipelined``: a client's message, which may be left to the client
+        task's pipeline once its write is queued (:mod:`xmlchat.routing.pipeline`;
+        the outcome is then "pending").
         """
-        outcome = await self._route(stanza, stamp or datetime.now(UTC), origin)
-        self.ctx.metrics.routed(outcome)
+        outcome = await self._route(stanza, stamp or datetime.now(UTC), origin, pipelined)
+        if outcome != "pending":
+            self.ctx.metrics.routed(outcome)
         return outcome
 
-    async def _route(self, stanza: etree._Element, stamp: datetime, origin: MessageOrigin | None) -> Outcome:
+    async def _route(
+        self, stanza: etree._Element, stamp: datetime, origin: MessageOrigin | None, pipelined: bool
+    ) -> Outcome:
         to = _recipient(stanza, self.ctx.hosts)
         type_ = stanza.get("type", "normal")
         routed = await self.ctx.to_account(stanza, to.bare)
@@ -129,14 +142,14 @@ class Messages:
         if not to.is_bare:
             session = sessions.get(to)
             if session is not None:
-                return await self._to_sessions(to, [session], routed, stamp, type_, origin)
+                return await self._to_sessions(to, [session], routed, stamp, type_, origin, pipelined)
             if type_ == "groupchat":  # §8.5.3.2.1
                 raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
         available = sessions.available_sessions(to)
         if type_ == "groupchat":  # §8.5.2.1.1: groupchat to a bare JID is an error
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
         if available:
-            return await self._to_sessions(to, available, routed, stamp, type_, origin)
+            return await self._to_sessions(to, available, routed, stamp, type_, origin, pipelined)
         return await self._offline(to, type_, routed, stamp, origin)
 
     async def _to_sessions(
@@ -147,6 +160,7 @@ class Messages:
         stamp: datetime,
         type_: str,
         origin: MessageOrigin | None,
+        pipelined: bool = False,
     ) -> Outcome:
         """Stored first (the sender's ack waits for the commit), then offered to
         each session's inbox, here or (relayed with its store id) on its node;
@@ -157,12 +171,22 @@ class Messages:
         if type_ not in _STORED_TYPES or (
             not remote and not self.delivery.durable and all(self.inboxes.keeping_up(s) for s in local)
         ):
+            await drain()  # after what this client has in flight (RFC 6120 §10.1)
             for session in local:
                 self.ctx.deliver(session, stanza, stamp)
             taken = await self._relay(remote, stanza, stamp, None) if remote else 0
             return "delivered" if local or taken else "dropped"
         # No queue limit for a user online: its sessions take what is stored as
         # they acknowledge it, and one that takes nothing is disconnected.
+        pipeline = PIPELINE.get() if pipelined and not remote else None
+        queue = getattr(self.ctx.store, "queue_offline", None)
+        if pipeline is not None and queue is not None:
+            # Queued for this turn's commit; offered once stored, the ack after
+            # that (the client's task goes on with its next stanza meanwhile).
+            written = queue(to.bare, to_bytes(stanza), stamp, UNLIMITED, origin)
+            pipeline.defer(written, partial(self._stored_for, local, stanza, stamp, origin))
+            return "pending"
+        await drain()
         message_id = await self.store(to.bare, stanza, stamp, origin, limit=UNLIMITED)
         if message_id is None:
             return "duplicate"
@@ -171,6 +195,25 @@ class Messages:
         if local or await self._to_remote(to, remote, stanza, stamp, message_id):
             return "delivered"
         return "stored"
+
+    def _stored_for(
+        self,
+        local: list[Session],
+        stanza: etree._Element,
+        stamp: datetime,
+        origin: MessageOrigin | None,
+        written: asyncio.Future[int],
+    ) -> None:
+        """A pipelined message's write is committed: offer it to ``local``."""
+        try:
+            message_id = written.result()
+        except DuplicateMessage:
+            self.ctx.log.debug("a re-send (%s): acknowledged again, not delivered", origin)
+            self.ctx.metrics.routed("duplicate")
+            return
+        for session in local:
+            self.inboxes.offer(session, message_id, stanza, stamp)
+        self.ctx.metrics.routed("delivered")
 
     async def _to_remote(
         self, to: JID, remote: list[Session], stanza: etree._Element, stamp: datetime, message_id: int

@@ -24,6 +24,7 @@ from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, Stream
 from xmlchat.jid import JID
 from xmlchat.routing.api import IqHandler, Module
 from xmlchat.routing.cluster import ClusterBus, RemoteSession, RemoteSessions
+from xmlchat.routing.pipeline import PIPELINE
 from xmlchat.routing.registry import Registry
 from xmlchat.routing.router import Router
 from xmlchat.routing.session import Session
@@ -198,6 +199,11 @@ class Hub:
         """A stanza from a local session, ``from`` stamped, ``to`` parsed;
         ``stamp``: when it was accepted (now if not given)."""
         stamp = stamp or datetime.now(UTC)
+        pipeline = PIPELINE.get()
+        if pipeline is not None and pipeline.busy and kind(stanza) != "message":
+            # The client's messages still being stored go first (RFC 6120 §10.1):
+            # only the messages module pipelines, and it keeps their order itself.
+            await pipeline.drain()
         for _, inbound in self.registry.inbound:
             result = inbound(session, stanza)
             filtered = result if result is None or isinstance(result, etree._Element) else await result
@@ -207,6 +213,8 @@ class Hub:
         if self.registry.domains and to is not None:
             domain_handler = self._domain_handler(to)
             if domain_handler is not None:
+                if pipeline is not None and pipeline.busy:
+                    await pipeline.drain()
                 await domain_handler(session, stanza, to, stamp)
                 return
         stanza_kind = kind(stanza)

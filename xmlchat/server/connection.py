@@ -25,6 +25,7 @@ from xmlchat.jid import JID
 from xmlchat.log import CONNECTION, ConnectionLogger
 from xmlchat.metrics import Metrics
 from xmlchat.routing.hub import Hub
+from xmlchat.routing.pipeline import PIPELINE, Pipeline
 from xmlchat.routing.session import Session
 from xmlchat.server.admission import Pending
 from xmlchat.server.login_guard import LoginGuard
@@ -101,6 +102,9 @@ class Connection(abc.ABC, Generic[EventT]):
         self.opened_at = self.last_received = loop.time()
         self.pinged = False
         self.closing = False
+        # The client's messages between their queued write and their ack
+        # (routing.pipeline): one read's worth, drained before the next read.
+        self.pipeline = Pipeline()
         self._pending: list[bytes] = []
         # [log] stanzas: whole stanzas at debug level (never the SASL exchange,
         # never a native password: those never reach log_stanza).
@@ -190,6 +194,8 @@ class Connection(abc.ABC, Generic[EventT]):
                 handled += 1
                 work[:0] = await self.handle(event)
                 self.flush()
+            if self.pipeline.busy:  # their acks, before more is read (and before a quiesce ends)
+                await self.pipeline.drain()
             self.flush()  # replies the core made by itself (e.g. an error), with no event
             if self.core.closed:
                 self.close_after_flush()
@@ -227,6 +233,7 @@ class Connection(abc.ABC, Generic[EventT]):
 
     async def run(self) -> None:
         CONNECTION.set(self.id)  # this task's lines carry the id, whatever logs them
+        PIPELINE.set(self.pipeline)
         kind = "" if self.transport.kind == "tcp" else f" over {self.transport.kind}"
         self.log.info("connected from %s%s%s", self.peer, kind, " (TLS)" if self.tls else "")
         loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ import ssl
 from collections import deque
 from copy import deepcopy
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from lxml import etree
@@ -55,6 +56,7 @@ class XmppConnection(Connection[xmpp.Event]):
         # this queue, in order, so the read loop keeps reading: a replay
         # waiting in drained() for an <a/> must not stop the <a/> being read.
         self._inbox: asyncio.Queue[xmpp.Event | None] | None = None
+        self._unstored = False  # a message could not be stored: h stops there
         self._worker: asyncio.Task[None] | None = None
         # XEP-0198 §5, with resumption: the stanzas the client has not
         # acknowledged, oldest first, to send again on a resumed stream.
@@ -189,10 +191,26 @@ class XmppConnection(Connection[xmpp.Event]):
                 self.log.exception("internal error")
                 self.close(StreamError(StreamCondition.INTERNAL_SERVER_ERROR))
                 return
-            sm = self.core.sm
-            if isinstance(event, xmpp.StanzaIn) and sm is not None:
-                sm.stanza_handled()  # handled (a message: stored): h may count it now
-                self.flush()
+            if isinstance(event, xmpp.StanzaIn) and self.core.sm is not None:
+                # Handled (a message: stored, which may come later: routing.pipeline),
+                # and so everything before it: h may count it then.
+                self.pipeline.after(self._handled)
+
+    def _handled(self) -> None:
+        if self._unstored:
+            return  # h never counts what was not stored, nor anything after it
+        if (sm := self.core.sm) is not None:
+            sm.stanza_handled()
+            self.flush()
+
+    def _stored(self, element: etree._Element, error: BaseException | None) -> None:
+        """A pipelined message is stored (no answer), or could not be."""
+        if isinstance(error, StanzaError):
+            self.reply_error(element, error)
+        elif error is not None:  # not stored: never counted in h, never acknowledged
+            self._unstored = True
+            self.log.error("storing a message failed: %r", error)
+            self.close(StreamError(StreamCondition.INTERNAL_SERVER_ERROR, "storage failed"))
 
     async def _perform(self, event: xmpp.Event) -> list[xmpp.Event]:
         accounts = self.ctx.accounts
@@ -204,7 +222,11 @@ class XmppConnection(Connection[xmpp.Event]):
                 try:
                     await self.ctx.hub.receive(self.session, element, to)
                 except StanzaError as e:
-                    self.reply_error(element, e)
+                    # After the messages before it are handled (routing.pipeline).
+                    self.pipeline.after(partial(self.reply_error, element, e))
+                else:
+                    if (deferred := self.pipeline.take()) is not None:
+                        deferred.completion = partial(self._stored, element)
             case xmpp.ClientStateChanged(active):
                 assert self.session is not None
                 await self.ctx.hub.client_state(self.session, active)

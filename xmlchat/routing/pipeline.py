@@ -1,0 +1,124 @@
+"""Pipelined durable acknowledgements: a client's burst of messages shares one
+commit, and their acks go out together, still in order.
+
+A chat message is acknowledged only once it is stored (docs/delivery.md).
+Awaited one message at a time, a client that sends ten at once costs ten
+commits, ten wake-ups and ten writes of one ack each. Instead the front end
+gives the task that handles a client's stanzas a :class:`Pipeline`
+(:data:`PIPELINE`): the messages module queues each message's write
+(:class:`~xmlchat.storage.QueuedOfflineStore`) and hands the rest of its work
+(offering it to the recipient's inboxes) to the pipeline as a continuation;
+the front end goes on with the next stanza and acknowledges this one when its
+continuation has run (:meth:`Pipeline.take`, :meth:`Pipeline.after`).
+
+Order is kept without a wait per message: the store resolves its writes in
+the order they were queued, so the continuations, and the acks they release,
+run in the client's order. Whatever is not pipelined (another type of
+stanza, a message not stored) first waits for what is (:func:`drain`), so it
+cannot overtake it (RFC 6120 §10.1), and a front end drains before it reads
+more, so a client has at most one read's worth of messages in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# Called with None (done) or the exception the continuation raised.
+Completion = Callable[[BaseException | None], None]
+
+
+class Deferred:
+    """One pipelined stanza: its continuation, then its front end's completion."""
+
+    __slots__ = ("_followers", "_pipeline", "_then", "completion")
+
+    def __init__(self, pipeline: Pipeline, then: Callable[[asyncio.Future[Any]], None]) -> None:
+        self._pipeline, self._then = pipeline, then
+        self.completion: Completion | None = None  # set by the front end after the handler returns
+        self._followers: list[Callable[[], None]] | None = None
+
+    def _run(self, written: asyncio.Future[Any]) -> None:
+        error: BaseException | None = None
+        try:
+            self._then(written)
+        except Exception as e:  # the front end answers it (a stanza error, or closes)
+            error = e
+        try:
+            if self.completion is not None:
+                self.completion(error)
+            for follower in self._followers or ():
+                follower()
+        finally:
+            self._pipeline._finished(self)
+
+
+class Pipeline:
+    """The stanzas of one client in flight between their write and their ack."""
+
+    __slots__ = ("_idle", "_last", "_pending", "_taken")
+
+    def __init__(self) -> None:
+        self._pending = 0
+        self._last: Deferred | None = None  # the newest one still pending
+        self._taken: Deferred | None = None  # deferred by the stanza being handled
+        self._idle: asyncio.Future[None] | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._pending > 0
+
+    def defer(self, written: asyncio.Future[T], then: Callable[[asyncio.Future[T]], None]) -> None:
+        """Run ``then(written)`` once ``written`` is done (for the stanza being
+        handled; ``written`` must resolve after those deferred before it)."""
+        item = Deferred(self, then)
+        self._pending += 1
+        self._last = self._taken = item
+        written.add_done_callback(item._run)
+
+    def take(self) -> Deferred | None:
+        """What the stanza just handled deferred (None: it is done); the front
+        end sets its ``completion`` to acknowledge it."""
+        item, self._taken = self._taken, None
+        return item
+
+    def after(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once everything deferred so far has run (now if nothing is)."""
+        last = self._last
+        if last is None:
+            callback()
+        elif last._followers is None:
+            last._followers = [callback]
+        else:
+            last._followers.append(callback)
+
+    async def drain(self) -> None:
+        """Wait until everything deferred so far has run."""
+        while self._pending:
+            if self._idle is None:
+                self._idle = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._idle)
+
+    def _finished(self, item: Deferred) -> None:
+        self._pending -= 1
+        if self._last is item:
+            self._last = None
+        if not self._pending and self._idle is not None:
+            if not self._idle.done():
+                self._idle.set_result(None)
+            self._idle = None
+
+
+# The pipeline of the task handling a client's stanzas (None: not pipelined).
+PIPELINE: ContextVar[Pipeline | None] = ContextVar("xmlchat_pipeline", default=None)
+
+
+async def drain() -> None:
+    """Let what the current client has in flight run first (RFC 6120 §10.1)."""
+    pipeline = PIPELINE.get()
+    if pipeline is not None and pipeline._pending:
+        await pipeline.drain()
