@@ -11,6 +11,7 @@ difference is the cost of the messages alone, client side included:
     make bench-instructions            # prints instructions per message, native and XMPP
     cd /tmp && PYTHONPATH=OTHER_CHECKOUT python CHECKOUT/benchmarks/instructions.py
     python -m benchmarks.instructions --no-valgrind   # CPU µs per message, one run
+    XMLCHAT_DELIVERY_DURABLE=false make bench-instructions   # the same, durable acknowledgements off
 
 The second form counts another checkout's server with this harness (the
 Server API it uses has been stable since the first release).
