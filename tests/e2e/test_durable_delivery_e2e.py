@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import signal
+import time
 
 from conftest import ServerProcess
 from e2e.rawsock import native_login
@@ -98,3 +99,50 @@ async def test_a_native_resume_token_takes_the_stale_session_over(server: Server
 
 def stale_resource(token: bytes) -> str:
     return "/" + token.decode().rpartition("~")[0]
+
+
+def test_a_burst_in_one_write_is_acked_and_delivered_in_the_order_sent(server: ServerProcess) -> None:
+    """The messages of one read share a commit (routing/pipeline.py), yet each
+    answer and each delivery keeps the client's order, an error among them too."""
+    bob = native_login(server.ports["native_plain"], "bob", "bobpw")
+    alice = native_login(server.ports["native_plain"], "alice", "alicepw")
+    # b3: to nobody (refused after a store read); b6: a spoofed sender (refused at once,
+    # before b0-b5 are even committed: its answer must still wait for theirs).
+    wrong = {3: "<to>nobody</to>", 6: "<from>carol</from><to>bob</to>"}
+    alice.send("".join(
+        f"<message><id>b{i}</id>{wrong.get(i, '<to>bob</to>')}<body>burst {i}</body></message>"
+        for i in range(10)
+    ))
+    answers = alice.read_until("<id>b9</id>").decode()
+    order = re.findall(r"<(ack|error)>.*?<id>(b\d)</id>", answers, re.S)
+    assert order == [("error" if i in wrong else "ack", f"b{i}") for i in range(10)], answers
+    assert "<condition>service-unavailable</condition>" in answers
+    assert "<condition>forbidden</condition>" in answers
+    shown = bob.read_until("burst 9").decode()
+    assert re.findall(r"burst (\d)", shown) == [str(i) for i in range(10) if i not in wrong], shown
+    alice.close()
+    bob.close()
+
+
+def test_an_sm_burst_with_a_refused_message_answers_that_one_and_counts_all(server: ServerProcess) -> None:
+    """XEP-0198 §4: h counts a stanza once handled; a pipelined burst is
+    handled in order, its refused message answered with an error of its own id."""
+    peer = raw_login(server, "alice")
+    peer.send("<enable xmlns='urn:xmpp:sm:3'/>")
+    assert b"<enabled" in peer.read_until("<enabled")
+    peer.received = b""
+    to = {2: "nobody@localhost"}
+    peer.send("".join(
+        f"<message to='{to.get(i, 'bob@localhost')}' type='chat' id='p{i}'><body>p {i}</body></message>"
+        for i in range(5)
+    ) + "<r xmlns='urn:xmpp:sm:3'/>")
+    a = re.compile(rb"<a xmlns='urn:xmpp:sm:3' h='(\d+)'/>")
+    deadline = time.monotonic() + 10
+    while not a.search(answer := peer.read_until("<a ", timeout=1)) and time.monotonic() < deadline:
+        pass
+    errors = re.findall(rb"<message [^>]*type=.error.[^>]*>", answer)
+    assert len(errors) == 1 and b"id='p2'" in errors[0].replace(b'"', b"'"), answer
+    assert answer.index(errors[0]) < answer.index(b"<a "), answer
+    match = a.search(answer)
+    assert match and int(match.group(1)) == 5, answer
+    peer.close()

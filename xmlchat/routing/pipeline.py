@@ -15,8 +15,9 @@ Order is kept without a wait per message: the store resolves its writes in
 the order they were queued, so the continuations, and the acks they release,
 run in the client's order. Whatever is not pipelined (another type of
 stanza, a message not stored) first waits for what is (:func:`drain`), so it
-cannot overtake it (RFC 6120 §10.1), and a front end drains before it reads
-more, so a client has at most one read's worth of messages in flight.
+cannot overtake it (RFC 6120 §10.1). A front end reads on meanwhile, up to a
+bound, and drains before a shutdown closes the stream, so each stored message
+gets its ack.
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ class Pipeline:
     @property
     def busy(self) -> bool:
         return self._pending > 0
+
+    @property
+    def pending(self) -> int:
+        """Deferred stanzas whose continuation has not run yet."""
+        return self._pending
 
     def defer(self, written: asyncio.Future[T], then: Callable[[asyncio.Future[T]], None]) -> None:
         """Run ``then(written)`` once ``written`` is done (for the stanza being

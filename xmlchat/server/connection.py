@@ -40,6 +40,11 @@ log = logging.getLogger("xmlchat.connection")
 EventT = TypeVar("EventT")
 
 
+# A client's messages at most between their queued write and their ack
+# (routing.pipeline): past it, its connection waits for the store to catch up.
+IN_FLIGHT = 256
+
+
 @dataclass(slots=True)
 class ConnectionContext:
     """What a front end needs: the hub for everything after login, the
@@ -103,7 +108,7 @@ class Connection(abc.ABC, Generic[EventT]):
         self.pinged = False
         self.closing = False
         # The client's messages between their queued write and their ack
-        # (routing.pipeline): one read's worth, drained before the next read.
+        # (routing.pipeline): reading goes on meanwhile, up to IN_FLIGHT of them.
         self.pipeline = Pipeline()
         self._pending: list[bytes] = []
         # [log] stanzas: whole stanzas at debug level (never the SASL exchange,
@@ -194,7 +199,9 @@ class Connection(abc.ABC, Generic[EventT]):
                 handled += 1
                 work[:0] = await self.handle(event)
                 self.flush()
-            if self.pipeline.busy:  # their acks, before more is read (and before a quiesce ends)
+            if self.pipeline.pending >= IN_FLIGHT or (self.core.closed and self.pipeline.busy):
+                # The store is behind: read no more for now. Or the client closed
+                # the stream: its stored messages get their acks first.
                 await self.pipeline.drain()
             self.flush()  # replies the core made by itself (e.g. an error), with no event
             if self.core.closed:
@@ -208,8 +215,13 @@ class Connection(abc.ABC, Generic[EventT]):
         is being handled finish, so every message accepted gets its ack (a
         message read but not handled gets none: the client sends it again)."""
         self._quiescing = True
+
+        async def handled() -> None:
+            await self._idle.wait()
+            await self.pipeline.drain()  # stored messages get their acks
+
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            await asyncio.wait_for(handled(), timeout)
 
     @property
     def tls(self) -> bool:
