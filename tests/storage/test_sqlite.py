@@ -162,3 +162,37 @@ async def test_offline_writes_of_one_loop_turn_share_one_transaction(
     finally:
         await st.close()
     assert batches == [20, 1]
+
+
+async def test_queued_writes_share_a_commit_and_are_told_in_order(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """queue_offline (the pipelined path): never told before it returns, then
+    in the order queued, with increasing ids; a re-send is told as such."""
+    from polling import wait_for
+
+    from xmlchat.storage import DuplicateMessage, MessageOrigin, _offline
+
+    batches: list[int] = []
+    real = _offline.apply_batch
+
+    def counting(conn: Any, writes: list[Any], deletes: list[Any], sweep: bool) -> list[int]:
+        batches.append(len(writes))
+        return real(conn, writes, deletes, sweep)
+
+    monkeypatch.setattr(_offline, "apply_batch", counting)
+    told: list[tuple[int, int, BaseException | None]] = []
+    st = await SqliteStorage.open(db_path)
+    try:
+        for n in range(10):
+            origin = MessageOrigin("bob@example.com", "same" if n in (3, 7) else f"m{n}", 3600.0)
+            st.queue_offline(ALICE, b"<m/>", T0, 100, origin, lambda i, e, n=n: told.append((n, i, e)))
+        assert told == []
+        await wait_for(lambda: len(told) == 10, 5, what="the commit")
+    finally:
+        await st.close()
+    assert batches == [10]
+    assert [n for n, _, _ in told] == list(range(10))
+    assert isinstance(told[7][2], DuplicateMessage) and told[7][1] == 0
+    ids = [i for n, i, e in told if n != 7]
+    assert all(e is None for n, _, e in told if n != 7) and ids == sorted(ids) and len(set(ids)) == 9

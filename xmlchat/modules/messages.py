@@ -183,8 +183,11 @@ class Messages:
         if pipeline is not None and queue is not None:
             # Queued for this turn's commit; offered once stored, the ack after
             # that (the client's task goes on with its next stanza meanwhile).
-            written = queue(to.bare, to_bytes(stanza), stamp, UNLIMITED, origin)
-            pipeline.defer(written, partial(self._stored_for, local, stanza, stamp, origin))
+            done = pipeline.defer(partial(self._stored_for, local, stanza, stamp, origin))
+            try:
+                queue(to.bare, to_bytes(stanza), stamp, UNLIMITED, origin, done)
+            except Exception as e:  # not queued (the store is closing): no ack
+                done(0, e)
             return "pending"
         await drain()
         message_id = await self.store(to.bare, stanza, stamp, origin, limit=UNLIMITED)
@@ -202,15 +205,16 @@ class Messages:
         stanza: etree._Element,
         stamp: datetime,
         origin: MessageOrigin | None,
-        written: asyncio.Future[int],
+        message_id: int,
+        error: BaseException | None,
     ) -> None:
         """A pipelined message's write is committed: offer it to ``local``."""
-        try:
-            message_id = written.result()
-        except DuplicateMessage:
+        if isinstance(error, DuplicateMessage):
             self.ctx.log.debug("a re-send (%s): acknowledged again, not delivered", origin)
             self.ctx.metrics.routed("duplicate")
             return
+        if error is not None:
+            raise error  # the front end answers (no ack)
         for session in local:
             self.inboxes.offer(session, message_id, stanza, stamp)
         self.ctx.metrics.routed("delivered")

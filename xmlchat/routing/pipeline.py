@@ -9,7 +9,8 @@ gives the task that handles a client's stanzas a :class:`Pipeline`
 (:class:`~xmlchat.storage.QueuedOfflineStore`) and hands the rest of its work
 (offering it to the recipient's inboxes) to the pipeline as a continuation;
 the front end goes on with the next stanza and acknowledges this one when its
-continuation has run (:meth:`Pipeline.take`, :meth:`Pipeline.after`).
+continuation has run (no future and no task per message: the store calls the
+continuation from its commit's callback) (:meth:`Pipeline.take`, :meth:`Pipeline.after`).
 
 Order is kept without a wait per message: the store resolves its writes in
 the order they were queued, so the continuations, and the acks they release,
@@ -25,12 +26,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 # Called with None (done) or the exception the continuation raised.
 Completion = Callable[[BaseException | None], None]
+# A continuation, and what the store calls when the write is done: (result, None) or (_, why not).
+Then = Callable[[Any, BaseException | None], None]
 
 
 class Deferred:
@@ -38,15 +39,16 @@ class Deferred:
 
     __slots__ = ("_followers", "_pipeline", "_then", "completion")
 
-    def __init__(self, pipeline: Pipeline, then: Callable[[asyncio.Future[Any]], None]) -> None:
+    def __init__(self, pipeline: Pipeline, then: Then) -> None:
         self._pipeline, self._then = pipeline, then
         self.completion: Completion | None = None  # set by the front end after the handler returns
         self._followers: list[Callable[[], None]] | None = None
 
-    def _run(self, written: asyncio.Future[Any]) -> None:
+    def resolve(self, result: Any, failure: BaseException | None) -> None:
+        """The write is done: run the continuation, then the completion."""
         error: BaseException | None = None
         try:
-            self._then(written)
+            self._then(result, failure)
         except Exception as e:  # the front end answers it (a stanza error, or closes)
             error = e
         try:
@@ -78,13 +80,15 @@ class Pipeline:
         """Deferred stanzas whose continuation has not run yet."""
         return self._pending
 
-    def defer(self, written: asyncio.Future[T], then: Callable[[asyncio.Future[T]], None]) -> None:
-        """Run ``then(written)`` once ``written`` is done (for the stanza being
-        handled; ``written`` must resolve after those deferred before it)."""
+    def defer(self, then: Then) -> Then:
+        """Defer the rest of the stanza being handled: returns the callback to
+        give the store, which runs ``then`` with the write's outcome. The
+        store must call it after those deferred before it, never before
+        this returns (:class:`~xmlchat.storage.QueuedOfflineStore`)."""
         item = Deferred(self, then)
         self._pending += 1
         self._last = self._taken = item
-        written.add_done_callback(item._run)
+        return item.resolve
 
     def take(self) -> Deferred | None:
         """What the stanza just handled deferred (None: it is done); the front

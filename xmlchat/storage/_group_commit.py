@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Final, TypeVar
@@ -28,12 +29,14 @@ SWEEP_EVERY: Final = 60.0
 
 T = TypeVar("T")
 Delete = tuple[str, list[int]]  # (jid key, ids)
+# Told a write's outcome once its commit is done: (its id, None) or (0, why not).
+Written = Callable[[int, BaseException | None], None]
 
 
 class GroupCommit:
     def __init__(self, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
         self._executor, self._conn = executor, conn
-        self._writes: list[tuple[oq.OfflineWrite, asyncio.Future[int]]] = []
+        self._writes: list[tuple[oq.OfflineWrite, Written]] = []
         self._deletes: list[tuple[Delete, asyncio.Future[int]]] = []
         self._soon = False  # a commit is scheduled for the end of this turn
         self._later: asyncio.TimerHandle | None = None  # one for deletes alone
@@ -41,20 +44,20 @@ class GroupCommit:
 
     async def write(self, write: oq.OfflineWrite) -> int:
         """The write's id; raises :class:`OfflineQueueFull` or :class:`DuplicateMessage`."""
-        return await self.enqueue(write)
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.enqueue(write, partial(_resolve, waiter))
+        return await waiter
 
-    def enqueue(self, write: oq.OfflineWrite) -> asyncio.Future[int]:
-        """Queue ``write`` for this turn's commit without waiting: its future
-        is the write's id (or raises as :meth:`write`). The futures of one
-        store resolve in the order of the calls (one worker thread, one
-        ``settle`` per commit, in order), which a caller may rely on."""
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[int] = loop.create_future()
-        self._writes.append((write, waiter))
+    def enqueue(self, write: oq.OfflineWrite, done: Written) -> None:
+        """Queue ``write`` for this turn's commit without waiting; ``done`` is
+        called with its outcome once committed (no future, no extra callback
+        per message: a burst is the hot path). The calls of one store come in
+        the order of the writes (one worker thread, one ``settle`` per
+        commit, in order), which a caller may rely on."""
+        self._writes.append((write, done))
         if not self._soon:
             self._soon = True
-            loop.call_soon(self.flush)
-        return waiter
+            asyncio.get_running_loop().call_soon(self.flush)
 
     async def delete(self, delete: Delete) -> None:
         await self._queue(self._deletes, delete, DELETE_DELAY)
@@ -90,20 +93,25 @@ class GroupCommit:
         def settle(done: asyncio.Future[list[int]]) -> None:
             failure = done.exception()
             results = [] if failure is not None else done.result()
-            for index, (write, waiter) in enumerate(writes):
-                if failure is None and results[index] == oq.QUEUE_FULL:
-                    _resolve(waiter, OfflineQueueFull(write.jid), 0)
-                elif failure is None and results[index] == oq.DUPLICATE:
-                    _resolve(waiter, DuplicateMessage(write.origin), 0)
-                else:
-                    _resolve(waiter, failure, results[index] if failure is None else 0)
+            for index, (write, written) in enumerate(writes):
+                try:
+                    if failure is not None:
+                        written(0, failure)
+                    elif results[index] == oq.QUEUE_FULL:
+                        written(0, OfflineQueueFull(write.jid))
+                    elif results[index] == oq.DUPLICATE:
+                        written(0, DuplicateMessage(write.origin))
+                    else:
+                        written(results[index], None)
+                except Exception as e:  # one caller's failure is not the others'
+                    loop.call_exception_handler({"message": "offline write callback", "exception": e})
             for _, waiter in deletes:
-                _resolve(waiter, failure, 0)
+                _resolve(waiter, 0, failure)
 
         job.add_done_callback(settle)
 
 
-def _resolve(waiter: asyncio.Future[int], failure: BaseException | None, result: int) -> None:
+def _resolve(waiter: asyncio.Future[int], result: int, failure: BaseException | None) -> None:
     if waiter.done():
         return  # the caller stopped waiting; the write stands
     if failure is not None:

@@ -12,8 +12,7 @@ rather than raising. After ``close()`` every call raises RuntimeError.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -181,12 +180,14 @@ class QueuedOfflineStore(Protocol):
         stanza: bytes,
         received: datetime,
         limit: int,
-        origin: MessageOrigin | None = None,
-    ) -> asyncio.Future[int]:
+        origin: MessageOrigin | None,
+        done: Callable[[int, BaseException | None], None],
+    ) -> None:
         """As :meth:`OfflineStore.store_offline`, its write queued before this
-        returns; the future is its id once committed (or raises as that does).
-        The futures resolve in the order of the calls: a later write never
-        gets a smaller id, nor is settled first."""
+        returns; once committed, ``done(id, None)``, or ``done(0, exception)``
+        with what that raises, never before this returns. ``done`` is called
+        in the order of the calls: a later write never gets a smaller id,
+        nor is told first."""
         ...
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -162,15 +162,17 @@ class MemoryStorage:
         stanza: bytes,
         received: datetime,
         limit: int,
-        origin: MessageOrigin | None = None,
-    ) -> asyncio.Future[int]:
-        """:meth:`store_offline` without waiting (stored at once here)."""
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        origin: MessageOrigin | None,
+        done: Callable[[int, BaseException | None], None],
+    ) -> None:
+        """:meth:`store_offline` without waiting: stored at once here, ``done``
+        told at the next turn (as a store with a commit would, never before
+        this returns)."""
+        loop = asyncio.get_running_loop()
         try:
-            done.set_result(self._store_offline(to, stanza, received, limit, origin))
+            loop.call_soon(done, self._store_offline(to, stanza, received, limit, origin), None)
         except (OfflineQueueFull, DuplicateMessage) as e:
-            done.set_exception(e)
-        return done
+            loop.call_soon(done, 0, e)
 
     def _store_offline(
         self, to: JID, stanza: bytes, received: datetime, limit: int, origin: MessageOrigin | None

@@ -171,7 +171,7 @@ class SqliteStorage:
     ) -> int:
         """Queue ``stanza``; returns its id. Raises :class:`OfflineQueueFull`, or
         :class:`DuplicateMessage` for a re-send of ``origin`` within its window."""
-        return await self.queue_offline(to, stanza, received, limit, origin)
+        return await self._offline.write(self._write(to, stanza, received, limit, origin))
 
     def queue_offline(
         self,
@@ -179,17 +179,24 @@ class SqliteStorage:
         stanza: bytes,
         received: datetime,
         limit: int,
-        origin: MessageOrigin | None = None,
-    ) -> asyncio.Future[int]:
+        origin: MessageOrigin | None,
+        done: Callable[[int, BaseException | None], None],
+    ) -> None:
         """:meth:`store_offline` without waiting: the write joins this turn's
-        commit at once; the future is its id once committed. Futures resolve
-        in the order of the calls (:class:`~.interfaces.QueuedOfflineStore`)."""
+        commit at once; ``done`` gets its id once committed, or the exception
+        (:class:`~.interfaces.QueuedOfflineStore`)."""
+        self._offline.enqueue(self._write(to, stanza, received, limit, origin), done)
+
+    def _write(
+        self, to: JID, stanza: bytes, received: datetime, limit: int, origin: MessageOrigin | None
+    ) -> oq.OfflineWrite:
         if received.tzinfo is None:
             raise ValueError("received must be timezone-aware")
         if self._closed:
             raise RuntimeError("storage is closed")
-        when = received.astimezone(UTC).isoformat()
-        return self._offline.enqueue(oq.OfflineWrite(_key(to), stanza, when, limit, origin))
+        if received.tzinfo is not UTC:
+            received = received.astimezone(UTC)
+        return oq.OfflineWrite(str(to.bare), stanza, received.isoformat(), limit, origin)
 
     async def delete_offline_ids(self, to: JID, ids: Sequence[int]) -> None:
         """Delete these of ``to``'s messages (the client acknowledged them); the
