@@ -43,8 +43,10 @@ REPLAY_PAGE: Final = 100
 BEHIND_BYTES: Final = 1024 * 1024
 # Seconds a live session's inbox gathers handed messages before it settles
 # them: deleting is on nobody's critical path, and every settle costs a wait
-# for the client (an <r/> with XEP-0198) and a store write.
-SETTLE_DELAY: Final = 0.05
+# for the client (an <r/> with XEP-0198), a timer and a store write. 0.05 s
+# cost about 150 µs of CPU a settle, ~13 messages each in the closed-loop
+# benchmark (docs/delivery.md, "What this costs"); 0.2 s gathers 3-4 times as many.
+SETTLE_DELAY: Final = 0.2
 
 
 @dataclass(eq=False)
