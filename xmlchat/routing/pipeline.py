@@ -26,10 +26,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
+from xmlchat.errors import StanzaError
+
 # Called with None (done) or the exception the continuation raised.
-Completion = Callable[[BaseException | None], None]
+Completion = Callable[[Exception | None], None]
 # A continuation, and what the store calls when the write is done: (result, None) or (_, why not).
 Then = Callable[[Any, BaseException | None], None]
 
@@ -46,7 +49,7 @@ class Deferred:
 
     def resolve(self, result: Any, failure: BaseException | None) -> None:
         """The write is done: run the continuation, then the completion."""
-        error: BaseException | None = None
+        error: Exception | None = None
         try:
             self._then(result, failure)
         except Exception as e:  # the front end answers it (a stanza error, or closes)
@@ -63,9 +66,14 @@ class Deferred:
 class Pipeline:
     """The stanzas of one client in flight between their write and their ack."""
 
-    __slots__ = ("_idle", "_last", "_pending", "_taken")
+    __slots__ = ("_failed", "_flush", "_idle", "_last", "_pending", "_taken")
 
-    def __init__(self) -> None:
+    def __init__(
+        self, failed: Callable[[Exception], None] | None = None, flush: Callable[[], None] | None = None
+    ) -> None:
+        """``failed``: what the front end does when a message could not be
+        stored (no ack: it ends the stream); ``flush``: writes its answers."""
+        self._failed, self._flush = failed, flush
         self._pending = 0
         self._last: Deferred | None = None  # the newest one still pending
         self._taken: Deferred | None = None  # deferred by the stanza being handled
@@ -95,6 +103,49 @@ class Pipeline:
         end sets its ``completion`` to acknowledge it."""
         item, self._taken = self._taken, None
         return item
+
+    def answer(
+        self,
+        ok: Callable[[], None] | None,
+        refuse: Callable[[StanzaError], None],
+        refused: StanzaError | None = None,
+    ) -> None:
+        """Answer the stanza just handled once it is done with: now, or once
+        the write it queued is committed, after those before it: ``ok()``
+        (a native ack), ``refuse(error)``, or ``failed`` if it was not stored."""
+        item = self.take()
+        if item is None and not self._pending:
+            self._answer(ok, refuse, refused, None)  # the front end flushes
+        elif item is None:
+            self.after(partial(self._answer_later, ok, refuse, refused, None))
+        else:
+            item.completion = partial(self._answer_later, ok, refuse, refused)
+
+    def _answer(
+        self,
+        ok: Callable[[], None] | None,
+        refuse: Callable[[StanzaError], None],
+        refused: StanzaError | None,
+        error: Exception | None,
+    ) -> None:
+        if (error := refused or error) is None:
+            if ok is not None:
+                ok()
+        elif isinstance(error, StanzaError):
+            refuse(error)
+        elif self._failed is not None:
+            self._failed(error)
+
+    def _answer_later(
+        self,
+        ok: Callable[[], None] | None,
+        refuse: Callable[[StanzaError], None],
+        refused: StanzaError | None,
+        error: Exception | None,
+    ) -> None:
+        self._answer(ok, refuse, refused, error)
+        if self._flush is not None:
+            self._flush()
 
     def after(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once everything deferred so far has run (now if nothing is)."""

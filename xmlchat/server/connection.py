@@ -109,7 +109,7 @@ class Connection(abc.ABC, Generic[EventT]):
         self.closing = False
         # The client's messages between their queued write and their ack
         # (routing.pipeline): reading goes on meanwhile, up to IN_FLIGHT of them.
-        self.pipeline = Pipeline()
+        self.pipeline = Pipeline(self.store_failed, self.flush)
         self._pending: list[bytes] = []
         # [log] stanzas: whole stanzas at debug level (never the SASL exchange,
         # never a native password: those never reach log_stanza).
@@ -232,6 +232,11 @@ class Connection(abc.ABC, Generic[EventT]):
         frames = self.core.frames_to_send()
         if frames:
             self.send(*frames)
+
+    def store_failed(self, error: Exception) -> None:
+        """A message could not be stored: no ack for it, the stream ends (the client sends it again)."""
+        self.log.error("storing a message failed: %r", error)
+        self.close(StreamError(StreamCondition.INTERNAL_SERVER_ERROR, "storage failed"))
 
     def close(self, error: StreamError) -> None:
         """End the stream with the protocol's fatal error, then the connection."""

@@ -269,32 +269,13 @@ class NativeConnection(Connection[native.Event]):
 
     async def _message(self, event: native.MessageReceived) -> None:
         assert self.session is not None
+        stamp, refuse = datetime.now(UTC), partial(self._refused, ref=event.id)
         try:
             stanza, to = self._to_xmpp(event)
-            stamp = datetime.now(UTC)
             await self.ctx.hub.receive(self.session, stanza, to, stamp)
-        except StanzaError as e:
-            # After the acks of the messages before it (routing.pipeline).
-            self.pipeline.after(partial(self._refused, e, event.id))
-            return
-        answer = partial(self._answer, event.id, stanza.get("id", ""), stamp)
-        deferred = self.pipeline.take()
-        if deferred is None:
-            self.pipeline.after(partial(answer, None))
-        else:
-            deferred.completion = answer  # once it is stored
-
-    def _answer(self, ref: str | None, id_: str, stamp: datetime, error: BaseException | None) -> None:
-        """A message handled: ``<ack>`` (it is stored), or ``<error>``."""
-        if error is None:
-            self.core.send_ack(id_, stamp)
-        elif isinstance(error, StanzaError):
-            self._refused(error, ref)
-        else:  # not stored (the store failed): no ack, the client sends it again
-            self.log.error("storing a message failed: %r", error)
-            self.close(StreamError(StreamCondition.INTERNAL_SERVER_ERROR, "storage failed"))
-            return
-        self.flush()
+        except StanzaError as e:  # answered after the messages before it, too
+            return self.pipeline.answer(None, refuse, e)
+        self.pipeline.answer(partial(self.core.send_ack, stanza.get("id", ""), stamp), refuse)
 
     def _to_xmpp(self, event: native.MessageReceived) -> tuple[etree._Element, JID]:
         """Native <message> to XMPP <message type='chat'> (the server stamps from)."""

@@ -203,14 +203,9 @@ class XmppConnection(Connection[xmpp.Event]):
             sm.stanza_handled()
             self.flush()
 
-    def _stored(self, element: etree._Element, error: BaseException | None) -> None:
-        """A pipelined message is stored (no answer), or could not be."""
-        if isinstance(error, StanzaError):
-            self.reply_error(element, error)
-        elif error is not None:  # not stored: never counted in h, never acknowledged
-            self._unstored = True
-            self.log.error("storing a message failed: %r", error)
-            self.close(StreamError(StreamCondition.INTERNAL_SERVER_ERROR, "storage failed"))
+    def store_failed(self, error: Exception) -> None:
+        self._unstored = True  # never counted in h, nor anything after it
+        super().store_failed(error)
 
     async def _perform(self, event: xmpp.Event) -> list[xmpp.Event]:
         accounts = self.ctx.accounts
@@ -221,12 +216,10 @@ class XmppConnection(Connection[xmpp.Event]):
                 assert self.session is not None
                 try:
                     await self.ctx.hub.receive(self.session, element, to)
-                except StanzaError as e:
-                    # After the messages before it are handled (routing.pipeline).
-                    self.pipeline.after(partial(self.reply_error, element, e))
+                except StanzaError as e:  # answered after the messages before it
+                    self.pipeline.answer(None, partial(self.reply_error, element), e)
                 else:
-                    if (deferred := self.pipeline.take()) is not None:
-                        deferred.completion = partial(self._stored, element)
+                    self.pipeline.answer(None, partial(self.reply_error, element))
             case xmpp.ClientStateChanged(active):
                 assert self.session is not None
                 await self.ctx.hub.client_state(self.session, active)
