@@ -77,6 +77,10 @@ class NatsCluster:
         await nc.subscribe(wire.node_subject(settings.subject_prefix, node), cb=bus._on_stanza)
         bus._tasks = [asyncio.create_task(bus._publisher()), asyncio.create_task(bus._heartbeat())]
         bus._emit(bus._registry, wire.event("hello", node, bus._incarnation))
+        # The others answer a hello with a beat: hear them before serving, or
+        # this node would take every room for its own until it does (and its
+        # first clients would be told the room moved, status 332).
+        await asyncio.sleep(settings.heartbeat_interval)
         log.info("cluster: node %s joined at %s", node, ", ".join(servers))
         return bus
 
@@ -164,6 +168,7 @@ class NatsCluster:
             elif event.op == "gone":
                 self._hub.remote_session_gone(event.node, JID.parse(event.body["jid"]))
             elif event.op == "hello":
+                self._emit(self._registry, wire.event("beat", self._node, self._incarnation))
                 self._publish_all()
             elif event.op == "bye":
                 await self._forget(event.node, "left")
