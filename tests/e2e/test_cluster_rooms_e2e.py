@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from cluster_nodes import running_cluster
 from conftest import ServerProcess
+from e2e.chat_terminal import quit_chat, spawn_chat
 from e2e.test_muc_e2e import MucPeer
 from e2e.xmpp_helpers import TIMEOUT, connect
 from slixmpp import JID as SlixJID
@@ -153,3 +154,29 @@ async def test_occupants_of_a_killed_owner_node_are_told_and_talk_again(nodes: l
         await bob.close()
         await alice.peer.close()
         await carol.peer.close()
+
+
+def test_both_chats_enter_again_when_the_rooms_node_dies(nodes: list[ServerProcess]) -> None:
+    """``xmlchat xmpp-chat`` on n0 and ``xmlchat chat`` on n1 in a room n2
+    serves: n2 is SIGKILLed, both are told (332), enter again by themselves
+    and their lines reach each other."""
+    room = room_owned_by("n2")
+    name = room.partition("@")[0]
+    alice = spawn_chat(nodes[0], "xmpp-chat", "alice")
+    bob = spawn_chat(nodes[1], "chat", "bob")
+    try:
+        alice.sendline(f"/join {name}")
+        alice.expect_exact(f"~ you are in {room} as alice")
+        bob.sendline(f"/join {name}")
+        bob.expect_exact(f"~ you are in {room} as bob")
+        assert nodes[2].stop(signal.SIGKILL) == -signal.SIGKILL
+        for chat, nick in ((alice, "alice"), (bob, "bob")):
+            chat.expect_exact(f"{room} moved to another node; entering it again")
+            chat.expect_exact(f"~ you are in {room} as {nick}")
+        bob.sendline("after the move")
+        alice.expect_exact(f"#{room} bob: after the move")
+        alice.sendline("heard you")
+        bob.expect_exact(f"#{room} alice: heard you")
+    finally:
+        for chat in (alice, bob):
+            quit_chat(chat, "d")
