@@ -34,13 +34,16 @@ class Cluster:
         self.unanswered: asyncio.Event | None = None
         self.relay_waiting = asyncio.Event()
         self.incarnations = dict.fromkeys(names, 1)
+        # Nodes a node has not heard of yet (its view lags the others').
+        self.unheard: dict[str, set[str]] = {}
         for name in names:
             hub = build_hub(Config(), self.store, Metrics())
             hub.attach_cluster(DirectBus(name, self))
             self.hubs[name] = hub
 
-    def view(self) -> dict[str, str]:
-        return {name: str(self.incarnations[name]) for name in self.hubs if name not in self.down}
+    def view(self, of: str | None = None) -> dict[str, str]:
+        unheard = self.unheard.get(of or "", set())
+        return {name: str(self.incarnations[name]) for name in self.hubs if name not in self.down | unheard}
 
     async def kill(self, node: str) -> None:
         """``node`` dies and every other node notices (its heartbeat timed out)."""
@@ -116,7 +119,7 @@ class DirectBus:
         return await self._cluster.hubs[node].receive_relayed(list(to), stanza, stamp, message_id)
 
     def view(self) -> Mapping[str, str]:
-        return self._cluster.view()
+        return self._cluster.view(self._node)
 
     async def forward(
         self, node: str, sender: Session, stanza: etree._Element, to: JID, stamp: datetime
@@ -126,4 +129,6 @@ class DirectBus:
         hub = self._cluster.hubs[node]
         copied = from_bytes(to_bytes(stanza))  # as over the wire: the owner gets its own
         xmpp = sender.capabilities.full_xmpp
-        return await hub.receive_forwarded(self._node, sender.jid, xmpp, copied, to, stamp)
+        # A proxy as the sender: this node passes on a stanza forwarded to it.
+        origin, again = sender.node or self._node, sender.node is not None
+        return await hub.receive_forwarded(origin, sender.jid, xmpp, copied, to, stamp, again)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import string
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from lxml import etree
@@ -20,13 +21,15 @@ from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID
 from xmlchat.metrics import Metrics
 from xmlchat.modules.muc import Muc, names
+from xmlchat.modules.muc.form import RoomConfig
 from xmlchat.routing.cluster import owner_of
 from xmlchat.routing.session import NATIVE_CLIENT, Session
 from xmlchat.server.modules import build_hub
 from xmlchat.stanza import make
-from xmlchat.storage import MemoryStorage
+from xmlchat.storage import MemoryStorage, StoredRoom
 
 SERVICE = "conference.localhost"
+ALICE = JID.parse("alice@localhost")
 
 
 def room_owned_by(node: str, nodes: list[str], but_not: str | None = None) -> JID:
@@ -236,6 +239,24 @@ async def test_a_node_that_joins_takes_its_rooms_and_their_occupants_are_told() 
     assert occupants_seen(bob_sees, room) == {"alice", "bob"}
 
 
+async def test_a_node_asked_for_a_room_it_does_not_serve_passes_the_stanza_to_its_owner() -> None:
+    # Node d has just started: b (the room's old owner) has heard of it, a
+    # not yet. a forwards to b, which passes it on to d, the owner now; no
+    # copy of the room starts on b, where no one would ever tell it to stop.
+    cluster = Cluster("a", "b", "d")
+    room = next(
+        JID.parse(f"room{i}@{SERVICE}")
+        for i in range(1000)
+        if owner_of(f"room{i}@{SERVICE}", ["a", "b", "d"]) == "d"
+        and owner_of(f"room{i}@{SERVICE}", ["a", "b"]) == "b"
+    )
+    cluster.unheard["a"] = {"d"}
+    alice, alice_sees = await cluster.online("a", "alice@localhost/desk")
+    await join(cluster, "a", alice, room, "alice")
+    assert [room in muc(cluster, node).rooms for node in "abd"] == [False, False, True]
+    assert codes(alice_sees.stanzas[-2]) >= {names.STATUS_SELF, names.STATUS_CREATED}
+
+
 async def test_a_persistent_room_keeps_its_configuration_when_its_owner_changes() -> None:
     cluster = Cluster("a", "b", "c")
     room = room_owned_by("b", ["a", "b", "c"])
@@ -255,6 +276,24 @@ async def test_a_persistent_room_keeps_its_configuration_when_its_owner_changes(
     kept = muc(cluster, new_owner).rooms[room]
     assert kept.config.persistent and kept.config.name == "Kept"
     assert kept.affiliation(alice.jid) == "owner"
+
+
+async def test_a_node_keeps_no_copy_of_a_persistent_room_it_does_not_serve() -> None:
+    # Each node loads the persistent rooms at start: only those it owns, or a
+    # stale copy would serve the room once it became the owner.
+    cluster = Cluster("a", "b")
+    room = room_owned_by("b", ["a", "b"])
+    stored = StoredRoom(room, RoomConfig(persistent=True, name="Old").values(), {ALICE: "owner"})
+    await cluster.store.save_room(stored)
+    for hub in cluster.hubs.values():
+        await hub.start()
+    assert [room in muc(cluster, node).rooms for node in "ab"] == [False, True]
+    # The owner changes its name (saved, as every change of a persistent room), then dies.
+    await cluster.store.save_room(replace(stored, config=RoomConfig(persistent=True, name="New").values()))
+    await cluster.kill("b")
+    alice, _ = await cluster.online("a", "alice@localhost/desk")
+    await join(cluster, "a", alice, room, "alice")
+    assert muc(cluster, "a").rooms[room].config.name == "New"
 
 
 async def test_without_a_cluster_the_room_service_adds_nothing_to_the_path_out() -> None:

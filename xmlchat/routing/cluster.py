@@ -121,8 +121,9 @@ class ClusterBus(Protocol):
     async def forward(
         self, node: str, sender: Session, stanza: etree._Element, to: JID, stamp: datetime
     ) -> Forwarded | None:
-        """Have ``node`` handle ``stanza`` from ``sender`` (a local session) to
-        ``to``, an address it owns; None when it did not answer in time."""
+        """Have ``node`` handle ``stanza`` from ``sender`` to ``to``, an address
+        it owns; None when it did not answer in time. ``sender`` is a local
+        session, or the proxy of one elsewhere whose stanza is passed on."""
 
 
 class RemoteTransport:

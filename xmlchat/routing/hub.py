@@ -192,17 +192,36 @@ class Hub:
             self.remote.remove(node, jid)
 
     async def receive_forwarded(
-        self, node: str, sender: JID, full_xmpp: bool, stanza: etree._Element, to: JID, stamp: datetime
+        self,
+        node: str,
+        sender: JID,
+        full_xmpp: bool,
+        stanza: etree._Element,
+        to: JID,
+        stamp: datetime,
+        passed_on: bool = False,
     ) -> Forwarded:
         """A stanza ``node``'s session ``sender`` sent to an address this node
         owns (Hub.to_domain there). Handled as a local one is, with the
         sender's proxy; what is written to the sender meanwhile goes back in
         the answer, so it reaches the client before the sender's front end
-        hears how it went."""
+        hears how it went.
+
+        Nodes disagree on the live nodes for a heartbeat or so. A node that
+        thinks a third one owns the address passes the stanza on, once
+        (``passed_on``: it was, by another node): otherwise a copy of the room
+        could start here that no change of the live nodes ever stops."""
         label = self._domain_label(to)
-        if self.remote is None or label is None:
+        if self.remote is None or self.cluster is None or label is None:
             return Forwarded(error=StanzaError(StanzaCondition.SERVICE_UNAVAILABLE))
         proxy, transport = self.remote.proxy_for(node, sender, full_xmpp)
+        owner = owner_of(str(to.bare), self.cluster.view())
+        if not passed_on and owner not in (self.cluster.node, node):
+            passed = await self.cluster.forward(owner, proxy, stanza, to, stamp)
+            if passed is None:
+                why = f"{to.bare} is served by node {owner}, which does not answer"
+                return Forwarded(error=StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, why, ErrorType.WAIT))
+            return passed
         answer = Forwarded()
         outer, transport.capture = transport.capture, answer.written
         try:

@@ -55,9 +55,13 @@ class RoomService:
         return room
 
     async def load(self) -> None:
+        """The persistent rooms; in a cluster, only those this node serves
+        (another node's would be a stale copy once this one serves it)."""
         for domain in sorted(self.domains):
             for stored in await self.ctx.store.load_rooms(domain):
-                self.new_room(stored.jid, stored)
+                owner = self.ctx.owner(stored.jid)
+                if owner is None or owner[0] == self.ctx.node:
+                    self.new_room(stored.jid, stored)
 
     async def fetch(self, jid: JID) -> Room | None:
         """In a cluster, a room that became this node's: its persistent state

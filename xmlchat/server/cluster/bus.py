@@ -144,7 +144,10 @@ class NatsCluster:
     ) -> Forwarded | None:
         headers = wire.stanza_headers("forward", [to], stamp)
         headers["from"] = str(sender.jid)
-        headers["node"] = self._node
+        # A proxy as the sender: a stanza forwarded here, passed on to the owner.
+        headers["node"] = sender.node or self._node
+        if sender.node is not None:
+            headers["passed"] = "1"
         headers["xmpp"] = "1" if sender.capabilities.full_xmpp else ""
         try:
             reply = await self._nc.request(
@@ -222,7 +225,8 @@ class NatsCluster:
             sender = JID.parse(headers["from"])
             node = headers.get("node") or ""
             answer = await self._hub.receive_forwarded(
-                node, sender, headers.get("xmpp") == "1", from_bytes(msg.data), to, stamp
+                node, sender, headers.get("xmpp") == "1", from_bytes(msg.data), to, stamp,
+                headers.get("passed") == "1",
             )
         except Exception:
             log.exception("cluster: a forwarded stanza failed here")
