@@ -118,7 +118,7 @@ def start_node(workdir: Path, index: int, storage: str, prefix: str | None, xmpp
         env |= {"XMLCHAT_CLUSTER_NATS_URL": NATS, "XMLCHAT_CLUSTER_NODE_NAME": f"n{index}",
                 "XMLCHAT_CLUSTER_SUBJECT_PREFIX": prefix}
     proc = subprocess.Popen([sys.executable, "-m", "xmlchat", "serve"], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=None if os.environ.get("XMLCHAT_BENCH_DEBUG") else subprocess.DEVNULL)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     port = 0
     for line in proc.stdout:
