@@ -129,6 +129,12 @@ def start_node(workdir: Path, index: int, storage: str, prefix: str | None, xmpp
     raise RuntimeError(f"node {index} did not start")
 
 
+def stop_nodes(nodes: list[Node]) -> None:
+    for proc, _ in nodes:
+        proc.terminate()
+        proc.wait(15)
+
+
 async def create_accounts(storage: str, count: int) -> list[Account]:
     store = await PostgresStorage.open(storage)
     try:
@@ -144,13 +150,13 @@ async def measure(name: str, layout: Layout, args: argparse.Namespace, workdir: 
     with schema() as storage:
         accounts = await create_accounts(storage, 2 * args.pairs)
         prefix = f"xmlchat-bench-{uuid.uuid4().hex[:8]}" if node_count > 1 else None
-        nodes = [start_node(workdir / name.replace(" ", "-"), i, storage, prefix) for i in range(node_count)]
-        try:
+        nodes: list[Node] = []
+        try:  # a node that fails to start does not leave the ones before it running
+            for i in range(node_count):
+                nodes.append(start_node(workdir / name.replace(" ", "-"), i, storage, prefix))
             return await _drive(nodes, place, accounts, args)
         finally:
-            for proc, _ in nodes:
-                proc.terminate()
-                proc.wait(15)
+            stop_nodes(nodes)
 
 
 async def _drive(
@@ -201,14 +207,13 @@ async def measure_room(
     with schema() as storage:
         accounts = await create_accounts(storage, args.occupants)
         prefix = f"xmlchat-bench-{uuid.uuid4().hex[:8]}" if node_count > 1 else None
-        nodes = [start_node(workdir / name.replace(" ", "-"), i, storage, prefix, xmpp=True)
-                 for i in range(node_count)]
+        nodes: list[Node] = []
         try:
+            for i in range(node_count):
+                nodes.append(start_node(workdir / name.replace(" ", "-"), i, storage, prefix, xmpp=True))
             return await _drive_room(nodes, place, accounts, args)
         finally:
-            for proc, _ in nodes:
-                proc.terminate()
-                proc.wait(15)
+            stop_nodes(nodes)
 
 
 async def _drive_room(
