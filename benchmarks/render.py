@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -54,6 +55,13 @@ NO_RATIO = ("lost", "misordered", "duplicates", "errors", "error_stanzas", "open
 
 # The base of the ratio column: the driver's own Prosody where there is one.
 BASE_FOR_DRIVER = {"xmpp-sm": goals.SM_PROSODY}
+
+
+def scrub(text: str) -> str:
+    """No machine's paths in a committed page or JSON: the checkout's own files
+    relative to it, the temporary directory as $TMPDIR (as Server.describe())."""
+    text = text.replace(f"{CHECKOUT}/", "").replace(str(CHECKOUT), ".")
+    return text.replace(tempfile.gettempdir().rstrip("/") + "/", "$TMPDIR/")
 
 
 def _base(label: str, entry: dict[str, Any], medians: dict[str, Any]) -> str | None:
@@ -239,5 +247,5 @@ def write_doc(doc_path: Path, json_path: Path, reduced: str = REDUCED) -> None:
         from_root = os.path.relpath(json_path.resolve(), CHECKOUT)
     else:  # a page written outside the checkout: name it as it would be in docs/
         from_root = f"{doc_path.resolve().parent.name}/{link}"
-    text = render(doc, link, from_root, reduced, doc_path.parent)
+    text = scrub(render(doc, link, from_root, reduced, doc_path.parent))
     doc_path.write_text(text.rstrip("\n") + "\n")

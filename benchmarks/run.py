@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benchmarks.run" + "".join(
             f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv)),
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "started_utc": time.strftime("%Y-%m-%d-%H%M", time.gmtime()),
     }
     out = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}.json"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -154,9 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     report.write_json(out, doc)
     print(f"\nwrote {out} ({doc['elapsed_s']:.0f} s)")
     if args.doc is not None:
-        kept = args.doc.parent / "performance" / f"bench-{doc['date']}.json"
+        # Named by the minute it started: earlier runs' files (linked from the
+        # hand-written analysis) stay as they are.
+        kept = args.doc.parent / "performance" / f"bench-{doc['started_utc']}.json"
         kept.parent.mkdir(parents=True, exist_ok=True)
         report.write_json(kept, doc)
+        kept.write_text(render.scrub(kept.read_text()))
         render.write_doc(args.doc, kept)
         print(f"wrote {args.doc} and {kept}")
     return 0

@@ -10,6 +10,7 @@ import asyncio
 import copy
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +155,9 @@ async def test_sm_driver_counts_stanzas_since_enabled_and_asks_per_message() -> 
     assert proto.acks == 1
     proto.send_message("b@x/r", "hi")
     assert transport.out.endswith(f"</message><r xmlns='{sm}'/>".encode())
+
+
+def test_machine_paths_are_scrubbed() -> None:
+    tmp = tempfile.gettempdir()
+    text = f"failed: {render.CHECKOUT}/.venv/bin/python -m x --config {tmp}/xmlchat-mem-1/x.toml"
+    assert render.scrub(text) == "failed: .venv/bin/python -m x --config $TMPDIR/xmlchat-mem-1/x.toml"
