@@ -43,6 +43,7 @@ from xmlchat.routing.api import (
     Registration,
     StanzaHandler,
 )
+from xmlchat.routing.pipeline import ordered
 from xmlchat.routing.session import Session
 from xmlchat.stanza import body_text, from_bytes, to_bytes
 from xmlchat.storage import (
@@ -241,6 +242,9 @@ class Messages:
         ``limit``: messages ``to`` may have waiting (default: the offline limit)."""
         if limit is None:
             limit = self.ctx.limits.max_offline_messages
+        # The store queues the write before it waits: the sender's next
+        # message may start now and share the commit (routing/pipeline.py).
+        ordered()
         try:
             return await self.ctx.store.store_offline(to, to_bytes(stanza), stamp, limit, origin)
         except DuplicateMessage:

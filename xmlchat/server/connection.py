@@ -15,6 +15,7 @@ import logging
 import secrets
 import ssl
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from lxml import etree
@@ -25,6 +26,7 @@ from xmlchat.jid import JID
 from xmlchat.log import CONNECTION, ConnectionLogger
 from xmlchat.metrics import Metrics
 from xmlchat.routing.hub import Hub
+from xmlchat.routing.pipeline import in_order
 from xmlchat.routing.session import Session
 from xmlchat.server.admission import Pending
 from xmlchat.server.login_guard import LoginGuard
@@ -163,6 +165,12 @@ class Connection(abc.ABC, Generic[EventT]):
         """Perform one event of the core; return the events its answer released
         (a core holds input while it waits for, e.g., a password check)."""
 
+    def pipelined(self, event: EventT) -> bool:
+        """Whether ``event`` may overlap its neighbours of the same kind (a
+        chat message: :func:`~xmlchat.routing.pipeline.in_order` keeps their
+        order); it must release no held events."""
+        return False
+
     @abc.abstractmethod
     def send_keepalive(self) -> None:
         """Ask the peer for a sign of life (native ``<ping/>``, XMPP XEP-0199)."""
@@ -187,6 +195,16 @@ class Connection(abc.ABC, Generic[EventT]):
             handled = 0
             while work:
                 event = work.pop(0)
+                if self.pipelined(event) and work and self.pipelined(work[0]):
+                    # Consecutive messages share a commit, and their acks and
+                    # deliveries a write (routing/pipeline.py); they release nothing.
+                    run = [event]
+                    while work and self.pipelined(work[0]):
+                        run.append(work.pop(0))
+                    handled += len(run)
+                    await in_order([partial(self.handle, e) for e in run])
+                    self.flush()
+                    continue
                 handled += 1
                 work[:0] = await self.handle(event)
                 self.flush()

@@ -14,7 +14,8 @@ import ssl
 from collections import deque
 from copy import deepcopy
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeGuard
 
 from lxml import etree
 
@@ -24,11 +25,17 @@ from xmlchat.protocol import caps, xmpp
 from xmlchat.protocol.sasl import SaslCondition
 from xmlchat.protocol.xmpp.framing import MESSAGES, TCP
 from xmlchat.protocol.xmpp.sm import MODULUS, Resumable, covers
+from xmlchat.routing.pipeline import in_order
 from xmlchat.routing.session import XMPP_CLIENT, Session
 from xmlchat.server.connection import Connection
 from xmlchat.stanza import DELAY_NS, kind, make, new_id
 
 PING_NS = "urn:xmpp:ping"
+_NEXT: Any = object()  # the worker's "take the next event from the queue"
+
+
+def _is_message(event: xmpp.Event | None) -> TypeGuard[xmpp.StanzaIn]:
+    return isinstance(event, xmpp.StanzaIn) and kind(event.element) == "message"
 
 
 class XmppConnection(Connection[xmpp.Event]):
@@ -179,10 +186,17 @@ class XmppConnection(Connection[xmpp.Event]):
         self._worker = asyncio.create_task(self._work(self._inbox), name=f"{self.id}-inbox")
 
     async def _work(self, inbox: asyncio.Queue[xmpp.Event | None]) -> None:
-        """The client's stanzas, in order, once stream management is on."""
-        while (event := await inbox.get()) is not None:
+        """The client's stanzas, in order, once stream management is on (messages together overlap)."""
+        event = await inbox.get()
+        while event is not None:
+            run, event = [event], _NEXT
+            while _is_message(run[0]) and not inbox.empty():
+                if not _is_message(event := inbox.get_nowait()):
+                    break
+                run.append(event)
+                event = _NEXT
             try:
-                await self._perform(event)
+                await in_order([partial(self._perform, e) for e in run])
             except (ConnectionError, ssl.SSLError, TimeoutError):
                 return
             except Exception:
@@ -190,9 +204,14 @@ class XmppConnection(Connection[xmpp.Event]):
                 self.close(StreamError(StreamCondition.INTERNAL_SERVER_ERROR))
                 return
             sm = self.core.sm
-            if isinstance(event, xmpp.StanzaIn) and sm is not None:
-                sm.stanza_handled()  # handled (a message: stored): h may count it now
+            if sm is not None and isinstance(run[0], xmpp.StanzaIn):
+                for _ in run:
+                    sm.stanza_handled()  # handled (a message: stored): h may count it now
                 self.flush()
+            event = await inbox.get() if event is _NEXT else event
+
+    def pipelined(self, event: xmpp.Event) -> bool:
+        return self._inbox is None and _is_message(event)
 
     async def _perform(self, event: xmpp.Event) -> list[xmpp.Event]:
         accounts = self.ctx.accounts
