@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import collections
 import ssl
 from typing import Final
 
@@ -84,6 +85,12 @@ class StreamTransport(Transport):
         peer = writer.get_extra_info("peername")
         super().__init__(f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer), encrypted)
         self.reader, self.writer = reader, writer
+        # asyncio's stream protocol keeps its drain() waiters in a deque, 760
+        # bytes for every connection though one rarely waits; a list does the
+        # same (append, remove, iterate) in 56.
+        protocol = writer.transport.get_protocol()
+        if isinstance(getattr(protocol, "_drain_waiters", None), collections.deque):
+            protocol._drain_waiters = list(protocol._drain_waiters)  # type: ignore[attr-defined]
 
     @property
     def address(self) -> str:

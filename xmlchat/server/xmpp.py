@@ -28,6 +28,7 @@ from xmlchat.protocol.xmpp.sm import MODULUS, Resumable, covers
 from xmlchat.routing.pipeline import in_order
 from xmlchat.routing.session import XMPP_CLIENT, Session
 from xmlchat.server.connection import Connection
+from xmlchat.server.waiting import Signal
 from xmlchat.stanza import DELAY_NS, kind, make, new_id
 
 PING_NS = "urn:xmpp:ping"
@@ -57,7 +58,7 @@ class XmppConnection(Connection[xmpp.Event]):
         self.session: Session | None = None
         self._auth_failures = 0
         # XEP-0198: set whenever the client's acknowledged count moves.
-        self._acked = asyncio.Event()
+        self._acked = Signal()
         # Once stream management is on, the hub gets the client's stanzas from
         # this queue, in order, so the read loop keeps reading: a replay
         # waiting in drained() for an <a/> must not stop the <a/> being read.
@@ -203,8 +204,7 @@ class XmppConnection(Connection[xmpp.Event]):
                 self.log.exception("internal error")
                 self.close(StreamError(StreamCondition.INTERNAL_SERVER_ERROR))
                 return
-            sm = self.core.sm
-            if sm is not None and isinstance(run[0], xmpp.StanzaIn):
+            if (sm := self.core.sm) is not None and isinstance(run[0], xmpp.StanzaIn):
                 for _ in run:
                     sm.stanza_handled()  # handled (a message: stored): h may count it now
                 self.flush()

@@ -105,7 +105,7 @@ class StanzaStream:
 
     def __init__(self, limits: StreamLimits = StreamLimits()) -> None:
         self.limits = limits
-        self._parser = _new_parser()
+        self._parser: etree.XMLPullParser | None = _new_parser()
         self._prolog = PrologScreen()
         self._references = ReferenceScreen()
         self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
@@ -113,6 +113,8 @@ class StanzaStream:
         self._root: etree._Element | None = None
         self._failed: StreamError | None = None
         self.closed = False
+        # The stream header as a start tag, kept while the parser rests (rest()).
+        self._header = b""
 
     @property
     def stanzas_received(self) -> int:
@@ -127,6 +129,8 @@ class StanzaStream:
         if self._failed is not None:
             _set_events(self._failed, [])
             raise self._failed.with_traceback(None)
+        if self._parser is None and data:
+            self._wake()
         events: list[StreamEvent] = []
         try:
             for start in range(0, len(data), FEED_SLICE):
@@ -138,6 +142,37 @@ class StanzaStream:
             _set_events(e, events)
             raise
         return events
+
+    def rest(self) -> bool:
+        """Free the parser while nothing is half-received (between stanzas of
+        an open stream): libxml2's context and buffers are about 10 KiB, most
+        of an idle session. The next :meth:`feed` parses the stream header
+        again into a new parser, without an event, and goes on. False when
+        the stream is not between stanzas (or has ended, or failed)."""
+        count = self._count
+        root = self._root
+        if (
+            root is None
+            or self.closed
+            or self._failed is not None
+            or count.depth != 1
+            or count.pending_bytes
+            or self._utf8.getstate()[0]
+        ):
+            return False
+        if self._parser is not None:
+            # The header as parsed: the same names, namespaces and xml:lang.
+            header = etree.tostring(etree.Element(root.tag, dict(root.attrib), nsmap=root.nsmap))
+            self._header = header[:-2] + b">"  # an empty element ends with "/>"
+            self._parser = None
+            self._root = None
+        return True
+
+    def _wake(self) -> None:
+        parser = self._parser = _new_parser()
+        parser.feed(self._header)
+        for _, root in parser.read_events():  # the root's start, and nothing else
+            self._root = root
 
     def _feed_slice(self, piece: bytes, events: list[StreamEvent]) -> None:
         fault = self._screen(piece)
@@ -168,6 +203,7 @@ class StanzaStream:
 
     def _parse(self, piece: bytes, events: list[StreamEvent]) -> None:
         depth_before = self._count.depth
+        assert self._parser is not None  # feed() woke it
         try:
             self._parser.feed(piece)
         except etree.XMLSyntaxError as e:
@@ -208,6 +244,7 @@ class StanzaStream:
         """Turn parser events into stream events; True if a header or stanza ended."""
         count = self._count
         boundary = False
+        assert self._parser is not None
         for action, el in self._parser.read_events():
             if action == "start":
                 count.depth += 1

@@ -10,7 +10,6 @@ login or a message means (storage, routing).
 from __future__ import annotations
 
 import enum
-from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Final
@@ -103,7 +102,7 @@ class NativeServerStream:
             StreamLimits(min(unauthenticated_limit, limits.max_stanza_bytes), limits.max_depth)
         )
         self._out: list[bytes] = []
-        self._backlog: deque[StreamEvent] = deque()
+        self._backlog: list[StreamEvent] = []  # parsed, held while a login is answered
         self._login_pending = False
         # Receipts (docs/native-protocol.md, "Receipts"): asked for by the login
         # being answered, granted with it; the highest <seq> written so far.
@@ -141,10 +140,14 @@ class NativeServerStream:
             events.append(Failed(error))
         return events
 
+    def rest(self) -> bool:
+        """Free the parser while nothing is half-received (:meth:`StanzaStream.rest`)."""
+        return self._stream.rest()
+
     def _drain(self) -> list[Event]:
         events: list[Event] = []
         while self._backlog and not self.closed and not self._login_pending:
-            item = self._backlog.popleft()
+            item = self._backlog.pop(0)
             try:
                 if isinstance(item, StanzaReceived):
                     self._stanza(item.element, events)
