@@ -30,6 +30,7 @@ from xmlchat.protocol.native.events import (
     Opened,
 )
 from xmlchat.protocol.native.history import history_xml
+from xmlchat.protocol.native.quick import plain_message
 from xmlchat.protocol.native.requests import block_jids, request_event
 from xmlchat.protocol.native.wire import (
     NS,
@@ -181,7 +182,7 @@ class NativeServerStream:
         if ns != "{" + NS or name in _SERVER_ONLY:
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, f"unknown stanza <{name}>"), ref)
             return
-        if not schema().validate(el):
+        if not (name == "message" and plain_message(el)) and not schema().validate(el):
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, schema_message()), ref)
             return
         if self.state is State.AWAITING_LOGIN and name not in _BEFORE_LOGIN:
