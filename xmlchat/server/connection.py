@@ -83,7 +83,7 @@ class ProtocolCore(Protocol[EventT]):
 
     def send_stream_error(self, error: StreamError) -> None: ...
 
-    def rest(self) -> bool: ...
+    def rest(self, final: bool = False) -> bool: ...
 
 
 class Connection(abc.ABC, Generic[EventT]):
@@ -282,6 +282,9 @@ class Connection(abc.ABC, Generic[EventT]):
                     await self._pause(pause)
         except (ConnectionError, ssl.SSLError, TimeoutError) as e:
             reason = f"{type(e).__name__}: {e}"
+            # The stream reader keeps the exception, whose traceback holds
+            # this frame and so this connection: a cycle left to the collector.
+            e.__traceback__ = None
         except Exception:
             self.log.exception("internal error")
             self.close(StreamError(StreamCondition.INTERNAL_SERVER_ERROR))
@@ -291,10 +294,22 @@ class Connection(abc.ABC, Generic[EventT]):
             try:
                 await self.finish()
             finally:
+                self._release_session()
                 self.login_done()
                 self.throttle.close()
                 self._close_transport()
+                self.core.rest(final=True)  # its parser goes to the next connection
                 self.log.info("disconnected: %s", reason)
+
+    def _release_session(self) -> None:
+        """The session ended: it and this connection refer to each other (its
+        transport, its write), so both wait for the garbage collector, which
+        the server runs rarely ([runtime] gc_threshold); dropped, they are
+        freed at once. A session still routable (XEP-0198: waiting to be
+        resumed) is kept."""
+        session = self.session
+        if session is not None and self.ctx.hub.router.get(session.jid) is not session:
+            self.session = None
 
     async def _pause(self, pause: Pause) -> None:
         """Over a rate: read later, and TCP makes the sender wait (mod_limits)."""

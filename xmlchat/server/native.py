@@ -11,7 +11,9 @@ module (history: of the archive module). Once logged in it is the transport of a
 from __future__ import annotations
 
 import contextlib
+import weakref
 from datetime import UTC, datetime
+from functools import partial
 
 from lxml import etree
 
@@ -63,9 +65,9 @@ class NativeConnection(Connection[native.Event]):
         # Set at login when the client acknowledges messages (<receipts/>).
         self._receipts: Receipts | None = None
         service = f"{self.config.muc.subdomain}.{self.config.domain}"
-        self._rooms = NativeRooms(
-            self.core, self.ctx.hub, service, lambda: self.session, self.config.muc.enabled
-        )
+        # Weakly: no cycle, so a connection that ends is freed at once, not by the collector.
+        session = partial(getattr, weakref.proxy(self), "session")
+        self._rooms = NativeRooms(self.core, self.ctx.hub, service, session, self.config.muc.enabled)
 
     # ---- SessionTransport
 
@@ -398,3 +400,4 @@ class NativeConnection(Connection[native.Event]):
             self._receipts.gone()  # a replay waiting for <received> stops now
         if self.session is not None:
             await self.ctx.hub.close_session(self.session)
+            self.session = None  # it and this connection refer to each other: freed now, not by the collector

@@ -331,12 +331,12 @@ class XmppConnection(Connection[xmpp.Event]):
             self.transport.abort()
 
     async def _expire(self) -> None:
-        """Not resumed in time: the session ends (its unacknowledged messages
-        stay stored, for the next login)."""
+        """Not resumed in time: the session ends (its unacknowledged messages stay stored)."""
         if self._detached and self.session is not None:
             self._detached = False
             self.log.info("resumption of %s timed out; session ended", self.session.jid)
             await self.ctx.hub.close_session(self.session)
+            self.session = None  # see Connection._release_session
 
     def _resume_end(self) -> None:
         """A detached session ended early (replaced, or the server stops)."""
@@ -392,8 +392,7 @@ class XmppConnection(Connection[xmpp.Event]):
 
 
 def _stream_features(declared: list[tuple[str, str]], server_caps: caps.Caps) -> list[etree._Element]:
-    """Post-authentication stream features beyond bind and session, and the
-    server's XEP-0115 caps (§6.3: a client may skip its disco#info)."""
+    """Post-auth stream features beyond bind and session, and the server's XEP-0115 caps (§6.3)."""
     return [
         *(etree.Element(f"{{{ns}}}{name}", nsmap={None: ns}) for ns, name in declared),
         caps.element(server_caps),

@@ -25,6 +25,7 @@ a stray '&') live in :mod:`xmlchat.xml.screens`.
 from __future__ import annotations
 
 import codecs
+import contextlib
 from dataclasses import dataclass
 from typing import Final
 
@@ -85,7 +86,16 @@ class _Counters:
     stanzas: int = 0
 
 
+# Parsers whose stream rested or ended, closed, for the next stream to take:
+# an lxml parser dropped is a reference cycle (with libxml2's context, ~10 KiB)
+# that only the garbage collector frees, and the server runs it rarely.
+_SPARE: list[etree.XMLPullParser] = []
+_SPARE_MAX: Final = 64
+
+
 def _new_parser() -> etree.XMLPullParser:
+    if _SPARE:
+        return _SPARE.pop()
     # RFC 6120 §11.1: no DTDs, no entities but the predefined five. "internal"
     # makes libxml2 reject undeclared entity references (with False, libxml2
     # 2.14 silently stops parsing); a DOCTYPE never reaches it (see PrologScreen).
@@ -143,14 +153,25 @@ class StanzaStream:
             raise
         return events
 
-    def rest(self) -> bool:
+    def rest(self, final: bool = False) -> bool:
         """Free the parser while nothing is half-received (between stanzas of
         an open stream): libxml2's context and buffers are about 10 KiB, most
         of an idle session. The next :meth:`feed` parses the stream header
         again into a new parser, without an event, and goes on. False when
-        the stream is not between stanzas (or has ended, or failed)."""
+        the stream is not between stanzas (or has ended, or failed).
+
+        ``final``: the stream is over (the connection ended, or a restart
+        replaced it): give the parser back whatever its state; nothing may be
+        fed after."""
         count = self._count
         root = self._root
+        if final:
+            if self._parser is not None:
+                self._root = None
+                _recycle(self._parser)
+                self._parser = None
+            self.closed = True
+            return True
         if (
             root is None
             or self.closed
@@ -164,8 +185,9 @@ class StanzaStream:
             # The header as parsed: the same names, namespaces and xml:lang.
             header = etree.tostring(etree.Element(root.tag, dict(root.attrib), nsmap=root.nsmap))
             self._header = header[:-2] + b">"  # an empty element ends with "/>"
-            self._parser = None
             self._root = None
+            _recycle(self._parser)
+            self._parser = None
         return True
 
     def _wake(self) -> None:
@@ -298,6 +320,17 @@ class StanzaStream:
             self._root.remove(previous)
         self._count.stanzas += 1
         return stanza
+
+
+def _recycle(parser: etree.XMLPullParser) -> None:
+    """End ``parser``'s document (unfinished: an error, ignored) and keep it
+    for the next stream; close() frees the document and resets the parser."""
+    with contextlib.suppress(etree.XMLSyntaxError):
+        parser.close()
+    for _ in parser.read_events():
+        pass
+    if len(_SPARE) < _SPARE_MAX:
+        _SPARE.append(parser)
 
 
 def _check_names(el: etree._Element) -> None:

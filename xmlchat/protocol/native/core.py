@@ -141,9 +141,9 @@ class NativeServerStream:
             events.append(Failed(error))
         return events
 
-    def rest(self) -> bool:
+    def rest(self, final: bool = False) -> bool:
         """Free the parser while nothing is half-received (:meth:`StanzaStream.rest`)."""
-        return self._stream.rest()
+        return self._stream.rest(final)
 
     def _drain(self) -> list[Event]:
         events: list[Event] = []

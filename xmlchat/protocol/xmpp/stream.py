@@ -333,9 +333,9 @@ class C2SStream:
         out, self._link.outbox = self._link.outbox, []
         return out
 
-    def rest(self) -> bool:
+    def rest(self, final: bool = False) -> bool:
         """Free the parser while nothing is half-received (:meth:`StanzaStream.rest`)."""
-        return not self._link.inbox and self._link.parser.rest()
+        return (final or not self._link.inbox) and self._link.parser.rest(final)
 
     def send_stanza(self, element: etree._Element) -> None:
         """Queue a stanza (in ``jabber:client``, or no namespace) for the bound client."""
