@@ -61,7 +61,7 @@ def ratios(results: dict[str, dict[str, dict[str, float]]], base: str = "prosody
     return out
 
 
-def _keys(group: str, available: list[str]) -> list[str]:
+def keys(group: str, available: list[str]) -> list[str]:
     wanted = HEADLINE.get(group)
     if wanted is None:
         return sorted(available)
@@ -101,10 +101,10 @@ def table(results: dict[str, dict[str, dict[str, float]]],
     lines = []
     for g in order:
         available = sorted({k for s in servers for k in results[s].get(g, {})})
-        keys = _keys(g, available)
+        metric_keys = keys(g, available)
         lines.append("")
         lines.append(f"{g:<28}" + "".join(f"{c:>{width}}" for c in cols))
-        for k in keys:
+        for k in metric_keys:
             row = f"  {k:<26}"
             for s in servers:
                 row += f"{fmt(results[s].get(g, {}).get(k, math.nan)):>{width}}"
@@ -163,7 +163,7 @@ def markdown(doc: dict[str, Any]) -> str:
         available = sorted({k for s in results for k in results[s].get(g, {})})
         out.append(f"| {g} | " + " | ".join(cols) + " |")
         out.append("|---|" + "---:|" * len(cols))
-        for k in _keys(g, available):
+        for k in keys(g, available):
             cells = []
             for s in results:
                 v = results[s].get(g, {}).get(k)
@@ -176,7 +176,29 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.report --from RESULTS.json --doc docs/performance.md``
+    re-renders the report from a results file without running anything; with
+    only a results file, prints its tables as Markdown."""
+    import argparse
 
-    print(markdown(json.loads(Path(sys.argv[1]).read_text())))
+    p = argparse.ArgumentParser(prog="python -m benchmarks.report", description=main.__doc__)
+    p.add_argument("results", nargs="?", type=Path, help="a results file (tables to stdout)")
+    p.add_argument("--from", dest="source", type=Path, help="the results file to render")
+    p.add_argument("--doc", type=Path, help="the page to write, e.g. docs/performance.md")
+    args = p.parse_args(argv)
+    source = args.source or args.results
+    if source is None:
+        p.error("give a results file")
+    if args.doc is None:
+        print(markdown(json.loads(source.read_text())))
+        return 0
+    from benchmarks import render
+
+    render.write_doc(args.doc, source)
+    print(f"wrote {args.doc} from {source}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -18,17 +19,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import procstat, report
+from benchmarks import procstat, render, report, session_memory
 from benchmarks.loadgen import LoadGen
 from benchmarks.scenarios import FULL, NEEDS_ROOMS, QUICK, SCENARIOS, Context, Sizes
 from benchmarks.servers import Server, server_class
 
+# issue 16's four targets and the relay, then the durability comparison (issue 11):
+# Prosody with mod_smacks and xmlchat with XEP-0198, both driven with an <r/> per
+# message, and xmlchat with delivery.durable off over both protocols.
+DEFAULT_TARGETS = ("prosody", "ejabberd", "xmlchat", "xmlchat:native", "relay",
+                   "prosody-smacks:xmpp-sm", "xmlchat:xmpp-sm", "xmlchat-memory",
+                   "xmlchat-memory:native")
+MESSAGES_ONLY = DEFAULT_TARGETS[5:]
+# The port a driver connects to, where it is not the driver's own name.
+PORT_OF = {"xmpp-sm": "xmpp"}
+# The drivers that can join a XEP-0045 room (the room fan-out).
+ROOM_DRIVERS = frozenset({"xmpp", "xmpp-sm"})
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    p.add_argument("--servers", default="prosody,ejabberd,xmlchat,xmlchat:native,relay",
+    p.add_argument("--servers", default=",".join(DEFAULT_TARGETS),
                    help="comma-separated NAME[:DRIVER]; drivers: xmpp (default), native "
-                        "(e.g. xmlchat:native). Default: %(default)s")
+                        "(e.g. xmlchat:native), xmpp-sm (XMPP with XEP-0198 and an <r/> "
+                        "per message). Default: %(default)s")
+    p.add_argument("--messages-only", default=",".join(MESSAGES_ONLY),
+                   help="targets (as in --servers) that run only the messages scenario: "
+                        "the durability comparison. Default: %(default)s")
+    p.add_argument("--memory", type=int, default=None, metavar="N",
+                   help="xmlchat's KiB per idle plaintext / TLS session and pending TLS "
+                        "handshake (benchmarks/session_memory.py) with N sessions of each, "
+                        "when an xmlchat target runs; 0: not measured (default 1000; quick 0)")
+    p.add_argument("--doc", type=Path, default=None,
+                   help="write the report (e.g. docs/performance.md) from this run; its JSON "
+                        "goes beside it, into DOC's directory/performance/")
     p.add_argument("--quick", action="store_true",
                    help="small sizes, one repeat unless --repeat is given: a smoke run")
     p.add_argument("--repeat", type=int, default=None, help="runs per scenario (default 3)")
@@ -70,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"unknown scenario {s!r}; known: {', '.join(SCENARIOS)}")
     target_specs = [t.split(":", 1) if ":" in t else [t, "xmpp"]
                     for t in args.servers.split(",") if t]
+    messages_only = {t for t in args.messages_only.split(",") if t}
     started = time.monotonic()
     nofile = procstat.raise_nofile()
     pool = sizes.pool()
@@ -84,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": report.machine(), "sizes": dataclasses.asdict(sizes), "repeat": repeat,
         "loadgen": {"workers": workers, "loop": lg.loop_name, "nofile": list(nofile)},
         "servers": {},
+        "command": "python -m benchmarks.run" + "".join(
+            f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv)),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "started_utc": time.strftime("%Y-%m-%d-%H%M", time.gmtime()),
     }
     out = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}.json"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -98,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         for rep in range(repeat):
             for sc in scenario_names:
                 for t in targets:
-                    if t.dead:
+                    if t.dead or (t.label in messages_only and sc != "messages"):
                         continue
                     if time.monotonic() - started > limit_s:
                         t.notes.append(f"time limit reached before {sc} run {rep + 1}")
@@ -107,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
                     _run_one(t, sc, rep, lg, pool, sizes)
                     _finish(doc, targets, started)
                     report.write_json(out, doc)
+        n_memory = args.memory if args.memory is not None else (0 if args.quick else 1000)
+        if n_memory and any(t.server.name == "xmlchat" for t in targets):
+            _session_memory(doc, n_memory)
     finally:
         lg.close()
         for t in targets:
@@ -122,7 +154,32 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: {t.label}: {note}")
     report.write_json(out, doc)
     print(f"\nwrote {out} ({doc['elapsed_s']:.0f} s)")
+    if args.doc is not None:
+        # Named by the minute it started: earlier runs' files (linked from the
+        # hand-written analysis) stay as they are.
+        kept = args.doc.parent / "performance" / f"bench-{doc['started_utc']}.json"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        report.write_json(kept, doc)
+        kept.write_text(render.scrub(kept.read_text()))
+        render.write_doc(args.doc, kept)
+        print(f"wrote {args.doc} and {kept}")
     return 0
+
+
+def _session_memory(doc: dict[str, Any], n: int) -> None:
+    """xmlchat's KiB per idle session over plaintext and TLS and per pending TLS
+    handshake (native sessions, asyncio: the loop a server with a TLS listener runs)."""
+    began = time.monotonic()
+    try:
+        results = session_memory.run_one("asyncio", n, {})
+    except Exception as e:
+        doc["session_memory"] = {"sessions": n, "error": f"{type(e).__name__}: {e}"}
+        print(f"session memory FAILED: {e}", flush=True)
+        return
+    doc["session_memory"] = {"sessions": n, "loop": "asyncio", "protocol": "native",
+                             "kib_per_session": results}
+    print(f"xmlchat session memory ({time.monotonic() - began:.0f} s): "
+          + ", ".join(f"{k} {v:.1f} KiB" for k, v in results.items()), flush=True)
 
 
 @dataclass
@@ -164,7 +221,7 @@ def _prepare(name: str, driver: str, accounts: list[Any], doc: dict[str, Any],
         server.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
         return None
-    entry.update(version=server.version(), command=server.describe(),
+    entry.update(version=server.version(), command=server.describe(), durable=server.durable,
                  workdir=str(workdir) if keep else None,
                  prepare_s=round(time.monotonic() - t0, 1))
     print(f"{label} {entry['version']}: {len(accounts)} accounts in {entry['prepare_s']} s",
@@ -173,8 +230,10 @@ def _prepare(name: str, driver: str, accounts: list[Any], doc: dict[str, Any],
 
 
 def _run_one(t: Target, sc: str, rep: int, lg: LoadGen, pool: Any, sizes: Sizes) -> None:
-    if sc in NEEDS_ROOMS and t.server.rooms is None:
-        skipped = f"{sc} skipped: its benchmark configuration has no room service"
+    if sc in NEEDS_ROOMS and (t.server.rooms is None or t.driver not in ROOM_DRIVERS):
+        skipped = (f"{sc} skipped: its benchmark configuration has no room service"
+                   if t.server.rooms is None else f"{sc} skipped: the {t.driver} driver "
+                   "joins no rooms")
         if skipped not in t.notes:
             t.notes.append(skipped)
         return
@@ -189,7 +248,8 @@ def _run_one(t: Target, sc: str, rep: int, lg: LoadGen, pool: Any, sizes: Sizes)
     try:
         ctx = Context(t.server, lg, pool, sizes)
         lg.all({"op": "configure", "driver": t.driver, "host": t.server.host,
-                "port": t.server.ports[t.driver], "domain": t.server.domain}, 30)
+                "port": t.server.ports[PORT_OF.get(t.driver, t.driver)],
+                "domain": t.server.domain}, 30)
         if "nofile_limit" not in t.entry:
             t.entry["nofile_limit"] = list(procstat.nofile_limit(t.server.pid))
         groups = SCENARIOS[sc](ctx)

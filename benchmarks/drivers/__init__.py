@@ -83,6 +83,7 @@ class Driver(ABC):
 DRIVERS: dict[str, str] = {
     "xmpp": "benchmarks.drivers.xmpp:XmppDriver",
     "native": "benchmarks.drivers.native:NativeDriver",
+    "xmpp-sm": "benchmarks.drivers.xmpp_sm:XmppSmDriver",
 }
 
 

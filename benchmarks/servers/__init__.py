@@ -65,6 +65,9 @@ class Server(ABC):
     ports: dict[str, int]
     # The XEP-0045 room service its configuration sets up, if any (room fan-out).
     rooms: str | None = None
+    # Whether a message is stored before it is acknowledged (xmlchat's
+    # delivery.durable); None where the launcher does not say.
+    durable: bool | None = None
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -160,6 +163,7 @@ class Server(ABC):
 
 SERVERS: dict[str, str] = {
     "prosody": "benchmarks.servers.prosody:Prosody",
+    "prosody-smacks": "benchmarks.servers.prosody:ProsodySmacks",
     "ejabberd": "benchmarks.servers.ejabberd:Ejabberd",
     "xmlchat": "benchmarks.servers.xmlchat:Xmlchat",
     "xmlchat-memory": "benchmarks.servers.xmlchat:XmlchatInMemory",

@@ -38,7 +38,7 @@ authentication = "internal_hashed"
 default_iteration_count = {iterations}
 storage = "internal"
 -- No rate limits: mod_limits is simply not loaded
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; }}
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping";{extra_modules} }}
 modules_disabled = {{ "s2s"; "limits"; "tls"; "offline"; "c2s_limits"; }}
 VirtualHost "localhost"
 -- The room fan-out scenario's rooms: any user creates one, open at once
@@ -62,6 +62,7 @@ return {{
 class Prosody(Server):
     name = "prosody"
     rooms = "conference.localhost"
+    extra_modules: tuple[str, ...] = ()
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -79,7 +80,8 @@ class Prosody(Server):
         store = self.workdir / "data" / "localhost" / "accounts"
         store.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(
-            CONFIG.format(work=self.workdir, port=self.ports["xmpp"], iterations=ITERATIONS)
+            CONFIG.format(work=self.workdir, port=self.ports["xmpp"], iterations=ITERATIONS,
+                          extra_modules="".join(f' "{m}";' for m in self.extra_modules))
         )
         for c in derive_all(accounts, ITERATIONS):
             # Prosody's own salts are UUID strings; ours are hex strings. Keys are hex.
@@ -95,3 +97,14 @@ class Prosody(Server):
         out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "prosody"],
                              capture_output=True, text=True, check=False)
         return out.stdout.strip() or "?"
+
+
+class ProsodySmacks(Prosody):
+    """Prosody with ``mod_smacks`` (XEP-0198, in 0.12's core modules) loaded, its
+    settings Prosody's defaults: an ``<r/>`` whenever a stanza is unacknowledged
+    and none is outstanding, a queue of 500, resumption offered. Driven with
+    the ``xmpp-sm`` driver, it is the like-for-like comparison for xmlchat's
+    durable acknowledgements (issue 11)."""
+
+    name = "prosody-smacks"
+    extra_modules = ("smacks",)
