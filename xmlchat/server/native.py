@@ -65,8 +65,7 @@ class NativeConnection(Connection[native.Event]):
         # Set at login when the client acknowledges messages (<receipts/>).
         self._receipts: Receipts | None = None
         service = f"{self.config.muc.subdomain}.{self.config.domain}"
-        # Weakly: no cycle, so a connection that ends is freed at once, not by the collector.
-        session = partial(getattr, weakref.proxy(self), "session")
+        session = partial(getattr, weakref.proxy(self), "session")  # weakly: no cycle to collect
         self._rooms = NativeRooms(self.core, self.ctx.hub, service, session, self.config.muc.enabled)
 
     # ---- SessionTransport
@@ -100,8 +99,7 @@ class NativeConnection(Connection[native.Event]):
                     self._write_presence(stanza)
             case "iq":
                 self._write_blocklist_push(stanza)
-            # Other iqs have no native form: the hub answers iqs addressed to
-            # sessions without full XMPP itself.
+            # Other iqs have no native form: the hub answers those to sessions without full XMPP.
 
     def _write_message(self, stanza: etree._Element, stamp: datetime) -> None:
         body = body_text(stanza)
@@ -400,4 +398,3 @@ class NativeConnection(Connection[native.Event]):
             self._receipts.gone()  # a replay waiting for <received> stops now
         if self.session is not None:
             await self.ctx.hub.close_session(self.session)
-            self.session = None  # it and this connection refer to each other: freed now, not by the collector
