@@ -72,9 +72,11 @@ bench-security: $(BIN)/xmlchat
 	$(BIN)/python -m benchmarks.pending
 	$(BIN)/python -m benchmarks.scram_timing
 
-# Two nodes against one (issue 17): messages/s and cross-node latency; needs PostgreSQL and NATS.
+# Two nodes against one (issue 17): messages/s and cross-node latency, then one room with
+# occupants on both nodes; needs PostgreSQL and NATS.
 bench-cluster: $(BIN)/xmlchat
 	$(BIN)/python -m benchmarks.cluster
+	$(BIN)/python -m benchmarks.cluster --rooms
 
 # Regenerates the measured numbers, plots and transcripts that docs/protocols.md shows.
 compare: $(BIN)/xmlchat

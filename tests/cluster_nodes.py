@@ -35,8 +35,11 @@ def _nats_reachable(url: str) -> bool:
 
 
 @contextmanager
-def running_cluster(tmp_path: Path, count: int, users: dict[str, str]) -> Iterator[list[ServerProcess]]:
-    """``count`` started nodes named n0, n1, …; accounts in the shared store.
+def running_cluster(
+    tmp_path: Path, count: int, users: dict[str, str], config: str = ""
+) -> Iterator[list[ServerProcess]]:
+    """``count`` started nodes named n0, n1, …; accounts in the shared store;
+    ``config``: more of each node's configuration file.
     Every run has its own NATS subject prefix and PostgreSQL schema, so runs
     side by side never hear each other."""
     if not _nats_reachable(NATS_URL):
@@ -46,7 +49,7 @@ def running_cluster(tmp_path: Path, count: int, users: dict[str, str]) -> Iterat
         nodes: list[ServerProcess] = []
         try:
             for index in range(count):
-                node = make_server(tmp_path / f"n{index}", CLUSTER_CONFIG)
+                node = make_server(tmp_path / f"n{index}", CLUSTER_CONFIG + config)
                 node.env.update({
                     "XMLCHAT_STORAGE_URL": storage_url,
                     "XMLCHAT_CLUSTER_NATS_URL": NATS_URL,

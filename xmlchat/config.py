@@ -242,11 +242,12 @@ class Cluster:
     node_name: str = ""
     # Prefix of every NATS subject, so several clusters can share one NATS.
     subject_prefix: str = "xmlchat"
-    # Seconds between this node's heartbeats.
+    # Seconds between this node's heartbeats (a starting node waits one before it serves).
     heartbeat_interval: float = 1.0
     # Seconds without a heartbeat after which a node counts as dead and its sessions are forgotten.
     node_timeout: float = 5.0
-    # Seconds a node waits for another to take a relayed message (it stays stored either way).
+    # Seconds a node waits for another to take a relayed message (it stays stored either way),
+    # or to answer a stanza for a room it serves.
     relay_timeout: float = 5.0
 
 

@@ -131,11 +131,13 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "empty: the host name.",
     "cluster.subject_prefix": "Prefix of every NATS subject the cluster uses, so several clusters "
     "can share one NATS.",
-    "cluster.heartbeat_interval": "Seconds between this node's heartbeats to the others.",
+    "cluster.heartbeat_interval": "Seconds between this node's heartbeats to the others; a starting "
+    "node waits one before it serves, to hear the others (and so know which rooms are its own).",
     "cluster.node_timeout": "Seconds without a heartbeat after which a node counts as dead: "
     "its sessions are forgotten and its users' contacts see them go offline.",
     "cluster.relay_timeout": "Seconds a node waits for another to take a message it relayed; "
-    "after that the message stays stored for the recipient's next login.",
+    "after that the message stays stored for the recipient's next login. Also how long a stanza "
+    "to a room waits for the node serving the room (then: `service-unavailable`, type wait).",
     "storage.synchronous": "`normal`: an acknowledged message survives the server process being "
     "killed (SQLite WAL); `full`: a power cut too, at the cost of a disk flush per commit.",
     "delivery.durable": "Commit every message to the store before its sender's ack. Off, a message "

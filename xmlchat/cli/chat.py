@@ -18,7 +18,7 @@ import sys
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from xmlchat.cli.chat_rooms import describe
+from xmlchat.cli.chat_rooms import REENTER_DELAYS, describe
 from xmlchat.cli.chat_shell import (
     CommandFailed,
     Extra,
@@ -116,8 +116,9 @@ class NativeChat:
         client.on_message, client.on_presence = self._message, self._presence
         client.on_state, client.on_blocklist = self._state, self._blocklist_pushed
         self._shown_blocklist: list[str] = []  # as last shown: each login sends the list again
-        self._rooms: dict[str, str] = {}  # the name typed -> the room's address, for rooms joined
+        self._rooms: dict[str, tuple[str, str]] = {}  # the name typed -> (room's address, our nick)
         self._room_events: asyncio.Task[None] | None = None
+        self._reentering: set[asyncio.Task[None]] = set()
 
     async def start(self) -> str:
         try:
@@ -138,9 +139,38 @@ class NativeChat:
     async def _show_room_events(self) -> None:
         while True:
             event = await self.client.rooms.incoming.get()
+            if isinstance(event, RoomLeft) and event.reason == "shutdown":
+                self._room_moved(event.room)
+                continue
             if isinstance(event, RoomLeft):  # kicked, banned, destroyed: lines no longer go there
-                self._rooms = {name: room for name, room in self._rooms.items() if room != event.room}
+                self._rooms = {name: room for name, room in self._rooms.items() if room[0] != event.room}
             self.terminal.show(describe(event))
+
+    def _room_moved(self, room: str) -> None:
+        """XEP-0045 status 332: the room's server (a cluster's node serving it)
+        went away; the room lives on elsewhere, so enter it again."""
+        for name, (address, nick) in self._rooms.items():
+            if address == room:
+                self.terminal.show(f"* {room} moved to another node; entering it again")
+                task = asyncio.create_task(self._reenter(name, address, nick))
+                self._reentering.add(task)
+                task.add_done_callback(self._reentering.discard)
+
+    async def _reenter(self, name: str, room: str, nick: str) -> None:
+        why = "no answer"
+        for delay in REENTER_DELAYS:
+            await asyncio.sleep(delay)
+            if self._rooms.get(name) != (room, nick):
+                return  # left or joined again meanwhile
+            try:
+                await self.client.rooms.join(room, nick)
+            except (ServerError, TimeoutError, ConnectionError) as e:
+                why = str(e)
+                continue
+            self.terminal.show(f"~ you are in {room} as {nick}")
+            return
+        self._rooms.pop(name, None)
+        self.terminal.show(f"! could not enter {room} again: {why}")
 
     # ---- what arrives
 
@@ -189,7 +219,7 @@ class NativeChat:
 
     async def join(self, room: str, nick: str | None) -> str:
         joined = await self._ask(self.client.rooms.join(room, nick))
-        self._rooms[room] = joined.room
+        self._rooms[room] = (joined.room, joined.nick)
         return f"you are in {joined.room} as {joined.nick}"
 
     async def leave(self, room: str) -> None:

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from xmlchat.client.native_rooms import OccupantUpdate, RoomEvent, RoomLeft, RoomMessage, RoomSubject
 
+# When a room's server went away (XEP-0045 status 332: a cluster node serving
+# it died or the room moved), both chats enter it again after these pauses,
+# seconds: a cluster agrees on the room's new node within its node_timeout.
+REENTER_DELAYS = (0.2, 1.0, 2.0, 4.0, 8.0)
+
 
 def describe(event: RoomEvent) -> str:
     match event:

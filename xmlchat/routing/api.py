@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from lxml import etree
@@ -92,6 +92,9 @@ class ServesDomain:
     # Listed in the server's disco#items under this name (XEP-0030 §4), so
     # clients find the service; empty: not listed.
     name: str = ""
+    # In a cluster, each ``local@<subdomain>.<host>`` is served by one owner node
+    # (routing.cluster.owner_of), stanzas forwarded there; the domain itself anywhere.
+    partitioned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +198,13 @@ class OnRelayedMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class OnClusterChanged:
+    """A node joined, restarted or was forgotten: ``ModuleContext.owner`` may answer anew."""
+
+    handle: LifecycleFn
+
+
+@dataclass(frozen=True, slots=True)
 class AdminCommand:
     """A command of the admin channel (``xmlchat NAME`` while the server runs,
     as Prosody's shell commands): ``handle`` gets the request's arguments and
@@ -232,6 +242,7 @@ class OutboundFilter:
 
     handle: OutboundFilterFn
     priority: int = 0
+    clustered: bool = False  # only on a node of a cluster
 
 
 Registration = (
@@ -249,6 +260,7 @@ Registration = (
     | OnStart
     | OnStop
     | OnRelayedMessage
+    | OnClusterChanged
     | AdminCommand
     | InboundFilter
     | RouteFilter
@@ -286,14 +298,7 @@ class ModuleContext(Generic[StoreT]):
     """Everything a module may touch. Built by the composition root."""
 
     def __init__(
-        self,
-        name: str,
-        hub: Hub,
-        store: StoreT,
-        *,
-        hosts: Sequence[str],
-        limits: Limits,
-        metrics: Metrics,
+        self, name: str, hub: Hub, store: StoreT, *, hosts: Sequence[str], limits: Limits, metrics: Metrics
     ) -> None:
         self.name = name
         self.store = store
@@ -323,18 +328,30 @@ class ModuleContext(Generic[StoreT]):
         return self._hub.remote_flagged(flag)
 
     async def relay(
-        self,
-        node: str,
-        to: list[Session],
-        stanza: etree._Element,
-        stamp: datetime,
-        message_id: int | None = None,
+        self, node: str, to: list[Session], stanza: etree._Element, stamp: datetime, message_id: int | None
     ) -> int:
         """Hand a message to sessions of another node (``session.node``) and
         wait until that node has taken it: how many sessions did (0 if the node
         did not answer). ``message_id``: its id in the shared store, which that
         node's inboxes delete once a client has taken it."""
         return await self._hub.relay(node, to, stanza, stamp, message_id)
+
+    @property
+    def node(self) -> str | None:
+        """This node's name in a cluster; None: no cluster."""
+        return None if self._hub.cluster is None else self._hub.cluster.node
+
+    def owner(self, key: JID) -> tuple[str, str] | None:
+        """(name, incarnation) of the node serving ``key``; None: no cluster."""
+        return self._hub.owner(key)
+
+    def live_nodes(self) -> set[str] | None:
+        """The cluster's live nodes, this one included; None: no cluster."""
+        return None if self._hub.cluster is None else set(self._hub.cluster.view())
+
+    async def to_domain(self, session: Session, stanza: etree._Element, to: JID) -> None:
+        """As if ``session`` sent ``stanza`` to ``to`` (on its owner node, in a cluster)."""
+        await self._hub.to_domain(session, stanza, to, datetime.now(UTC))
 
     async def presence_became_available(self, session: Session) -> None:
         """Run the initial-presence hooks (the presence module calls this)."""

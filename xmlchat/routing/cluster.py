@@ -14,24 +14,60 @@ has written (or stored) the message, and says how many of its sessions took
 it; a node that does not answer took none, and the sender's node stores the
 message instead (XEP-0160), so nothing acknowledged is lost with a node.
 
+Rooms (and any :class:`~xmlchat.routing.api.ServesDomain` declared
+``partitioned``) are the other exception: each address on such a domain is
+served by one *owner* node, chosen by :func:`owner_of` over the live nodes, so
+every node agrees without asking. A stanza to it from a session here goes to
+the owner with :meth:`ClusterBus.forward` and waits for the answer: what the
+owner wrote to the sender meanwhile, and the error if it refused, so the
+sender's front end answers as if the room were here.
+
 The bus itself (NATS) lives in :mod:`xmlchat.server.cluster`; with no cluster
 configured there is no bus and the single-node path is unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import hashlib
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from lxml import etree
 
-from xmlchat.errors import StreamCondition, StreamError
+from xmlchat.errors import StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID
 from xmlchat.routing.router import Router
 from xmlchat.routing.session import Capabilities, Session
-from xmlchat.stanza import from_bytes
+from xmlchat.stanza import from_bytes, to_bytes
+
+# What a session was written while its stanza was handled on another node:
+# (serialized stanza, stamp, delayed).
+Written = tuple[bytes, datetime, bool]
+
+
+def owner_of(key: str, nodes: Iterable[str]) -> str:
+    """The node that serves ``key`` (a room's bare JID): rendezvous hashing
+    (highest random weight). Every node computes it from the same live set and
+    agrees without asking; when a node joins or leaves, only the keys it wins
+    or held move (about 1/N of them), and the others stay where they are.
+    blake2b, not ``hash()``: the same answer in every process."""
+    return max(nodes, key=lambda node: (_weight(node, key), node))
+
+
+def _weight(node: str, key: str) -> bytes:
+    return hashlib.blake2b(f"{node}\0{key}".encode(), digest_size=8).digest()
+
+
+@dataclass(slots=True)
+class Forwarded:
+    """The owner's answer to a forwarded stanza: what it wrote to the sender
+    while handling it, in order, and the error the sender gets, if any."""
+
+    written: list[Written] = field(default_factory=list)
+    error: StanzaError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +115,16 @@ class ClusterBus(Protocol):
         message's id in the shared store; that node's inboxes delete it there
         once a client has taken it."""
 
+    def view(self) -> Mapping[str, str]:
+        """The live nodes, this one included: name -> incarnation (random per start)."""
+
+    async def forward(
+        self, node: str, sender: Session, stanza: etree._Element, to: JID, stamp: datetime
+    ) -> Forwarded | None:
+        """Have ``node`` handle ``stanza`` from ``sender`` to ``to``, an address
+        it owns; None when it did not answer in time. ``sender`` is a local
+        session, or the proxy of one elsewhere whose stanza is passed on."""
+
 
 class RemoteTransport:
     """The transport of a proxy session: everything goes over the bus."""
@@ -88,10 +134,17 @@ class RemoteTransport:
 
     def __init__(self, bus: ClusterBus, node: str, jid: JID, ghosts: set[JID]) -> None:
         self._bus, self._node, self._jid, self._ghosts = bus, node, jid, ghosts
+        # Set while a stanza forwarded from this session is handled here: what
+        # is written to it goes back with the answer (Hub.receive_forwarded).
+        # Serialized at once: a broadcast reuses one element for every recipient.
+        self.capture: list[Written] | None = None
 
     def write(self, stanza: etree._Element, stamp: datetime, delayed: bool) -> None:
         if self._ghosts and _sender(stanza) in self._ghosts:
             return  # every live node tells its own sessions that a dead node's users left
+        if self.capture is not None:
+            self.capture.append((to_bytes(stanza), stamp, delayed))
+            return
         self._bus.send(self._node, self._jid, stanza, stamp, delayed)
 
     def close(self, error: StreamError) -> None:
@@ -121,6 +174,23 @@ class RemoteSessions:
         # For each Session.shared flag, the accounts with a proxy that has it:
         # a module's hot path asks one set, not every session.
         self.flagged: dict[str, set[JID]] = {}
+        # Proxies made for a forwarded stanza before the registry told of its
+        # sender (the two travel on different subjects): held by the rooms
+        # they entered only, and taken into the router when the registry's
+        # news arrives.
+        self._unlisted: weakref.WeakValueDictionary[tuple[str, JID], Session] = weakref.WeakValueDictionary()
+
+    def proxy_for(self, node: str, jid: JID, full_xmpp: bool) -> tuple[Session, RemoteTransport]:
+        """The proxy of ``node``'s session ``jid``: the router's, else one kept
+        out of the router (no registry news of it yet, or it is gone: a late
+        stanza must not make it routable again)."""
+        proxy = self._by_node.get(node, {}).get(jid) or self._unlisted.get((node, jid))
+        if proxy is None:
+            transport = RemoteTransport(self._bus, node, jid, self.ghosts)
+            proxy = Session(jid, Capabilities(full_xmpp=full_xmpp), transport, node)
+            self._unlisted[(node, jid)] = proxy
+        assert isinstance(proxy.transport, RemoteTransport)
+        return proxy, proxy.transport
 
     def nodes(self) -> list[str]:
         return list(self._by_node)
@@ -133,8 +203,12 @@ class RemoteSessions:
         sessions = self._by_node.setdefault(remote.node, {})
         proxy = sessions.get(remote.jid)
         if proxy is None:
-            transport = RemoteTransport(self._bus, remote.node, remote.jid, self.ghosts)
-            proxy = Session(remote.jid, Capabilities(full_xmpp=remote.full_xmpp), transport, remote.node)
+            # One made for a forwarded stanza becomes the router's: the rooms it
+            # entered keep reaching the same object.
+            proxy = self._unlisted.pop((remote.node, remote.jid), None)
+            if proxy is None:
+                transport = RemoteTransport(self._bus, remote.node, remote.jid, self.ghosts)
+                proxy = Session(remote.jid, Capabilities(full_xmpp=remote.full_xmpp), transport, remote.node)
             sessions[remote.jid] = proxy
             replaced = self._router.add(proxy)
             if replaced is not None and replaced.node is None:

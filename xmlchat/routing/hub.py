@@ -20,14 +20,14 @@ from functools import partial
 
 from lxml import etree
 
-from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
+from xmlchat.errors import ErrorType, StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID
 from xmlchat.routing.api import IqHandler, Module
-from xmlchat.routing.cluster import ClusterBus, RemoteSession, RemoteSessions
+from xmlchat.routing.cluster import ClusterBus, Forwarded, RemoteSession, RemoteSessions, owner_of
 from xmlchat.routing.registry import Registry
 from xmlchat.routing.router import Router
 from xmlchat.routing.session import Session
-from xmlchat.stanza import kind, make
+from xmlchat.stanza import from_bytes, kind, make
 
 AccountExists = Callable[[JID], Awaitable[bool]]
 _NONE: set[JID] = set()  # remote_flagged's answer without a cluster; never changed
@@ -133,7 +133,23 @@ class Hub:
         """Join a cluster: from now on sessions of other nodes are routable here."""
         self.cluster = bus
         self.remote = RemoteSessions(self.router, bus)
+        for priority, outbound in self.registry.cluster_outbound:
+            self.registry.outbound.append((priority, outbound))
+        self.registry.outbound.sort(key=lambda pair: -pair[0])
         return self.remote
+
+    def owner(self, key: JID) -> tuple[str, str] | None:
+        """The live node serving ``key`` on a partitioned domain, with its
+        incarnation; None without a cluster."""
+        if self.cluster is None:
+            return None
+        view = self.cluster.view()
+        node = owner_of(str(key), view)
+        return node, view[node]
+
+    async def cluster_changed(self) -> None:
+        """The bus saw the live nodes change: the modules' OnClusterChanged hooks."""
+        await _every(self.registry.cluster_changed)
 
     def share(self, session: Session, flag: str, on: bool) -> None:
         """Set or clear a flag other nodes must know of a local session
@@ -175,6 +191,49 @@ class Hub:
         if self.remote is not None:
             self.remote.remove(node, jid)
 
+    async def receive_forwarded(
+        self,
+        node: str,
+        sender: JID,
+        full_xmpp: bool,
+        stanza: etree._Element,
+        to: JID,
+        stamp: datetime,
+        passed_on: bool = False,
+    ) -> Forwarded:
+        """A stanza ``node``'s session ``sender`` sent to an address this node
+        owns (Hub.to_domain there). Handled as a local one is, with the
+        sender's proxy; what is written to the sender meanwhile goes back in
+        the answer, so it reaches the client before the sender's front end
+        hears how it went.
+
+        Nodes disagree on the live nodes for a heartbeat or so. A node that
+        thinks a third one owns the address passes the stanza on, once
+        (``passed_on``: it was, by another node): otherwise a copy of the room
+        could start here that no change of the live nodes ever stops."""
+        label = self._domain_label(to)
+        if self.remote is None or self.cluster is None or label is None:
+            return Forwarded(error=StanzaError(StanzaCondition.SERVICE_UNAVAILABLE))
+        proxy, transport = self.remote.proxy_for(node, sender, full_xmpp)
+        owner = owner_of(str(to.bare), self.cluster.view())
+        if not passed_on and owner not in (self.cluster.node, node):
+            passed = await self.cluster.forward(owner, proxy, stanza, to, stamp)
+            if passed is None:
+                why = f"{to.bare} is served by node {owner}, which does not answer"
+                return Forwarded(error=StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, why, ErrorType.WAIT))
+            return passed
+        answer = Forwarded()
+        outer, transport.capture = transport.capture, answer.written
+        try:
+            await self.registry.domains[label](proxy, stanza, to, stamp)
+        except StanzaError as e:
+            answer.error = e
+        finally:
+            if outer is not None:
+                outer.extend(answer.written)
+            transport.capture = outer
+        return answer
+
     async def forget_node(self, node: str) -> int:
         """A node stopped answering: its sessions are gone. Each node runs the
         session-ended hooks for them (unavailable presence to its own sessions
@@ -204,11 +263,9 @@ class Hub:
             if filtered is None:
                 return
             stanza = filtered
-        if self.registry.domains and to is not None:
-            domain_handler = self._domain_handler(to)
-            if domain_handler is not None:
-                await domain_handler(session, stanza, to, stamp)
-                return
+        if self.registry.domains and to is not None and self._domain_label(to) is not None:
+            await self.to_domain(session, stanza, to, stamp)
+            return
         stanza_kind = kind(stanza)
         if stanza_kind == "iq":
             await self._iq(session, stanza, to)
@@ -218,9 +275,37 @@ class Hub:
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
         await handler(session, stanza, to, stamp)
 
-    def _domain_handler(self, to: JID) -> Callable[..., Awaitable[None]] | None:
+    def _domain_label(self, to: JID) -> str | None:
         label, _, parent = to.domain.partition(".")
-        return self.registry.domains.get(label) if parent in self.hosts else None
+        return label if parent in self.hosts and label in self.registry.domains else None
+
+    async def to_domain(self, session: Session, stanza: etree._Element, to: JID, stamp: datetime) -> None:
+        """A stanza to a served domain (``to`` names one): to its module here,
+        or, for an address a partitioned domain serves on another node, to that node."""
+        label = self._domain_label(to)
+        if label is None:
+            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+        if self.cluster is not None and to.local is not None and label in self.registry.partitioned:
+            owner = owner_of(str(to.bare), self.cluster.view())
+            if owner != self.cluster.node:
+                await self._forward(owner, session, stanza, to, stamp)
+                return
+        await self.registry.domains[label](session, stanza, to, stamp)
+
+    async def _forward(
+        self, owner: str, session: Session, stanza: etree._Element, to: JID, stamp: datetime
+    ) -> None:
+        assert self.cluster is not None
+        answer = await self.cluster.forward(owner, session, stanza, to, stamp)
+        if answer is None:
+            # Its node is dead or slow: once the cluster forgets it, another
+            # node serves the address (a room's occupants are told, status 332).
+            why = f"{to.bare} is served by node {owner}, which does not answer"
+            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, why, ErrorType.WAIT)
+        for data, written, delayed in answer.written:
+            self.deliver(session, from_bytes(data), written, delayed)
+        if answer.error is not None:
+            raise answer.error
 
     async def _iq(self, session: Session, iq: etree._Element, to: JID | None) -> None:
         if to is not None and to.resource is not None and to != session.jid:

@@ -17,6 +17,7 @@ from xmlchat.routing.api import (
     IqHandler,
     LifecycleFn,
     OnClientState,
+    OnClusterChanged,
     OnInitialPresence,
     OnRelayedMessage,
     OnSessionEnded,
@@ -50,6 +51,7 @@ class Registry:
     stanza_handlers: dict[str, StanzaHandlerFn] = field(default_factory=dict)
     domains: dict[str, StanzaHandlerFn] = field(default_factory=dict)  # subdomain label -> handler
     services: dict[str, str] = field(default_factory=dict)  # listed subdomain label -> name
+    partitioned: set[str] = field(default_factory=set)  # subdomain labels served per address by an owner node
     features: list[str] = field(default_factory=list)
     account_features: list[str] = field(default_factory=list)
     identities: list[Identity] = field(default_factory=list)
@@ -65,6 +67,9 @@ class Registry:
     inbound: list[tuple[int, InboundFilterFn]] = field(default_factory=list)
     route: list[tuple[int, RouteFilterFn]] = field(default_factory=list)
     outbound: list[tuple[int, OutboundFilterFn]] = field(default_factory=list)
+    # Outbound filters that run only on a node of a cluster (Hub.attach_cluster adds them).
+    cluster_outbound: list[tuple[int, OutboundFilterFn]] = field(default_factory=list)
+    cluster_changed: list[LifecycleFn] = field(default_factory=list)
     relayed_message: RelayedMessageFn | None = None
     admin_commands: dict[str, AdminCommand] = field(default_factory=dict)
     owners: dict[str, list[Registration]] = field(default_factory=lambda: defaultdict(list))
@@ -94,10 +99,12 @@ class Registry:
                 if kind in self.stanza_handlers:
                     raise ValueError(f"{owner}: {kind} stanzas already handled")
                 self.stanza_handlers[kind] = handle
-            case ServesDomain(subdomain, handle, name):
+            case ServesDomain(subdomain, handle, name, partitioned):
                 if subdomain in self.domains:
                     raise ValueError(f"{owner}: {subdomain}.<host> already served")
                 self.domains[subdomain] = handle
+                if partitioned:
+                    self.partitioned.add(subdomain)
                 if name:
                     self.services[subdomain] = name
             case Feature(var, account):
@@ -106,6 +113,8 @@ class Registry:
                 self.on_start.append(handle)
             case OnStop(handle):
                 self.on_stop.append(handle)
+            case OnClusterChanged(handle):
+                self.cluster_changed.append(handle)
             case OnRelayedMessage(handle):
                 if self.relayed_message is not None:
                     raise ValueError(f"{owner}: relayed messages already handled")
@@ -132,5 +141,5 @@ class Registry:
                 _insert(self.inbound, priority, handle)
             case RouteFilter(handle, priority):
                 _insert(self.route, priority, handle)
-            case OutboundFilter(handle, priority):
-                _insert(self.outbound, priority, handle)
+            case OutboundFilter(handle, priority, clustered):
+                _insert(self.cluster_outbound if clustered else self.outbound, priority, handle)

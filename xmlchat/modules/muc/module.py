@@ -8,12 +8,16 @@ occupant's room JID, private messages; iqs are disco, moderation,
 configuration and the room's archive (XEP-0313). A session that ends or goes
 unavailable leaves every room.
 
+On a node of a cluster, each room is served by its owner node and the hub
+forwards stanzas for it there (:mod:`.cluster`).
+
 A failure in one room is that room's: an unexpected exception is logged and
 answered with internal-server-error, and no other room sees it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 
 from lxml import etree
@@ -26,13 +30,16 @@ from xmlchat.modules.archive import wire
 from xmlchat.modules.archive.forms import NS as MAM
 from xmlchat.modules.archive.forms import form_template, parse_query
 from xmlchat.modules.muc import admin, disco, names, talk
+from xmlchat.modules.muc.cluster import Memberships
 from xmlchat.modules.muc.room import Room, check_entry
 from xmlchat.modules.muc.service import MucStore, RoomService
 from xmlchat.routing.api import (
     InboundFilter,
     ModuleContext,
+    OnClusterChanged,
     OnSessionEnded,
     OnStart,
+    OutboundFilter,
     Registration,
     ServesDomain,
 )
@@ -57,6 +64,7 @@ class Muc:
         self.settings = settings or MucSettings()
         self.archive = archive if archive is not None and archive.enabled else None
         self.service = RoomService(ctx, self.settings, self.archive is not None)
+        self.members = Memberships(ctx, self.service.domains)
 
     @property
     def rooms(self) -> dict[JID, Room]:
@@ -64,26 +72,50 @@ class Muc:
 
     def setup(self) -> list[Registration]:
         return [
-            ServesDomain(self.settings.subdomain, self.handle, name="Chat rooms"),
+            ServesDomain(self.settings.subdomain, self.handle, name="Chat rooms", partitioned=True),
             OnStart(self.service.load),
             OnSessionEnded(self._ended),
             InboundFilter(self._broadcast_unavailable),
+            OutboundFilter(self.members.track, clustered=True),
+            OnClusterChanged(self._cluster_changed),
         ]
 
     async def _ended(self, session: Session) -> None:
         self.service.session_gone(session)
+        if session.node is None:
+            await self.members.leave_elsewhere(session)
 
-    def _broadcast_unavailable(self, session: Session, stanza: etree._Element) -> etree._Element:
+    def _broadcast_unavailable(
+        self, session: Session, stanza: etree._Element
+    ) -> etree._Element | Awaitable[etree._Element]:
         """RFC 6121 §4.6.2: unavailable presence goes to every room the user
-        entered (directed presence); the room service acts on it here."""
+        entered (directed presence); the room service acts on it here, and
+        rooms served on other nodes of a cluster are told."""
         if stanza.get("type") == "unavailable" and stanza.get("to") is None and kind(stanza) == "presence":
             self.service.session_gone(session)
+            if self.members.rooms_of(session.jid):
+                return self._left_elsewhere(session, stanza)
         return stanza
+
+    async def _left_elsewhere(self, session: Session, stanza: etree._Element) -> etree._Element:
+        await self.members.leave_elsewhere(session)
+        return stanza
+
+    async def _cluster_changed(self) -> None:
+        told = self.members.owners_changed()
+        dropped = self.service.rehome()
+        if told or dropped:
+            self.service.ctx.log.info(
+                "cluster changed: %d local occupant(s) told their room moved (332), %d room(s) handed over",
+                told, dropped,
+            )
 
     async def handle(self, session: Session, stanza: etree._Element, to: JID | None, stamp: datetime) -> None:
         assert to is not None  # the hub gives a domain handler only addressed stanzas
         if stanza.get("type") == "error":
             return  # never answered (RFC 6120 §8.3.1)
+        if to.local is not None and self.service.ctx.node is not None and to.bare not in self.service.rooms:
+            await self.service.fetch(to.bare)  # owned here now: a persistent room's state is in the store
         try:
             match kind(stanza):
                 case "presence":

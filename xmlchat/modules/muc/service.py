@@ -55,9 +55,40 @@ class RoomService:
         return room
 
     async def load(self) -> None:
+        """The persistent rooms; in a cluster, only those this node serves
+        (another node's would be a stale copy once this one serves it)."""
         for domain in sorted(self.domains):
             for stored in await self.ctx.store.load_rooms(domain):
-                self.new_room(stored.jid, stored)
+                owner = self.ctx.owner(stored.jid)
+                if owner is None or owner[0] == self.ctx.node:
+                    self.new_room(stored.jid, stored)
+
+    async def fetch(self, jid: JID) -> Room | None:
+        """In a cluster, a room that became this node's: its persistent state
+        from the shared store (the last owner saved every change there)."""
+        for stored in await self.ctx.store.load_rooms(jid.domain):
+            if stored.jid == jid and jid not in self.rooms:
+                return self.new_room(jid, stored)
+        return self.rooms.get(jid)
+
+    def rehome(self) -> int:
+        """The cluster's live nodes changed. Rooms now served by another node
+        are dropped here (their occupants are told by their own nodes, 332);
+        in the rest, occupants whose node is gone leave. Returns how many
+        rooms were dropped."""
+        live, me = self.ctx.live_nodes(), self.ctx.node
+        dropped = 0
+        for jid, room in list(self.rooms.items()):
+            owner = self.ctx.owner(jid)
+            if owner is not None and owner[0] != me:
+                del self.rooms[jid]
+                dropped += 1
+                continue
+            for occupant in list(room.occupants.values()):
+                for session in list(occupant.sessions.values()):
+                    if live is not None and session.node is not None and session.node not in live:
+                        self.leave(room, session)
+        return dropped
 
     async def save(self, room: Room) -> None:
         if room.config.persistent:

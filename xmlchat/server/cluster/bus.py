@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import nats
@@ -23,8 +23,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from xmlchat.config import Cluster
-from xmlchat.errors import StreamCondition, StreamError
+from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID
+from xmlchat.routing.cluster import Forwarded
 from xmlchat.routing.hub import Hub
 from xmlchat.routing.session import Session
 from xmlchat.server.cluster import wire
@@ -52,6 +53,8 @@ class NatsCluster:
         self._outbox: asyncio.Queue[tuple[str, bytes, dict[str, str] | None]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._relays: set[asyncio.Task[None]] = set()
+        # Hub.cluster_changed calls, one at a time and in order.
+        self._changes: asyncio.Lock = asyncio.Lock()
 
     @classmethod
     async def join(cls, settings: Cluster, node: str, hub: Hub) -> NatsCluster:
@@ -74,6 +77,10 @@ class NatsCluster:
         await nc.subscribe(wire.node_subject(settings.subject_prefix, node), cb=bus._on_stanza)
         bus._tasks = [asyncio.create_task(bus._publisher()), asyncio.create_task(bus._heartbeat())]
         bus._emit(bus._registry, wire.event("hello", node, bus._incarnation))
+        # The others answer a hello with a beat: hear them before serving, or
+        # this node would take every room for its own until it does (and its
+        # first clients would be told the room moved, status 332).
+        await asyncio.sleep(settings.heartbeat_interval)
         log.info("cluster: node %s joined at %s", node, ", ".join(servers))
         return bus
 
@@ -129,6 +136,28 @@ class NatsCluster:
             return None
         return int(reply.data or b"0")
 
+    def view(self) -> Mapping[str, str]:
+        return {self._node: self._incarnation, **{node: inc for node, (inc, _) in self._peers.items()}}
+
+    async def forward(
+        self, node: str, sender: Session, stanza: etree._Element, to: JID, stamp: datetime
+    ) -> Forwarded | None:
+        headers = wire.stanza_headers("forward", [to], stamp)
+        headers["from"] = str(sender.jid)
+        # A proxy as the sender: a stanza forwarded here, passed on to the owner.
+        headers["node"] = sender.node or self._node
+        if sender.node is not None:
+            headers["passed"] = "1"
+        headers["xmpp"] = "1" if sender.capabilities.full_xmpp else ""
+        try:
+            reply = await self._nc.request(
+                self._node_subject(node), to_bytes(stanza), self._settings.relay_timeout, headers=headers
+            )
+        except (nats.errors.Error, OSError) as e:
+            log.warning("cluster: node %s did not take a stanza for %s (%s)", node, to.bare, type(e).__name__)
+            return None
+        return wire.parse_forwarded(reply.data)
+
     # ---- what the others say
 
     async def _on_registry(self, msg: Msg) -> None:
@@ -142,6 +171,7 @@ class NatsCluster:
             elif event.op == "gone":
                 self._hub.remote_session_gone(event.node, JID.parse(event.body["jid"]))
             elif event.op == "hello":
+                self._emit(self._registry, wire.event("beat", self._node, self._incarnation))
                 self._publish_all()
             elif event.op == "bye":
                 await self._forget(event.node, "left")
@@ -160,6 +190,10 @@ class NatsCluster:
                 # Each in its own task: a relay waiting for a store commit does not
                 # hold up the others (one sender's relays come one at a time anyway).
                 task = asyncio.create_task(self._relayed(msg, to, stamp))
+                self._relays.add(task)
+                task.add_done_callback(self._relays.discard)
+            elif op == "forward":
+                task = asyncio.create_task(self._forwarded(msg, to[0], stamp))
                 self._relays.add(task)
                 task.add_done_callback(self._relays.discard)
             elif op == "deliver":
@@ -184,6 +218,22 @@ class NatsCluster:
         finally:
             await msg.respond(str(taken).encode())
 
+    async def _forwarded(self, msg: Msg, to: JID, stamp: datetime) -> None:
+        headers = msg.headers or {}
+        answer = Forwarded()
+        try:
+            sender = JID.parse(headers["from"])
+            node = headers.get("node") or ""
+            answer = await self._hub.receive_forwarded(
+                node, sender, headers.get("xmpp") == "1", from_bytes(msg.data), to, stamp,
+                headers.get("passed") == "1",
+            )
+        except Exception:
+            log.exception("cluster: a forwarded stanza failed here")
+            answer.error = StanzaError(StanzaCondition.INTERNAL_SERVER_ERROR)
+        # Through the outbox: after what was written to the sender's node before.
+        self._emit(msg.reply, wire.forwarded(answer))
+
     # ---- liveness
 
     async def _heard(self, node: str, incarnation: str) -> None:
@@ -194,10 +244,12 @@ class NatsCluster:
             # we forgot it): ask for its sessions.
             log.info("cluster: node %s is up", node)
             self._emit(self._node_subject(node), b"", {"op": "sync"})
+            await self._changed()
         elif known[0] != incarnation:
             log.info("cluster: node %s restarted", node)
             await self._hub.forget_node(node)
             self._emit(self._node_subject(node), b"", {"op": "sync"})
+            await self._changed()
 
     async def _heartbeat(self) -> None:
         loop = asyncio.get_running_loop()
@@ -210,9 +262,18 @@ class NatsCluster:
                     await self._forget(node, f"silent for {now - seen:.1f} s")
 
     async def _forget(self, node: str, why: str) -> None:
-        self._peers.pop(node, None)
+        if self._peers.pop(node, None) is None:
+            return  # forgotten already (a bye, then its silence)
         count = await self._hub.forget_node(node)
         log.warning("cluster: node %s %s; forgot its %d session(s)", node, why, count)
+        await self._changed()
+
+    async def _changed(self) -> None:
+        async with self._changes:
+            try:
+                await self._hub.cluster_changed()
+            except Exception:
+                log.exception("cluster: a module failed on the change of live nodes")
 
     # ---- publishing
 

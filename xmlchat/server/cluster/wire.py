@@ -9,7 +9,9 @@
   sessions (``deliver``), a message to deliver and confirm (``relay``, a NATS
   request; header ``mid``: its id in the shared store, when it is stored), a
   session to close (``kick``), a request to republish its sessions
-  (``sync``). The operation and the addressing ride in NATS headers; the
+  (``sync``), a stanza to an address it owns (``forward``, a NATS request;
+  headers ``from`` and ``xmpp`` name the sender; the answer is JSON: what
+  was written to the sender, and the error). The operation and the addressing ride in NATS headers; the
   payload is the stanza as serialized XML.
 """
 
@@ -21,8 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from xmlchat.errors import ErrorType, StanzaCondition, StanzaError
 from xmlchat.jid import JID
-from xmlchat.routing.cluster import RemoteSession
+from xmlchat.routing.cluster import Forwarded, RemoteSession
 from xmlchat.routing.session import Session
 from xmlchat.stanza import to_bytes
 
@@ -95,3 +98,23 @@ def stanza_headers(op: str, to: list[JID], stamp: datetime, delayed: bool = Fals
 def addressed(headers: dict[str, str]) -> tuple[list[JID], datetime, bool]:
     to = [JID.parse(jid) for jid in json.loads(headers.get("to", "[]"))]
     return to, datetime.fromisoformat(headers["stamp"]), headers.get("delayed") == "1"
+
+
+def forwarded(answer: Forwarded) -> bytes:
+    error = answer.error
+    return json.dumps({
+        "written": [[data.decode(), stamp.isoformat(), delayed] for data, stamp, delayed in answer.written],
+        "error": None if error is None else [str(error.condition), str(error.type), error.text],
+    }).encode()
+
+
+def parse_forwarded(data: bytes) -> Forwarded:
+    raw = json.loads(data)
+    written = [
+        (xml.encode(), datetime.fromisoformat(stamp), bool(delayed)) for xml, stamp, delayed in raw["written"]
+    ]
+    error = raw.get("error")
+    return Forwarded(
+        written,
+        None if error is None else StanzaError(StanzaCondition(error[0]), error[2], ErrorType(error[1])),
+    )
