@@ -35,9 +35,14 @@ def kind(stanza: etree._Element) -> str:
 def child(stanza: etree._Element, *tags: str) -> etree._Element | None:
     """The first child with one of ``tags`` (Clark notation), or None.
 
-    Three times as fast as ``find()``, which compiles its path argument on
-    every call: this runs several times for every message routed."""
-    return next(stanza.iterchildren(*tags), None)
+    Four times as fast as ``find()``, which compiles its path argument on
+    every call, and twice as fast as ``iterchildren(*tags)``, which builds a
+    tag matcher: this runs several times for every message routed. (A
+    comment's or processing instruction's tag is a function: never in tags.)"""
+    for el in stanza:
+        if el.tag in tags:
+            return el
+    return None
 
 
 def body_text(stanza: etree._Element) -> str | None:

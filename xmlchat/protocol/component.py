@@ -106,6 +106,10 @@ class ComponentStream:
             return [*events, self._fail(error)]
         return events
 
+    def rest(self, final: bool = False) -> bool:
+        """Free the parser while nothing is half-received (:meth:`StanzaStream.rest`)."""
+        return self._parser.rest(final)
+
     def data_to_send(self) -> bytes:
         return b"".join(self.frames_to_send())
 

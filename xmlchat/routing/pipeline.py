@@ -83,6 +83,13 @@ class Pipeline:
     def busy(self) -> bool:
         return self._pending > 0
 
+    def detach(self) -> None:
+        """The front end ended: forget its callbacks. They are its bound
+        methods, and it holds this pipeline: a cycle only the garbage
+        collector would free, which the server runs rarely ([runtime]
+        gc_threshold). What is still deferred settles with nobody to tell."""
+        self._failed = self._flush = None
+
     @property
     def pending(self) -> int:
         """Deferred stanzas whose continuation has not run yet."""

@@ -39,7 +39,7 @@ from xmlchat.server.modules import ModuleFactory, build_hub
 from xmlchat.server.native import NativeConnection
 from xmlchat.server.peers import PeerLimit
 from xmlchat.server.resumption import Resumptions
-from xmlchat.server.transport import StreamTransport
+from xmlchat.server.transport import StreamTransport, forget_connection_tracebacks
 from xmlchat.server.xmpp import XmppConnection
 from xmlchat.storage import Storage
 from xmlchat.storage.opening import open_storage
@@ -216,6 +216,7 @@ class Server:
     # ---- listeners
 
     async def start(self) -> list[Bound]:
+        forget_connection_tracebacks()
         if self.config.cluster.nats_url:
             self.cluster = await join_cluster(self.config, self.hub)
         for name, listener in configured_listeners(self.config).items():

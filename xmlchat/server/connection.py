@@ -15,7 +15,7 @@ import logging
 import secrets
 import ssl
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from lxml import etree
 
@@ -32,12 +32,17 @@ from xmlchat.server.login_guard import LoginGuard
 from xmlchat.server.resumption import Resumptions
 from xmlchat.server.throttle import AddressBuckets, Pause, Throttle
 from xmlchat.server.transport import Transport
+from xmlchat.server.waiting import Signal
 from xmlchat.stanza import to_bytes
 from xmlchat.storage import AccountStore
 
 log = logging.getLogger("xmlchat.connection")
 
 EventT = TypeVar("EventT")
+
+# Seconds without input after which a logged-in connection's parser is freed
+# (StanzaStream.rest: about 10 KiB per idle session); a new one costs ~20 µs.
+REST_AFTER: Final = 1.0
 
 
 # A client's messages at most between their queued write and their ack
@@ -82,6 +87,8 @@ class ProtocolCore(Protocol[EventT]):
 
     def send_stream_error(self, error: StreamError) -> None: ...
 
+    def rest(self, final: bool = False) -> bool: ...
+
 
 class Connection(abc.ABC, Generic[EventT]):
     """Base of the native and XMPP connections: the core's driver."""
@@ -100,7 +107,7 @@ class Connection(abc.ABC, Generic[EventT]):
         self.ip = transport.peer.rpartition(":")[0] or "?"  # the address without the port
         # This connection's place among those not logged in yet (server.admission).
         self.pending: Pending | None = None
-        self._guard_counted: set[str] = set()  # accounts whose failure the guard has
+        self._guard_counted: set[str] | None = None  # accounts whose failure the guard has
         self.log = ConnectionLogger(log, {"conn": self.id})
         ctx.metrics.connection_opened(self.protocol)
         loop = asyncio.get_running_loop()
@@ -121,9 +128,10 @@ class Connection(abc.ABC, Generic[EventT]):
         # attribute (it lags until the next write, which only errs on caution).
         self.backlog = 0
         # Set while no input is being handled; a shutdown waits for it (quiesce).
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._idle = Signal(True)
         self._quiescing = False
+        # The core's parser may rest once the read that logged in is handled.
+        self._rest_due = False
         self.throttle = Throttle(ctx.config.limits, ctx.addresses, self.ip, loop.time())
 
     @property
@@ -158,14 +166,16 @@ class Connection(abc.ABC, Generic[EventT]):
         with one password makes one mistake, not three (a guesser still gets
         no more than limits.max_login_attempts tries per connection)."""
         guard = self.ctx.login_guard
-        if guard is not None and account not in self._guard_counted:
-            self._guard_counted.add(account)
+        counted = self._guard_counted = self._guard_counted or set()
+        if guard is not None and account not in counted:
+            counted.add(account)
             guard.failed(self.ip, account)
 
     def login_done(self) -> None:
         """The session is usable: the connection leaves the pending ones."""
         if self.pending is not None:
             self.pending.release()
+        self._rest_due = True
 
     @abc.abstractmethod
     async def handle(self, event: EventT) -> list[EventT]:
@@ -268,6 +278,9 @@ class Connection(abc.ABC, Generic[EventT]):
                 if pause.seconds > 0:
                     await self._pause(pause)
                 handled = await self.data_received(data)
+                if self._rest_due:
+                    self._rest_due = False
+                    self.core.rest()  # a session that logged in is usually idle next
                 if self.transport.buffered() > 0:
                     await self.transport.drain()
                 pause = self.throttle.charge(handled, 0, loop.time())
@@ -275,6 +288,9 @@ class Connection(abc.ABC, Generic[EventT]):
                     await self._pause(pause)
         except (ConnectionError, ssl.SSLError, TimeoutError) as e:
             reason = f"{type(e).__name__}: {e}"
+            # The stream reader keeps the exception, whose traceback holds
+            # this frame and so this connection: a cycle left to the collector.
+            e.__traceback__ = None
         except Exception:
             self.log.exception("internal error")
             self.close(StreamError(StreamCondition.INTERNAL_SERVER_ERROR))
@@ -284,10 +300,23 @@ class Connection(abc.ABC, Generic[EventT]):
             try:
                 await self.finish()
             finally:
+                self._release_session()
+                self.pipeline.detach()
                 self.login_done()
                 self.throttle.close()
                 self._close_transport()
+                self.core.rest(final=True)  # its parser goes to the next connection
                 self.log.info("disconnected: %s", reason)
+
+    def _release_session(self) -> None:
+        """The session ended: it and this connection refer to each other (its
+        transport, its write), so both wait for the garbage collector, which
+        the server runs rarely ([runtime] gc_threshold); dropped, they are
+        freed at once. A session still routable (XEP-0198: waiting to be
+        resumed) is kept."""
+        session = self.session
+        if session is not None and self.ctx.hub.router.get(session.jid) is not session:
+            self.session = None
 
     async def _pause(self, pause: Pause) -> None:
         """Over a rate: read later, and TCP makes the sender wait (mod_limits)."""
@@ -374,3 +403,5 @@ class Connection(abc.ABC, Generic[EventT]):
         elif not self.pinged and now - self.last_received > limits.idle_timeout / 2:
             self.pinged = True
             self.send_keepalive()
+        if self.logged_in and now - self.last_received > REST_AFTER:
+            self.core.rest()  # idle since the last sweep, or nearly: its parser is freed

@@ -11,6 +11,7 @@ module (history: of the archive module). Once logged in it is the transport of a
 from __future__ import annotations
 
 import contextlib
+import weakref
 from datetime import UTC, datetime
 from functools import partial
 
@@ -33,6 +34,7 @@ from xmlchat.xml.stream import StreamLimits
 # What a native <message> becomes inside the server (docs/native-protocol.md, "Mapping to XMPP").
 _CHAT_MESSAGE = make("message", {"type": "chat"})
 etree.SubElement(_CHAT_MESSAGE, BODY)
+_WRONG = "wrong user name or password"
 
 
 class NativeConnection(Connection[native.Event]):
@@ -63,9 +65,8 @@ class NativeConnection(Connection[native.Event]):
         # Set at login when the client acknowledges messages (<receipts/>).
         self._receipts: Receipts | None = None
         service = f"{self.config.muc.subdomain}.{self.config.domain}"
-        self._rooms = NativeRooms(
-            self.core, self.ctx.hub, service, lambda: self.session, self.config.muc.enabled
-        )
+        session = partial(getattr, weakref.proxy(self), "session")  # weakly: no cycle to collect
+        self._rooms = NativeRooms(self.core, self.ctx.hub, service, session, self.config.muc.enabled)
 
     # ---- SessionTransport
 
@@ -98,8 +99,7 @@ class NativeConnection(Connection[native.Event]):
                     self._write_presence(stanza)
             case "iq":
                 self._write_blocklist_push(stanza)
-            # Other iqs have no native form: the hub answers iqs addressed to
-            # sessions without full XMPP itself.
+            # Other iqs have no native form: the hub answers those to sessions without full XMPP.
 
     def _write_message(self, stanza: etree._Element, stamp: datetime) -> None:
         body = body_text(stanza)
@@ -252,10 +252,7 @@ class NativeConnection(Connection[native.Event]):
         return released
 
     def _login_failed(
-        self,
-        user: str,
-        condition: StanzaCondition = StanzaCondition.NOT_AUTHORIZED,
-        text: str = "wrong user name or password",
+        self, user: str, condition: StanzaCondition = StanzaCondition.NOT_AUTHORIZED, text: str = _WRONG
     ) -> list[native.Event]:
         self._failed_logins += 1
         self.log.info("login failed for %r (%d): %s", user, self._failed_logins, text)
@@ -291,8 +288,7 @@ class NativeConnection(Connection[native.Event]):
             to = JID.user(event.to, domain)
         except InvalidJID:
             raise StanzaError(StanzaCondition.JID_MALFORMED, f"bad address {event.to!r}") from None
-        # Copying a template is about twice as fast as building the element.
-        # Deep, without the copy module's dispatch (the stubs omit __copy__).
+        # A template's deep copy (__copy__: the stubs omit it) is twice as fast as building it.
         stanza: etree._Element = _CHAT_MESSAGE.__copy__()  # type: ignore[attr-defined]
         stanza.set("id", event.id or new_id())
         stanza.set("from", self._full)

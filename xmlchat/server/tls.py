@@ -14,7 +14,9 @@ import ipaddress
 import logging
 import os
 import ssl
+import threading
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -149,11 +151,32 @@ def client_context(cafile: str | None = None, insecure: bool = False) -> ssl.SSL
 # larger read simply takes more turns of the loop.
 TLS_READ_BUFFER_BYTES = 32 * 1024
 
+# One read buffer per thread (per event loop), shared by its TLS connections.
+_read_buffers = threading.local()
+
 
 def bound_tls_read_buffers() -> None:
-    """Make asyncio's per-connection TLS read buffer :data:`TLS_READ_BUFFER_BYTES`
-    (for every TLS connection this process makes from now on)."""
-    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER_BYTES
+    """Make asyncio's TLS read buffer :data:`TLS_READ_BUFFER_BYTES`, and one
+    per thread instead of one per connection (32 KiB of every idle TLS
+    session): the socket transport fills it (``get_buffer``, ``recv_into``)
+    and ``buffer_updated`` copies it into the connection's incoming BIO in
+    the same callback, so no connection's bytes stay in it while another
+    reads. For every TLS connection this process makes from now on."""
+    protocol = asyncio.sslproto.SSLProtocol
+    protocol.max_size = TLS_READ_BUFFER_BYTES
+    if getattr(protocol, "_xmlchat_shared_buffer", False):
+        return
+    original = protocol.__init__
+
+    def __init__(self: asyncio.sslproto.SSLProtocol, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        view: memoryview | None = getattr(_read_buffers, "view", None)
+        if view is None or len(view) != self.max_size:
+            view = _read_buffers.view = memoryview(bytearray(self.max_size))
+        self._ssl_buffer, self._ssl_buffer_view = view.obj, view  # type: ignore[attr-defined]
+
+    protocol.__init__ = __init__  # type: ignore[method-assign]
+    protocol._xmlchat_shared_buffer = True  # type: ignore[attr-defined]
 
 
 async def handshake(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import collections
 import ssl
 from typing import Final
 
@@ -75,6 +76,27 @@ class Transport(abc.ABC):
         raise NotImplementedError(f"no STARTTLS over {self.kind}")
 
 
+def forget_connection_tracebacks() -> None:
+    """A TCP stream's reader keeps the exception that ended it (a reset, a
+    broken pipe) and that exception its traceback, whose frames hold the
+    connection that was reading or writing: a cycle per ended connection,
+    with its buffers, left to the garbage collector (which the server runs
+    rarely: ``[runtime] gc_threshold``). Dropped where the exception is
+    stored; the connection logs the reason, never that traceback."""
+    protocol = asyncio.streams.StreamReaderProtocol
+    if getattr(protocol, "_xmlchat_forgets", False):
+        return
+    original = protocol.connection_lost
+
+    def connection_lost(self: asyncio.streams.StreamReaderProtocol, exc: Exception | None) -> None:
+        if exc is not None:
+            exc.__traceback__ = None
+        original(self, exc)
+
+    protocol.connection_lost = connection_lost  # type: ignore[method-assign, assignment]
+    protocol._xmlchat_forgets = True  # type: ignore[attr-defined]
+
+
 class StreamTransport(Transport):
     """A TCP connection (asyncio streams): units written back to back."""
 
@@ -84,6 +106,12 @@ class StreamTransport(Transport):
         peer = writer.get_extra_info("peername")
         super().__init__(f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer), encrypted)
         self.reader, self.writer = reader, writer
+        # asyncio's stream protocol keeps its drain() waiters in a deque, 760
+        # bytes for every connection though one rarely waits; a list does the
+        # same (append, remove, iterate) in 56.
+        protocol = writer.transport.get_protocol()
+        if isinstance(getattr(protocol, "_drain_waiters", None), collections.deque):
+            protocol._drain_waiters = list(protocol._drain_waiters)  # type: ignore[attr-defined]
 
     @property
     def address(self) -> str:

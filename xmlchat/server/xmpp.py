@@ -27,6 +27,7 @@ from xmlchat.protocol.xmpp.framing import MESSAGES, TCP
 from xmlchat.protocol.xmpp.sm import MODULUS, Resumable, covers
 from xmlchat.routing.session import XMPP_CLIENT, Session
 from xmlchat.server.connection import Connection
+from xmlchat.server.waiting import Signal
 from xmlchat.stanza import DELAY_NS, kind, make, new_id
 
 PING_NS = "urn:xmpp:ping"
@@ -51,7 +52,7 @@ class XmppConnection(Connection[xmpp.Event]):
         self.session: Session | None = None
         self._auth_failures = 0
         # XEP-0198: set whenever the client's acknowledged count moves.
-        self._acked = asyncio.Event()
+        self._acked = Signal()
         # Once stream management is on, the hub gets the client's stanzas from
         # this queue, in order, so the read loop keeps reading: a replay
         # waiting in drained() for an <a/> must not stop the <a/> being read.
@@ -327,12 +328,12 @@ class XmppConnection(Connection[xmpp.Event]):
             self.transport.abort()
 
     async def _expire(self) -> None:
-        """Not resumed in time: the session ends (its unacknowledged messages
-        stay stored, for the next login)."""
+        """Not resumed in time: the session ends (its unacknowledged messages stay stored)."""
         if self._detached and self.session is not None:
             self._detached = False
             self.log.info("resumption of %s timed out; session ended", self.session.jid)
             await self.ctx.hub.close_session(self.session)
+            self.session = None  # see Connection._release_session
 
     def _resume_end(self) -> None:
         """A detached session ended early (replaced, or the server stops)."""

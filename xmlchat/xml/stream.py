@@ -25,6 +25,7 @@ a stray '&') live in :mod:`xmlchat.xml.screens`.
 from __future__ import annotations
 
 import codecs
+import contextlib
 from dataclasses import dataclass
 from typing import Final
 
@@ -85,7 +86,16 @@ class _Counters:
     stanzas: int = 0
 
 
+# Parsers whose stream rested or ended, closed, for the next stream to take:
+# an lxml parser dropped is a reference cycle (with libxml2's context, ~10 KiB)
+# that only the garbage collector frees, and the server runs it rarely.
+_SPARE: list[etree.XMLPullParser] = []
+_SPARE_MAX: Final = 64
+
+
 def _new_parser() -> etree.XMLPullParser:
+    if _SPARE:
+        return _SPARE.pop()
     # RFC 6120 §11.1: no DTDs, no entities but the predefined five. "internal"
     # makes libxml2 reject undeclared entity references (with False, libxml2
     # 2.14 silently stops parsing); a DOCTYPE never reaches it (see PrologScreen).
@@ -105,7 +115,7 @@ class StanzaStream:
 
     def __init__(self, limits: StreamLimits = StreamLimits()) -> None:
         self.limits = limits
-        self._parser = _new_parser()
+        self._parser: etree.XMLPullParser | None = _new_parser()
         self._prolog = PrologScreen()
         self._references = ReferenceScreen()
         self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
@@ -113,6 +123,8 @@ class StanzaStream:
         self._root: etree._Element | None = None
         self._failed: StreamError | None = None
         self.closed = False
+        # The stream header as a start tag, kept while the parser rests (rest()).
+        self._header = b""
 
     @property
     def stanzas_received(self) -> int:
@@ -127,6 +139,8 @@ class StanzaStream:
         if self._failed is not None:
             _set_events(self._failed, [])
             raise self._failed.with_traceback(None)
+        if self._parser is None and data:
+            self._wake()
         events: list[StreamEvent] = []
         try:
             for start in range(0, len(data), FEED_SLICE):
@@ -138,6 +152,49 @@ class StanzaStream:
             _set_events(e, events)
             raise
         return events
+
+    def rest(self, final: bool = False) -> bool:
+        """Free the parser while nothing is half-received (between stanzas of
+        an open stream): libxml2's context and buffers are about 10 KiB, most
+        of an idle session. The next :meth:`feed` parses the stream header
+        again into a new parser, without an event, and goes on. False when
+        the stream is not between stanzas (or has ended, or failed).
+
+        ``final``: the stream is over (the connection ended, or a restart
+        replaced it): give the parser back whatever its state; nothing may be
+        fed after."""
+        count = self._count
+        root = self._root
+        if final:
+            if self._parser is not None:
+                self._root = None
+                _recycle(self._parser)
+                self._parser = None
+            self.closed = True
+            return True
+        if (
+            root is None
+            or self.closed
+            or self._failed is not None
+            or count.depth != 1
+            or count.pending_bytes
+            or self._utf8.getstate()[0]
+        ):
+            return False
+        if self._parser is not None:
+            # The header as parsed: the same names, namespaces and xml:lang.
+            header = etree.tostring(etree.Element(root.tag, dict(root.attrib), nsmap=root.nsmap))
+            self._header = header[:-2] + b">"  # an empty element ends with "/>"
+            self._root = None
+            _recycle(self._parser)
+            self._parser = None
+        return True
+
+    def _wake(self) -> None:
+        parser = self._parser = _new_parser()
+        parser.feed(self._header)
+        for _, root in parser.read_events():  # the root's start, and nothing else
+            self._root = root
 
     def _feed_slice(self, piece: bytes, events: list[StreamEvent]) -> None:
         fault = self._screen(piece)
@@ -168,6 +225,7 @@ class StanzaStream:
 
     def _parse(self, piece: bytes, events: list[StreamEvent]) -> None:
         depth_before = self._count.depth
+        assert self._parser is not None  # feed() woke it
         try:
             self._parser.feed(piece)
         except etree.XMLSyntaxError as e:
@@ -208,6 +266,7 @@ class StanzaStream:
         """Turn parser events into stream events; True if a header or stanza ended."""
         count = self._count
         boundary = False
+        assert self._parser is not None
         for action, el in self._parser.read_events():
             if action == "start":
                 count.depth += 1
@@ -261,6 +320,17 @@ class StanzaStream:
             self._root.remove(previous)
         self._count.stanzas += 1
         return stanza
+
+
+def _recycle(parser: etree.XMLPullParser) -> None:
+    """End ``parser``'s document (unfinished: an error, ignored) and keep it
+    for the next stream; close() frees the document and resets the parser."""
+    with contextlib.suppress(etree.XMLSyntaxError):
+        parser.close()
+    for _ in parser.read_events():
+        pass
+    if len(_SPARE) < _SPARE_MAX:
+        _SPARE.append(parser)
 
 
 def _check_names(el: etree._Element) -> None:

@@ -10,7 +10,6 @@ login or a message means (storage, routing).
 from __future__ import annotations
 
 import enum
-from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Final
@@ -31,6 +30,7 @@ from xmlchat.protocol.native.events import (
     Opened,
 )
 from xmlchat.protocol.native.history import history_xml
+from xmlchat.protocol.native.quick import plain_message
 from xmlchat.protocol.native.requests import block_jids, request_event
 from xmlchat.protocol.native.wire import (
     NS,
@@ -103,7 +103,7 @@ class NativeServerStream:
             StreamLimits(min(unauthenticated_limit, limits.max_stanza_bytes), limits.max_depth)
         )
         self._out: list[bytes] = []
-        self._backlog: deque[StreamEvent] = deque()
+        self._backlog: list[StreamEvent] = []  # parsed, held while a login is answered
         self._login_pending = False
         # Receipts (docs/native-protocol.md, "Receipts"): asked for by the login
         # being answered, granted with it; the highest <seq> written so far.
@@ -141,10 +141,14 @@ class NativeServerStream:
             events.append(Failed(error))
         return events
 
+    def rest(self, final: bool = False) -> bool:
+        """Free the parser while nothing is half-received (:meth:`StanzaStream.rest`)."""
+        return self._stream.rest(final)
+
     def _drain(self) -> list[Event]:
         events: list[Event] = []
         while self._backlog and not self.closed and not self._login_pending:
-            item = self._backlog.popleft()
+            item = self._backlog.pop(0)
             try:
                 if isinstance(item, StanzaReceived):
                     self._stanza(item.element, events)
@@ -178,7 +182,7 @@ class NativeServerStream:
         if ns != "{" + NS or name in _SERVER_ONLY:
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, f"unknown stanza <{name}>"), ref)
             return
-        if not schema().validate(el):
+        if not (name == "message" and plain_message(el)) and not schema().validate(el):
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, schema_message()), ref)
             return
         if self.state is State.AWAITING_LOGIN and name not in _BEFORE_LOGIN:

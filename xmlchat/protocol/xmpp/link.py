@@ -209,6 +209,7 @@ class Link:
 
     def restart(self) -> None:
         """A fresh parser for the next stream (§4.3.3); bytes already read are not carried over."""
+        self.parser.rest(final=True)
         self.parser = self._new_parser()
         self.header_sent = False
         self.client_lang = None

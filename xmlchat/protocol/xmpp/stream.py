@@ -79,7 +79,6 @@ class C2SStream:
     such as ``"tls-server-end-point"`` to their data, or None). If it fails, close.
 
     **Receiving stanzas.** A :class:`StanzaIn` element is complete, detached, checked.
-
     **Sending.** :meth:`send_stanza` queues a stanza for the bound client (in
     ``jabber:client`` or no namespace; not modified, its tail ignored);
     :meth:`stanza_error_reply` answers a stanza with an error; :meth:`close`
@@ -87,10 +86,8 @@ class C2SStream:
     or close the connection after a grace period of a few seconds);
     :meth:`send_stream_error` ends it with an error (state CLOSED).
     After the stream ended they silently drop the stanza (no race with a disconnect).
-
-    **Ending.** After :class:`Closed` or :class:`StreamFailed`, or in state CLOSED, write
-    what is queued and close; input is then ignored. On EOF, just drop the core.
-
+    **Ending.** After :class:`Closed` or :class:`StreamFailed`, or in state CLOSED, write what
+    is queued and close; input is then ignored. On EOF, just drop the core. Idle: :meth:`rest`.
     **Stream management** (XEP-0198, :mod:`.sm`): the core answers ``<r/>``; :class:`Acknowledged`
     says the client's count moved (:attr:`sm`); ``sm.request()`` asks for one (every 20 stanzas).
     """
@@ -333,9 +330,12 @@ class C2SStream:
     def frames_to_send(self) -> list[bytes]:
         """The same, one entry per top-level unit: with the message framing,
         each is one WebSocket message (RFC 7395 §3.3.3)."""
-        link = self._link
-        out, link.outbox = link.outbox, []
+        out, self._link.outbox = self._link.outbox, []
         return out
+
+    def rest(self, final: bool = False) -> bool:
+        """Free the parser while nothing is half-received (:meth:`StanzaStream.rest`)."""
+        return (final or not self._link.inbox) and self._link.parser.rest(final)
 
     def send_stanza(self, element: etree._Element) -> None:
         """Queue a stanza (in ``jabber:client``, or no namespace) for the bound client."""

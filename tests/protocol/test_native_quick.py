@@ -1,0 +1,96 @@
+"""protocol/native/quick.py: the structural check says "valid" only where the XSD does."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from xmlchat.protocol.native.quick import plain_message
+from xmlchat.protocol.native.wire import NS, schema
+
+_NAMES = ["id", "from", "to", "body", "time", "seq", "other"]
+# Characters around every boundary of the schema's types: XML's four spaces and
+# Unicode's others, the five the address type refuses, ! and ~, non-ASCII.
+_CHARS = st.sampled_from([" ", "\t", "\n", "\r", "\u00a0", "\u3000", "<", ">", "&", '"', "'", "!", "~",
+                          "a", "Z", "0", "@", "/", ".", "é", "中", "🙂", "\u007f"])
+_TEXT = st.one_of(
+    st.lists(_CHARS, max_size=6).map("".join),
+    st.sampled_from(["x" * 64, "x" * 65, "b" * 3071, "b" * 3072]),  # token64's and address's lengths
+    st.sampled_from(["2026-12-01T10:00:00Z", "7", "bob", "bob@localhost/r", ""]),
+)
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> etree._Element:
+    """A valid plain message, then a few changes, each of which may or may not
+    keep it valid: the boundary of what the schema accepts, densely."""
+    names = draw(st.permutations(["id", "from", "to", "body"]))
+    keep = [n for n in names if n in ("to", "body") or draw(st.booleans())]
+    el = etree.Element(f"{{{NS}}}message", nsmap={None: NS})
+    for name in keep:
+        etree.SubElement(el, f"{{{NS}}}{name}").text = {"id": "m1", "body": "hi"}.get(name, "bob")
+    for _ in range(draw(st.integers(0, 3))):
+        change = draw(st.integers(0, 8))
+        target = el[draw(st.integers(0, len(el) - 1))] if len(el) else el
+        if change <= 2:
+            target.text = draw(_TEXT)
+        elif change == 3:
+            el.text = draw(st.sampled_from([" ", "\n\t", "\u00a0", "x"]))
+        elif change == 4:
+            attribute = draw(st.sampled_from(["a", "type", "{http://www.w3.org/XML/1998/namespace}lang"]))
+            draw(st.sampled_from([el, target])).set(attribute, "1")
+        elif change == 5:
+            etree.SubElement(target, f"{{{NS}}}b")
+        elif change == 6:
+            target.tail = draw(st.sampled_from([" ", "x", "\u00a0", "\r\n"]))
+        elif change == 7:
+            name = draw(st.sampled_from(_NAMES))
+            ns = draw(st.sampled_from([NS, NS, "urn:other"]))
+            etree.SubElement(el, f"{{{ns}}}{name}").text = draw(_TEXT)
+        elif len(el):
+            el.remove(target)
+    return el
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages())
+def test_what_the_check_accepts_the_schema_accepts(el: etree._Element) -> None:
+    if plain_message(el):
+        assert schema().validate(el), etree.tostring(el)
+
+
+def _message(**fields: str) -> etree._Element:
+    el = etree.Element(f"{{{NS}}}message", nsmap={None: NS})
+    for name, text in fields.items():
+        etree.SubElement(el, f"{{{NS}}}{name.rstrip('_')}").text = text
+    return el
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"to": "bob", "body": "hi"},
+        {"id": "m1", "to": "bob@localhost", "body": ""},
+        {"id": "!" * 64, "from_": "alice", "to": "b" * 3071, "body": "你好 & <tags>"},
+    ],
+)
+def test_plain_messages_skip_the_schema(fields: dict[str, str]) -> None:
+    el = _message(**fields)
+    assert plain_message(el) and schema().validate(el)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"body": "no recipient"},
+        {"to": "bob"},
+        {"id": "x" * 65, "to": "bob", "body": "id too long"},
+        {"to": "b" * 3072, "body": "address too long"},
+        {"to": "bob smith", "body": "space in the address"},
+        {"to": "bob", "body": "x", "time": "2026-12-01T10:00:00Z"},  # the schema decides
+    ],
+)
+def test_anything_else_goes_to_the_schema(fields: dict[str, str]) -> None:
+    assert not plain_message(_message(**fields))
