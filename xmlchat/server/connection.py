@@ -14,8 +14,7 @@ import contextlib
 import logging
 import secrets
 import ssl
-from dataclasses import dataclass
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import Final, Generic
 
 from lxml import etree
 
@@ -23,71 +22,27 @@ from xmlchat.config import Config
 from xmlchat.errors import StreamCondition, StreamError
 from xmlchat.jid import JID
 from xmlchat.log import CONNECTION, ConnectionLogger
-from xmlchat.metrics import Metrics
-from xmlchat.routing.hub import Hub
 from xmlchat.routing.pipeline import PIPELINE, Pipeline
 from xmlchat.routing.session import Session
 from xmlchat.server.admission import Pending
-from xmlchat.server.login_guard import LoginGuard
-from xmlchat.server.resumption import Resumptions
-from xmlchat.server.throttle import AddressBuckets, Pause, Throttle
+from xmlchat.server.connection_context import ConnectionContext, EventT, ProtocolCore
+from xmlchat.server.throttle import Pause, Throttle
 from xmlchat.server.transport import Transport
 from xmlchat.server.waiting import Signal
 from xmlchat.stanza import to_bytes
-from xmlchat.storage import AccountStore
 
 log = logging.getLogger("xmlchat.connection")
 
-EventT = TypeVar("EventT")
+
+__all__ = ["Connection", "ConnectionContext", "ProtocolCore"]
 
 # Seconds without input after which a logged-in connection's parser is freed
 # (StanzaStream.rest: about 10 KiB per idle session); a new one costs ~20 µs.
 REST_AFTER: Final = 1.0
 
-
 # A client's messages at most between their queued write and their ack
 # (routing.pipeline): past it, its connection waits for the store to catch up.
 IN_FLIGHT = 256
-
-
-@dataclass(slots=True)
-class ConnectionContext:
-    """What a front end needs: the hub for everything after login, the
-    accounts for logging in, and the transport's settings.
-
-    One per listener, shared by its connections. A reload (SIGHUP, ``xmlchat
-    reload``) replaces ``config``, so every connection reads the new limits
-    from then on, and reloads the certificate into ``tls_context`` itself."""
-
-    config: Config
-    hub: Hub
-    accounts: AccountStore
-    metrics: Metrics
-    tls_context: ssl.SSLContext | None = None
-    # RFC 5929 tls-server-end-point data for SCRAM-*-PLUS (the same for every connection).
-    channel_binding: dict[str, bytes] | None = None
-    # Keeps SCRAM's fake salts for unknown users stable across connections (RFC 5802 §5.1).
-    scram_secret: bytes = b""
-    # XEP-0198 §5: XMPP sessions a client may resume (None: resumption off).
-    resumptions: Resumptions[Any] | None = None
-    # Brute-force protection, and the per-IP rate buckets (docs/security.md).
-    login_guard: LoginGuard | None = None
-    addresses: AddressBuckets | None = None
-
-
-class ProtocolCore(Protocol[EventT]):
-    """What a sans-IO protocol core offers its transport (h11's shape)."""
-
-    @property
-    def closed(self) -> bool: ...
-
-    def receive_data(self, data: bytes) -> list[EventT]: ...
-
-    def frames_to_send(self) -> list[bytes]: ...
-
-    def send_stream_error(self, error: StreamError) -> None: ...
-
-    def rest(self, final: bool = False) -> bool: ...
 
 
 class Connection(abc.ABC, Generic[EventT]):
