@@ -3,6 +3,11 @@
 Every message is stored before its sender's ack (docs/delivery.md), so the
 writes of one turn of the event loop share one transaction on the store's
 worker thread, each caller waiting for the commit that holds its own write.
+While a transaction is on the worker thread, the writes of the turns that
+follow gather into the next one, sent when it settles: one transaction per
+commit time, not per turn (a quiet server's turns are short and a
+transaction's fixed cost, BEGIN, COMMIT and the WAL pages it writes, would
+otherwise be paid for each one or two messages).
 Deletes (what clients acknowledged) wait on nobody's critical path: they join
 the next batch of writes, or go alone after :data:`DELETE_DELAY`. A read must
 not see what was deleted before it, so it calls :meth:`GroupCommit.flush`
@@ -39,6 +44,7 @@ class GroupCommit:
         self._writes: list[tuple[oq.OfflineWrite, Written]] = []
         self._deletes: list[tuple[Delete, asyncio.Future[int]]] = []
         self._soon = False  # a commit is scheduled for the end of this turn
+        self._committing = 0  # transactions of this queue on the worker thread
         self._later: asyncio.TimerHandle | None = None  # one for deletes alone
         self._swept = float("-inf")  # when expired (sender, id) records were last forgotten
 
@@ -57,7 +63,13 @@ class GroupCommit:
         self._writes.append((write, done))
         if not self._soon:
             self._soon = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self._turn_ended)
+
+    def _turn_ended(self) -> None:
+        self._soon = False
+        if not self._committing:
+            self.flush()
+        # else: the running transaction's settle sends what gathered meanwhile
 
     async def delete(self, delete: Delete) -> None:
         await self._queue(self._deletes, delete, DELETE_DELAY)
@@ -89,8 +101,10 @@ class GroupCommit:
             self._swept = loop.time()
         batch = partial(oq.apply_batch, self._conn, [w for w, _ in writes], [d for d, _ in deletes], sweep)
         job = loop.run_in_executor(self._executor, batch)
+        self._committing += 1
 
         def settle(done: asyncio.Future[list[int]]) -> None:
+            self._committing -= 1
             failure = done.exception()
             results = [] if failure is not None else done.result()
             for index, (write, written) in enumerate(writes):
@@ -107,6 +121,8 @@ class GroupCommit:
                     loop.call_exception_handler({"message": "offline write callback", "exception": e})
             for _, waiter in deletes:
                 _resolve(waiter, 0, failure)
+            if self._writes and not self._committing:
+                self.flush()  # what gathered while this one ran, in order after it
 
         job.add_done_callback(settle)
 
