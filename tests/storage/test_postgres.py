@@ -205,3 +205,40 @@ def test_storage_string_combines_with_environment_overrides(tmp_path: Path) -> N
     path.write_text('storage = "postgresql://db/chat"\n')
     config = load_config(path, env={"XMLCHAT_STORAGE_POOL_SIZE": "3"})
     assert (config.storage.url, config.storage.pool_size) == ("postgresql://db/chat", 3)
+
+
+async def test_writes_queued_while_a_commit_runs_share_the_next_commit(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As SQLite's group commit: the writes of the turns that follow a running
+    transaction go together in the next one, not one transaction per turn."""
+    from polling import wait_for
+
+    from xmlchat.storage.postgres import queries
+
+    batches: list[int] = []
+    release = asyncio.Event()
+    real = queries.store_offline_batch
+
+    async def slow_first(conn: queries.Conn, writes: list[queries.OfflineWrite], sweep: bool = False) -> list[int]:
+        batches.append(len(writes))
+        if len(batches) == 1:
+            await release.wait()  # the first commit is still running while more arrive
+        return await real(conn, writes, sweep)
+
+    monkeypatch.setattr(queries, "store_offline_batch", slow_first)
+    store = await PostgresStorage.open(postgres_url)
+    try:
+        first = asyncio.create_task(store.store_offline(ALICE, b"<m/>", T0, 100))
+        await wait_for(lambda: len(batches) == 1, 5, what="the first commit to start")
+        later = []
+        for _ in range(5):  # five more turns of the loop, one write each
+            later.append(asyncio.create_task(store.store_offline(ALICE, b"<m/>", T0, 100)))
+            await asyncio.sleep(0)
+        release.set()
+        ids = [await first, *[await task for task in later]]
+    finally:
+        release.set()
+        await store.close()
+    assert batches == [1, 5]
+    assert ids == sorted(ids) and len(set(ids)) == 6

@@ -73,11 +73,10 @@ class PostgresStorage:
         self._iterations = scram_iterations
         self._decoy = scram.make_decoy(scram_iterations)
         self._closed = False
-        # Offline messages queued in this turn of the event loop (group commit),
-        # and the batches committing, one at a time so ids follow call order.
+        # Offline messages queued since the last commit started (group commit),
+        # and the task committing them, one batch at a time so ids follow call order.
         self._offline_writes: list[tuple[q.OfflineWrite, asyncio.Future[int]]] = []
         self._swept = 0.0  # loop time of the last sweep of expired (sender, id) records
-        self._offline_lock = asyncio.Lock()
         self._offline_batches: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -167,32 +166,35 @@ class PostgresStorage:
         return message_id
 
     def _start_offline_batch(self) -> None:
-        batch, self._offline_writes = self._offline_writes, []
-        if batch:
+        """Commit what this turn queued, unless a commit is running: that one
+        takes what gathered meanwhile next (one transaction per commit time,
+        not per turn: the storage/_group_commit.py rule)."""
+        running = any(not task.done() for task in self._offline_batches)
+        if self._offline_writes and not running:
+            task = asyncio.create_task(self._commit_offline())
+            self._offline_batches.add(task)
+            task.add_done_callback(self._offline_batches.discard)
+
+    async def _commit_offline(self) -> None:
+        """Group commit: one transaction for everything queued, again until
+        nothing is; each caller still waits for its commit before it acks,
+        and ids follow call order (one batch at a time)."""
+        while self._offline_writes:
+            batch, self._offline_writes = self._offline_writes, []
             now = asyncio.get_running_loop().time()
             sweep = now - self._swept > SWEEP_EVERY and any(write[4] for write, _ in batch)
             if sweep:
                 self._swept = now
-            task = asyncio.create_task(self._commit_offline(batch, sweep))
-            self._offline_batches.add(task)
-            task.add_done_callback(self._offline_batches.discard)
-
-    async def _commit_offline(
-        self, batch: list[tuple[q.OfflineWrite, asyncio.Future[int]]], sweep: bool = False
-    ) -> None:
-        """Group commit, as SQLite's: one transaction per loop turn's writes;
-        each caller still waits for the commit before it acks."""
-        async with self._offline_lock:
             try:
                 ids = await self._run(q.store_offline_batch, [write for write, _ in batch], sweep)
-            except Exception as e:  # every waiter hears it; the task itself ends quietly
+            except Exception as e:  # every waiter hears it; the task itself goes on
                 for _, waiter in batch:
                     if not waiter.done():
                         waiter.set_exception(e)
-                return
-        for (_, waiter), message_id in zip(batch, ids, strict=True):
-            if not waiter.done():  # else the caller stopped waiting; the write stands
-                waiter.set_result(message_id)
+                continue
+            for (_, waiter), message_id in zip(batch, ids, strict=True):
+                if not waiter.done():  # else the caller stopped waiting; the write stands
+                    waiter.set_result(message_id)
 
     async def fetch_offline(
         self, to: JID, after_id: int = 0, limit: int | None = None
