@@ -220,7 +220,9 @@ async def test_writes_queued_while_a_commit_runs_share_the_next_commit(
     release = asyncio.Event()
     real = queries.store_offline_batch
 
-    async def slow_first(conn: queries.Conn, writes: list[queries.OfflineWrite], sweep: bool = False) -> list[int]:
+    async def slow_first(
+        conn: queries.Conn, writes: list[queries.OfflineWrite], sweep: bool = False
+    ) -> list[int]:
         batches.append(len(writes))
         if len(batches) == 1:
             await release.wait()  # the first commit is still running while more arrive
