@@ -18,7 +18,7 @@ import sys
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from xmlchat.cli.chat_rooms import REENTER_DELAYS, describe
+from xmlchat.cli.chat_rooms import Reentry, describe
 from xmlchat.cli.chat_shell import (
     CommandFailed,
     Extra,
@@ -118,7 +118,12 @@ class NativeChat:
         self._shown_blocklist: list[str] = []  # as last shown: each login sends the list again
         self._rooms: dict[str, tuple[str, str]] = {}  # the name typed -> (room's address, our nick)
         self._room_events: asyncio.Task[None] | None = None
-        self._reentering: set[asyncio.Task[None]] = set()
+        self._reentry = Reentry(
+            lambda: self._rooms,
+            self.terminal.show,
+            lambda room, nick: self.client.rooms.join(room, nick),
+            (ServerError, TimeoutError, ConnectionError),
+        )
 
     async def start(self) -> str:
         try:
@@ -140,37 +145,11 @@ class NativeChat:
         while True:
             event = await self.client.rooms.incoming.get()
             if isinstance(event, RoomLeft) and event.reason == "shutdown":
-                self._room_moved(event.room)
+                self._reentry.moved(event.room)
                 continue
             if isinstance(event, RoomLeft):  # kicked, banned, destroyed: lines no longer go there
                 self._rooms = {name: room for name, room in self._rooms.items() if room[0] != event.room}
             self.terminal.show(describe(event))
-
-    def _room_moved(self, room: str) -> None:
-        """XEP-0045 status 332: the room's server (a cluster's node serving it)
-        went away; the room lives on elsewhere, so enter it again."""
-        for name, (address, nick) in self._rooms.items():
-            if address == room:
-                self.terminal.show(f"* {room} moved to another node; entering it again")
-                task = asyncio.create_task(self._reenter(name, address, nick))
-                self._reentering.add(task)
-                task.add_done_callback(self._reentering.discard)
-
-    async def _reenter(self, name: str, room: str, nick: str) -> None:
-        why = "no answer"
-        for delay in REENTER_DELAYS:
-            await asyncio.sleep(delay)
-            if self._rooms.get(name) != (room, nick):
-                return  # left or joined again meanwhile
-            try:
-                await self.client.rooms.join(room, nick)
-            except (ServerError, TimeoutError, ConnectionError) as e:
-                why = str(e)
-                continue
-            self.terminal.show(f"~ you are in {room} as {nick}")
-            return
-        self._rooms.pop(name, None)
-        self.terminal.show(f"! could not enter {room} again: {why}")
 
     # ---- what arrives
 

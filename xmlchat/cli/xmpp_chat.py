@@ -24,7 +24,7 @@ import sys
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from xmlchat.cli.chat_rooms import REENTER_DELAYS
+from xmlchat.cli.chat_rooms import Reentry
 from xmlchat.cli.chat_shell import (
     CommandFailed,
     Extra,
@@ -160,7 +160,12 @@ class XmppChat:
         self._closing = False
         self._keeper: asyncio.Task[None] | None = None
         self._rooms: dict[str, tuple[str, str]] = {}  # the name typed -> (room JID, our nick)
-        self._reentering: set[asyncio.Task[None]] = set()
+        self._reentry = Reentry(
+            lambda: self._rooms,
+            self.terminal.show,
+            self._enter,
+            (CommandFailed, TimeoutError, ConnectionError),
+        )
 
     def _new_client(self) -> XmppClient:
         from xmlchat.client.xmpp import DEFAULT_PLUGINS
@@ -183,29 +188,7 @@ class XmppChat:
         codes = set(presence["muc"]["status_codes"])
         if presence["type"] != "unavailable" or not {110, 332} <= codes:
             return
-        room = str(presence["from"].bare)
-        for name, (address, nick) in self._rooms.items():
-            if address == room:
-                self.terminal.show(f"* {room} moved to another node; entering it again")
-                task = asyncio.create_task(self._reenter(name, address, nick))
-                self._reentering.add(task)
-                task.add_done_callback(self._reentering.discard)
-
-    async def _reenter(self, name: str, room: str, nick: str) -> None:
-        why = "no answer"
-        for delay in REENTER_DELAYS:
-            await asyncio.sleep(delay)
-            if self._rooms.get(name) != (room, nick):
-                return  # left or joined again meanwhile
-            try:
-                await self._enter(room, nick)
-            except (CommandFailed, TimeoutError, ConnectionError) as e:
-                why = str(e)
-                continue
-            self.terminal.show(f"~ you are in {room} as {nick}")
-            return
-        del self._rooms[name]
-        self.terminal.show(f"! could not enter {room} again: {why}")
+        self._reentry.moved(str(presence["from"].bare))
 
     async def start(self) -> str:
         await self.connection.login(self.client)
