@@ -237,3 +237,29 @@ async def test_queued_writes_share_a_commit_and_are_told_in_order(
     assert isinstance(told[7][2], DuplicateMessage) and told[7][1] == 0
     ids = [i for n, i, e in told if n != 7]
     assert all(e is None for n, _, e in told if n != 7) and ids == sorted(ids) and len(set(ids)) == 9
+
+
+async def test_a_batch_bigger_than_a_statement_keeps_each_write_with_its_id(db_path: Path) -> None:
+    """A batch is inserted and deleted a run of rows per statement
+    (_offline.CHUNKS): 341 = 256 + 64 + 16 + 4 + 1, every size once; each
+    write's id must still name its own stanza, in the order queued."""
+    from polling import wait_for
+
+    from xmlchat.storage import MessageOrigin
+    from xmlchat.storage.base import UNLIMITED
+
+    told: dict[int, int] = {}
+    st = await SqliteStorage.open(db_path)
+    try:
+        for n in range(341):
+            origin = MessageOrigin("bob@example.com", f"m{n}", 3600.0)
+            stanza = b"<m%d/>" % n
+            st.queue_offline(ALICE, stanza, T0, UNLIMITED, origin, lambda i, e, n=n: told.setdefault(n, i))
+        await wait_for(lambda: len(told) == 341, 5, what="the commit")
+        stored = {m.id: m.stanza for m in await st.fetch_offline(ALICE)}
+        assert [stored[told[n]] for n in range(341)] == [b"<m%d/>" % n for n in range(341)]
+        await st.delete_offline_ids(ALICE, [told[n] for n in range(0, 341, 2)])
+        left = [m.stanza for m in await st.fetch_offline(ALICE)]
+        assert left == [b"<m%d/>" % n for n in range(1, 341, 2)]
+    finally:
+        await st.close()

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Final, TypeVar
 
 from xmlchat.storage.base import UNLIMITED, MessageOrigin, OfflineMessage
+
+# The statement sizes of a batch's rows (see _chunks); 3 * 256 variables
+# stay far below SQLite's limit (999 before 3.32).
+CHUNKS: Final = (256, 64, 16, 4, 1)
+T = TypeVar("T")
 
 # What a write in the batch came to, besides its new id.
 QUEUE_FULL: Final = -1
@@ -49,9 +55,10 @@ def apply_batch(
     oldest_window = max((w.origin.window for w in writes if w.origin is not None), default=0.0)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if deletes:  # one statement for every session's settled ids
-            gone = [(jid, i) for jid, message_ids in deletes for i in message_ids]
-            conn.executemany("DELETE FROM offline WHERE jid = ? AND id = ?", gone)
+        for jid, message_ids in deletes:  # what sessions settled
+            for chunk in _chunks(message_ids):
+                marks = ", ".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM offline WHERE jid = ? AND id IN ({marks})", (jid, *chunk))
         claimed = _claim_all(conn, writes, now)
         if claimed and all(w.limit >= UNLIMITED for w in writes):
             # The common case: no re-send, every recipient online (no count).
@@ -75,9 +82,13 @@ def apply_batch(
                 accepted.append((write.jid, write.stanza, write.received))
                 ids.append(len(accepted))  # its place among the accepted, for now
         if accepted:
-            conn.executemany("INSERT INTO offline (jid, stanza, received) VALUES (?, ?, ?)", accepted)
+            last = 0
+            for chunk in _chunks(accepted):
+                rows = ", ".join(["(?, ?, ?)"] * len(chunk))
+                sql = f"INSERT INTO offline (jid, stanza, received) VALUES {rows}"
+                last = conn.execute(sql, _flat(chunk)).lastrowid or 0
             # AUTOINCREMENT in one transaction on the only connection: consecutive ids.
-            first = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0]) - len(accepted)
+            first = last - len(accepted)
             ids = [i if i <= DUPLICATE else first + i for i in ids]
         if sweep and oldest_window:  # the index on 'at' keeps it cheap
             conn.execute("DELETE FROM recent_ids WHERE at < ?", (now - oldest_window,))
@@ -86,6 +97,24 @@ def apply_batch(
         raise
     conn.execute("COMMIT")
     return ids
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``items`` in runs of :data:`CHUNKS` sizes, the largest first. One
+    statement per run, not per row: each statement is one ``sqlite3_step``,
+    and around each the worker thread gives up the GIL and must win it back
+    from the busy event loop (up to the switch interval, 5 ms, each time), so
+    a transaction of N rows by ``executemany`` held its commit, and every
+    sender's ack, N times as long. Few sizes: their statements stay cached."""
+    start = 0
+    for size in CHUNKS:
+        while len(items) - start >= size:
+            yield items[start : start + size]
+            start += size
+
+
+def _flat(rows: Sequence[tuple[object, ...]]) -> list[object]:
+    return [value for row in rows for value in row]
 
 
 def _claim_all(conn: sqlite3.Connection, writes: list[OfflineWrite], now: float) -> bool:
@@ -97,7 +126,9 @@ def _claim_all(conn: sqlite3.Connection, writes: list[OfflineWrite], now: float)
         return True
     before = conn.total_changes
     conn.execute("SAVEPOINT claim")
-    conn.executemany("INSERT OR IGNORE INTO recent_ids (sender, id, at) VALUES (?, ?, ?)", keys)
+    for chunk in _chunks(keys):
+        rows = ", ".join(["(?, ?, ?)"] * len(chunk))
+        conn.execute(f"INSERT OR IGNORE INTO recent_ids (sender, id, at) VALUES {rows}", _flat(chunk))
     if conn.total_changes - before == len(keys):
         conn.execute("RELEASE claim")
         return True
