@@ -242,7 +242,8 @@ async def test_queued_writes_share_a_commit_and_are_told_in_order(
 async def test_a_batch_bigger_than_a_statement_keeps_each_write_with_its_id(db_path: Path) -> None:
     """A batch is inserted and deleted a run of rows per statement
     (_offline.CHUNKS): 341 = 256 + 64 + 16 + 4 + 1, every size once; each
-    write's id must still name its own stanza, in the order queued."""
+    write's id must still name its own stanza, in the order queued, and a
+    delete names the owner too."""
     from polling import wait_for
 
     from xmlchat.storage import MessageOrigin
@@ -258,6 +259,7 @@ async def test_a_batch_bigger_than_a_statement_keeps_each_write_with_its_id(db_p
         await wait_for(lambda: len(told) == 341, 5, what="the commit")
         stored = {m.id: m.stanza for m in await st.fetch_offline(ALICE)}
         assert [stored[told[n]] for n in range(341)] == [b"<m%d/>" % n for n in range(341)]
+        await st.delete_offline_ids(BOB, [told[1]])  # not bob's: stays
         await st.delete_offline_ids(ALICE, [told[n] for n in range(0, 341, 2)])
         left = [m.stanza for m in await st.fetch_offline(ALICE)]
         assert left == [b"<m%d/>" % n for n in range(1, 341, 2)]

@@ -55,10 +55,16 @@ def apply_batch(
     oldest_window = max((w.origin.window for w in writes if w.origin is not None), default=0.0)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for jid, message_ids in deletes:  # what sessions settled
-            for chunk in _chunks(message_ids):
-                marks = ", ".join("?" * len(chunk))
-                conn.execute(f"DELETE FROM offline WHERE jid = ? AND id IN ({marks})", (jid, *chunk))
+        gone = [(jid, i) for jid, message_ids in deletes for i in message_ids]  # what sessions settled
+        for chunk in _chunks(gone):
+            # Each id with its owner's jid (a wrong id never deletes another
+            # user's message), looked up by the primary key.
+            pairs = ", ".join(["(?, ?)"] * len(chunk))
+            conn.execute(
+                f"DELETE FROM offline WHERE id IN (SELECT o.id FROM (VALUES {pairs}) AS v"
+                " CROSS JOIN offline AS o ON o.id = v.column2 AND o.jid = v.column1)",
+                _flat(chunk),
+            )
         claimed = _claim_all(conn, writes, now)
         if claimed and all(w.limit >= UNLIMITED for w in writes):
             # The common case: no re-send, every recipient online (no count).
