@@ -150,9 +150,9 @@ async def test_offline_writes_of_one_loop_turn_share_one_transaction(
     batches: list[int] = []
     real = _offline.apply_batch
 
-    def counting(conn: Any, writes: list[Any], deletes: list[Any], sweep: bool) -> list[int]:
+    def counting(conn: Any, recent: Any, writes: list[Any], deletes: list[Any], sweep: bool) -> list[int]:
         batches.append(len(writes))
-        return real(conn, writes, deletes, sweep)
+        return real(conn, recent, writes, deletes, sweep)
 
     monkeypatch.setattr(_offline, "apply_batch", counting)
     st = await SqliteStorage.open(db_path)
@@ -181,11 +181,11 @@ async def test_writes_queued_while_a_commit_runs_share_the_next_commit(
     release = threading.Event()
     real = _offline.apply_batch
 
-    def slow_first(conn: Any, writes: list[Any], deletes: list[Any], sweep: bool) -> list[int]:
+    def slow_first(conn: Any, recent: Any, writes: list[Any], deletes: list[Any], sweep: bool) -> list[int]:
         batches.append(len(writes))
         if len(batches) == 1:
             release.wait(5)  # the first commit is still running while more arrive
-        return real(conn, writes, deletes, sweep)
+        return real(conn, recent, writes, deletes, sweep)
 
     monkeypatch.setattr(_offline, "apply_batch", slow_first)
     told: list[int] = []
@@ -217,9 +217,9 @@ async def test_queued_writes_share_a_commit_and_are_told_in_order(
     batches: list[int] = []
     real = _offline.apply_batch
 
-    def counting(conn: Any, writes: list[Any], deletes: list[Any], sweep: bool) -> list[int]:
+    def counting(conn: Any, recent: Any, writes: list[Any], deletes: list[Any], sweep: bool) -> list[int]:
         batches.append(len(writes))
-        return real(conn, writes, deletes, sweep)
+        return real(conn, recent, writes, deletes, sweep)
 
     monkeypatch.setattr(_offline, "apply_batch", counting)
     told: list[tuple[int, int, BaseException | None]] = []
