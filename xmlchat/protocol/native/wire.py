@@ -74,11 +74,25 @@ def _escape(text: str) -> str:
     return text
 
 
-# A message's acceptance time is written twice (its <ack>, its delivery): the
-# second is a cache hit.
-@lru_cache(maxsize=8)
+# A message's acceptance time is written twice, usually from the same datetime
+# object in the same turn (its <ack>, its delivery): an identity check first,
+# cheaper than hashing the datetime; a delivery later (from the store) is an
+# lru_cache hit.
+_last_stamp: tuple[datetime | None, str] = (None, "")
+
+
 def timestamp(moment: datetime) -> str:
     """XSD dateTime in UTC with milliseconds: 2026-11-22T10:00:00.123Z."""
+    global _last_stamp
+    last, text = _last_stamp
+    if moment is not last:
+        text = _timestamp(moment)
+        _last_stamp = (moment, text)
+    return text
+
+
+@lru_cache(maxsize=8)
+def _timestamp(moment: datetime) -> str:
     # isoformat() is C code; strftime() showed up in profiles of the message path.
     if moment.utcoffset():
         moment = moment.astimezone(UTC)
