@@ -26,10 +26,10 @@ from xmlchat.protocol import native
 from xmlchat.routing.session import NATIVE_CLIENT, Session
 from xmlchat.server.connection import Connection
 from xmlchat.server.native_history import history_page
-from xmlchat.server.native_messages import Ids, Recipients
+from xmlchat.server.native_messages import Recipients
 from xmlchat.server.native_receipts import Receipts, resume_resource, resume_token
 from xmlchat.server.native_rooms import NativeRooms
-from xmlchat.stanza import BODY, body_text, kind, make, new_id
+from xmlchat.stanza import BODY, assigned_id, body_text, kind, make, new_id
 from xmlchat.xml.stream import StreamLimits
 
 # What a native <message> becomes inside the server (docs/native-protocol.md, "Mapping to XMPP").
@@ -66,7 +66,6 @@ class NativeConnection(Connection[native.Event]):
         # Set at login when the client acknowledges messages (<receipts/>).
         self._receipts: Receipts | None = None
         self._recipients = Recipients(self.config.domain)
-        self._ids = Ids()  # for messages that come without one
         service = f"{self.config.muc.subdomain}.{self.config.domain}"
         session = partial(getattr, weakref.proxy(self), "session")  # weakly: no cycle to collect
         self._rooms = NativeRooms(self.core, self.ctx.hub, service, session, self.config.muc.enabled)
@@ -115,7 +114,7 @@ class NativeConnection(Connection[native.Event]):
             with contextlib.suppress(InvalidJID):
                 sender = bare_str(sender)
         seq = self._receipts.next_seq() if self._receipts is not None else None
-        self.core.send_message(stanza.get("id") or self._ids.next(), sender, self._bare, stamp, body, seq)
+        self.core.send_message(stanza.get("id") or assigned_id(), sender, self._bare, stamp, body, seq)
 
     def _write_presence(self, stanza: etree._Element) -> None:
         type_ = stanza.get("type")
@@ -292,7 +291,7 @@ class NativeConnection(Connection[native.Event]):
         to, to_text = self._recipients.parse(event.to)
         # A template's deep copy (__copy__: the stubs omit it) is twice as fast as building it.
         stanza: etree._Element = _CHAT_MESSAGE.__copy__()  # type: ignore[attr-defined]
-        stanza.set("id", event.id or self._ids.next())
+        stanza.set("id", event.id or assigned_id())
         stanza.set("from", self._full)
         stanza.set("to", to_text)
         stanza[0].text = event.body

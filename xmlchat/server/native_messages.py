@@ -1,17 +1,13 @@
-"""What a native connection keeps to translate its messages cheaply.
+"""The ``<to>`` of a native client's messages, parsed once per address.
 
-Every message a native client sends names a recipient and, when the client
-gave no ``<id>``, gets one from the server (docs/native-protocol.md: the ack
-and the recipient carry it). Parsing the address and formatting it back cost
-about 1 µs a message, and ``secrets.token_hex`` about 2 µs (a ``getrandom``
-system call each time): docs/performance/analysis.md, "native cost". So each
-connection keeps the addresses it last saw and numbers the ids it assigns.
+A client writes to a few people, again and again; parsing the address and
+formatting it back for the XMPP form cost about 1 µs a message
+(docs/performance/analysis.md, "native cost"), so each connection keeps the
+last ones it saw.
 """
 
 from __future__ import annotations
 
-import itertools
-import secrets
 from typing import Final
 
 from xmlchat.errors import StanzaCondition, StanzaError
@@ -43,19 +39,3 @@ class Recipients:
                 self._known.clear()
             known = self._known[address] = (to, str(to))
         return known
-
-
-class Ids:
-    """Ids the server assigns on one connection: a random 64-bit prefix drawn
-    once, then a counter. As unique as :func:`~xmlchat.stanza.new_id`'s
-    (a collision needs two connections to draw the same prefix), and
-    unguessable to anyone who has seen none of them."""
-
-    __slots__ = ("_count", "_prefix")
-
-    def __init__(self) -> None:
-        self._prefix = secrets.token_hex(8)
-        self._count = itertools.count(1)
-
-    def next(self) -> str:
-        return f"{self._prefix}-{next(self._count):x}"
