@@ -55,6 +55,7 @@ from xmlchat.storage import (
     OfflineQueueFull,
     OfflineStore,
 )
+from xmlchat.xml.writer import known
 
 __all__ = ["BEHIND_BYTES", "REPLAY_PAGE", "MessageStore", "Messages"]
 
@@ -185,9 +186,10 @@ class Messages:
         if pipeline is not None and queue is not None:
             # Queued for this turn's commit; offered once stored, the ack after
             # that (the client's task goes on with its next stanza meanwhile).
-            done = pipeline.defer(partial(self._stored_for, local, stanza, stamp, origin))
+            data = to_bytes(stanza)
+            done = pipeline.defer(partial(self._stored_for, local, stanza, data, stamp, origin))
             try:
-                queue(to.bare, to_bytes(stanza), stamp, UNLIMITED, origin, done)
+                queue(to.bare, data, stamp, UNLIMITED, origin, done)
             except Exception as e:  # not queued (the store is closing): no ack
                 done(0, e)
             return "pending"
@@ -205,20 +207,28 @@ class Messages:
         self,
         local: list[Session],
         stanza: etree._Element,
+        data: bytes,
         stamp: datetime,
         origin: MessageOrigin | None,
         message_id: int,
         error: BaseException | None,
     ) -> None:
-        """A pipelined message's write is committed: offer it to ``local``."""
+        """A pipelined message's write is committed: offer it to ``local``.
+        ``data``: the stored bytes, the same element serialised, which its
+        delivery writes rather than serialising it again (nothing changed it
+        meanwhile: only the pipeline held it)."""
         if isinstance(error, DuplicateMessage):
             self.ctx.log.debug("a re-send (%s): acknowledged again, not delivered", origin)
             self.ctx.metrics.routed("duplicate")
             return
         if error is not None:
             raise error  # the front end answers (no ack)
-        for session in local:
-            self.inboxes.offer(session, message_id, stanza, stamp)
+        known(stanza, data)
+        try:
+            for session in local:
+                self.inboxes.offer(session, message_id, stanza, stamp)
+        finally:
+            known(None)
         self.ctx.metrics.routed("delivered")
 
     async def _to_remote(

@@ -133,6 +133,31 @@ def error_reply(stanza: etree._Element, error: StanzaError, lang: str = "en") ->
     return reply
 
 
+class _Known:
+    """One element whose ``etree.tostring`` output its caller already has."""
+
+    __slots__ = ("data", "element")
+
+    def __init__(self) -> None:
+        self.element: etree._Element | None = None
+        self.data = b""
+
+
+_KNOWN: Final = _Known()
+
+
+def known(element: etree._Element | None, data: bytes = b"") -> None:
+    """Until the next call (``known(None)`` to end it), :func:`serialize` takes
+    ``data`` for ``etree.tostring(element, encoding="utf-8", with_tail=False)``.
+
+    A durable message is serialised for the store before it is delivered
+    (docs/delivery.md); its delivery then writes the same element, unchanged,
+    so serialising it again would only repeat the work (about 1 µs a message,
+    3 % of the event loop's time in the message benchmark). The caller
+    promises the element does not change meanwhile and ends it after."""
+    _KNOWN.element, _KNOWN.data = element, data
+
+
 def serialize(stanza: etree._Element, standalone: bool = False) -> bytes:
     """A top-level element for a stream whose default namespace is ``jabber:client``.
 
@@ -146,8 +171,11 @@ def serialize(stanza: etree._Element, standalone: bool = False) -> bytes:
     tag = etree.QName(stanza)
     if tag.namespace == NS_CLIENT and (stanza.prefix is not None or stanza.nsmap.get(None) != NS_CLIENT):
         stanza = _rebuild_default_client(stanza)
-    # UTF-8, not lxml's default ASCII with character references (&#20320; is 8 bytes for 3).
-    data = etree.tostring(stanza, encoding="utf-8", with_tail=False)
+    if stanza is _KNOWN.element:
+        data = _KNOWN.data
+    else:
+        # UTF-8, not lxml's default ASCII with character references (&#20320; is 8 bytes for 3).
+        data = etree.tostring(stanza, encoding="utf-8", with_tail=False)
     if tag.namespace == NS_CLIENT and not standalone:
         head = b"<" + tag.localname.encode()
         if data.startswith(head + _CLIENT_DECL):
