@@ -30,7 +30,9 @@ QUEUE_FULL: Final = -1
 DUPLICATE: Final = 0  # ids start at 1
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per message on the event loop, and a frozen
+# dataclass sets each field through object.__setattr__ (3-4× the cost).
+@dataclass(slots=True)
 class OfflineWrite:
     jid: str
     stanza: bytes
