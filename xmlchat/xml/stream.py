@@ -345,7 +345,10 @@ def _recycle(parser: etree.XMLPullParser, open_root: etree._Element | None, clea
     if open_root is not None:
         name = etree.QName(open_root).localname
         prefix = open_root.prefix
-        parser.feed(f"</{prefix}:{name}>" if prefix else f"</{name}>")
+        try:
+            parser.feed(f"</{prefix}:{name}>" if prefix else f"</{name}>")
+        except etree.XMLSyntaxError:
+            return  # not between stanzas after all: not kept
     elif not clean:
         return
     with contextlib.suppress(etree.XMLSyntaxError):
