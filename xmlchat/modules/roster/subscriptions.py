@@ -145,6 +145,12 @@ class Subscriptions:
         session the server approves them (see the module docstring)."""
         store = self.book.store
         user = session.jid.bare
+        # Most logins find none: say so without the roster lock, which would make
+        # every login in the process wait for the one before (a login storm then
+        # piles up whole connections behind it). Safe: the session is available
+        # already, so a request stored after this read is delivered to it live.
+        if not await store.get_subscription_requests(user):
+            return
         async with self.book.lock:
             requests = await store.get_subscription_requests(user)
             stamp = datetime.now(UTC)
