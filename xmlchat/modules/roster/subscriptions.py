@@ -145,6 +145,14 @@ class Subscriptions:
         session the server approves them (see the module docstring)."""
         store = self.book.store
         user = session.jid.bare
+        # Most logins have none: say so without the lock, which is the whole
+        # server's (one login at a time held it across a store read: after a
+        # login storm, thousands of initial presences, and the stored messages
+        # that follow them, waited seconds for it). Missing one stored meanwhile
+        # is impossible: the session is available already, and _inbound, after
+        # storing a request, hands it to the owner's available sessions.
+        if not await store.get_subscription_requests(user):
+            return
         async with self.book.lock:
             requests = await store.get_subscription_requests(user)
             stamp = datetime.now(UTC)
