@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sqlite3
 import time
 
 from conftest import ServerProcess
@@ -146,3 +147,23 @@ def test_an_sm_burst_with_a_refused_message_answers_that_one_and_counts_all(serv
     match = a.search(answer)
     assert match and int(match.group(1)) == 5, answer
     peer.close()
+
+
+def test_only_a_client_given_id_is_kept_for_re_sends(server: ServerProcess) -> None:
+    """An id the server assigned (a native message without <id>) is one the
+    client never saw before its ack, so it cannot re-send under it: no
+    (sender, id) record is written for it (docs/delivery.md, "Re-sends")."""
+    bob = native_login(server.ports["native_plain"], "bob", "bobpw")
+    alice = native_login(server.ports["native_plain"], "alice", "alicepw")
+    alice.send("<message><id>c1</id><to>bob</to><body>given</body></message>"
+               "<message><to>bob</to><body>assigned</body></message>")
+    shown = re.findall(r"<message><id>([^<]+)</id>", bob.read_until("assigned").decode())
+    assert len(shown) == 2 and shown[0] == "c1", bob.received
+    # The sender's ack carries the id the server assigned, as the recipient saw it.
+    assert f"<ack><id>{shown[1]}</id>".encode() in alice.read_until(f"<ack><id>{shown[1]}</id>")
+    alice.close()
+    bob.close()
+    assert server.stop(signal.SIGTERM) == 0
+    with sqlite3.connect(server.data_dir / "xmlchat.sqlite3") as db:
+        kept = [row[0].split()[0] for row in db.execute("SELECT id FROM recent_ids")]
+    assert kept == ["c1"], kept

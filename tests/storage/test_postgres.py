@@ -105,6 +105,9 @@ async def _sqlite_with_everything(path: Path) -> tuple[list[int], list[str]]:
         await st.add_subscription_request(BOB, ALICE, b"<presence type='subscribe' id='2'/>")
         ids = [await st.store_offline(BOB, f"<m>{i}</m>".encode(), T0, limit=10) for i in range(3)]
         await st.store_offline(ALICE, b"<gone/>", T0, limit=10)
+        # Recorded twice in SQLite's log: stored again once its (tiny) window passed.
+        for window in (1e-9, 1e-9):
+            await st.store_offline(ALICE, b"<again/>", T0, 10, MessageOrigin("bob@localhost", "r1", window))
         await st.delete_offline(ALICE, ids[-1] + 1)  # the highest id is deleted, not forgotten
         await st.block(ALICE, [CAROL.with_resource("phone")])
         archived = [
@@ -149,6 +152,8 @@ async def test_migrate_storage_copies_a_data_directory(tmp_path: Path, postgres_
         assert offline[0].received == T0
         assert await st.store_offline(BOB, b"<new/>", T0, limit=10) > max(offline_ids) + 1
         assert await st.get_blocklist(ALICE) == [CAROL.with_resource("phone")]
+        with pytest.raises(DuplicateMessage):  # its record came over (one row for the two)
+            await st.store_offline(ALICE, b"<again/>", T0, 10, MessageOrigin("bob@localhost", "r1", 3600.0))
         page = await st.query_archive(ALICE, ArchiveQuery(after_id=archive_ids[0]), PageRequest(max=10))
         assert [m.id for m in page.messages] == archive_ids[1:]
         assert [m.outgoing for m in page.messages] == [False, True, False]

@@ -150,9 +150,9 @@ async def test_offline_writes_of_one_loop_turn_share_one_transaction(
     batches: list[int] = []
     real = _offline.apply_batch
 
-    def counting(conn: Any, writes: list[Any], deletes: list[Any], sweep: bool) -> list[int]:
+    def counting(conn: Any, recent: Any, writes: list[Any], deletes: list[Any], sweep: bool) -> list[int]:
         batches.append(len(writes))
-        return real(conn, writes, deletes, sweep)
+        return real(conn, recent, writes, deletes, sweep)
 
     monkeypatch.setattr(_offline, "apply_batch", counting)
     st = await SqliteStorage.open(db_path)
@@ -181,11 +181,11 @@ async def test_writes_queued_while_a_commit_runs_share_the_next_commit(
     release = threading.Event()
     real = _offline.apply_batch
 
-    def slow_first(conn: Any, writes: list[Any], deletes: list[Any], sweep: bool) -> list[int]:
+    def slow_first(conn: Any, recent: Any, writes: list[Any], deletes: list[Any], sweep: bool) -> list[int]:
         batches.append(len(writes))
         if len(batches) == 1:
             release.wait(5)  # the first commit is still running while more arrive
-        return real(conn, writes, deletes, sweep)
+        return real(conn, recent, writes, deletes, sweep)
 
     monkeypatch.setattr(_offline, "apply_batch", slow_first)
     told: list[int] = []
@@ -217,9 +217,9 @@ async def test_queued_writes_share_a_commit_and_are_told_in_order(
     batches: list[int] = []
     real = _offline.apply_batch
 
-    def counting(conn: Any, writes: list[Any], deletes: list[Any], sweep: bool) -> list[int]:
+    def counting(conn: Any, recent: Any, writes: list[Any], deletes: list[Any], sweep: bool) -> list[int]:
         batches.append(len(writes))
-        return real(conn, writes, deletes, sweep)
+        return real(conn, recent, writes, deletes, sweep)
 
     monkeypatch.setattr(_offline, "apply_batch", counting)
     told: list[tuple[int, int, BaseException | None]] = []
@@ -237,3 +237,31 @@ async def test_queued_writes_share_a_commit_and_are_told_in_order(
     assert isinstance(told[7][2], DuplicateMessage) and told[7][1] == 0
     ids = [i for n, i, e in told if n != 7]
     assert all(e is None for n, _, e in told if n != 7) and ids == sorted(ids) and len(set(ids)) == 9
+
+
+async def test_a_batch_bigger_than_a_statement_keeps_each_write_with_its_id(db_path: Path) -> None:
+    """A batch is inserted and deleted a run of rows per statement
+    (_offline.CHUNKS): 341 = 256 + 64 + 16 + 4 + 1, every size once; each
+    write's id must still name its own stanza, in the order queued, and a
+    delete names the owner too."""
+    from polling import wait_for
+
+    from xmlchat.storage import MessageOrigin
+    from xmlchat.storage.base import UNLIMITED
+
+    told: dict[int, int] = {}
+    st = await SqliteStorage.open(db_path)
+    try:
+        for n in range(341):
+            origin = MessageOrigin("bob@example.com", f"m{n}", 3600.0)
+            stanza = b"<m%d/>" % n
+            st.queue_offline(ALICE, stanza, T0, UNLIMITED, origin, lambda i, e, n=n: told.setdefault(n, i))
+        await wait_for(lambda: len(told) == 341, 5, what="the commit")
+        stored = {m.id: m.stanza for m in await st.fetch_offline(ALICE)}
+        assert [stored[told[n]] for n in range(341)] == [b"<m%d/>" % n for n in range(341)]
+        await st.delete_offline_ids(BOB, [told[1]])  # not bob's: stays
+        await st.delete_offline_ids(ALICE, [told[n] for n in range(0, 341, 2)])
+        left = [m.stanza for m in await st.fetch_offline(ALICE)]
+        assert left == [b"<m%d/>" % n for n in range(1, 341, 2)]
+    finally:
+        await st.close()

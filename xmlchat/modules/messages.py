@@ -104,6 +104,9 @@ class Messages:
         window = self.delivery.dedupe_window
         if not id_ or window <= 0:
             return None
+        pipeline = PIPELINE.get()
+        if pipeline is not None and pipeline.assigned == id_:
+            return None  # the server's own id: never re-sent (routing.pipeline)
         sender = session.jid if session.capabilities.full_xmpp else session.bare
         # With a digest of the body: a client that reuses ids (a counter from 1
         # at each start) sends a different text under an old id, a re-send the same.

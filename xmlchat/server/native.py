@@ -269,6 +269,7 @@ class NativeConnection(Connection[native.Event]):
         stamp, refuse = datetime.now(UTC), partial(self._refused, ref=event.id)
         try:
             stanza, to = self._to_xmpp(event)
+            self.pipeline.assigned = None if event.id else stanza.get("id")  # no re-send record
             await self.ctx.hub.receive(self.session, stanza, to, stamp)
         except StanzaError as e:  # answered after the messages before it, too
             return self.pipeline.answer(None, refuse, e)

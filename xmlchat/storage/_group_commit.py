@@ -24,12 +24,13 @@ from functools import partial
 from typing import Final, TypeVar
 
 from xmlchat.storage import _offline as oq
+from xmlchat.storage._recent import RecentIds
 from xmlchat.storage.base import DuplicateMessage, OfflineQueueFull
 
 # Seconds a delete waits for writes to share their transaction.
 DELETE_DELAY: Final = 0.005
-# Seconds between two sweeps of expired (sender, id) records: at every commit
-# it would cost an index walk per batch on the hot path.
+# Seconds between two sweeps of expired (sender, id) records (a walk of what
+# expired, in memory and in the log), rather than a little at every commit.
 SWEEP_EVERY: Final = 60.0
 
 T = TypeVar("T")
@@ -47,6 +48,7 @@ class GroupCommit:
         self._committing = 0  # transactions of this queue on the worker thread
         self._later: asyncio.TimerHandle | None = None  # one for deletes alone
         self._swept = float("-inf")  # when expired (sender, id) records were last forgotten
+        self._recent = RecentIds()  # used on the worker thread only
 
     async def write(self, write: oq.OfflineWrite) -> int:
         """The write's id; raises :class:`OfflineQueueFull` or :class:`DuplicateMessage`."""
@@ -99,7 +101,9 @@ class GroupCommit:
         sweep = loop.time() - self._swept > SWEEP_EVERY and any(w.origin for w, _ in writes)
         if sweep:
             self._swept = loop.time()
-        batch = partial(oq.apply_batch, self._conn, [w for w, _ in writes], [d for d, _ in deletes], sweep)
+        batch = partial(
+            oq.apply_batch, self._conn, self._recent, [w for w, _ in writes], [d for d, _ in deletes], sweep
+        )
         job = loop.run_in_executor(self._executor, batch)
         self._committing += 1
 

@@ -3,19 +3,27 @@ its worker thread: the group commit of one event-loop turn, and the reads.
 
 Every message for a local account passes through here before its sender is
 acknowledged (docs/delivery.md), so the batch is the hot path: one
-transaction for the writes and deletes of one turn, and the (sender, id)
-check against re-sends inside that same transaction.
+transaction for the writes and deletes of one turn, with the (sender, id)
+records against re-sends (looked up in memory, logged in that same
+transaction: storage/_recent.py).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Final, TypeVar
 
+from xmlchat.storage._recent import RecentIds, digest
 from xmlchat.storage.base import UNLIMITED, MessageOrigin, OfflineMessage
+
+# The statement sizes of a batch's rows (see _chunks); 3 * 256 variables
+# stay far below SQLite's limit (999 before 3.32).
+CHUNKS: Final = (256, 64, 16, 4, 1)
+T = TypeVar("T")
 
 # What a write in the batch came to, besides its new id.
 QUEUE_FULL: Final = -1
@@ -33,6 +41,7 @@ class OfflineWrite:
 
 def apply_batch(
     conn: sqlite3.Connection,
+    recent: RecentIds,
     writes: list[OfflineWrite],
     deletes: list[tuple[str, list[int]]],
     sweep: bool = False,
@@ -42,85 +51,105 @@ def apply_batch(
     recipient's queue is full (the limit counts the batch's own earlier
     writes), or :data:`DUPLICATE` when its origin was seen within its window.
     ``sweep``: also forget (sender, id) records past the widest window."""
-    ids: list[int] = []
-    queued: dict[str, int] = {}
-    accepted: list[tuple[str, bytes, str]] = []
+    if any(w.origin for w in writes):
+        recent.load(conn)  # once, before its first lookup
     now = time.time()
-    oldest_window = max((w.origin.window for w in writes if w.origin is not None), default=0.0)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if deletes:  # one statement for every session's settled ids
-            gone = [(jid, i) for jid, message_ids in deletes for i in message_ids]
-            conn.executemany("DELETE FROM offline WHERE jid = ? AND id = ?", gone)
-        claimed = _claim_all(conn, writes, now)
-        if claimed and all(w.limit >= UNLIMITED for w in writes):
-            # The common case: no re-send, every recipient online (no count).
-            accepted = [(w.jid, w.stanza, w.received) for w in writes]
-            ids = list(range(1, len(writes) + 1))
-        else:
-            for write in writes:
-                origin = write.origin
-                if origin is not None and not claimed and not _claim(conn, origin, now):
-                    ids.append(DUPLICATE)
-                    continue
-                if write.limit < UNLIMITED:  # no count for a user online
-                    if write.jid not in queued:
-                        queued[write.jid] = count_offline(conn, write.jid)
-                    if queued[write.jid] >= write.limit:
-                        if origin is not None:  # refused, so never taken: a re-send is new
-                            _forget(conn, origin)
-                        ids.append(QUEUE_FULL)
-                        continue
-                    queued[write.jid] += 1
-                accepted.append((write.jid, write.stanza, write.received))
-                ids.append(len(accepted))  # its place among the accepted, for now
+        _delete_settled(conn, deletes)
+        ids, accepted, records = _admit(conn, recent, writes, now)
         if accepted:
-            conn.executemany("INSERT INTO offline (jid, stanza, received) VALUES (?, ?, ?)", accepted)
+            last = _insert(conn, "offline (jid, stanza, received)", accepted)
             # AUTOINCREMENT in one transaction on the only connection: consecutive ids.
-            first = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0]) - len(accepted)
+            first = last - len(accepted)
             ids = [i if i <= DUPLICATE else first + i for i in ids]
-        if sweep and oldest_window:  # the index on 'at' keeps it cheap
-            conn.execute("DELETE FROM recent_ids WHERE at < ?", (now - oldest_window,))
+        logged = _insert(conn, "recent_ids (sender, id, at)", list(records.values())) if records else 0
+        if sweep:
+            _sweep(conn, recent, writes, now)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+    recent.committed(records, now, logged)
     return ids
 
 
-def _claim_all(conn: sqlite3.Connection, writes: list[OfflineWrite], now: float) -> bool:
-    """Record every write's origin in one statement, if none was recorded
-    before (nor twice in the batch); else record none, and return False (the
-    caller then checks them one by one)."""
-    keys = [(w.origin.sender, w.origin.id, now) for w in writes if w.origin is not None]
-    if not keys:
-        return True
-    before = conn.total_changes
-    conn.execute("SAVEPOINT claim")
-    conn.executemany("INSERT OR IGNORE INTO recent_ids (sender, id, at) VALUES (?, ?, ?)", keys)
-    if conn.total_changes - before == len(keys):
-        conn.execute("RELEASE claim")
-        return True
-    conn.execute("ROLLBACK TO claim")
-    conn.execute("RELEASE claim")
-    return False
+def _sweep(conn: sqlite3.Connection, recent: RecentIds, writes: list[OfflineWrite], now: float) -> None:
+    """Forget the (sender, id) records past the widest window of this batch's
+    writes, in memory and in the log (whose rowids follow time)."""
+    widest = max((w.origin.window for w in writes if w.origin is not None), default=0.0)
+    if widest and (expired := recent.expire(now - widest)):
+        conn.execute("DELETE FROM recent_ids WHERE rowid <= ?", (expired,))
 
 
-def _claim(conn: sqlite3.Connection, origin: MessageOrigin, now: float) -> bool:
-    """Record ``origin``; False if it was recorded within its window (a re-send)."""
-    key = (origin.sender, origin.id)
-    claimed = conn.execute("INSERT OR IGNORE INTO recent_ids (sender, id, at) VALUES (?, ?, ?)", (*key, now))
-    if claimed.rowcount:
-        return True  # the common case: one statement
-    row = conn.execute("SELECT at FROM recent_ids WHERE sender = ? AND id = ?", key).fetchone()
-    if float(row[0]) >= now - origin.window:
-        return False
-    conn.execute("UPDATE recent_ids SET at = ? WHERE sender = ? AND id = ?", (now, *key))
-    return True
+def _delete_settled(conn: sqlite3.Connection, deletes: list[tuple[str, list[int]]]) -> None:
+    gone = [(jid, i) for jid, message_ids in deletes for i in message_ids]
+    for chunk in _chunks(gone):
+        # Each id with its owner's jid (a wrong id never deletes another
+        # user's message), looked up by the primary key.
+        pairs = ", ".join(["(?, ?)"] * len(chunk))
+        conn.execute(
+            f"DELETE FROM offline WHERE id IN (SELECT o.id FROM (VALUES {pairs}) AS v"
+            " CROSS JOIN offline AS o ON o.id = v.column2 AND o.jid = v.column1)",
+            _flat(chunk),
+        )
 
 
-def _forget(conn: sqlite3.Connection, origin: MessageOrigin) -> None:
-    conn.execute("DELETE FROM recent_ids WHERE sender = ? AND id = ?", (origin.sender, origin.id))
+def _admit(
+    conn: sqlite3.Connection, recent: RecentIds, writes: list[OfflineWrite], now: float
+) -> tuple[list[int], list[tuple[str, bytes, str]], dict[int, tuple[str, str, float]]]:
+    """Which writes are stored: each one's place among the accepted (or why
+    not), the rows to insert, and the (sender, id) records they add, by digest."""
+    ids: list[int] = []
+    accepted: list[tuple[str, bytes, str]] = []
+    records: dict[int, tuple[str, str, float]] = {}
+    queued: dict[str, int] = {}
+    for write in writes:
+        origin, key = write.origin, 0
+        if origin is not None:
+            key = digest(origin)
+            if key in records or recent.seen(key, now - origin.window):
+                ids.append(DUPLICATE)
+                continue
+        if write.limit < UNLIMITED:  # no count for a user online
+            if write.jid not in queued:
+                queued[write.jid] = count_offline(conn, write.jid)
+            if queued[write.jid] >= write.limit:
+                ids.append(QUEUE_FULL)  # refused, so not recorded: a re-send is new
+                continue
+            queued[write.jid] += 1
+        if origin is not None:
+            records[key] = (origin.sender, origin.id, now)
+        accepted.append((write.jid, write.stanza, write.received))
+        ids.append(len(accepted))  # its place among the accepted, for now
+    return ids, accepted, records
+
+
+def _insert(conn: sqlite3.Connection, into: str, rows: Sequence[tuple[object, ...]]) -> int:
+    """Insert ``rows`` (of 3 values) into ``into``, a run per statement; the last rowid."""
+    last = 0
+    for chunk in _chunks(rows):
+        values = ", ".join(["(?, ?, ?)"] * len(chunk))
+        last = conn.execute(f"INSERT INTO {into} VALUES {values}", _flat(chunk)).lastrowid or 0
+    return last
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``items`` in runs of :data:`CHUNKS` sizes, the largest first. One
+    statement per run, not per row: each statement is one ``sqlite3_step``,
+    and around each the worker thread gives up the GIL and must win it back
+    from the busy event loop (up to the switch interval, 5 ms, each time), so
+    a transaction of N rows by ``executemany`` held its commit, and every
+    sender's ack, N times as long. Few sizes: their statements stay cached."""
+    start = 0
+    for size in CHUNKS:
+        while len(items) - start >= size:
+            yield items[start : start + size]
+            start += size
+
+
+def _flat(rows: Sequence[tuple[object, ...]]) -> list[object]:
+    return [value for row in rows for value in row]
 
 
 def fetch_offline(conn: sqlite3.Connection, jid: str, after_id: int, limit: int) -> list[OfflineMessage]:

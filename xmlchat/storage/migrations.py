@@ -157,6 +157,18 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ) WITHOUT ROWID;
     CREATE INDEX rooms_service ON rooms (service);
     """,
+    # 7: the (sender, id) records as a log, appended in rowid order with no key
+    # or index; the lookup is in memory (storage/_recent.py says why).
+    """
+    CREATE TABLE recent_log (
+        sender TEXT NOT NULL,               -- who sent it (docs/delivery.md, "Re-sends")
+        id     TEXT NOT NULL,               -- the sender's message id
+        at     REAL NOT NULL                -- when it was stored, seconds since the epoch
+    );
+    INSERT INTO recent_log (sender, id, at) SELECT sender, id, at FROM recent_ids ORDER BY at;
+    DROP TABLE recent_ids;
+    ALTER TABLE recent_log RENAME TO recent_ids;
+    """,
 )
 
 

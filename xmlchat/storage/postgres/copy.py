@@ -37,6 +37,7 @@ class Table:
     order: str  # SQLite's order, so PostgreSQL's identities follow it
     convert: dict[str, Callable[[Any], Any]]
     identity: str | None = None  # an identity column whose values are copied
+    rows: str | None = None  # what to select instead of the table's rows (same columns)
 
 
 TABLES: Final = (
@@ -44,7 +45,12 @@ TABLES: Final = (
     Table("scram", ("jid", "mechanism", "salt", "iterations", "stored_key", "server_key"), "jid", {}),
     Table("offline", ("id", "jid", "stanza", "received"), "id", {}, identity="id"),
     # So a client's re-send after the move is still recognised (docs/delivery.md).
-    Table("recent_ids", ("sender", "id", "at"), "sender, id", {}),
+    # SQLite's is a log (storage/_recent.py): a (sender, id) stored again past
+    # its window has two rows there, one key in PostgreSQL, the newest time.
+    Table(
+        "recent_ids", ("sender", "id", "at"), "sender, id", {},
+        rows="SELECT sender, id, max(at) FROM recent_ids GROUP BY sender, id",
+    ),
     Table(
         "roster",
         ("jid", "contact", "name", "subscription", "ask", "approved", "groups"),
@@ -127,7 +133,8 @@ async def _copy(source: sqlite3.Connection, conn: AsyncConnection[Any], table: T
 
 
 def _rows(source: sqlite3.Connection, table: Table) -> Iterator[tuple[Any, ...]]:
-    query = f"SELECT {', '.join(table.columns)} FROM {table.name} ORDER BY {table.order}"
+    select = table.rows or f"SELECT {', '.join(table.columns)} FROM {table.name}"
+    query = f"{select} ORDER BY {table.order}"
     converters = [table.convert.get(column) for column in table.columns]
     for row in source.execute(query):
         yield tuple(value if fn is None else fn(value) for fn, value in zip(converters, row, strict=True))
