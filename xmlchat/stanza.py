@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from typing import Final
 
@@ -16,6 +17,25 @@ BODY: Final = f"{{{CLIENT_NS}}}body"
 
 def new_id() -> str:
     return secrets.token_hex(8)
+
+
+# Ids the server gives a client's message that came without one (the native
+# protocol's ack and recipient carry one: docs/native-protocol.md): a random
+# prefix per process, then a counter. Unique like new_id's, no system call per
+# message (secrets costs a getrandom each), and recognisable: no client chose
+# it, so it is no key for recognising a client's re-send (modules/messages.py).
+_ASSIGNED_PREFIX: Final = f"{secrets.token_hex(8)}-"
+_assigned = itertools.count(1)
+
+
+def assigned_id() -> str:
+    return f"{_ASSIGNED_PREFIX}{next(_assigned):x}"
+
+
+def is_assigned_id(id_: str) -> bool:
+    """Whether ``id_`` came from :func:`assigned_id` in this process (a client
+    copying one from an ack only gives up the re-send check for itself)."""
+    return id_.startswith(_ASSIGNED_PREFIX)
 
 
 def make(tag: str, attrib: dict[str, str] | None = None, text: str | None = None) -> etree._Element:

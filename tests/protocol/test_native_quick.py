@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from xmlchat.protocol.native.quick import plain_message
-from xmlchat.protocol.native.wire import NS, schema
+from xmlchat.protocol.native.quick import plain_fields, plain_message
+from xmlchat.protocol.native.wire import NS, child_texts, schema
 
 _NAMES = ["id", "from", "to", "body", "time", "seq", "other"]
 # Characters around every boundary of the schema's types: XML's four spaces and
@@ -57,8 +57,12 @@ def messages(draw: st.DrawFn) -> etree._Element:
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages())
 def test_what_the_check_accepts_the_schema_accepts(el: etree._Element) -> None:
-    if plain_message(el):
+    fields = plain_fields(el)
+    assert plain_message(el) == (fields is not None)
+    if fields is not None:
         assert schema().validate(el), etree.tostring(el)
+        # What the core makes its event from: the texts the general path reads.
+        assert fields == child_texts(el), etree.tostring(el)
 
 
 def _message(**fields: str) -> etree._Element:

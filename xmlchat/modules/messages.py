@@ -46,7 +46,7 @@ from xmlchat.routing.api import (
 )
 from xmlchat.routing.pipeline import PIPELINE, drain
 from xmlchat.routing.session import Session
-from xmlchat.stanza import body_text, from_bytes, to_bytes
+from xmlchat.stanza import body_text, from_bytes, is_assigned_id, to_bytes
 from xmlchat.storage import (
     UNLIMITED,
     AccountStore,
@@ -99,14 +99,13 @@ class Messages:
     def _origin(self, session: Session, message: etree._Element) -> MessageOrigin | None:
         """Who re-sends under the same id: a native client's user (its library
         re-sends after a reconnect, on any resource), an XMPP client's full JID
-        (XEP-0198 resumption keeps it; ids are only unique per client)."""
+        (XEP-0198 resumption keeps it; ids are only unique per client). None
+        for an id the server assigned: a re-send of that message comes with
+        another, so recording it would only cost a store write per message."""
         id_ = message.get("id")
         window = self.delivery.dedupe_window
-        if not id_ or window <= 0:
+        if not id_ or window <= 0 or is_assigned_id(id_):
             return None
-        pipeline = PIPELINE.get()
-        if pipeline is not None and pipeline.assigned == id_:
-            return None  # the server's own id: never re-sent (routing.pipeline)
         sender = session.jid if session.capabilities.full_xmpp else session.bare
         # With a digest of the body: a client that reuses ids (a counter from 1
         # at each start) sends a different text under an old id, a re-send the same.

@@ -66,7 +66,7 @@ class Deferred:
 class Pipeline:
     """The stanzas of one client in flight between their write and their ack."""
 
-    __slots__ = ("_failed", "_flush", "_idle", "_last", "_pending", "_taken", "assigned")
+    __slots__ = ("_failed", "_flush", "_idle", "_last", "_pending", "_taken")
 
     def __init__(
         self, failed: Callable[[Exception], None] | None = None, flush: Callable[[], None] | None = None
@@ -78,10 +78,6 @@ class Pipeline:
         self._last: Deferred | None = None  # the newest one still pending
         self._taken: Deferred | None = None  # deferred by the stanza being handled
         self._idle: asyncio.Future[None] | None = None
-        # The id the front end assigned to the stanza being handled (it had
-        # none): its client never knew it before the ack, so never re-sends
-        # under it, and it needs no (sender, id) record (docs/delivery.md).
-        self.assigned: str | None = None
 
     @property
     def busy(self) -> bool:

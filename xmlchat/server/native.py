@@ -26,9 +26,10 @@ from xmlchat.protocol import native
 from xmlchat.routing.session import NATIVE_CLIENT, Session
 from xmlchat.server.connection import Connection
 from xmlchat.server.native_history import history_page
+from xmlchat.server.native_messages import Recipients
 from xmlchat.server.native_receipts import Receipts, resume_resource, resume_token
 from xmlchat.server.native_rooms import NativeRooms
-from xmlchat.stanza import BODY, body_text, kind, make, new_id
+from xmlchat.stanza import BODY, assigned_id, body_text, kind, make, new_id
 from xmlchat.xml.stream import StreamLimits
 
 # What a native <message> becomes inside the server (docs/native-protocol.md, "Mapping to XMPP").
@@ -64,6 +65,7 @@ class NativeConnection(Connection[native.Event]):
         self._visible: dict[JID, set[str]] = {}
         # Set at login when the client acknowledges messages (<receipts/>).
         self._receipts: Receipts | None = None
+        self._recipients = Recipients(self.config.domain)
         service = f"{self.config.muc.subdomain}.{self.config.domain}"
         session = partial(getattr, weakref.proxy(self), "session")  # weakly: no cycle to collect
         self._rooms = NativeRooms(self.core, self.ctx.hub, service, session, self.config.muc.enabled)
@@ -84,16 +86,18 @@ class NativeConnection(Connection[native.Event]):
         return self._jid.bare if self._jid is not None else None
 
     def write(self, stanza: etree._Element, stamp: datetime, delayed: bool = False) -> None:
-        self.metrics.stanza_out(self.protocol, kind(stanza))
+        name = kind(stanza)
+        self.metrics.stanza_out(self.protocol, name)
         self.log_stanza("out", stanza)
-        self._write(stanza, stamp)
+        self._write(name, stanza, stamp)
         self.flush()
 
-    def _write(self, stanza: etree._Element, stamp: datetime) -> None:
-        match kind(stanza):
+    def _write(self, name: str, stanza: etree._Element, stamp: datetime) -> None:
+        match name:
             case "message":
-                if not self._rooms.write_message(stanza, stamp):
-                    self._write_message(stanza, stamp)
+                type_ = stanza.get("type")
+                if type_ != "groupchat" or not self._rooms.write_message(stanza, stamp):
+                    self._write_message(type_, stanza, stamp)
             case "presence":
                 if not self._rooms.write_presence(stanza):
                     self._write_presence(stanza)
@@ -101,16 +105,16 @@ class NativeConnection(Connection[native.Event]):
                 self._write_blocklist_push(stanza)
             # Other iqs have no native form: the hub answers those to sessions without full XMPP.
 
-    def _write_message(self, stanza: etree._Element, stamp: datetime) -> None:
+    def _write_message(self, type_: str | None, stanza: etree._Element, stamp: datetime) -> None:
         body = body_text(stanza)
-        if body is None or stanza.get("type") == "error":
+        if body is None or type_ == "error":
             return  # chat states, receipts and errors have no native form
         sender = stanza.get("from", "")
         if not (self._rooms.nicks and self._rooms.is_occupant(sender)):  # keeps its nick (XEP-0045 §7.5)
             with contextlib.suppress(InvalidJID):
                 sender = bare_str(sender)
         seq = self._receipts.next_seq() if self._receipts is not None else None
-        self.core.send_message(stanza.get("id") or new_id(), sender, self._bare, stamp, body, seq)
+        self.core.send_message(stanza.get("id") or assigned_id(), sender, self._bare, stamp, body, seq)
 
     def _write_presence(self, stanza: etree._Element) -> None:
         type_ = stanza.get("type")
@@ -269,7 +273,6 @@ class NativeConnection(Connection[native.Event]):
         stamp, refuse = datetime.now(UTC), partial(self._refused, ref=event.id)
         try:
             stanza, to = self._to_xmpp(event)
-            self.pipeline.assigned = None if event.id else stanza.get("id")  # no re-send record
             await self.ctx.hub.receive(self.session, stanza, to, stamp)
         except StanzaError as e:  # answered after the messages before it, too
             return self.pipeline.answer(None, refuse, e)
@@ -285,15 +288,12 @@ class NativeConnection(Connection[native.Event]):
                 claimed = None
             if claimed is None or claimed.bare != self.jid.bare:
                 raise StanzaError(StanzaCondition.FORBIDDEN, "<from> must be your own address")
-        try:
-            to = JID.user(event.to, domain)
-        except InvalidJID:
-            raise StanzaError(StanzaCondition.JID_MALFORMED, f"bad address {event.to!r}") from None
+        to, to_text = self._recipients.parse(event.to)
         # A template's deep copy (__copy__: the stubs omit it) is twice as fast as building it.
         stanza: etree._Element = _CHAT_MESSAGE.__copy__()  # type: ignore[attr-defined]
-        stanza.set("id", event.id or new_id())
+        stanza.set("id", event.id or assigned_id())
         stanza.set("from", self._full)
-        stanza.set("to", str(to))
+        stanza.set("to", to_text)
         stanza[0].text = event.body
         return stanza, to
 

@@ -27,10 +27,11 @@ from xmlchat.protocol.native.events import (
     Event,
     Failed,
     LoginRequested,
+    MessageReceived,
     Opened,
 )
 from xmlchat.protocol.native.history import history_xml
-from xmlchat.protocol.native.quick import plain_message
+from xmlchat.protocol.native.quick import plain_fields, plain_message
 from xmlchat.protocol.native.requests import block_jids, request_event
 from xmlchat.protocol.native.wire import (
     NS,
@@ -57,6 +58,7 @@ from xmlchat.xml.stream import (
 # "Blocking"): one request stays one bounded store transaction.
 MAX_BLOCK_JIDS: Final = 100
 
+_MESSAGE: Final = f"{{{NS}}}message"
 # Stanzas a client may send before logging in; anything else is not-authorized.
 _BEFORE_LOGIN: Final = frozenset({"login", "ping", "pong", "logout"})
 # Stanzas only the server sends: a client sending them gets bad-request.
@@ -176,6 +178,14 @@ class NativeServerStream:
         return header[:-1] + b"/>" if self._standalone else header
 
     def _stanza(self, el: etree._Element, events: list[Event]) -> None:
+        if el.tag == _MESSAGE and self.state is State.LOGGED_IN:
+            # The stanza of nearly every turn: checked and read in one pass,
+            # the event made here (what the general path below would conclude).
+            fields = plain_fields(el)
+            if fields is not None:
+                get = fields.get
+                events.append(MessageReceived(fields["to"], fields["body"], get("id"), get("from")))
+                return
         ns, _, name = el.tag.partition("}") if isinstance(el.tag, str) else ("", "", "")
         texts = child_texts(el)
         ref = texts.get("id")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from functools import cache, lru_cache
+from functools import cache
 from importlib import resources
 from typing import Final
 from xml.sax.saxutils import escape
@@ -74,15 +74,26 @@ def _escape(text: str) -> str:
     return text
 
 
-# A message's acceptance time is written twice (its <ack>, its delivery): the
-# second is a cache hit.
-@lru_cache(maxsize=8)
+# A message's acceptance time is written twice or more, one right after the
+# other, from the same datetime object: its delivery (or deliveries), then its
+# <ack> (the pipeline runs them in that order, in memory or after the commit).
+# So the last one is kept, checked by identity (an lru_cache must hash the
+# datetime, which costs more than formatting it; the reference kept means the
+# object, and so its identity, cannot be reused).
+_last_stamp: tuple[datetime | None, str] = (None, "")
+
+
 def timestamp(moment: datetime) -> str:
     """XSD dateTime in UTC with milliseconds: 2026-11-22T10:00:00.123Z."""
+    global _last_stamp
+    last, text = _last_stamp
+    if moment is last:
+        return text
+    utc = moment if moment.tzinfo is UTC or not moment.utcoffset() else moment.astimezone(UTC)
     # isoformat() is C code; strftime() showed up in profiles of the message path.
-    if moment.utcoffset():
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
+    text = utc.isoformat(timespec="milliseconds")[:23] + "Z"
+    _last_stamp = (moment, text)
+    return text
 
 
 def stream_header(attrs: dict[str, str]) -> bytes:
