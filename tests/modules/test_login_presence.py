@@ -1,5 +1,5 @@
-"""Initial presence during a login storm: one account's login never waits
-for another's roster work.
+"""Initial presence during a login storm: one account's stored messages never
+wait for another's roster work (test_login_roster_lock.py: nor its login).
 
 The stored subscription requests are shown at initial presence under the
 roster book's lock, which makes subscription changes one at a time for the
@@ -54,17 +54,6 @@ async def test_a_login_without_requests_does_not_wait_for_the_roster_lock() -> N
             await asyncio.wait_for(login, 5)  # his initial presence is over, too
         finally:
             login.cancel()
-
-
-async def test_a_stored_request_is_still_shown_at_login() -> None:
-    world = World()
-    await world.users("alice@localhost", "bob@localhost")
-    request = make("presence", {"type": "subscribe", "from": str(ALICE), "to": str(BOB)})
-    await world.store.add_subscription_request(BOB, ALICE, to_bytes(request))
-    bob = Recorder()
-    await _available(world, "bob@localhost/phone", bob)
-    await wait_for(lambda: "subscribe" in _types(bob), 5, what="the stored request")
-    assert _types(bob).count("subscribe") == 1
 
 
 async def test_a_request_arriving_during_the_login_is_shown_once() -> None:

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from xmlchat.config import Config
@@ -39,7 +40,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            _on_signal(loop, sig, stop.set)
         reloads: set[asyncio.Task[None]] = set()
         started: list[Server] = []
 
@@ -80,6 +81,20 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         say(f"xmlchat: cannot start: {e}", config.log.format, error=True, logger="xmlchat.serve")
         return 1
     return runtime.run(serve(), loop_factory)
+
+
+def _on_signal(loop: asyncio.AbstractEventLoop, sig: signal.Signals, callback: Callable[[], None]) -> None:
+    """Run ``callback`` in ``loop`` when ``sig`` comes.
+
+    Not ``loop.add_signal_handler``: asyncio's loop hears of that signal only
+    through a byte written to its self-pipe, which every call_soon_threadsafe
+    (the store's thread, the executor's) also writes to; while the loop is
+    busy a burst of those fills the pipe, the signal's byte is dropped and the
+    server never stops. A Python handler runs in the main thread at the next
+    bytecode whatever the pipe holds; the loop's wake-up byte, written when
+    there is room, still wakes it from an idle wait (SIGHUP keeps asyncio's
+    handler, which sets the pipe as the signal wake-up fd)."""
+    signal.signal(sig, lambda *_: loop.call_soon_threadsafe(callback))
 
 
 async def _reload(server: Any) -> None:

@@ -163,32 +163,42 @@ class StanzaStream:
         ``final``: the stream is over (the connection ended, or a restart
         replaced it): give the parser back whatever its state; nothing may be
         fed after."""
-        count = self._count
         root = self._root
+        between = self._between_stanzas()
         if final:
             if self._parser is not None:
                 self._root = None
-                _recycle(self._parser)
+                _recycle(self._parser, root if between else None, clean=between or self._ended_clean())
                 self._parser = None
             self.closed = True
             return True
-        if (
-            root is None
+        if not between:
+            return False
+        if self._parser is not None:
+            assert root is not None  # _between_stanzas
+            # The header as parsed: the same names, namespaces and xml:lang.
+            header = etree.tostring(etree.Element(root.tag, dict(root.attrib), nsmap=root.nsmap))
+            self._header = header[:-2] + b">"  # an empty element ends with "/>"
+            self._root = None
+            _recycle(self._parser, root, clean=True)
+            self._parser = None
+        return True
+
+    def _between_stanzas(self) -> bool:
+        """The header parsed, and since then only whole stanzas and whitespace."""
+        count = self._count
+        return not (
+            self._root is None
             or self.closed
             or self._failed is not None
             or count.depth != 1
             or count.pending_bytes
             or self._utf8.getstate()[0]
-        ):
-            return False
-        if self._parser is not None:
-            # The header as parsed: the same names, namespaces and xml:lang.
-            header = etree.tostring(etree.Element(root.tag, dict(root.attrib), nsmap=root.nsmap))
-            self._header = header[:-2] + b">"  # an empty element ends with "/>"
-            self._root = None
-            _recycle(self._parser)
-            self._parser = None
-        return True
+        )
+
+    def _ended_clean(self) -> bool:
+        """No element is open in the parser: its root ended, or none began."""
+        return self._failed is None and self._count.depth == 0
 
     def _wake(self) -> None:
         parser = self._parser = _new_parser()
@@ -322,9 +332,25 @@ class StanzaStream:
         return stanza
 
 
-def _recycle(parser: etree.XMLPullParser) -> None:
-    """End ``parser``'s document (unfinished: an error, ignored) and keep it
-    for the next stream; close() frees the document and resets the parser."""
+def _recycle(parser: etree.XMLPullParser, open_root: etree._Element | None, clean: bool) -> None:
+    """End ``parser``'s document and keep the parser for the next stream;
+    close() frees the document and resets the parser.
+
+    lxml keeps every element whose end it has not parsed on a stack of the
+    parser's context, which close() does not empty: a root left open there
+    keeps its whole document for as long as the parser lives. So the root
+    of a stream between stanzas (``open_root``) is ended first, and a parser
+    in any other unfinished state (``clean`` false: cut inside a stanza, or
+    failed) is not kept: dropped, the collector frees it."""
+    if open_root is not None:
+        name = etree.QName(open_root).localname
+        prefix = open_root.prefix
+        try:
+            parser.feed(f"</{prefix}:{name}>" if prefix else f"</{name}>")
+        except etree.XMLSyntaxError:
+            return  # not between stanzas after all: not kept
+    elif not clean:
+        return
     with contextlib.suppress(etree.XMLSyntaxError):
         parser.close()
     for _ in parser.read_events():

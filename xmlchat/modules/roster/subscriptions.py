@@ -145,12 +145,11 @@ class Subscriptions:
         session the server approves them (see the module docstring)."""
         store = self.book.store
         user = session.jid.bare
-        # Most logins have none: say so without the lock, which is the whole
-        # server's (one login at a time held it across a store read: after a
-        # login storm, thousands of initial presences, and the stored messages
-        # that follow them, waited seconds for it). Missing one stored meanwhile
-        # is impossible: the session is available already, and _inbound, after
-        # storing a request, hands it to the owner's available sessions.
+        # Most logins find none: say so without the roster lock, which would make
+        # every login in the process wait for the one before (a login storm then
+        # piles up whole connections behind it, and the stored messages replayed
+        # after this hook wait with them). Safe: the session is available
+        # already, so a request stored after this read is delivered to it live.
         if not await store.get_subscription_requests(user):
             return
         async with self.book.lock:

@@ -62,6 +62,19 @@ class Settings:
     framing: Framing
 
 
+# Settings already in use, so that connections made with the same options share
+# one object (with its tuples and sets), instead of ~0.7 KiB each.
+_SHARED: dict[Settings, Settings] = {}
+_SHARED_MAX = 64
+
+
+def shared(settings: Settings) -> Settings:
+    """The Settings in use equal to ``settings`` (it is immutable), or ``settings``."""
+    if len(_SHARED) >= _SHARED_MAX:  # options that change (tests, reloads): start again
+        _SHARED.clear()
+    return _SHARED.setdefault(settings, settings)
+
+
 @dataclass(slots=True)
 class Outstanding:
     """What the core is in the middle of with the server; it dies with the stream."""

@@ -29,8 +29,6 @@ from xmlchat.protocol.xmpp.wire import TLS_FAILURE, TLS_PROCEED, XML_SPACE, data
 from xmlchat.xml.stream import StreamOpened
 from xmlchat.xml.writer import NS_CLIENT, NS_SASL, NS_SASL_CB, NS_TLS
 
-Handler = Callable[[etree._Element], list[Event]]
-
 _STARTTLS: Final = f"{{{NS_TLS}}}starttls"
 _AUTH: Final = f"{{{NS_SASL}}}auth"
 _RESPONSE: Final = f"{{{NS_SASL}}}response"
@@ -53,40 +51,41 @@ class Negotiation:
         self._auth = auth
         self._binding = binding
         self._sm = sm
-        # XEP-0198: <enable/> before bind fails (§3), <resume/> comes instead of bind (§5).
-        unbound_sm: Mapping[str, Handler] = (
-            {SM_ENABLE: sm.on_element, SM_RESUME: sm.on_element} if sm is not None else {}
-        )
-        malformed = SaslCondition.MALFORMED_REQUEST
-        self._table: Mapping[State, Mapping[str, Handler]] = {
-            State.NEGOTIATING: {
-                _STARTTLS: self._on_starttls,
-                _AUTH: auth.on_auth,
-                _ABORT: lambda _: auth.failed(SaslCondition.ABORTED),
-                _RESPONSE: lambda _: auth.failed(malformed, "no exchange in progress"),
-            },
-            State.AUTHENTICATING: {
-                _RESPONSE: auth.on_response,
-                _ABORT: lambda _: auth.failed(SaslCondition.ABORTED),  # §6.4.4
-                _AUTH: lambda _: auth.failed(malformed, "an exchange is in progress"),
-            },
-            State.UNBOUND: {
-                _IQ: self._on_unbound_iq,
-                **unbound_sm,
-            },
-        }
 
     @property
     def states(self) -> frozenset[State]:
         """The states whose elements :meth:`on_element` handles."""
-        return frozenset(self._table)
+        return _STATES
 
     def on_element(self, element: etree._Element) -> list[Event]:
         state = self._link.state
-        handler = self._table[state].get(etree.QName(element).text)
+        handler = _TABLE[state].get(etree.QName(element).text)
         if handler is None:
             return self._link.unexpected(element, _NOT_YET[state])
-        return handler(element)
+        return handler(self, element)
+
+    # -- SASL elements, as the table routes them (the exchange is SaslExchange) --------------
+
+    def _on_auth(self, element: etree._Element) -> list[Event]:
+        return self._auth.on_auth(element)
+
+    def _on_response(self, element: etree._Element) -> list[Event]:
+        return self._auth.on_response(element)
+
+    def _on_abort(self, _: etree._Element) -> list[Event]:
+        return self._auth.failed(SaslCondition.ABORTED)  # §6.4.4
+
+    def _response_unasked(self, _: etree._Element) -> list[Event]:
+        return self._auth.failed(SaslCondition.MALFORMED_REQUEST, "no exchange in progress")
+
+    def _auth_again(self, _: etree._Element) -> list[Event]:
+        return self._auth.failed(SaslCondition.MALFORMED_REQUEST, "an exchange is in progress")
+
+    def _on_sm(self, element: etree._Element) -> list[Event]:
+        """XEP-0198: <enable/> before bind fails (§3), <resume/> comes instead of bind (§5)."""
+        if self._sm is None:
+            return self._link.unexpected(element, _NOT_YET[State.UNBOUND])
+        return self._sm.on_element(element)
 
     # -- stream headers and features (RFC 6120 §4.3.2, §4.7) --------------------------------
 
@@ -162,3 +161,27 @@ class Negotiation:
             if payload is not None and payload.tag == SESSION:
                 return self._binding.on_session(iq)
         return self._link.unexpected(iq, _NOT_YET[State.UNBOUND])
+
+
+# For each negotiating state, the top-level elements it takes and what handles
+# them; anything else ends the stream. One table for every connection (a table
+# of bound methods and closures per connection was ~2 KiB of each idle session).
+_TABLE: Final[Mapping[State, Mapping[str, Callable[[Negotiation, etree._Element], list[Event]]]]] = {
+    State.NEGOTIATING: {
+        _STARTTLS: Negotiation._on_starttls,
+        _AUTH: Negotiation._on_auth,
+        _ABORT: Negotiation._on_abort,
+        _RESPONSE: Negotiation._response_unasked,
+    },
+    State.AUTHENTICATING: {
+        _RESPONSE: Negotiation._on_response,
+        _ABORT: Negotiation._on_abort,
+        _AUTH: Negotiation._auth_again,
+    },
+    State.UNBOUND: {
+        _IQ: Negotiation._on_unbound_iq,
+        SM_ENABLE: Negotiation._on_sm,
+        SM_RESUME: Negotiation._on_sm,
+    },
+}
+_STATES: Final = frozenset(_TABLE)

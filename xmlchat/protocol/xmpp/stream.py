@@ -24,8 +24,8 @@ from xmlchat.protocol.xmpp.binding import Binding
 from xmlchat.protocol.xmpp.established import Established
 from xmlchat.protocol.xmpp.events import Event, LocalProtocolError
 from xmlchat.protocol.xmpp.framing import TCP, Framing, out_of_order
-from xmlchat.protocol.xmpp.link import C2SLimits, Link, Settings
-from xmlchat.protocol.xmpp.negotiation import Handler, Negotiation
+from xmlchat.protocol.xmpp.link import C2SLimits, Link, Settings, shared
+from xmlchat.protocol.xmpp.negotiation import Negotiation
 from xmlchat.protocol.xmpp.sm import Resumable, StreamManagement
 from xmlchat.protocol.xmpp.state import State, _Input
 from xmlchat.protocol.xmpp.wire import XML_SPACE, data_before_restart, stream_error_condition
@@ -143,7 +143,7 @@ class C2SStream:
         for name in mechanisms:
             if name not in sasl.ALL_MECHANISMS:
                 raise ValueError(f"unknown SASL mechanism {name!r}")
-        settings = Settings(
+        settings = shared(Settings(
             hosts=tuple(JID.parse(h).domain for h in hosts),
             tls_available=tls_available,
             require_encryption=require_encryption,
@@ -159,20 +159,13 @@ class C2SStream:
             extra_features=tuple(features),
             nonza_namespaces=frozenset(nonza_namespaces),
             framing=framing,
-        )
+        ))
         self._link = link = Link(settings, encrypted=tls_active, channel_binding=channel_binding)
         self._auth = SaslExchange(link)
         self._binding = Binding(link)
         self._sm = StreamManagement(link, resume_timeout) if stream_management else None
         self._negotiation = Negotiation(link, self._auth, self._binding, self._sm)
-        established = Established(link, self._binding, self._sm)
-        # Which stage takes a top-level element, by state; CLOSING ignores them:
-        # our side is closed, nothing could be answered (§4.4).
-        self._handlers: Mapping[State, Handler] = {
-            **dict.fromkeys(self._negotiation.states, self._negotiation.on_element),
-            State.BOUND: established.on_element,
-            State.CLOSING: lambda _: [],
-        }
+        self._established = Established(link, self._binding, self._sm)
 
     @classmethod
     def from_config(
@@ -394,7 +387,13 @@ class C2SStream:
         element = item.element
         if element.tag == f"{{{NS_STREAMS}}}error":
             return link.peer_closed(stream_error_condition(element))
-        handler = self._handlers.get(link.state)
-        if handler is None:  # unreachable: only a header can start a new parser
-            raise LocalProtocolError(f"element in state {link.state.name}")
-        return handler(element)
+        # Which stage takes a top-level element, by state; CLOSING ignores them:
+        # our side is closed, nothing could be answered (§4.4).
+        state = link.state
+        if state is State.BOUND:
+            return self._established.on_element(element)
+        if state in self._negotiation.states:
+            return self._negotiation.on_element(element)
+        if state is State.CLOSING:
+            return []
+        raise LocalProtocolError(f"element in state {state.name}")  # only a header starts a parser
