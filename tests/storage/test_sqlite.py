@@ -29,11 +29,11 @@ async def test_open_creates_parent_dir_in_wal_mode(db_path: Path) -> None:
 def _storage_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name.startswith("xmlchat-sqlite")}
 
-async def test_close_stops_the_worker_thread_and_is_idempotent(db_path: Path) -> None:
+async def test_close_stops_the_worker_threads_and_is_idempotent(db_path: Path) -> None:
     before = _storage_threads()
     st = await SqliteStorage.open(db_path)
     await st.user_exists(ALICE)
-    assert len(_storage_threads() - before) == 1
+    assert len(_storage_threads() - before) == 2  # the writer and the reader
     await st.close()
     await st.close()
     assert not _storage_threads() - before

@@ -65,6 +65,20 @@ def connect(path: Path, synchronous: str = "normal") -> sqlite3.Connection:
     return conn
 
 
+def connect_reader(path: Path) -> sqlite3.Connection:
+    """A second connection, for reads only, beside the one :func:`connect`
+    opened and migrated: in WAL mode it reads while the other writes, and
+    sees what was committed before each of its statements began."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA query_only = ON")  # a write sent here by mistake fails loudly
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def close(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA optimize")
     conn.close()

@@ -1,11 +1,13 @@
 """The SQLite store: accounts, offline messages (XEP-0160), rosters (RFC 6121), rooms (XEP-0045).
 
-All database work runs on one dedicated thread that owns the only connection,
-so the event loop never blocks on disk and every call is one serialized
-transaction. PBKDF2 for new SCRAM keys is CPU work, not database work: it runs
-in the loop's default executor so a burst of logins does not queue reads.
+Database work runs on two dedicated threads, each owning its connection
+(_threads.py): every write on the writer, in order, each call one
+transaction; reads on a reader beside it, so commits never queue behind
+them. The event loop never blocks on disk. PBKDF2 for new SCRAM keys is CPU
+work, not database work: it runs in the loop's default executor so a burst
+of logins does not queue reads.
 
-A cancelled call still finishes on the worker thread (a started transaction
+A cancelled call still finishes on its thread (a started transaction
 commits); only the awaiting coroutine stops waiting.
 """
 
@@ -14,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -29,6 +29,7 @@ from xmlchat.storage import _queries as q
 from xmlchat.storage import _rooms as rq
 from xmlchat.storage import scram
 from xmlchat.storage._group_commit import GroupCommit
+from xmlchat.storage._threads import StoreThreads
 from xmlchat.storage.base import (
     BLOCKLIST_LIMIT,
     SUBSCRIPTIONS,
@@ -73,15 +74,12 @@ class SqliteStorage:
     documented there.
     """
 
-    def __init__(
-        self, executor: ThreadPoolExecutor, conn: sqlite3.Connection, scram_iterations: int
-    ) -> None:
-        self._executor = executor
-        self._conn = conn
+    def __init__(self, threads: StoreThreads, scram_iterations: int) -> None:
+        self._threads = threads
         self._iterations = scram_iterations
         self._closed = False
         # Offline writes and deletes queued in this turn of the event loop (group commit).
-        self._offline = GroupCommit(executor, conn)
+        self._offline = GroupCommit(threads.writer, threads.conn)
         self._decoy = scram.make_decoy(scram_iterations)
 
     @classmethod
@@ -91,26 +89,17 @@ class SqliteStorage:
         """Open (creating the file and its parent directory) and migrate the database.
         ``synchronous``: "normal" survives a killed process, "full" a power cut too."""
         scram.require_iterations(scram_iterations)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xmlchat-sqlite")
-        try:
-            conn = await asyncio.get_running_loop().run_in_executor(
-                executor, q.connect, Path(path), synchronous
-            )
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        return cls(executor, conn, scram_iterations)
+        return cls(await StoreThreads.open(Path(path), synchronous), scram_iterations)
 
     async def close(self) -> None:
-        """Close the connection (checkpointing the WAL) and stop the worker thread."""
+        """Close the connections (checkpointing the WAL) and stop their threads."""
         if self._closed:
             return
         self._offline.flush()  # before the connection closes behind it
         try:
-            await self._run(q.close)
+            await self._threads.close()
         finally:
             self._closed = True
-            self._executor.shutdown(wait=True)
 
     async def _run(
         self,
@@ -118,10 +107,21 @@ class SqliteStorage:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
+        """A write (or a read that must keep its place among the writes), on the writer."""
         if self._closed:
             raise RuntimeError("storage is closed")
-        call = partial(fn, self._conn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await self._threads.write(fn, *args, **kwargs)
+
+    async def _read(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """A read, on the reader: it sees every write submitted before it."""
+        if self._closed:
+            raise RuntimeError("storage is closed")
+        return await self._threads.read(fn, *args, **kwargs)
 
     # -- accounts -------------------------------------------------------------
 
@@ -142,17 +142,17 @@ class SqliteStorage:
         return await self._run(q.delete_user, _key(jid))
 
     async def user_exists(self, jid: JID) -> bool:
-        return await self._run(q.user_exists, _key(jid))
+        return await self._read(q.user_exists, _key(jid))
 
     async def list_users(self, host: str | None = None) -> list[JID]:
         """Bare JIDs, sorted by their string form; only ``host``'s when given."""
-        return await self._run(q.list_users, host)
+        return await self._read(q.list_users, host)
 
     async def count_users(self) -> int:
-        return await self._run(q.count_users)
+        return await self._read(q.count_users)
 
     async def get_scram(self, jid: JID, mechanism: str) -> ScramCredentials | None:
-        return await self._run(q.get_scram, _key(jid), mechanism)
+        return await self._read(q.get_scram, _key(jid), mechanism)
 
     async def check_password(self, jid: JID, password: str) -> bool:
         """For PLAIN: hash ``password`` with the stored salt and compare StoredKeys."""
@@ -209,7 +209,11 @@ class SqliteStorage:
     async def fetch_offline(
         self, to: JID, after_id: int = 0, limit: int | None = None
     ) -> list[OfflineMessage]:
-        """Oldest first, ids > ``after_id``, at most ``limit``; nothing is deleted."""
+        """Oldest first, ids > ``after_id``, at most ``limit``; nothing is deleted.
+        On the writer, not the reader: it must see the writes and deletes
+        queued before it, and a batch that commits after it must settle after
+        it (the inbox leaves a message stored while its session replays,
+        trusting the replay's next read to find it)."""
         self._offline.flush()  # a delete queued before this read goes before it
         return await self._run(oq.fetch_offline, _key(to), after_id, -1 if limit is None else limit)
 
@@ -227,10 +231,10 @@ class SqliteStorage:
 
     async def get_roster(self, user: JID) -> tuple[list[RosterItem], int]:
         """Items sorted by contact JID, and the roster version (0 if never changed)."""
-        return await self._run(q.get_roster, _key(user))
+        return await self._read(q.get_roster, _key(user))
 
     async def get_roster_item(self, user: JID, contact: JID) -> RosterItem | None:
-        return await self._run(q.get_roster_item, _key(user), _key(contact))
+        return await self._read(q.get_roster_item, _key(user), _key(contact))
 
     async def put_roster_item(self, user: JID, item: RosterItem) -> int:
         """Insert or replace the item for ``item.jid``; returns the new version."""
@@ -254,7 +258,7 @@ class SqliteStorage:
 
     async def get_subscription_requests(self, user: JID) -> list[tuple[JID, bytes]]:
         """Oldest first."""
-        return await self._run(q.get_subscription_requests, _key(user))
+        return await self._read(q.get_subscription_requests, _key(user))
 
     async def delete_subscription_request(self, user: JID, contact: JID) -> None:
         await self._run(q.delete_subscription_request, _key(user), _key(contact))
@@ -262,7 +266,7 @@ class SqliteStorage:
     # -- blocklist (XEP-0191) ----------------------------------------------------
 
     async def get_blocklist(self, user: JID) -> list[JID]:
-        return await self._run(bq.get_blocklist, _key(user))
+        return await self._read(bq.get_blocklist, _key(user))
 
     async def block(
         self, user: JID, jids: Sequence[JID], *, limit: int = BLOCKLIST_LIMIT
@@ -280,7 +284,7 @@ class SqliteStorage:
 
     async def is_blocked(self, user: JID, contact: JID) -> bool:
         candidates = [str(item) for item in blocking_items(contact)]
-        return await self._run(bq.is_blocked, _key(user), candidates)
+        return await self._read(bq.is_blocked, _key(user), candidates)
 
     # -- message archive (XEP-0313) ----------------------------------------------
 
@@ -293,16 +297,16 @@ class SqliteStorage:
     async def query_archive(self, user: JID, query: ArchiveQuery, page: PageRequest) -> ArchivePage:
         if page.max < 0:
             raise ValueError("max must not be negative")
-        return await self._run(aq.query_archive, _key(user), query, page)
+        return await self._read(aq.query_archive, _key(user), query, page)
 
     async def count_archive(self, user: JID, query: ArchiveQuery | None = None) -> int:
-        return await self._run(aq.count_archive, _key(user), query or ArchiveQuery())
+        return await self._read(aq.count_archive, _key(user), query or ArchiveQuery())
 
     async def expire_archive(self, older_than: datetime) -> int:
         return await self._run(aq.expire_archive, aq.micros(older_than))
 
     async def get_archive_prefs(self, user: JID) -> ArchivePrefs:
-        return await self._run(aq.get_prefs, _key(user))
+        return await self._read(aq.get_prefs, _key(user))
 
     async def set_archive_prefs(self, user: JID, prefs: ArchivePrefs) -> ArchivePrefs:
         stored = check_archive_prefs(prefs)
@@ -318,21 +322,21 @@ class SqliteStorage:
         return await self._run(rq.delete_room, _key(room))
 
     async def load_rooms(self, service: str | None = None) -> list[StoredRoom]:
-        return await self._run(rq.load_rooms, service)
+        return await self._read(rq.load_rooms, service)
 
     # -- documents (XEP-0049, XEP-0054) and PEP (XEP-0163) -------------------------
 
     async def get_document(self, user: JID, key: str) -> bytes | None:
-        return await self._run(pq.get_document, _key(user), key)
+        return await self._read(pq.get_document, _key(user), key)
 
     async def put_document(self, user: JID, key: str, data: bytes | None) -> None:
         await self._run(pq.put_document, _key(user), key, data)
 
     async def get_pep_node(self, user: JID, node: str) -> PepNode | None:
-        return await self._run(pq.get_pep_node, _key(user), node)
+        return await self._read(pq.get_pep_node, _key(user), node)
 
     async def list_pep_nodes(self, user: JID) -> list[PepNode]:
-        return await self._run(pq.list_pep_nodes, _key(user))
+        return await self._read(pq.list_pep_nodes, _key(user))
 
     async def put_pep_node(self, user: JID, node: PepNode) -> None:
         await self._run(pq.put_pep_node, _key(user), check_pep_node(node))
@@ -346,7 +350,7 @@ class SqliteStorage:
     async def get_pep_items(
         self, user: JID, node: str, *, ids: Sequence[str] = (), limit: int | None = None
     ) -> list[PepItem]:
-        return await self._run(pq.get_pep_items, _key(user), node, list(ids), -1 if limit is None else limit)
+        return await self._read(pq.get_pep_items, _key(user), node, list(ids), -1 if limit is None else limit)
 
     async def retract_pep_item(self, user: JID, node: str, item_id: str) -> bool:
         return await self._run(pq.retract_pep_item, _key(user), node, item_id)

@@ -147,7 +147,8 @@ class Subscriptions:
         user = session.jid.bare
         # Most logins find none: say so without the roster lock, which would make
         # every login in the process wait for the one before (a login storm then
-        # piles up whole connections behind it). Safe: the session is available
+        # piles up whole connections behind it, and the stored messages replayed
+        # after this hook wait with them). Safe: the session is available
         # already, so a request stored after this read is delivered to it live.
         if not await store.get_subscription_requests(user):
             return
