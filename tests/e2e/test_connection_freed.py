@@ -10,17 +10,19 @@ sockets: after the clients leave, no connection object may be left.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_write_coalescing import Peer, _native, _xmpp, _xmpp_sm
+from test_write_coalescing import XMPP_OPEN, Peer, _native, _until, _xmpp, _xmpp_sm
 
 from xmlchat.config import load
 from xmlchat.jid import JID
 from xmlchat.server.app import Server
+from xmlchat.server.connection import REST_AFTER
 
 
 @pytest.fixture
@@ -74,3 +76,33 @@ async def test_a_connection_that_ended_is_freed_without_the_collector(
         assert not alive, [gc.get_referrers(c) for c in alive]
     finally:
         gc.enable()
+
+
+async def test_a_session_idle_after_its_initial_presence_holds_no_parser(running: Server) -> None:
+    """A client sends its initial presence in a read after the bind's: the
+    parser (~10 KiB) is freed once that read is handled, not only by the
+    sweeper after REST_AFTER seconds of silence (most of an idle session)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.port_of("xmpp"))
+    try:
+        writer.write(XMPP_OPEN.encode())
+        await _until(reader, b"</stream:features>")
+        token = base64.b64encode(b"\0alice\0pw").decode()
+        sasl = "urn:ietf:params:xml:ns:xmpp-sasl"
+        writer.write(f"<auth xmlns='{sasl}' mechanism='PLAIN'>{token}</auth>".encode())
+        await _until(reader, b"success")
+        writer.write(XMPP_OPEN.encode())
+        await _until(reader, b"</stream:features>")
+        bind = "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind>"
+        writer.write(f"<iq type='set' id='b1'>{bind}</iq>".encode())
+        await _until(reader, b"</iq>")
+        writer.write(b"<presence/>")
+        await _until(reader, b"<presence")
+        (connection,) = running.connections
+        parser = connection.core._link.parser  # type: ignore[attr-defined]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REST_AFTER / 2  # well before the sweeper would free it
+        while parser._parser is not None and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert parser._parser is None
+    finally:
+        writer.close()

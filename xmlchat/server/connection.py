@@ -12,6 +12,7 @@ import abc
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import ssl
 from typing import Final, Generic
@@ -39,6 +40,13 @@ __all__ = ["Connection", "ConnectionContext", "ProtocolCore"]
 # Seconds without input after which a logged-in connection's parser is freed
 # (StanzaStream.rest: about 10 KiB per idle session); a new one costs ~20 µs.
 REST_AFTER: Final = 1.0
+
+# Seconds after login during which the parser is freed after every read: a
+# client follows its login with a few stanzas (initial presence, roster,
+# XEP-0198 <enable/>, ...) and is then usually idle, so its parser would
+# otherwise stay held until the sweeper's next pass after REST_AFTER (up to
+# ~5 s); a busy client pays a new parser (~20 µs) per read for this long only.
+LOGIN_SETTLE: Final = 2.0
 
 # A client's messages at most between their queued write and their ack
 # (routing.pipeline): past it, its connection waits for the store to catch up.
@@ -85,8 +93,9 @@ class Connection(abc.ABC, Generic[EventT]):
         # Set while no input is being handled; a shutdown waits for it (quiesce).
         self._idle = Signal(True)
         self._quiescing = False
-        # The core's parser may rest once the read that logged in is handled.
-        self._rest_due = False
+        # Until then (loop time), the core's parser rests after each read:
+        # set by login_done() (LOGIN_SETTLE).
+        self._rest_until = -math.inf
         self.throttle = Throttle(ctx.config.limits, ctx.addresses, self.ip, loop.time())
 
     @property
@@ -130,7 +139,7 @@ class Connection(abc.ABC, Generic[EventT]):
         """The session is usable: the connection leaves the pending ones."""
         if self.pending is not None:
             self.pending.release()
-        self._rest_due = True
+        self._rest_until = asyncio.get_running_loop().time() + LOGIN_SETTLE
 
     @abc.abstractmethod
     async def handle(self, event: EventT) -> list[EventT]:
@@ -233,9 +242,8 @@ class Connection(abc.ABC, Generic[EventT]):
                 if pause.seconds > 0:
                     await self._pause(pause)
                 handled = await self.data_received(data)
-                if self._rest_due:
-                    self._rest_due = False
-                    self.core.rest()  # a session that logged in is usually idle next
+                if self.last_received <= self._rest_until:
+                    self.core.rest()  # a session that just logged in is usually idle next
                 if self.transport.buffered() > 0:
                     await self.transport.drain()
                 pause = self.throttle.charge(handled, 0, loop.time())
