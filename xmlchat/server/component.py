@@ -25,6 +25,10 @@ PING_NS = "urn:xmpp:ping"
 
 
 class ComponentConnection(Connection[component.Event]):
+    __slots__ = (
+        "components", "domain",
+    )
+
     protocol = "component"
     core: component.ComponentStream
 

@@ -56,6 +56,16 @@ IN_FLIGHT = 256
 class Connection(abc.ABC, Generic[EventT]):
     """Base of the native and XMPP connections: the core's driver."""
 
+    # Slots, not a __dict__: a connection lives as long as its session, and
+    # with more than 30 attributes CPython gives each instance its own dict
+    # (~1.5 KiB; a shared-key dict holds at most 30), a tenth of an idle session.
+    __slots__ = (
+        "__weakref__", "_flush_scheduled", "_guard_counted", "_idle", "_log_stanzas", "_pending",
+        "_pending_size", "_quiescing", "_rest_until", "backlog", "closing", "core", "ctx", "id", "ip",
+        "last_received", "log", "metrics", "opened_at", "peer", "pending", "pinged", "pipeline", "session",
+        "throttle", "transport",
+    )
+
     protocol: str = "?"
     core: ProtocolCore[EventT]
     # The logged-in session, once there is one (what kick and deluser close).
