@@ -25,10 +25,7 @@ PING_NS = "urn:xmpp:ping"
 
 
 class ComponentConnection(Connection[component.Event]):
-    __slots__ = (
-        "components", "domain",
-    )
-
+    __slots__ = ("components", "domain")
     protocol = "component"
     core: component.ComponentStream
 

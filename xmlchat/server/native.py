@@ -39,11 +39,8 @@ _WRONG = "wrong user name or password"
 
 
 class NativeConnection(Connection[native.Event]):
-    __slots__ = (
-        "_answering_blocklist", "_bare", "_blocklist", "_blocklist_shown", "_failed_logins", "_full",
-        "_jid", "_receipts", "_recipients", "_rooms", "_visible",
-    )
-
+    __slots__ = ("_answering_blocklist", "_bare", "_blocklist", "_blocklist_shown", "_failed_logins",
+                 "_full", "_jid", "_receipts", "_recipients", "_rooms", "_visible")
     protocol = "native"
     core: native.NativeServerStream
 

@@ -34,11 +34,8 @@ PING_NS = "urn:xmpp:ping"
 
 
 class XmppConnection(Connection[xmpp.Event]):
-    __slots__ = (
-        "_acked", "_auth_failures", "_background", "_detached", "_ended_on_purpose", "_inbox",
-        "_resume_id", "_taken_over", "_unacked", "_unstored", "_worker",
-    )
-
+    __slots__ = ("_acked", "_auth_failures", "_background", "_detached", "_ended_on_purpose", "_inbox",
+                 "_resume_id", "_taken_over", "_unacked", "_unstored", "_worker")
     protocol = "xmpp"
     core: xmpp.C2SStream
 
