@@ -8,25 +8,17 @@ connection in one write and their deliveries the recipient's in one write.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from e2e.inprocess_peers import LOGINS, Peer, plaintext_server, until
 
-from xmlchat.config import load
-from xmlchat.jid import JID
 from xmlchat.server.app import Server
 from xmlchat.server.transport import StreamTransport
 
 BURST = 20
-NATIVE_OPEN = "<session xmlns='urn:xmlchat:native:1' version='1'>"
-XMPP_OPEN = (
-    "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-    "xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>"
-)
 
 
 class Counted:
@@ -64,67 +56,8 @@ def _port(transport: StreamTransport) -> int:
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Server]:
-    overrides = {
-        "data_dir": str(tmp_path),
-        "listeners.native.enabled": False,
-        "listeners.native_plain.enabled": True,
-        "listeners.native_plain.port": 0,
-        "listeners.xmpp.port": 0,
-        "listeners.xmpp.tls": "none",
-        "xmpp.require_encryption": False,
-        "xmpp.allow_unencrypted_plain_auth": True,
-        "listeners.http.enabled": False,
-        "listeners.https.enabled": False,
-    }
-    server = await Server.open(load(overrides=overrides))
-    for name in ("alice", "bob"):
-        await server.storage.create_user(JID(name, "localhost"), "pw")
-    await server.start()
-    try:
+    async with plaintext_server(tmp_path) as server:
         yield server
-    finally:
-        await server.stop(grace=1)
-
-
-async def _until(reader: asyncio.StreamReader, marker: bytes, count: int = 1) -> bytes:
-    received = b""
-    while received.count(marker) < count:
-        data = await asyncio.wait_for(reader.read(65536), 10)
-        assert data, f"closed before {marker!r}"
-        received += data
-    return received
-
-
-Peer = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-async def _native(port: int, user: str) -> Peer:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"{NATIVE_OPEN}<login><user>{user}</user><password>pw</password></login>".encode())
-    await _until(reader, b"</login-ok>")
-    return reader, writer
-
-
-async def _xmpp(port: int, user: str, sm: bool = False) -> Peer:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(XMPP_OPEN.encode())
-    await _until(reader, b"</stream:features>")
-    token = base64.b64encode(f"\0{user}\0pw".encode()).decode()
-    writer.write(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>".encode())
-    await _until(reader, b"success")
-    writer.write(XMPP_OPEN.encode())
-    await _until(reader, b"</stream:features>")
-    bind = "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind>"
-    writer.write(f"<iq type='set' id='b1'>{bind}</iq><presence/>".encode())
-    await _until(reader, b"<presence")
-    if sm:  # XEP-0198: the client's stanzas go through the connection's in-order worker
-        writer.write(b"<enable xmlns='urn:xmpp:sm:3'/>")
-        await _until(reader, b"<enabled")
-    return reader, writer
-
-
-async def _xmpp_sm(port: int, user: str) -> Peer:
-    return await _xmpp(port, user, sm=True)
 
 
 def _port_of(peer: Peer) -> int:
@@ -136,7 +69,7 @@ async def test_a_burst_of_messages_is_one_write_per_connection(
     running: Server, monkeypatch: pytest.MonkeyPatch, protocol: str
 ) -> None:
     counted = Counted(monkeypatch)
-    login = {"native": _native, "xmpp": _xmpp, "xmpp-sm": _xmpp_sm}[protocol]
+    login = LOGINS[protocol]
     port = running.port_of("native_plain" if protocol == "native" else "xmpp")
     alice, bob = await login(port, "alice"), await login(port, "bob")
     if protocol == "native":
@@ -147,14 +80,14 @@ async def test_a_burst_of_messages_is_one_write_per_connection(
     # One message first: once it arrived, bob's login (a native login-ok comes
     # before the session is available) and its replay of stored messages are over.
     alice[1].write(messages.pop().encode())
-    await _until(bob[0], b"</message>")
+    await until(bob[0], b"</message>")
     if protocol == "native":
-        await _until(alice[0], b"</ack>")
+        await until(alice[0], b"</ack>")
     counted.reset()
     alice[1].write("".join(messages).encode())
-    delivered = await _until(bob[0], b"</message>", BURST)
+    delivered = await until(bob[0], b"</message>", BURST)
     if protocol == "native":
-        await _until(alice[0], b"</ack>", BURST)
+        await until(alice[0], b"</ack>", BURST)
     # In order (RFC 6120 §10.1).
     bodies = [int(part.split(b"</body>")[0]) for part in delivered.split(b"<body>")[1:]]
     assert bodies == list(range(BURST))
