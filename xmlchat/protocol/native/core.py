@@ -31,7 +31,7 @@ from xmlchat.protocol.native.events import (
     Opened,
 )
 from xmlchat.protocol.native.history import history_xml
-from xmlchat.protocol.native.quick import plain_fields, plain_message
+from xmlchat.protocol.native.quick import plain_fields
 from xmlchat.protocol.native.requests import block_jids, request_event
 from xmlchat.protocol.native.wire import (
     NS,
@@ -178,21 +178,21 @@ class NativeServerStream:
         return header[:-1] + b"/>" if self._standalone else header
 
     def _stanza(self, el: etree._Element, events: list[Event]) -> None:
-        if el.tag == _MESSAGE and self.state is State.LOGGED_IN:
-            # The stanza of nearly every turn: checked and read in one pass,
-            # the event made here (what the general path below would conclude).
-            fields = plain_fields(el)
-            if fields is not None:
-                get = fields.get
-                events.append(MessageReceived(fields["to"], fields["body"], get("id"), get("from")))
-                return
+        # A plain <message> is checked and read in one pass (None: ask the schema).
+        fields = plain_fields(el) if el.tag == _MESSAGE else None
+        if fields is not None and self.state is State.LOGGED_IN:
+            # The stanza of nearly every turn: the event made here (what the
+            # general path below would conclude).
+            get = fields.get
+            events.append(MessageReceived(fields["to"], fields["body"], get("id"), get("from")))
+            return
         ns, _, name = el.tag.partition("}") if isinstance(el.tag, str) else ("", "", "")
         texts = child_texts(el)
         ref = texts.get("id")
         if ns != "{" + NS or name in _SERVER_ONLY:
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, f"unknown stanza <{name}>"), ref)
             return
-        if not (name == "message" and plain_message(el)) and not schema().validate(el):
+        if fields is None and not schema().validate(el):
             self.send_error(StanzaError(StanzaCondition.BAD_REQUEST, schema_message()), ref)
             return
         if self.state is State.AWAITING_LOGIN and name not in _BEFORE_LOGIN:
