@@ -97,9 +97,8 @@ class NativeConnection(Connection[native.Event]):
     def _write(self, name: str, stanza: etree._Element, stamp: datetime) -> None:
         match name:
             case "message":
-                type_ = stanza.get("type")
-                if type_ != "groupchat" or not self._rooms.write_message(stanza, stamp):
-                    self._write_message(type_, stanza, stamp)
+                if not self._rooms.write_message(stanza, stamp):  # a groupchat message
+                    self._write_message(stanza.get("type"), stanza, stamp)
             case "presence":
                 if not self._rooms.write_presence(stanza):
                     self._write_presence(stanza)
