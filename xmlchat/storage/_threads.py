@@ -8,13 +8,15 @@ behind reads: a login leaves several (roster, blocklist, vCard, subscription
 requests), and after a storm of logins thousands of them used to stand
 ahead of the first commits (docs/performance/analysis.md).
 
-What a read sees: it first waits for the last write submitted before it (the
-writer runs them in order, so for all of them), so it never sees an older
-state than the single writer thread gave it; like any concurrent caller, it
-may see a write submitted after it. Reads of the offline queue stay on the
-writer (see SqliteStorage.fetch_offline): they must see the group commit's
-pending writes and deletes, and the inbox relies on their place in the
-writer's order.
+What a read sees: it first waits for the last write submitted before it
+through :meth:`StoreThreads.write` (the writer runs them in order, so for all
+of them), so it never sees an older state than the single writer thread gave
+it; like any concurrent caller, it may see a write submitted after it. The
+group commit submits its batches to the writer's executor itself, so reads
+do not wait for those: the tables they write (offline messages, re-send
+records) are read on the writer only (see SqliteStorage.fetch_offline),
+where the group commit's pending writes and deletes are flushed first and
+the inbox relies on their place in the writer's order.
 """
 
 from __future__ import annotations
