@@ -51,7 +51,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
                 reloads.add(task)
                 task.add_done_callback(reloads.discard)
 
-        loop.add_signal_handler(signal.SIGHUP, reload)
+        _on_signal(loop, signal.SIGHUP, reload)
         say(f"data directory: {config.data_path}", config.log.format, logger="xmlchat.serve")
         try:
             server = await Server.open(config, args.load_config)
@@ -70,7 +70,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         say(f"ready: serving {', '.join(config.hosts)}; data in {config.data_path}", config.log.format,
             logger="xmlchat.serve")  # fmt: skip
         await stop.wait()
-        loop.remove_signal_handler(signal.SIGHUP)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload during shutdown has nothing to apply
         log.info("shutting down")
         await server.stop()
         return 0
@@ -92,8 +92,9 @@ def _on_signal(loop: asyncio.AbstractEventLoop, sig: signal.Signals, callback: C
     busy a burst of those fills the pipe, the signal's byte is dropped and the
     server never stops. A Python handler runs in the main thread at the next
     bytecode whatever the pipe holds; the loop's wake-up byte, written when
-    there is room, still wakes it from an idle wait (SIGHUP keeps asyncio's
-    handler, which sets the pipe as the signal wake-up fd)."""
+    there is room, still wakes it from an idle wait; with no asyncio handler
+    set there is no wake-up fd, and the signal interrupts the loop's select(),
+    whose retry (PEP 475) runs the Python handler first."""
     signal.signal(sig, lambda *_: loop.call_soon_threadsafe(callback))
 
 
