@@ -98,7 +98,7 @@ class Carbons:
             IqHandler("set", ENABLE, self._enable),
             IqHandler("set", DISABLE, self._disable),
             OnSessionEnded(self._ended),
-            InboundFilter(self._sent, priority=_LAST),
+            InboundFilter(self._sent, priority=_LAST, kinds=frozenset({"message"})),
             RouteFilter(self._received, priority=_LAST),
         ]
 

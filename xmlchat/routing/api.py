@@ -220,10 +220,13 @@ class AdminCommandError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class InboundFilter:
-    """A stanza from a local session, before it is handled (sender side)."""
+    """A stanza from a local session, before it is handled (sender side).
+    ``kinds``: the stanza kinds it looks at (``presence``...); None: all. The
+    hub calls it for those only: every message a client sends passes here."""
 
     handle: InboundFilterFn
     priority: int = 0
+    kinds: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
