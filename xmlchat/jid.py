@@ -53,10 +53,32 @@ class JID:
     # The bare JID, made once: routing asks for it several times per stanza,
     # and parsed JIDs are shared (see _parse), so it is made once per address.
     _bare: JID = field(init=False, repr=False, compare=False)
+    # The hash and the text, made once too: JIDs key the routing tables and are
+    # written into every stanza, and the dataclass's own hash built a tuple per call.
+    _hash: int = field(init=False, repr=False, compare=False)
+    _text: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         bare = self if self.resource is None else JID(self.local, self.domain)
         object.__setattr__(self, "_bare", bare)
+        object.__setattr__(self, "_hash", hash((self.local, self.domain, self.resource)))
+        text = f"{self.local}@{self.domain}" if self.local is not None else self.domain
+        object.__setattr__(self, "_text", f"{text}/{self.resource}" if self.resource is not None else text)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True  # parsed JIDs are shared: the usual case
+        if type(other) is not JID:
+            return NotImplemented
+        return (
+            self._hash == other._hash
+            and self.local == other.local
+            and self.domain == other.domain
+            and self.resource == other.resource
+        )
 
     @classmethod
     def parse(cls, text: str) -> JID:
@@ -106,8 +128,7 @@ class JID:
         return JID(self.local, self.domain, _prep_resource(resource))
 
     def __str__(self) -> str:
-        out = f"{self.local}@{self.domain}" if self.local is not None else self.domain
-        return f"{out}/{self.resource}" if self.resource is not None else out
+        return self._text
 
 
 # Every stanza carries JIDs, and the same few recur: normalising each once pays

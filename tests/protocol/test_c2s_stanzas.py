@@ -32,6 +32,16 @@ def test_from_is_stamped_and_to_normalised() -> None:
     assert event.element.get("{http://www.w3.org/XML/1998/namespace}lang") == "de"
 
 
+def test_each_stanza_is_stamped_and_normalised_though_addresses_repeat() -> None:
+    """The core writes an address out once and reuses it (established._address):
+    a repeated 'to', normalised or not, and the same 'from' on every stanza."""
+    driver = login()
+    sent = b"<message to='Bob@LocalHost/Phone'/><message to='bob@localhost/Phone' from='x@y'/>" * 2
+    events = driver.feed(sent)
+    assert [e.element.get("to") for e in events if isinstance(e, StanzaIn)] == ["bob@localhost/Phone"] * 4
+    assert {e.element.get("from") for e in events if isinstance(e, StanzaIn)} == {"alice@localhost/res"}
+
+
 def test_stream_language_is_stamped() -> None:
     driver = Driver(make_core())
     header = HEADER.replace(b"to='localhost'", b"to='localhost' xml:lang='fr'")

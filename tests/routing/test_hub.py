@@ -11,6 +11,7 @@ from modules.fakes import Harness
 from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID
 from xmlchat.routing.api import (
+    InboundFilter,
     IqHandler,
     OnClientState,
     OnInitialPresence,
@@ -21,7 +22,7 @@ from xmlchat.routing.api import (
     StanzaHandler,
 )
 from xmlchat.routing.session import Session
-from xmlchat.stanza import make
+from xmlchat.stanza import kind, make
 
 PING = "{urn:xmpp:ping}ping"
 
@@ -73,6 +74,33 @@ async def test_outbound_filters_run_highest_priority_first_and_may_drop() -> Non
     assert not harness.hub.deliver(session, headline)
     assert seen == ["high", "mid"]  # dropped: the chain stops, nothing written
     assert len(received.stanzas) == 1
+
+
+async def test_inbound_filters_run_for_the_kinds_they_declare_highest_priority_first() -> None:
+    harness = Harness()
+    seen: list[tuple[str, str]] = []
+
+    def tag(label: str, priority: int, kinds: frozenset[str] | None = None) -> InboundFilter:
+        def run(session: Session, stanza: etree._Element) -> etree._Element:
+            seen.append((label, kind(stanza)))
+            return stanza
+
+        return InboundFilter(run, priority=priority, kinds=kinds)
+
+    async def handled(session: Session, stanza: etree._Element, to: JID | None, stamp: datetime) -> None:
+        seen.append(("handler", kind(stanza)))
+
+    harness.hub.load(Declares(
+        "f", tag("all", 0), tag("presence", 5, frozenset({"presence"})),
+        tag("message", 10, frozenset({"message"})),
+        StanzaHandler("message", handled), StanzaHandler("presence", handled),
+    ))
+    alice, _ = await harness.connect("alice@localhost/a")
+    await harness.hub.receive(alice, chat(str(alice.jid), "bob@localhost"), JID.parse("bob@localhost"))
+    assert seen == [("message", "message"), ("all", "message"), ("handler", "message")]
+    seen.clear()
+    await harness.hub.receive(alice, make("presence", {"from": str(alice.jid)}), None)
+    assert seen == [("presence", "presence"), ("all", "presence"), ("handler", "presence")]
 
 
 async def test_a_route_filter_refuses_for_the_recipient_and_nothing_is_delivered() -> None:

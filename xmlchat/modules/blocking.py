@@ -24,7 +24,7 @@ recipient has none (offline storage).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
@@ -35,6 +35,7 @@ from xmlchat.jid import JID, InvalidJID
 from xmlchat.modules.presence_fanout import share
 from xmlchat.routing.api import (
     Feature,
+    Filtered,
     InboundFilter,
     IqHandler,
     ModuleContext,
@@ -160,11 +161,6 @@ class Blocking:
         if not self.ctx.sessions.sessions_of(session.jid.bare):
             self._lists.pop(session.jid.bare, None)
 
-    def _connected_here(self, user: JID) -> bool:
-        """A session of ``user`` on this node, so its list would be cached; one
-        on another node of a cluster has its list there only."""
-        return any(s.node is None for s in self.ctx.sessions.sessions_of(user))
-
     def _blocks(self, owner: JID, other: JID) -> bool:
         items = self._lists.get(owner)
         return items is not None and any(candidate in items for candidate in blocking_items(other))
@@ -184,23 +180,35 @@ class Blocking:
             raise _blocked_error(to)
         return None
 
-    async def _to_user(self, stanza: etree._Element, account: JID) -> etree._Element | None:
-        """Recipient side, before sessions or the offline store are chosen."""
-        cached = bool(self._lists) and account in self._lists
-        if not cached and self._connected_here(account):
+    def _to_user(
+        self, stanza: etree._Element, account: JID
+    ) -> Filtered | Awaitable[Filtered]:
+        """Recipient side, before sessions or the offline store are chosen.
+        Synchronous while the answer is in memory (every message to an online
+        user: no coroutine to make and await); the store's answer is awaited."""
+        lists = self._lists
+        cached = bool(lists) and account in lists
+        # A session of the account on this node has its list cached (one on
+        # another node of a cluster has it there only): not cached, none.
+        if not cached and self.ctx.sessions.has_local_session(account):
             return stanza  # the hot path: an online user who blocks nobody
         sender = JID.parse_or_none(stanza.get("from"))
         if sender is None or sender.local is None or sender.bare == account:
             return stanza
-        if cached:
-            blocked = self._blocks(account, sender)
-        else:
-            blocked = await self.ctx.store.is_blocked(account, sender)
-        if not blocked:
+        if not cached:
+            return self._to_user_stored(stanza, account, sender)
+        if not self._blocks(account, sender):
             return stanza
-        if _answerable(stanza):
-            # §3.3: the same answer as for an account that does not exist.
-            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+        _refuse_answerable(stanza)
+        return None
+
+    async def _to_user_stored(
+        self, stanza: etree._Element, account: JID, sender: JID
+    ) -> etree._Element | None:
+        """An account with no session here: its list is in the store."""
+        if not await self.ctx.store.is_blocked(account, sender):
+            return stanza
+        _refuse_answerable(stanza)
         return None
 
     def _hide(self, session: Session, stanza: etree._Element) -> etree._Element | None:
@@ -262,6 +270,14 @@ class Blocking:
                     pairs[contact, user] = None
         for sender, receiver in pairs:
             share(self.ctx, sender, receiver)
+
+
+def _refuse_answerable(stanza: etree._Element) -> None:
+    """A stanza to a user from someone they blocked: a message or iq get/set
+    gets the same answer as for an account that does not exist (§3.3), so the
+    sender does not learn of the block; the caller drops anything else."""
+    if _answerable(stanza):
+        raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
 
 
 def _items(payload: etree._Element) -> list[JID]:

@@ -98,7 +98,7 @@ class Carbons:
             IqHandler("set", ENABLE, self._enable),
             IqHandler("set", DISABLE, self._disable),
             OnSessionEnded(self._ended),
-            InboundFilter(self._sent, priority=_LAST),
+            InboundFilter(self._sent, priority=_LAST, kinds=frozenset({"message"})),
             RouteFilter(self._received, priority=_LAST),
         ]
 
@@ -171,9 +171,13 @@ class Carbons:
 
     def _wanted(self, account: JID) -> bool:
         """Has a resource that enabled carbons, here or on another node."""
-        return (bool(self._enabled) and account in self._enabled) or (
-            account in self.ctx.remote_flagged(SHARED)
-        )
+        # Every message asks, twice (sent, received): empty containers first,
+        # a JID's hash is a Python call.
+        enabled = self._enabled
+        if enabled and account in enabled:
+            return True
+        remote = self.ctx.remote_flagged(SHARED)
+        return bool(remote) and account in remote
 
     def _copied_to(self, account: JID) -> list[Session]:
         enabled = self._enabled.get(account, ())

@@ -134,8 +134,8 @@ class Inboxes:
 
     def offer(self, session: Session, message_id: int, stanza: etree._Element, stamp: datetime) -> None:
         """Message ``message_id``, just committed to the store, for ``session``."""
-        if self.ctx.sessions.get(session.jid) is not session:
-            return  # it ended while the message was being stored
+        if not session.routed:
+            return  # it ended (or was replaced) while the message was being stored
         box = self._inboxes.get(session)
         if box is None:  # not available yet: only what is sent to it from now on
             box = self._inbox(session)

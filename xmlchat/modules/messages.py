@@ -95,7 +95,10 @@ class Messages:
         if to is None:
             # RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
             message.set("to", str(session.jid.bare))
-        await self.route(message, stamp, self._origin(session, message), pipelined=True)
+        # Messages.route's body, one coroutine fewer for every message a client sends.
+        outcome = await self._route(message, stamp, self._origin(session, message), pipelined=True)
+        if outcome != "pending":
+            self.ctx.metrics.routed(outcome)
 
     def _origin(self, session: Session, message: etree._Element) -> MessageOrigin | None:
         """Who re-sends under the same id: a native client's user (its library
@@ -169,8 +172,8 @@ class Messages:
         each session's inbox, here or (relayed with its store id) on its node;
         other types are written as they come. The store keeps it until a
         client took it: if no node takes it, it waits for the next login."""
-        local = [s for s in sessions if s.node is None]
         remote = [s for s in sessions if s.node is not None]
+        local = [s for s in sessions if s.node is None] if remote else sessions
         if type_ not in _STORED_TYPES or (
             not remote and not self.delivery.durable and all(self.inboxes.keeping_up(s) for s in local)
         ):

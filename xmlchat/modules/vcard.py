@@ -66,7 +66,7 @@ class VCards:
             # waited for there: waiting would delay a native login's
             # availability, and a message sent meanwhile would be stored.
             OnSessionOpening(self._start_loading),
-            InboundFilter(self._stamp_avatar_hash),
+            InboundFilter(self._stamp_avatar_hash, kinds=frozenset({"presence"})),
         ]
 
     async def get(self, session: Session, iq: etree._Element) -> etree._Element:

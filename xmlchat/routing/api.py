@@ -220,10 +220,13 @@ class AdminCommandError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class InboundFilter:
-    """A stanza from a local session, before it is handled (sender side)."""
+    """A stanza from a local session, before it is handled (sender side).
+    ``kinds``: the stanza kinds it looks at (``presence``...); None: all. The
+    hub calls it for those only: every message a client sends passes here."""
 
     handle: InboundFilterFn
     priority: int = 0
+    kinds: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +288,8 @@ class Sessions(Protocol):
 
     def is_connected(self, bare: JID) -> bool: ...
 
+    def has_local_session(self, bare: JID) -> bool: ...
+
     def is_online(self, bare: JID) -> bool: ...
 
     def all_sessions(self) -> list[Session]: ...
@@ -317,15 +322,14 @@ class ModuleContext(Generic[StoreT]):
         # to_account(stanza, account) -> stanza | None: the recipient-side hook
         # chain for a local account (may raise StanzaError).
         self.to_account = hub.run_route_filters
+        # remote_flagged(flag) -> set of JIDs: accounts with a session on another
+        # node that shares ``flag`` (read-only; carbons ask for every message).
+        self.remote_flagged = hub.remote_flagged
 
     def share(self, session: Session, flag: str, on: bool) -> None:
         """Tell other nodes of a cluster that ``session`` has (or no longer has)
         ``flag``: their proxies of it carry it in ``Session.shared``."""
         self._hub.share(session, flag, on)
-
-    def remote_flagged(self, flag: str) -> set[JID]:
-        """Accounts with a session on another node that shares ``flag`` (read-only)."""
-        return self._hub.remote_flagged(flag)
 
     async def relay(
         self, node: str, to: list[Session], stanza: etree._Element, stamp: datetime, message_id: int | None

@@ -258,27 +258,31 @@ class Hub:
         """A stanza from a local session, ``from`` stamped, ``to`` parsed;
         ``stamp``: when it was accepted (now if not given)."""
         stamp = stamp or datetime.now(UTC)
+        stanza_kind = kind(stanza)
         pipeline = PIPELINE.get()
-        if pipeline is not None and pipeline.busy and kind(stanza) != "message":
+        if pipeline is not None and pipeline.busy and stanza_kind != "message":
             # The client's messages still being stored go first (RFC 6120 §10.1):
             # only the messages module pipelines, and it keeps their order itself.
             await pipeline.drain()
-        for _, inbound in self.registry.inbound:
+        registry = self.registry
+        # The filters that look at this kind only (InboundFilter.kinds): a filter
+        # hands on the stanza it got, changed or not, or another of its kind.
+        chain = registry.inbound_by_kind.get(stanza_kind)
+        for inbound in chain if chain is not None else [inbound for _, inbound in registry.inbound]:
             result = inbound(session, stanza)
             filtered = result if result is None or isinstance(result, etree._Element) else await result
             if filtered is None:
                 return
             stanza = filtered
-        if self.registry.domains and to is not None and self._domain_label(to) is not None:
+        if registry.domains and to is not None and self._domain_label(to) is not None:
             if pipeline is not None and pipeline.busy:
                 await pipeline.drain()
             await self.to_domain(session, stanza, to, stamp)
             return
-        stanza_kind = kind(stanza)
         if stanza_kind == "iq":
             await self._iq(session, stanza, to)
             return
-        handler = self.registry.stanza_handlers.get(stanza_kind)
+        handler = registry.stanza_handlers.get(stanza_kind)
         if handler is None:
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
         await handler(session, stanza, to, stamp)

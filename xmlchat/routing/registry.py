@@ -38,6 +38,8 @@ from xmlchat.routing.api import (
     StreamFeature,
 )
 
+_STANZA_KINDS = ("message", "presence", "iq")
+
 
 def _insert(chain: list[tuple[int, Any]], priority: int, fn: Any) -> None:
     """Highest priority first; equal priorities keep registration order."""
@@ -65,6 +67,10 @@ class Registry:
     initial_presence: list[tuple[int, OnInitialPresence]] = field(default_factory=list)
     client_state: list[tuple[int, ClientStateFn]] = field(default_factory=list)
     inbound: list[tuple[int, InboundFilterFn]] = field(default_factory=list)
+    # The inbound chain of each stanza kind: the filters that look at it, in
+    # the chain's order (kinds not listed get the whole chain).
+    inbound_by_kind: dict[str, list[InboundFilterFn]] = field(default_factory=dict)
+    _inbound_filters: list[InboundFilter] = field(default_factory=list)
     route: list[tuple[int, RouteFilterFn]] = field(default_factory=list)
     outbound: list[tuple[int, OutboundFilterFn]] = field(default_factory=list)
     # Outbound filters that run only on a node of a cluster (Hub.attach_cluster adds them).
@@ -137,8 +143,15 @@ class Registry:
                 _insert(self.initial_presence, priority, reg)
             case OnClientState(handle, priority):
                 _insert(self.client_state, priority, handle)
-            case InboundFilter(handle, priority):
-                _insert(self.inbound, priority, handle)
+            case InboundFilter():
+                # Highest priority first; equal priorities keep registration order.
+                self._inbound_filters.append(reg)
+                self._inbound_filters.sort(key=lambda f: -f.priority)
+                self.inbound = [(f.priority, f.handle) for f in self._inbound_filters]
+                self.inbound_by_kind = {
+                    kind: [f.handle for f in self._inbound_filters if f.kinds is None or kind in f.kinds]
+                    for kind in _STANZA_KINDS
+                }
             case RouteFilter(handle, priority):
                 _insert(self.route, priority, handle)
             case OutboundFilter(handle, priority, clustered):

@@ -77,8 +77,8 @@ class Session:
     """
 
     __slots__ = (
-        "__weakref__", "_presence", "bare", "capabilities", "jid", "node", "observer", "priority",
-        "shared", "transport", "write",
+        "__weakref__", "_presence", "available", "bare", "capabilities", "jid", "node", "observer",
+        "priority", "routed", "shared", "transport", "write",
     )
 
     def __init__(
@@ -91,6 +91,12 @@ class Session:
         self.capabilities = capabilities
         self.transport = transport
         self._presence: etree._Element | None = None
+        # Whether it has available presence (RFC 6121 §4.2): a plain attribute
+        # kept by the setter below, read for every message routed to the user.
+        self.available = False
+        # Whether the router routes to it now: added, neither removed nor
+        # replaced by a newer session of its full JID (kept by Router).
+        self.routed = False
         # §4.7.2.3: messages to the bare JID skip negative priorities.
         self.priority = 0
         # The cluster node the client is connected to; None: this one.
@@ -113,12 +119,9 @@ class Session:
     @available_presence.setter
     def available_presence(self, presence: etree._Element | None) -> None:
         self._presence = presence
+        self.available = presence is not None
         if self.observer is not None:
             self.observer(self)
-
-    @property
-    def available(self) -> bool:
-        return self._presence is not None
 
     @property
     def protocol(self) -> str:

@@ -12,14 +12,19 @@ Deletes (what clients acknowledged) wait on nobody's critical path: they join
 the next batch of writes, or go alone after :data:`DELETE_DELAY`. A read must
 not see what was deleted before it, so it calls :meth:`GroupCommit.flush`
 first (one worker thread: jobs run in the order queued).
+
+The hand-back is on every durable message's round trip: the writer thread,
+as the last thing it does for a batch, wakes the loop once with the batch's
+settle (one call_soon_threadsafe), which tells each write in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from functools import partial
 from typing import Final, TypeVar
 
@@ -49,6 +54,10 @@ class GroupCommit:
         self._later: asyncio.TimerHandle | None = None  # one for deletes alone
         self._swept = float("-inf")  # when expired (sender, id) records were last forgotten
         self._recent = RecentIds()  # used on the worker thread only
+        self._batches = 0  # batches submitted so far
+        # For each offline read on the writer whose caller has not resumed yet:
+        # how many batches were submitted before it (read_in_order).
+        self._reading: list[int] = []
 
     async def write(self, write: oq.OfflineWrite) -> int:
         """The write's id; raises :class:`OfflineQueueFull` or :class:`DuplicateMessage`."""
@@ -72,6 +81,23 @@ class GroupCommit:
         if not self._committing:
             self.flush()
         # else: the running transaction's settle sends what gathered meanwhile
+
+    @contextmanager
+    def read_in_order(self) -> Iterator[None]:
+        """Around an offline read submitted to the writer: it runs after what
+        is pending (flushed first), and the batches submitted after it are
+        told only once its caller has its answer. The inbox relies on that
+        (SqliteStorage.fetch_offline). Their settle comes straight from the
+        writer thread, one hop, while an awaited read's answer takes two
+        (run_in_executor's copy to its future, then the task's wake-up), so
+        a batch that finds such a read unanswered waits a turn and looks again."""
+        self.flush()
+        before = self._batches
+        self._reading.append(before)
+        try:
+            yield
+        finally:
+            self._reading.remove(before)
 
     async def delete(self, delete: Delete) -> None:
         await self._queue(self._deletes, delete, DELETE_DELAY)
@@ -104,31 +130,58 @@ class GroupCommit:
         batch = partial(
             oq.apply_batch, self._conn, self._recent, [w for w, _ in writes], [d for d, _ in deletes], sweep
         )
-        job = loop.run_in_executor(self._executor, batch)
+        # Not run_in_executor: its asyncio future, chained to the executor's,
+        # costs a wake-up of the loop that only copies the outcome across, and
+        # the settle then waited one more turn as that future's done callback.
         self._committing += 1
+        self._batches += 1
+        settle = partial(self._settle, loop, self._batches, writes, deletes)
+        self._executor.submit(batch).add_done_callback(partial(_wake, loop, settle))
 
-        def settle(done: asyncio.Future[list[int]]) -> None:
-            self._committing -= 1
-            failure = done.exception()
-            results = [] if failure is not None else done.result()
-            for index, (write, written) in enumerate(writes):
-                try:
-                    if failure is not None:
-                        written(0, failure)
-                    elif results[index] == oq.QUEUE_FULL:
-                        written(0, OfflineQueueFull(write.jid))
-                    elif results[index] == oq.DUPLICATE:
-                        written(0, DuplicateMessage(write.origin))
-                    else:
-                        written(results[index], None)
-                except Exception as e:  # one caller's failure is not the others'
-                    loop.call_exception_handler({"message": "offline write callback", "exception": e})
-            for _, waiter in deletes:
-                _resolve(waiter, 0, failure)
-            if self._writes and not self._committing:
-                self.flush()  # what gathered while this one ran, in order after it
+    def _settle(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        number: int,
+        writes: list[tuple[oq.OfflineWrite, Written]],
+        deletes: list[tuple[Delete, asyncio.Future[int]]],
+        results: list[int],
+        failure: BaseException | None,
+    ) -> None:
+        """On the loop: tell the batch's writes and deletes their outcome, in order."""
+        if self._reading and min(self._reading) < number:  # a read before it is not answered yet
+            loop.call_soon(self._settle, loop, number, writes, deletes, results, failure)
+            return
+        self._committing -= 1
+        for index, (write, written) in enumerate(writes):
+            try:
+                if failure is not None:
+                    written(0, failure)
+                elif results[index] == oq.QUEUE_FULL:
+                    written(0, OfflineQueueFull(write.jid))
+                elif results[index] == oq.DUPLICATE:
+                    written(0, DuplicateMessage(write.origin))
+                else:
+                    written(results[index], None)
+            except Exception as e:  # one caller's failure is not the others'
+                loop.call_exception_handler({"message": "offline write callback", "exception": e})
+        for _, waiter in deletes:
+            _resolve(waiter, 0, failure)
+        if self._writes and not self._committing:
+            self.flush()  # what gathered while this one ran, in order after it
 
-        job.add_done_callback(settle)
+
+def _wake(
+    loop: asyncio.AbstractEventLoop,
+    settle: Callable[[list[int], BaseException | None], None],
+    job: Future[list[int]],
+) -> None:
+    """On the writer thread (or the loop's, if the batch was done before this
+    was added), the last thing done for a batch: wake the loop once to settle
+    it. Batches settle in the order they ran: one writer thread, and the loop
+    runs call_soon_threadsafe's callbacks in the order they came."""
+    failure = job.exception()
+    with suppress(RuntimeError):  # the loop is closed: nobody is left waiting
+        loop.call_soon_threadsafe(settle, [] if failure is not None else job.result(), failure)
 
 
 def _resolve(waiter: asyncio.Future[int], result: int, failure: BaseException | None) -> None:

@@ -214,8 +214,8 @@ class SqliteStorage:
         queued before it, and a batch that commits after it must settle after
         it (the inbox leaves a message stored while its session replays,
         trusting the replay's next read to find it)."""
-        self._offline.flush()  # a delete queued before this read goes before it
-        return await self._run(oq.fetch_offline, _key(to), after_id, -1 if limit is None else limit)
+        with self._offline.read_in_order():  # a delete queued before this read goes before it
+            return await self._run(oq.fetch_offline, _key(to), after_id, -1 if limit is None else limit)
 
     async def delete_offline(self, to: JID, up_to_id: int) -> None:
         """Delete ``to``'s messages with ids <= ``up_to_id``, once they are delivered."""

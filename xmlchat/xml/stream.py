@@ -9,6 +9,8 @@ events however they are split, each returned by the call that fed its last '>':
 * :class:`StreamOpened` — the root element's start tag (the stream header);
 * :class:`StanzaReceived` — one complete depth-1 element, detached from the tree
   (no parent, no tail, only the namespace declarations its names use);
+* :class:`StanzaRead` — in place of a :class:`StanzaReceived`, for a flat stanza
+  a :class:`~xmlchat.xml.flat.FlatReader` read as fields (:meth:`StanzaStream.read_flat`);
 * :class:`StreamClosed` — the root element's end tag. Bytes after it are ignored.
 
 Every limit or restriction violation raises a :class:`~xmlchat.errors.StreamError`
@@ -25,7 +27,6 @@ a stray '&') live in :mod:`xmlchat.xml.screens`.
 from __future__ import annotations
 
 import codecs
-import contextlib
 from dataclasses import dataclass
 from typing import Final
 
@@ -39,6 +40,8 @@ from xmlchat.errors import (
     TooDeep,
     UnsupportedEncoding,
 )
+from xmlchat.xml.flat import FlatReader
+from xmlchat.xml.parsers import new_parser, recycle
 from xmlchat.xml.screens import Fault, PrologScreen, ReferenceScreen
 
 # Large reads are fed in slices this big, so the stanza size limit is enforced
@@ -65,7 +68,15 @@ class StreamClosed:
     pass
 
 
-StreamEvent = StreamOpened | StanzaReceived | StreamClosed
+@dataclass(frozen=True, slots=True)
+class StanzaRead:
+    """A stanza read as fields while parsed (:meth:`StanzaStream.read_flat`):
+    what the reader made of them, in place of the tree."""
+
+    value: object
+
+
+StreamEvent = StreamOpened | StanzaReceived | StanzaRead | StreamClosed
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,36 +97,12 @@ class _Counters:
     stanzas: int = 0
 
 
-# Parsers whose stream rested or ended, closed, for the next stream to take:
-# an lxml parser dropped is a reference cycle (with libxml2's context, ~10 KiB)
-# that only the garbage collector frees, and the server runs it rarely.
-_SPARE: list[etree.XMLPullParser] = []
-_SPARE_MAX: Final = 64
-
-
-def _new_parser() -> etree.XMLPullParser:
-    if _SPARE:
-        return _SPARE.pop()
-    # RFC 6120 §11.1: no DTDs, no entities but the predefined five. "internal"
-    # makes libxml2 reject undeclared entity references (with False, libxml2
-    # 2.14 silently stops parsing); a DOCTYPE never reaches it (see PrologScreen).
-    return etree.XMLPullParser(
-        events=("start", "end", "comment", "pi"),
-        resolve_entities="internal",
-        load_dtd=False,
-        no_network=True,
-        huge_tree=False,
-        collect_ids=False,
-        encoding="utf-8",  # RFC 6120 §11.6: UTF-8 only, whatever a declaration says
-    )
-
-
 class StanzaStream:
     """Incremental parser of one XML stream of stanzas."""
 
     def __init__(self, limits: StreamLimits = StreamLimits()) -> None:
         self.limits = limits
-        self._parser: etree.XMLPullParser | None = _new_parser()
+        self._parser: etree.XMLPullParser | None = new_parser()
         self._prolog = PrologScreen()
         self._references = ReferenceScreen()
         self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
@@ -125,6 +112,12 @@ class StanzaStream:
         self.closed = False
         # The stream header as a start tag, kept while the parser rests (rest()).
         self._header = b""
+        self._flat: FlatReader | None = None
+
+    def read_flat(self, reader: FlatReader) -> None:
+        """From the next stanza parsed, deliver the stanzas ``reader`` reads as
+        :class:`StanzaRead` (:mod:`xmlchat.xml.flat`); the rest as before."""
+        self._flat = reader
 
     @property
     def stanzas_received(self) -> int:
@@ -168,7 +161,7 @@ class StanzaStream:
         if final:
             if self._parser is not None:
                 self._root = None
-                _recycle(self._parser, root if between else None, clean=between or self._ended_clean())
+                recycle(self._parser, root if between else None, clean=between or self._ended_clean())
                 self._parser = None
             self.closed = True
             return True
@@ -180,7 +173,7 @@ class StanzaStream:
             header = etree.tostring(etree.Element(root.tag, dict(root.attrib), nsmap=root.nsmap))
             self._header = header[:-2] + b">"  # an empty element ends with "/>"
             self._root = None
-            _recycle(self._parser, root, clean=True)
+            recycle(self._parser, root, clean=True)
             self._parser = None
         return True
 
@@ -201,7 +194,7 @@ class StanzaStream:
         return self._failed is None and self._count.depth == 0
 
     def _wake(self) -> None:
-        parser = self._parser = _new_parser()
+        parser = self._parser = new_parser()
         parser.feed(self._header)
         for _, root in parser.read_events():  # the root's start, and nothing else
             self._root = root
@@ -275,23 +268,33 @@ class StanzaStream:
     def _drain(self, events: list[StreamEvent]) -> bool:
         """Turn parser events into stream events; True if a header or stanza ended."""
         count = self._count
+        flat = self._flat
         boundary = False
         assert self._parser is not None
         for action, el in self._parser.read_events():
             if action == "start":
-                count.depth += 1
-                if count.depth > self.limits.max_depth:
+                depth = count.depth = count.depth + 1
+                if depth > self.limits.max_depth:
                     raise TooDeep(f"elements nested deeper than {self.limits.max_depth}")
-                _check_names(el)
-                if count.depth == 1:
+                # A start event's element is an element: its tag a str (a comment's is a function).
+                tag: str = el.tag  # type: ignore[assignment]
+                attributes = el.keys()
+                _check_names(tag, attributes)
+                if depth == 1:
                     events.append(self._open(el))
                     boundary = True
+                elif flat is not None:
+                    flat.start(depth, tag, attributes)
             elif action == "end":
-                count.depth -= 1
-                if count.depth == 1:
-                    events.append(StanzaReceived(self._detach(el)))
+                depth = count.depth = count.depth - 1
+                if depth == 1:
+                    read = flat.finish(el) if flat is not None else None
+                    events.append(StanzaReceived(self._detach(el)) if read is None else StanzaRead(read))
+                    self._free_previous(el)
                     boundary = True
-                elif count.depth == 0:
+                elif depth == 2 and flat is not None:
+                    flat.end(el)
+                elif depth == 0:
                     self.closed = True
                     events.append(StreamClosed())
                     return boundary
@@ -313,13 +316,16 @@ class StanzaStream:
         return StreamOpened(str(root.tag), attrib, dict(root.nsmap))
 
     def _detach(self, el: etree._Element) -> etree._Element:
-        """Copy the completed stanza out of the tree and free older siblings."""
+        """A copy of the completed stanza, out of the tree."""
         # The copy declares only the namespaces its names use: no xmlns:stream.
         # (lxml's copies are deep; calling __copy__ skips the copy module's dispatch.)
         stanza: etree._Element = el.__copy__()  # type: ignore[attr-defined]
         stanza.tail = None
-        # Free the stanza before this one (the one before that went at its own
-        # end). Never unlink the element just ended, which may be the last
+        return stanza
+
+    def _free_previous(self, el: etree._Element) -> None:
+        """Free the stanza before ``el``, which just ended (the one before that went at its own end)."""
+        # Never unlink the element just ended, which may be the last
         # child (libxml2 may still point at it or at its tail); nor any later
         # one, whose end is still to be drained: lxml rewrites the namespaces
         # of a subtree it moves out of a tree, wrongly when a prefix is
@@ -329,43 +335,15 @@ class StanzaStream:
         if previous is not None and self._root is not None:
             self._root.remove(previous)
         self._count.stanzas += 1
-        return stanza
 
 
-def _recycle(parser: etree.XMLPullParser, open_root: etree._Element | None, clean: bool) -> None:
-    """End ``parser``'s document and keep the parser for the next stream;
-    close() frees the document and resets the parser.
-
-    lxml keeps every element whose end it has not parsed on a stack of the
-    parser's context, which close() does not empty: a root left open there
-    keeps its whole document for as long as the parser lives. So the root
-    of a stream between stanzas (``open_root``) is ended first, and a parser
-    in any other unfinished state (``clean`` false: cut inside a stanza, or
-    failed) is not kept: dropped, the collector frees it."""
-    if open_root is not None:
-        name = etree.QName(open_root).localname
-        prefix = open_root.prefix
-        try:
-            parser.feed(f"</{prefix}:{name}>" if prefix else f"</{name}>")
-        except etree.XMLSyntaxError:
-            return  # not between stanzas after all: not kept
-    elif not clean:
-        return
-    with contextlib.suppress(etree.XMLSyntaxError):
-        parser.close()
-    for _ in parser.read_events():
-        pass
-    if len(_SPARE) < _SPARE_MAX:
-        _SPARE.append(parser)
-
-
-def _check_names(el: etree._Element) -> None:
+def _check_names(tag: str, attributes: list[str]) -> None:
     """Refuse an undeclared prefix (XML-NAMES §5), which libxml2 lets through.
 
     Its name keeps the colon and gets no namespace: "foo:bar" instead of "{uri}bar".
     """
-    for name in (el.tag, *el.keys()):
-        if isinstance(name, str) and ":" in name and name[0] != "{":
+    for name in (tag, *attributes) if attributes else (tag,):
+        if ":" in name and name[0] != "{":
             raise NotWellFormed(f"undeclared namespace prefix: {name}")
 
 

@@ -99,7 +99,7 @@ class Archive:
             IqHandler("set", PREFS, self._set_prefs),
             IqHandler("get", HISTORY, self._history, internal=True),
             # Low priorities: after blocking, so a refused message is not kept.
-            InboundFilter(self._outgoing, priority=-100),
+            InboundFilter(self._outgoing, priority=-100, kinds=frozenset({"message"})),
             RouteFilter(self._incoming, priority=-100),
             OnStart(self._start),
             OnStop(self._stop),

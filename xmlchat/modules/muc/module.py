@@ -75,7 +75,7 @@ class Muc:
             ServesDomain(self.settings.subdomain, self.handle, name="Chat rooms", partitioned=True),
             OnStart(self.service.load),
             OnSessionEnded(self._ended),
-            InboundFilter(self._broadcast_unavailable),
+            InboundFilter(self._broadcast_unavailable, kinds=frozenset({"presence"})),
             OutboundFilter(self.members.track, clustered=True),
             OnClusterChanged(self._cluster_changed),
         ]

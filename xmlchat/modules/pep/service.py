@@ -76,7 +76,7 @@ class Pep:
             IqHandler("set", f"{{{wire.NS}}}pubsub", self.set, accounts=True),
             IqHandler("get", f"{{{wire.OWNER_NS}}}pubsub", self.owner_get),
             IqHandler("set", f"{{{wire.OWNER_NS}}}pubsub", self.owner_set),
-            InboundFilter(self._from_session, priority=100),
+            InboundFilter(self._from_session, priority=100, kinds=frozenset({"presence", "iq"})),
             OutboundFilter(self._approved),
             OnSessionEnded(self._ended),
             OnStop(self._stop),

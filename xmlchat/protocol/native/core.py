@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Final
+from typing import Final, cast
 
 from lxml import etree
 
@@ -31,7 +31,7 @@ from xmlchat.protocol.native.events import (
     Opened,
 )
 from xmlchat.protocol.native.history import history_xml
-from xmlchat.protocol.native.quick import plain_fields
+from xmlchat.protocol.native.quick import MESSAGE, message_reader, plain_fields
 from xmlchat.protocol.native.requests import block_jids, request_event
 from xmlchat.protocol.native.wire import (
     NS,
@@ -47,6 +47,7 @@ from xmlchat.protocol.native.wire import (
     timestamp,
 )
 from xmlchat.xml.stream import (
+    StanzaRead,
     StanzaReceived,
     StanzaStream,
     StreamEvent,
@@ -58,7 +59,6 @@ from xmlchat.xml.stream import (
 # "Blocking"): one request stays one bounded store transaction.
 MAX_BLOCK_JIDS: Final = 100
 
-_MESSAGE: Final = f"{{{NS}}}message"
 # Stanzas a client may send before logging in; anything else is not-authorized.
 _BEFORE_LOGIN: Final = frozenset({"login", "ping", "pong", "logout"})
 # Stanzas only the server sends: a client sending them gets bad-request.
@@ -152,7 +152,9 @@ class NativeServerStream:
         while self._backlog and not self.closed and not self._login_pending:
             item = self._backlog.pop(0)
             try:
-                if isinstance(item, StanzaReceived):
+                if isinstance(item, StanzaRead):  # a plain message (logged_in() asked for them)
+                    events.append(cast(MessageReceived, item.value))
+                elif isinstance(item, StanzaReceived):
                     self._stanza(item.element, events)
                 elif isinstance(item, StreamOpened):
                     self._open(item)
@@ -179,7 +181,7 @@ class NativeServerStream:
 
     def _stanza(self, el: etree._Element, events: list[Event]) -> None:
         # A plain <message> is checked and read in one pass (None: ask the schema).
-        fields = plain_fields(el) if el.tag == _MESSAGE else None
+        fields = plain_fields(el) if el.tag == MESSAGE else None
         if fields is not None and self.state is State.LOGGED_IN:
             # The stanza of nearly every turn: the event made here (what the
             # general path below would conclude).
@@ -252,6 +254,10 @@ class NativeServerStream:
         self.state = State.LOGGED_IN
         self.receipts = self._receipts_asked
         self._stream.limits = self._limits
+        # From here on a plain <message> is read while it is parsed (quick.py),
+        # into the event _stanza would make of it: logged in, a state no stanza
+        # parsed after this can precede.
+        self._stream.read_flat(message_reader())
         self._out.append(element_xml("login-ok", [("address", address), ("resume", resume)]))
         self._login_pending = False
         return self._drain()

@@ -16,8 +16,11 @@ from typing import Final
 
 from lxml import etree
 
+from xmlchat.protocol.native.events import MessageReceived
 from xmlchat.protocol.native.wire import NS
+from xmlchat.xml.flat import FlatReader
 
+MESSAGE: Final = f"{{{NS}}}message"
 # The schema's element <message>: xs:all of id? from? to time? body seq?, no
 # attributes; each child simple content without attributes.
 _FIELDS: Final = {f"{{{NS}}}{name}": name for name in ("id", "from", "to", "body")}
@@ -50,11 +53,33 @@ def plain_fields(el: etree._Element) -> dict[str, str] | None:
         tail = child.tail
         if tail and tail.strip(_XML_SPACE):
             return None
-        text = child.text or ""
-        if name == "id":
-            if _TOKEN64.fullmatch(text) is None:
-                return None
-        elif name != "body" and _ADDRESS.fullmatch(text) is None:
-            return None
-        texts[name] = text
-    return texts if "to" in texts and "body" in texts else None
+        texts[name] = child.text or ""
+    return texts if _valid(texts) else None
+
+
+def message_reader() -> FlatReader:
+    """A stream's reader of plain messages while they are parsed
+    (:meth:`~xmlchat.xml.stream.StanzaStream.read_flat`): the event for
+    what :func:`plain_fields` accepts, the tree for the rest."""
+    return FlatReader(MESSAGE, _FIELDS, _message_received)
+
+
+def _message_received(texts: dict[str, str]) -> MessageReceived | None:
+    # The FlatReader checked the structure: the children's names, attributes, text between.
+    if not _valid(texts):
+        return None
+    get = texts.get
+    return MessageReceived(texts["to"], texts["body"], get("id"), get("from"))
+
+
+def _valid(texts: dict[str, str]) -> bool:
+    """The children's texts of the schema's types, ``to`` and ``body`` there."""
+    if "to" not in texts or "body" not in texts:
+        return False
+    id_ = texts.get("id")
+    if id_ is not None and _TOKEN64.fullmatch(id_) is None:
+        return False
+    sender = texts.get("from")
+    if sender is not None and _ADDRESS.fullmatch(sender) is None:
+        return False
+    return _ADDRESS.fullmatch(texts["to"]) is not None

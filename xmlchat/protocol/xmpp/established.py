@@ -6,6 +6,8 @@ does not is answered with a stanza error on the stream and goes no further.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from lxml import etree
 
 from xmlchat.errors import StanzaCondition, StanzaError
@@ -21,6 +23,16 @@ from xmlchat.xml.writer import NS_CLIENT, XML_LANG
 # XEP-0352 §3: the two nonzas a bound client sends to say whether a user is looking.
 CSI_NS = "urn:xmpp:csi:0"
 _CLIENT_STATES = {f"{{{CSI_NS}}}active": True, f"{{{CSI_NS}}}inactive": False}
+# A stanza's kind by its tag: one dict lookup per element, not a QName made and split.
+_STANZA_TAGS: dict[object, str] = {f"{{{NS_CLIENT}}}{kind}": kind for kind in STANZA_KINDS}
+
+
+@lru_cache(maxsize=16384)
+def _address(text: str) -> tuple[JID, str]:
+    """A 'to' as parsed, and as written back normalised: the same few
+    addresses recur, so each is written out once (InvalidJID is not kept)."""
+    jid = JID.parse(text)
+    return jid, str(jid)
 
 
 class Established:
@@ -31,19 +43,21 @@ class Established:
         self._link = link
         self._binding = binding
         self._sm = sm
+        # The bound JID as stamped on every stanza (§8.1.2.1), written out once.
+        self._from: tuple[JID | None, str] | None = None
 
     def on_element(self, element: etree._Element) -> list[Event]:
-        qname = etree.QName(element)
-        if qname.namespace == NS_CLIENT and qname.localname in STANZA_KINDS:
+        kind = _STANZA_TAGS.get(element.tag)
+        if kind is not None:
             # XEP-0198 §4: every stanza counts, answered here or passed on.
             self._link.stanza_handled()
-            return self._on_stanza(element, qname.localname)
+            return self._on_stanza(element, kind)
         if self._sm is not None and element.tag in SM_ELEMENTS:
             return self._sm.on_element(element)
         active = _CLIENT_STATES.get(str(element.tag))
         if active is not None:
             return [ClientStateChanged(active)]
-        if qname.namespace in self._link.settings.nonza_namespaces:
+        if etree.QName(element).namespace in self._link.settings.nonza_namespaces:
             return [NonzaIn(element)]
         return self._link.unexpected(element, "")
 
@@ -56,12 +70,13 @@ class Established:
         to: JID | None = None
         if to_text is not None:
             try:
-                to = JID.parse(to_text)
+                to, normalised = _address(to_text)
             except InvalidJID:
                 # §8.3.3.8; the reply comes from the server, not from the malformed address.
                 del element.attrib["to"]
                 return link.reply(element, StanzaError(StanzaCondition.JID_MALFORMED))
-            element.set("to", str(to))
+            if normalised != to_text:
+                element.set("to", normalised)
         kind_type = element.get("type")
         if kind == "iq" and kind_type in ("get", "set") and (to is None or to == JID(None, link.host or "")):
             # Bind and session still reach the server once bound (see binding).
@@ -71,7 +86,10 @@ class Established:
             if payload.tag == SESSION:
                 return self._binding.on_session(element)
         # §8.1.2.1: the server stamps the full JID, whatever the client wrote.
-        element.set("from", str(link.jid))
+        stamp = self._from
+        if stamp is None or stamp[0] is not link.jid:  # bound once; a resumed stream's link is another
+            stamp = self._from = (link.jid, str(link.jid))
+        element.set("from", stamp[1])
         if element.get(XML_LANG) is None:
             element.set(XML_LANG, link.client_lang or link.settings.lang)  # §4.7.4
         if self._sm is not None and self._sm.enabled:

@@ -27,7 +27,14 @@ from typing import Final
 from lxml import etree
 
 from xmlchat.errors import StreamCondition, StreamError
-from xmlchat.xml.stream import StanzaStream, StreamClosed, StreamEvent, StreamLimits, StreamOpened
+from xmlchat.xml.stream import (
+    StanzaReceived,
+    StanzaStream,
+    StreamClosed,
+    StreamEvent,
+    StreamLimits,
+    StreamOpened,
+)
 from xmlchat.xml.writer import (
     NS_CLIENT,
     NS_STREAMS,
@@ -103,7 +110,7 @@ class MessageFraming(Framing):
         return parser
 
     def unwrap(self, item: StreamEvent) -> StreamEvent:
-        if not isinstance(item, StreamOpened) and not isinstance(item, StreamClosed):
+        if isinstance(item, StanzaReceived):  # an XMPP stream reads no stanza flat (StanzaRead)
             element = item.element
             if element.tag == OPEN:
                 # The client's <open/> is its stream header (§3.3.1); it

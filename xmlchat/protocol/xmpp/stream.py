@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["C2SLimits", "C2SStream"]
 
 _DEFAULT_LIMITS: Final = C2SLimits()
+_STREAM_ERROR: Final = f"{{{NS_STREAMS}}}error"
 
 
 class C2SStream:
@@ -385,7 +386,7 @@ class C2SStream:
             return link.peer_closed(None)
         assert isinstance(item, StanzaReceived)
         element = item.element
-        if element.tag == f"{{{NS_STREAMS}}}error":
+        if element.tag == _STREAM_ERROR:
             return link.peer_closed(stream_error_condition(element))
         # Which stage takes a top-level element, by state; CLOSING ignores them:
         # our side is closed, nothing could be answered (§4.4).
