@@ -36,6 +36,8 @@ class Cluster:
         self.incarnations = dict.fromkeys(names, 1)
         # Nodes a node has not heard of yet (its view lags the others').
         self.unheard: dict[str, set[str]] = {}
+        # The other nodes' OnChangedElsewhere hooks, running (publish_changed).
+        self.announcements: set[asyncio.Task[None]] = set()
         for name in names:
             hub = build_hub(Config(), self.store, Metrics())
             hub.attach_cluster(DirectBus(name, self))
@@ -67,6 +69,11 @@ class Cluster:
         await self.settled(node, session.jid)
         return session, recorder
 
+    async def announced(self) -> None:
+        """Wait until every node heard every change announced so far."""
+        while self.announcements:
+            await asyncio.gather(*self.announcements)
+
     async def settled(self, node: str, jid: JID) -> None:
         """Wait until the inboxes of ``jid``'s sessions on ``node`` handed over
         and settled (deleted from the store) what they were offered."""
@@ -94,6 +101,13 @@ class DirectBus:
     def publish_gone(self, session: Session) -> None:
         for hub in self._cluster.others(self._node):
             hub.remote_session_gone(self._node, session.jid)
+
+    def publish_changed(self, topic: str, account: JID) -> None:
+        # Not awaited by the caller, as over NATS: the test waits with Cluster.announced.
+        for hub in self._cluster.others(self._node):
+            task = asyncio.create_task(hub.changed_elsewhere(topic, account))
+            self._cluster.announcements.add(task)
+            task.add_done_callback(self._cluster.announcements.discard)
 
     def send(self, node: str, to: JID, stanza: etree._Element, stamp: datetime, delayed: bool) -> None:
         target = self._cluster.hubs[node].router.get(to)

@@ -18,7 +18,9 @@
 
 The hot path — every stanza delivered — checks an in-memory copy of the lists
 of users with a session; the recipient side of routing asks the store when the
-recipient has none (offline storage).
+recipient has none (offline storage). In a cluster each node keeps the lists
+of users with a session there: a change made here is announced, and the other
+nodes reload theirs and push it (docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from xmlchat.routing.api import (
     InboundFilter,
     IqHandler,
     ModuleContext,
+    OnChangedElsewhere,
     OnSessionEnded,
     OnSessionOpening,
     OutboundFilter,
@@ -57,6 +60,8 @@ BLOCKLIST: Final = f"{{{NS}}}blocklist"
 BLOCK: Final = f"{{{NS}}}block"
 UNBLOCK: Final = f"{{{NS}}}unblock"
 ITEM: Final = f"{{{NS}}}item"
+# What ModuleContext.announce_changed tells the other nodes of a cluster.
+TOPIC: Final = "blocklist"
 
 _SEES_OWNER = frozenset({"from", "both"})
 _SEES_CONTACT = frozenset({"to", "both"})
@@ -99,6 +104,7 @@ class Blocking:
             IqHandler("set", UNBLOCK, self._unblock),
             OnSessionOpening(self._load, priority=100),
             OnSessionEnded(self._forget, priority=-100),
+            OnChangedElsewhere(TOPIC, self._changed_elsewhere),
             InboundFilter(self._from_user, priority=100),
             RouteFilter(self._to_user, priority=100),
             OutboundFilter(self._hide, priority=100),
@@ -124,6 +130,7 @@ class Blocking:
         await self._presence_ends(user, added)  # while the filters still let it through
         await self._reload(user)
         if added:
+            self.ctx.announce_changed(TOPIC, user)
             self._push(user, BLOCK, added)
 
     async def _unblock(self, session: Session, iq: etree._Element) -> None:
@@ -132,6 +139,8 @@ class Blocking:
         store = self.ctx.store
         removed = await store.unblock(user, items) if items else await store.unblock_all(user)
         await self._reload(user)
+        if removed:
+            self.ctx.announce_changed(TOPIC, user)
         await self._presence_returns(user, removed)
         if removed or not items:
             self._push(user, UNBLOCK, removed if items else [])
@@ -156,6 +165,24 @@ class Blocking:
             self._lists[user] = items
         else:
             self._lists.pop(user, None)
+
+    async def _changed_elsewhere(self, user: JID) -> None:
+        """Another node of a cluster changed ``user``'s list: §3.3 applies a
+        block to all of the user's resources, so the copy here is reloaded, and
+        the change pushed to the resources here that retrieved the list (the
+        other node pushed to its own; presence was ended or shared there, to
+        every node's sessions through their proxies)."""
+        if not self.ctx.sessions.has_local_session(user):
+            return  # nothing cached here: the recipient check asks the store
+        before = self._lists.get(user, frozenset())
+        await self._reload(user)
+        after = self._lists.get(user, frozenset())
+        # The items that left, named even when an unblock of everything (§3.5)
+        # emptied the list: the same list on the client, and known here.
+        if removed := before - after:
+            self._push(user, UNBLOCK, sorted(removed, key=str))
+        if added := after - before:
+            self._push(user, BLOCK, sorted(added, key=str))
 
     async def _forget(self, session: Session) -> None:
         if not self.ctx.sessions.sessions_of(session.jid.bare):

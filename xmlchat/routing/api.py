@@ -40,6 +40,7 @@ SessionHookFn = Callable[[Session], Awaitable[None]]
 ClientStateFn = Callable[[Session, bool], Awaitable[None]]
 LifecycleFn = Callable[[], Awaitable[None]]
 RelayedMessageFn = Callable[[list[Session], etree._Element, datetime, int | None], Awaitable[int]]
+AccountChangedFn = Callable[[JID], Awaitable[None]]
 # An operator's command: its arguments in, a JSON-able answer out.
 AdminCommandFn = Callable[[Mapping[str, Any]], Awaitable[Any]]
 # A filter returns the stanza (maybe rewritten) or None to drop it; one that
@@ -205,6 +206,15 @@ class OnClusterChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class OnChangedElsewhere:
+    """Another node of the cluster announced (``ModuleContext.announce_changed``)
+    that ``topic`` of an account changed there: ``handle`` gets its bare JID."""
+
+    topic: str
+    handle: AccountChangedFn
+
+
+@dataclass(frozen=True, slots=True)
 class AdminCommand:
     """A command of the admin channel (``xmlchat NAME`` while the server runs,
     as Prosody's shell commands): ``handle`` gets the request's arguments and
@@ -248,25 +258,11 @@ class OutboundFilter:
     clustered: bool = False  # only on a node of a cluster
 
 
+# Every declaration a module may return from setup().
 Registration = (
-    IqHandler
-    | StanzaHandler
-    | ServesDomain
-    | Feature
-    | Identity
-    | StreamFeature
-    | OnSessionOpening
-    | OnSessionStarted
-    | OnSessionEnded
-    | OnInitialPresence
-    | OnClientState
-    | OnStart
-    | OnStop
-    | OnRelayedMessage
-    | OnClusterChanged
-    | AdminCommand
-    | InboundFilter
-    | RouteFilter
+    IqHandler | StanzaHandler | ServesDomain | Feature | Identity | StreamFeature | OnSessionOpening
+    | OnSessionStarted | OnSessionEnded | OnInitialPresence | OnClientState | OnStart | OnStop
+    | OnRelayedMessage | OnClusterChanged | OnChangedElsewhere | AdminCommand | InboundFilter | RouteFilter
     | OutboundFilter
 )
 
@@ -325,6 +321,9 @@ class ModuleContext(Generic[StoreT]):
         # remote_flagged(flag) -> set of JIDs: accounts with a session on another
         # node that shares ``flag`` (read-only; carbons ask for every message).
         self.remote_flagged = hub.remote_flagged
+        # announce_changed(topic, account): tell the other nodes of a cluster
+        # (their OnChangedElsewhere(topic) hooks); without a cluster, nothing.
+        self.announce_changed = hub.announce_changed
 
     def share(self, session: Session, flag: str, on: bool) -> None:
         """Tell other nodes of a cluster that ``session`` has (or no longer has)

@@ -95,6 +95,10 @@ class ClusterBus(Protocol):
     def publish_gone(self, session: Session) -> None:
         """A local session is no longer routable."""
 
+    def publish_changed(self, topic: str, account: JID) -> None:
+        """Something the nodes cache of ``account`` (``topic``: e.g. its
+        blocklist) changed here: every other node reloads its copy."""
+
     def send(self, node: str, to: JID, stanza: etree._Element, stamp: datetime, delayed: bool) -> None:
         """Hand ``stanza`` to ``node`` for its session ``to``; never blocks, no answer."""
 

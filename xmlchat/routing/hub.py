@@ -152,6 +152,14 @@ class Hub:
         """The bus saw the live nodes change: the modules' OnClusterChanged hooks."""
         await _every(self.registry.cluster_changed)
 
+    def announce_changed(self, topic: str, account: JID) -> None:
+        """``topic`` of ``account`` changed here: the other nodes' OnChangedElsewhere hooks run."""
+        if self.cluster is not None:
+            self.cluster.publish_changed(topic, account)
+
+    async def changed_elsewhere(self, topic: str, account: JID) -> None:
+        await _every(partial(hook, account) for hook in self.registry.changed_elsewhere.get(topic, ()))
+
     def share(self, session: Session, flag: str, on: bool) -> None:
         """Set or clear a flag other nodes must know of a local session
         (``Session.shared``, e.g. carbons enabled), and tell them."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from xmlchat.protocol import caps
 from xmlchat.routing.api import (
+    AccountChangedFn,
     AdminCommand,
     ClientStateFn,
     Feature,
@@ -16,6 +17,7 @@ from xmlchat.routing.api import (
     InboundFilterFn,
     IqHandler,
     LifecycleFn,
+    OnChangedElsewhere,
     OnClientState,
     OnClusterChanged,
     OnInitialPresence,
@@ -76,6 +78,8 @@ class Registry:
     # Outbound filters that run only on a node of a cluster (Hub.attach_cluster adds them).
     cluster_outbound: list[tuple[int, OutboundFilterFn]] = field(default_factory=list)
     cluster_changed: list[LifecycleFn] = field(default_factory=list)
+    # OnChangedElsewhere hooks, by topic.
+    changed_elsewhere: dict[str, list[AccountChangedFn]] = field(default_factory=lambda: defaultdict(list))
     relayed_message: RelayedMessageFn | None = None
     admin_commands: dict[str, AdminCommand] = field(default_factory=dict)
     owners: dict[str, list[Registration]] = field(default_factory=lambda: defaultdict(list))
@@ -121,6 +125,8 @@ class Registry:
                 self.on_stop.append(handle)
             case OnClusterChanged(handle):
                 self.cluster_changed.append(handle)
+            case OnChangedElsewhere(topic, handle):
+                self.changed_elsewhere[topic].append(handle)
             case OnRelayedMessage(handle):
                 if self.relayed_message is not None:
                     raise ValueError(f"{owner}: relayed messages already handled")

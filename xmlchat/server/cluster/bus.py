@@ -108,6 +108,12 @@ class NatsCluster:
     def publish_gone(self, session: Session) -> None:
         self._emit(self._registry, wire.session_gone(self._node, self._incarnation, session))
 
+    def publish_changed(self, topic: str, account: JID) -> None:
+        # On the registry subject, through the one outbox: every node hears it,
+        # in the order this node's changes were made.
+        self._emit(self._registry, wire.event("changed", self._node, self._incarnation,
+                                              topic=topic, account=str(account)))
+
     def send(self, node: str, to: JID, stanza: etree._Element, stamp: datetime, delayed: bool) -> None:
         headers = wire.stanza_headers("deliver", [to], stamp, delayed)
         self._emit(self._node_subject(node), to_bytes(stanza), headers)
@@ -170,6 +176,10 @@ class NatsCluster:
                 self._hub.remote_session(event.remote_session())
             elif event.op == "gone":
                 self._hub.remote_session_gone(event.node, JID.parse(event.body["jid"]))
+            elif event.op == "changed":
+                # Awaited, as the registry's other events: one account's changes
+                # are applied here in the order they were made there.
+                await self._hub.changed_elsewhere(event.body["topic"], JID.parse(event.body["account"]))
             elif event.op == "hello":
                 self._emit(self._registry, wire.event("beat", self._node, self._incarnation))
                 self._publish_all()

@@ -1,8 +1,10 @@
 """What nodes say to each other over NATS, and on which subjects.
 
 * ``PREFIX.registry``, every node listens: JSON events about the sender's own
-  sessions (``up`` with presence, ``gone``) and about itself (``beat``,
-  ``hello`` when it starts, ``bye`` when it stops). Each carries the node's
+  sessions (``up`` with presence, ``gone``), about an account whose state
+  the nodes cache changed on the sender (``changed``: ``topic``, e.g. its
+  blocklist, and ``account``), and about itself (``beat``, ``hello`` when it
+  starts, ``bye`` when it stops). Each carries the node's
   name and its incarnation (random per start), so a restarted node's old
   sessions are told apart from its new ones.
 * ``PREFIX.node.NAME``, only that node listens: a stanza for one of its
@@ -45,7 +47,7 @@ def node_subject(prefix: str, node: str) -> str:
 class NodeEvent:
     """One registry event, as received."""
 
-    op: str  # up | gone | beat | hello | bye
+    op: str  # up | gone | changed | beat | hello | bye
     node: str
     incarnation: str
     body: dict[str, Any]
