@@ -115,10 +115,18 @@ class PlainReader:
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[str | None] = asyncio.Queue()
 
+        def hand_over(line: str | None) -> bool:
+            try:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            except RuntimeError:  # the chat ended and closed its loop: nobody reads
+                return False
+            return True
+
         def read() -> None:
             for line in sys.stdin:
-                loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\n"))
-            loop.call_soon_threadsafe(lines.put_nowait, None)
+                if not hand_over(line.rstrip("\n")):
+                    return
+            hand_over(None)
 
         # A daemon thread: blocked in read(), it never holds up the exit.
         threading.Thread(target=read, name="stdin", daemon=True).start()
