@@ -89,3 +89,22 @@ def test_refusals_end_the_stream(stream: str, condition: StreamCondition) -> Non
     out = core.data_to_send()
     assert f"<{condition.value} ".encode() in out and out.endswith(b"</stream:stream>")
     assert core.closed and core.receive_data(b"<message/>") == []
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        HEADER.format(to="nobody.localhost"),
+        HEADER.format(to="echo.localhost").replace("jabber:component:accept", "jabber:client"),
+    ],
+)
+def test_a_header_refused_still_gets_a_header_of_ours_first(stream: str) -> None:
+    """RFC 6120 §4.9.1.2: an error before the server's own header is sent
+    comes after one, so the peer's parser can read it (once, not twice)."""
+    core = component.ComponentStream(SECRETS, id_factory=lambda: "sid")
+    core.receive_data(stream.encode())
+    out = core.data_to_send()
+    assert out.startswith(b"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept'")
+    assert out.count(b"<stream:stream ") == 1
+    document = etree.fromstring(out.split(b"?>", 1)[1])
+    assert etree.QName(document[0]).localname == "error"

@@ -23,7 +23,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="look at one listener, on this port")
     parser.add_argument(
         "--listener",
-        choices=("native", "native_plain", "xmpp", "xmpp_tls"),
+        choices=("native", "native_plain", "xmpp", "xmpp_tls", "http", "https", "component"),
         help="which listener --port is (default: the one configured on that port, else native)",
     )
 

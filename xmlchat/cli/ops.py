@@ -8,6 +8,7 @@ xmlchat health [--timeout S]   ask the running server for a sign of life on each
                                (Docker's HEALTHCHECK convention: 0 healthy, 1 unhealthy)
 
 Both take --host and --port (and --listener) to look elsewhere than the configuration says.
+How each kind of listener is asked for a sign of life: :mod:`xmlchat.cli.probes`.
 """
 
 from __future__ import annotations
@@ -18,28 +19,17 @@ import datetime
 import errno
 import os
 import socket
-import ssl
-import time
-from dataclasses import dataclass
 from typing import Any, Final
 
 from cryptography import x509
-from lxml import etree
 
 from xmlchat import config_rules
-from xmlchat.cli import listeners
+from xmlchat.cli import listeners, probes
 from xmlchat.config import Config, Listener
-from xmlchat.errors import StreamError
-from xmlchat.protocol.native import NS as NATIVE_NS
-from xmlchat.protocol.native import VERSION as NATIVE_VERSION
 from xmlchat.server import tls
-from xmlchat.xml.stream import StanzaReceived, StanzaStream, StreamClosed, StreamLimits
 
-STREAMS_NS: Final = "http://etherx.jabber.org/streams"
 # A certificate this close to expiry is reported (Let's Encrypt renews at 30 days left).
 EXPIRY_WARNING_DAYS: Final = 14
-# What health reads before giving up on an answer: the header plus a few stanzas.
-MAX_PROBE_BYTES: Final = 64 * 1024
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -173,11 +163,11 @@ def _check_listener(name: str, listener: Listener, config: Config, report: _Repo
 
 def _check_served(name: str, listener: Listener, config: Config, report: _Report) -> None:
     """A port the running server holds: it must answer there, as health asks."""
-    found = probes(config, {name: listener})
+    found = probes.probes(config, {name: listener})
     if not found:
         report.warn(f"listener {name}: not available in this build, skipped")
         return
-    probe, problem, ms = asyncio.run(_probe_one(found[0], config, 5.0))
+    probe, problem, ms = asyncio.run(probes.probe_one(found[0], config, 5.0))
     if problem:
         report.fail(f"listener {name}: {probe}: served by the running server, but {problem}")
     else:
@@ -229,50 +219,7 @@ def _bind_error(e: OSError, port: int) -> str:
     return e.strerror or str(e)
 
 
-def enabled_listeners(config: Config) -> dict[str, Listener]:
-    return {
-        name: listener
-        for name in config.listeners.__dataclass_fields__
-        if (listener := getattr(config.listeners, name)).enabled
-    }
-
-
 # ---- health
-
-
-class ProbeFailed(Exception):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    name: str
-    protocol: str  # "native" or "xmpp"
-    host: str
-    port: int
-    tls: str
-
-    def __str__(self) -> str:
-        return f"{self.name} {self.protocol} {self.host}:{self.port} tls={self.tls}"
-
-
-def probes(config: Config, chosen: dict[str, Listener] | None = None) -> list[Probe]:
-    """One probe per listener (default: every enabled one) this build serves,
-    at a connectable address."""
-    from xmlchat.server.app import PROTOCOLS
-
-    out = []
-    for name, listener in (enabled_listeners(config) if chosen is None else chosen).items():
-        if name in PROTOCOLS and listener.port:
-            out.append(
-                Probe(name, PROTOCOLS[name][0], _connectable(listener.address), listener.port, listener.tls)
-            )
-    return out
-
-
-def _connectable(address: str) -> str:
-    # A wildcard bind is reached over loopback (the probe runs beside the server).
-    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(address, address)
 
 
 def _health(args: argparse.Namespace, config: Config) -> int:
@@ -282,90 +229,13 @@ def _health(args: argparse.Namespace, config: Config) -> int:
     chosen = listeners.selected(config, args, running)
     if running is not None:
         chosen = {name: running.serves(name, listener) or listener for name, listener in chosen.items()}
-    todo = probes(config, chosen)
+    todo = probes.probes(config, chosen)
     if not todo:
         print("FAIL  no enabled listener to probe", flush=True)
         return 1
-    results = asyncio.run(_probe_all(todo, config, args.timeout))
+    results = asyncio.run(probes.probe_all(todo, config, args.timeout))
     for probe, problem, ms in results:
         print(
             f"FAIL  {probe}: {problem}" if problem else f"ok    {probe}: answered in {ms:.0f} ms", flush=True
         )
     return 1 if any(problem for _, problem, _ in results) else 0
-
-
-async def _probe_all(
-    todo: list[Probe], config: Config, timeout: float
-) -> list[tuple[Probe, str | None, float]]:
-    return list(await asyncio.gather(*(_probe_one(p, config, timeout) for p in todo)))
-
-
-async def _probe_one(probe: Probe, config: Config, timeout: float) -> tuple[Probe, str | None, float]:
-    started = time.monotonic()
-    try:
-        await asyncio.wait_for(probe_listener(probe, config.domain), timeout)
-    except TimeoutError:
-        return probe, f"no answer within {timeout:g} s", 0.0
-    except (OSError, ssl.SSLError) as e:
-        return probe, e.strerror or str(e) or type(e).__name__, 0.0
-    except ProbeFailed as e:
-        return probe, str(e), 0.0
-    except StreamError as e:
-        return probe, f"unreadable answer: {e}", 0.0
-    return probe, None, (time.monotonic() - started) * 1000
-
-
-async def probe_listener(probe: Probe, domain: str) -> None:
-    """Connect and exchange one round trip; raise ProbeFailed if the answer is wrong.
-
-    Native: ``<session><ping/>`` must get ``<pong/>``. XMPP: a stream header
-    must get ``<stream:features>`` (RFC 6120 §4.3.2), with or without STARTTLS.
-    Certificates are not verified: the probe checks liveness, not identity.
-    """
-    context = tls.client_context(insecure=True) if probe.tls == "direct" else None
-    reader, writer = await asyncio.open_connection(probe.host, probe.port, ssl=context)
-    try:
-        if probe.protocol == "native":
-            writer.write(f"<session xmlns='{NATIVE_NS}' version='{NATIVE_VERSION}'><ping/>".encode())
-            await _expect(reader, f"{{{NATIVE_NS}}}pong", f"{{{NATIVE_NS}}}error")
-            writer.write(b"</session>")
-        else:
-            writer.write(
-                f"<?xml version='1.0'?><stream:stream to='{domain}' version='1.0' "
-                f"xmlns='jabber:client' xmlns:stream='{STREAMS_NS}'>".encode()
-            )
-            await _expect(reader, f"{{{STREAMS_NS}}}features", f"{{{STREAMS_NS}}}error")
-            writer.write(b"</stream:stream>")
-        await writer.drain()
-    finally:
-        writer.close()
-
-
-async def _expect(reader: asyncio.StreamReader, wanted: str, error: str) -> None:
-    stream = StanzaStream(StreamLimits(max_stanza_bytes=MAX_PROBE_BYTES))
-    received = 0
-    while received < MAX_PROBE_BYTES:
-        data = await reader.read(4096)
-        if not data:
-            raise ProbeFailed("connection closed without an answer")
-        received += len(data)
-        for event in stream.feed(data):
-            if isinstance(event, StreamClosed):
-                raise ProbeFailed("stream closed without an answer")
-            if isinstance(event, StanzaReceived):
-                if event.element.tag == wanted:
-                    return
-                if event.element.tag == error:
-                    raise ProbeFailed(f"error from the server: {_condition(event.element)}")
-    raise ProbeFailed("no answer in the first bytes")
-
-
-def _condition(error: etree._Element) -> str:
-    """Native ``<error><condition>c</condition>``; XMPP ``<stream:error><c xmlns=.../>``."""
-    for child in error:
-        name = etree.QName(child).localname
-        if name == "condition":
-            return child.text or "unknown"
-        if name != "text":
-            return name
-    return "unknown"

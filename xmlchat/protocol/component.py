@@ -136,9 +136,11 @@ class ComponentStream:
     def _opened(self, tag: str, attrib: dict[str, str], nsmap: dict[str | None, str]) -> None:
         if tag != f"{{{NS_STREAMS}}}stream" or nsmap.get(None) != NS:
             raise StreamError(StreamCondition.INVALID_NAMESPACE, f"expected {NS}")
-        self._requested = attrib.get("to", "")
-        if self._requested not in self._secrets:
+        requested = attrib.get("to", "")
+        if requested not in self._secrets:
+            # Before _requested is set: _fail sends our header first (§4.9.1.2).
             raise StreamError(StreamCondition.HOST_UNKNOWN, "no such component")
+        self._requested = requested
         self._out.append(
             f"<?xml version='1.0'?><stream:stream xmlns='{NS}' xmlns:stream='{NS_STREAMS}'"
             f" from='{self._requested}' id='{self._id}'>".encode()
