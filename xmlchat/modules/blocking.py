@@ -40,7 +40,6 @@ from xmlchat.routing.api import (
     Filtered,
     InboundFilter,
     IqHandler,
-    ModuleContext,
     OnChangedElsewhere,
     OnSessionEnded,
     OnSessionOpening,
@@ -48,6 +47,7 @@ from xmlchat.routing.api import (
     Registration,
     RouteFilter,
 )
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import kind, make, new_id
 from xmlchat.storage import BlocklistFull, BlocklistStore, RosterItem
