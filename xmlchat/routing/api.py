@@ -201,7 +201,10 @@ class OnClusterChanged:
 @dataclass(frozen=True, slots=True)
 class OnChangedElsewhere:
     """Another node of the cluster announced (``ModuleContext.announce_changed``)
-    that ``topic`` of an account changed there: ``handle`` gets its bare JID."""
+    that ``topic`` of an account changed there: ``handle`` gets its bare JID.
+    Also called, for every account with a session here, when this node may
+    have missed such announcements (cut off from the others for a while):
+    ``handle`` reloads and tells what differs, and is a no-op if nothing does."""
 
     topic: str
     handle: AccountChangedFn

@@ -65,6 +65,21 @@ class HubCluster:
     async def changed_elsewhere(self, topic: str, account: JID) -> None:
         await every(partial(hook, account) for hook in self.registry.changed_elsewhere.get(topic, ()))
 
+    async def resync_cached(self) -> None:
+        """This node may have missed ``changed`` events (the bus lost touch
+        with the others for a while; core NATS keeps nothing for a subscriber
+        that is away): every OnChangedElsewhere hook runs once for each account
+        with a session here, as if every topic of it had changed elsewhere. A
+        hook reloads and tells its sessions what differs, as for one event.
+        Every hook runs even if one fails; then the first failure is raised."""
+        accounts = list(dict.fromkeys(session.bare for session in self.router.local_sessions()))
+        await every(
+            partial(hook, account)
+            for hooks in self.registry.changed_elsewhere.values()
+            for account in accounts
+            for hook in hooks
+        )
+
     def share(self, session: Session, flag: str, on: bool) -> None:
         """Set or clear a flag other nodes must know of a local session
         (``Session.shared``, e.g. carbons enabled), and tell them."""
@@ -154,7 +169,21 @@ class HubCluster:
         only); returns how many there were."""
         if self.remote is None:
             return 0
-        proxies = self.remote.forget_node(node)
+        return await self._ended_elsewhere(self.remote.forget_node(node))
+
+    async def forget_unlisted(self, node: str, listed: set[JID]) -> int:
+        """``node`` listed every session it has: its proxies here it did not
+        list went while this node was not listening (their ``gone`` events and
+        unavailable presence were lost to it). Ended here as a dead node's
+        sessions are; returns how many there were."""
+        if self.remote is None:
+            return 0
+        unlisted = [jid for jid in self.remote.sessions_of_node(node) if jid not in listed]
+        proxies = [proxy for jid in unlisted if (proxy := self.remote.remove(node, jid)) is not None]
+        return await self._ended_elsewhere(proxies)
+
+    async def _ended_elsewhere(self, proxies: list[Session]) -> int:
+        assert self.remote is not None
         self.remote.ghosts.update(p.jid for p in proxies)
         try:
             for proxy in proxies:
