@@ -17,7 +17,8 @@ from xmlchat.config import Config
 from xmlchat.errors import StreamError
 from xmlchat.jid import JID
 from xmlchat.metrics import Metrics
-from xmlchat.routing.api import Module, ModuleContext
+from xmlchat.routing.api import Module
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.hub import Hub
 from xmlchat.routing.session import NATIVE_CLIENT, XMPP_CLIENT, Session
 from xmlchat.stanza import make

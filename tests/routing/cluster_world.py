@@ -36,6 +36,8 @@ class Cluster:
         self.incarnations = dict.fromkeys(names, 1)
         # Nodes a node has not heard of yet (its view lags the others').
         self.unheard: dict[str, set[str]] = {}
+        # Nodes cut off from the bus: announcements do not reach them (lost, as on core NATS).
+        self.cut: set[str] = set()
         # The other nodes' OnChangedElsewhere hooks, running (publish_changed).
         self.announcements: set[asyncio.Task[None]] = set()
         for name in names:
@@ -99,12 +101,15 @@ class DirectBus:
             hub.remote_session(remote)
 
     def publish_gone(self, session: Session) -> None:
-        for hub in self._cluster.others(self._node):
-            hub.remote_session_gone(self._node, session.jid)
+        for name, hub in self._cluster.hubs.items():
+            if name != self._node and name not in self._cluster.down | self._cluster.cut:
+                hub.remote_session_gone(self._node, session.jid)
 
     def publish_changed(self, topic: str, account: JID) -> None:
         # Not awaited by the caller, as over NATS: the test waits with Cluster.announced.
-        for hub in self._cluster.others(self._node):
+        for name, hub in self._cluster.hubs.items():
+            if name == self._node or name in self._cluster.down | self._cluster.cut:
+                continue
             task = asyncio.create_task(hub.changed_elsewhere(topic, account))
             self._cluster.announcements.add(task)
             task.add_done_callback(self._cluster.announcements.discard)

@@ -75,3 +75,32 @@ async def test_a_node_without_sessions_of_the_user_keeps_no_copy() -> None:
     await cluster.announced()
     blocking = next(m for m in cluster.hubs["b"].modules if m.name == "blocking")
     assert blocking._lists == {}  # type: ignore[attr-defined]
+
+
+async def test_a_node_back_on_the_bus_reloads_the_lists_it_may_have_missed() -> None:
+    # A block announced while node b was cut off never reaches b (core NATS
+    # keeps nothing); once b is back, the bus has the hub resync what it caches.
+    cluster = Cluster("a", "b")
+    for user in (ALICE, BOB):
+        await cluster.store.create_user(user, "pw")
+    alice_a, _ = await cluster.online("a", "alice@localhost/a")
+    alice_b, alice_b_sees = await cluster.online("b", "alice@localhost/b")
+    bob, _ = await cluster.online("b", "bob@localhost/desk")
+    await _iq(cluster, "b", alice_b, "get", BLOCKLIST)
+    cluster.cut.add("b")
+
+    await _iq(cluster, "a", alice_a, "set", BLOCK, BOB)
+    await cluster.announced()
+    assert _pushes(alice_b_sees) == []  # missed: b still has the old list
+    cluster.cut.discard("b")
+    await cluster.hubs["b"].resync_cached()
+
+    assert _pushes(alice_b_sees) == [(BLOCK, [str(BOB)])]
+    with pytest.raises(StanzaError) as refused:
+        await cluster.hubs["b"].receive(bob, _chat(bob, "alice@localhost/b"), JID.parse("alice@localhost/b"))
+    assert refused.value.condition is StanzaCondition.SERVICE_UNAVAILABLE
+    assert bodies(alice_b_sees) == []
+
+    await cluster.hubs["b"].resync_cached()  # nothing changed since: nothing pushed again
+    assert _pushes(alice_b_sees) == [(BLOCK, [str(BOB)])]
+

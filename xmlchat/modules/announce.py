@@ -16,7 +16,8 @@ from typing import Any, Protocol
 from lxml import etree
 
 from xmlchat.jid import JID
-from xmlchat.routing.api import AdminCommand, AdminCommandError, ModuleContext, Registration
+from xmlchat.routing.api import AdminCommand, AdminCommandError, Registration
+from xmlchat.routing.context import ModuleContext
 from xmlchat.stanza import make, new_id, to_bytes
 from xmlchat.storage import AccountStore, OfflineQueueFull, OfflineStore
 

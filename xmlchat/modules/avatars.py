@@ -23,7 +23,8 @@ from xmlchat.jid import JID
 from xmlchat.modules.pep import Pep
 from xmlchat.modules.vcard import NS as VCARD_NS
 from xmlchat.modules.vcard import VCards, photo_hash
-from xmlchat.routing.api import Feature, ModuleContext, Registration
+from xmlchat.routing.api import Feature, Registration
+from xmlchat.routing.context import ModuleContext
 from xmlchat.stanza import from_bytes, to_bytes
 from xmlchat.storage import PepItem, PepStore
 

@@ -20,7 +20,8 @@ The hot path — every stanza delivered — checks an in-memory copy of the list
 of users with a session; the recipient side of routing asks the store when the
 recipient has none (offline storage). In a cluster each node keeps the lists
 of users with a session there: a change made here is announced, and the other
-nodes reload theirs and push it (docs/scale-out.md).
+nodes reload theirs and push it; a node that may have missed announcements
+(cut off from NATS) reloads every list it keeps (docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from xmlchat.routing.api import (
     Filtered,
     InboundFilter,
     IqHandler,
-    ModuleContext,
     OnChangedElsewhere,
     OnSessionEnded,
     OnSessionOpening,
@@ -48,6 +48,7 @@ from xmlchat.routing.api import (
     Registration,
     RouteFilter,
 )
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import kind, make, new_id
 from xmlchat.storage import BlocklistFull, BlocklistStore, RosterItem

@@ -20,7 +20,8 @@ from xmlchat.errors import StanzaError
 from xmlchat.jid import JID
 from xmlchat.modules.pep import Pep
 from xmlchat.modules.private import PrivateStorage, document_key
-from xmlchat.routing.api import Feature, ModuleContext, Registration
+from xmlchat.routing.api import Feature, Registration
+from xmlchat.routing.context import ModuleContext
 from xmlchat.stanza import from_bytes, to_bytes
 from xmlchat.storage import DocumentStore, PepItem, PepStore
 

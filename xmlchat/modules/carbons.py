@@ -50,15 +50,8 @@ from lxml import etree
 
 from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID
-from xmlchat.routing.api import (
-    Feature,
-    InboundFilter,
-    IqHandler,
-    ModuleContext,
-    OnSessionEnded,
-    Registration,
-    RouteFilter,
-)
+from xmlchat.routing.api import Feature, InboundFilter, IqHandler, OnSessionEnded, Registration, RouteFilter
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import BODY, CLIENT_NS, child, make
 

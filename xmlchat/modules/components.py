@@ -31,7 +31,8 @@ from lxml import etree
 from xmlchat.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
 from xmlchat.jid import JID
 from xmlchat.modules.messages import Messages
-from xmlchat.routing.api import ModuleContext, Registration, ServesDomain
+from xmlchat.routing.api import Registration, ServesDomain
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session, SessionTransport
 from xmlchat.stanza import kind
 

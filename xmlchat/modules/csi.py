@@ -31,14 +31,8 @@ from typing import Final
 from lxml import etree
 
 from xmlchat.jid import JID
-from xmlchat.routing.api import (
-    ModuleContext,
-    OnClientState,
-    OnSessionEnded,
-    OutboundFilter,
-    Registration,
-    StreamFeature,
-)
+from xmlchat.routing.api import OnClientState, OnSessionEnded, OutboundFilter, Registration, StreamFeature
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import BODY, kind
 

@@ -18,7 +18,8 @@ from typing import Final
 from lxml import etree
 
 from xmlchat.errors import StanzaCondition, StanzaError
-from xmlchat.routing.api import Feature, Identity, IqHandler, ModuleContext, Registration
+from xmlchat.routing.api import Feature, Identity, IqHandler, Registration
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 
 XEP: Final = 30

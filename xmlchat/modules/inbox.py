@@ -29,7 +29,7 @@ from lxml import etree
 
 from xmlchat.errors import StreamCondition, StreamError
 from xmlchat.jid import JID
-from xmlchat.routing.api import ModuleContext
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import from_bytes
 from xmlchat.storage import OfflineStore

@@ -37,13 +37,13 @@ from xmlchat.modules.inbox import BEHIND_BYTES, REPLAY_PAGE, Inboxes
 from xmlchat.routing.api import (
     AdminCommand,
     AdminCommandError,
-    ModuleContext,
     OnInitialPresence,
     OnRelayedMessage,
     OnSessionEnded,
     Registration,
     StanzaHandler,
 )
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.pipeline import PIPELINE, drain
 from xmlchat.routing.session import Session
 from xmlchat.stanza import body_text, from_bytes, is_assigned_id, to_bytes

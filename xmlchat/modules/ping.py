@@ -11,7 +11,8 @@ from typing import Final
 
 from lxml import etree
 
-from xmlchat.routing.api import Feature, IqHandler, ModuleContext, Registration
+from xmlchat.routing.api import Feature, IqHandler, Registration
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 
 XEP: Final = 199

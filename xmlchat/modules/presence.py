@@ -45,7 +45,8 @@ from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID
 from xmlchat.modules.presence_fanout import available_presence, send_presence_of
 from xmlchat.modules.roster import SUBSCRIPTION_TYPES, Subscriptions, SubType
-from xmlchat.routing.api import ModuleContext, OnSessionEnded, Registration, StanzaHandler
+from xmlchat.routing.api import OnSessionEnded, Registration, StanzaHandler
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import CLIENT_NS, make
 from xmlchat.storage import RosterItem

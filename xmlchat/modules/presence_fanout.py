@@ -14,7 +14,7 @@ from typing import Any
 from lxml import etree
 
 from xmlchat.jid import JID
-from xmlchat.routing.api import ModuleContext
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import make
 

@@ -14,7 +14,8 @@ from lxml import etree
 
 from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID
-from xmlchat.routing.api import Feature, IqHandler, ModuleContext, Registration
+from xmlchat.routing.api import Feature, IqHandler, Registration
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import CLIENT_NS, from_bytes, to_bytes
 from xmlchat.storage import DocumentStore

@@ -21,14 +21,8 @@ from lxml import etree
 
 from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID
-from xmlchat.routing.api import (
-    Feature,
-    InboundFilter,
-    IqHandler,
-    ModuleContext,
-    OnSessionOpening,
-    Registration,
-)
+from xmlchat.routing.api import Feature, InboundFilter, IqHandler, OnSessionOpening, Registration
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import CLIENT_NS, child, from_bytes, to_bytes
 from xmlchat.storage import DocumentStore

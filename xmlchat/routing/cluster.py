@@ -199,6 +199,10 @@ class RemoteSessions:
     def nodes(self) -> list[str]:
         return list(self._by_node)
 
+    def sessions_of_node(self, node: str) -> list[JID]:
+        """The full JIDs of ``node``'s sessions, as its registry events told."""
+        return list(self._by_node.get(node, {}))
+
     def count(self) -> int:
         return sum(len(sessions) for sessions in self._by_node.values())
 

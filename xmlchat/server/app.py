@@ -23,7 +23,7 @@ from xmlchat.config import Config, Listener
 from xmlchat.errors import AdmissionRefused, StreamCondition, StreamError
 from xmlchat.jid import JID
 from xmlchat.metrics import Metrics
-from xmlchat.routing.api import ModuleContext
+from xmlchat.routing.context import ModuleContext
 from xmlchat.server import reload, tls
 from xmlchat.server.admin import AdminChannel
 from xmlchat.server.admin_commands import server_commands

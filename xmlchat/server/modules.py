@@ -31,7 +31,8 @@ from xmlchat.modules.roster import Contacts, Roster, RosterBook, Subscriptions
 from xmlchat.modules.time import Time
 from xmlchat.modules.vcard import VCards
 from xmlchat.modules.version import Version
-from xmlchat.routing.api import Module, ModuleContext
+from xmlchat.routing.api import Module
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.hub import Hub
 from xmlchat.storage import Storage
 

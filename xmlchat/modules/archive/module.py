@@ -32,16 +32,8 @@ from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID
 from xmlchat.modules.archive import wire
 from xmlchat.modules.archive.forms import EXTENDED, NS, form_template, parse_query
-from xmlchat.routing.api import (
-    Feature,
-    InboundFilter,
-    IqHandler,
-    ModuleContext,
-    OnStart,
-    OnStop,
-    Registration,
-    RouteFilter,
-)
+from xmlchat.routing.api import Feature, InboundFilter, IqHandler, OnStart, OnStop, Registration, RouteFilter
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import SID_NS, body_text, kind, to_bytes
 from xmlchat.storage import (

@@ -24,7 +24,7 @@ from lxml import etree
 from xmlchat.errors import StanzaError
 from xmlchat.jid import JID
 from xmlchat.modules.muc import names
-from xmlchat.routing.api import ModuleContext
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import CLIENT_NS, child, make
 

@@ -35,7 +35,6 @@ from xmlchat.modules.muc.room import Room, check_entry
 from xmlchat.modules.muc.service import MucStore, RoomService
 from xmlchat.routing.api import (
     InboundFilter,
-    ModuleContext,
     OnClusterChanged,
     OnSessionEnded,
     OnStart,
@@ -43,6 +42,7 @@ from xmlchat.routing.api import (
     Registration,
     ServesDomain,
 )
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import child, kind, make
 from xmlchat.storage import ArchiveIdNotFound

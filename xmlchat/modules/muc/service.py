@@ -22,7 +22,7 @@ from xmlchat.modules.muc.form import RoomConfig
 from xmlchat.modules.muc.history import History, limits_of
 from xmlchat.modules.muc.room import Bucket, Occupant, Room, check_entry, default_role
 from xmlchat.modules.muc.stanzas import occupant_presence, subject_message
-from xmlchat.routing.api import ModuleContext
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import BODY, child
 from xmlchat.storage import ArchiveStore, RoomStore, StoredRoom

@@ -30,12 +30,12 @@ from xmlchat.routing.api import (
     Identity,
     InboundFilter,
     IqHandler,
-    ModuleContext,
     OnSessionEnded,
     OnStop,
     OutboundFilter,
     Registration,
 )
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import CLIENT_NS, new_id, to_bytes
 from xmlchat.storage import PepItem, PepNode, PepStore, RosterStore

@@ -21,7 +21,7 @@ from typing import Final, Protocol
 from lxml import etree
 
 from xmlchat.jid import JID
-from xmlchat.routing.api import ModuleContext
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import make, new_id
 from xmlchat.storage import (

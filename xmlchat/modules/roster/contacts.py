@@ -17,7 +17,8 @@ from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID, InvalidJID
 from xmlchat.modules.roster.book import RosterBook, RosterBookStore
 from xmlchat.modules.roster.subscriptions import Subscriptions
-from xmlchat.routing.api import IqHandler, ModuleContext, Registration
+from xmlchat.routing.api import IqHandler, Registration
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.storage import BlocklistStore, RosterItem
 

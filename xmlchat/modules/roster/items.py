@@ -27,7 +27,8 @@ from xmlchat.modules.roster.book import (
     item_element,
 )
 from xmlchat.modules.roster.subscriptions import Subscriptions
-from xmlchat.routing.api import IqHandler, ModuleContext, Registration, StreamFeature
+from xmlchat.routing.api import IqHandler, Registration, StreamFeature
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.storage import RosterItem
 

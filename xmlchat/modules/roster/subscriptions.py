@@ -32,7 +32,8 @@ from xmlchat.jid import JID
 from xmlchat.modules.presence_fanout import share, withdraw
 from xmlchat.modules.roster.book import RosterBook, RosterBookStore
 from xmlchat.modules.roster.states import INBOUND, OUTBOUND, SubState, SubType
-from xmlchat.routing.api import ModuleContext, OnInitialPresence, Registration, StreamFeature
+from xmlchat.routing.api import OnInitialPresence, Registration, StreamFeature
+from xmlchat.routing.context import ModuleContext
 from xmlchat.routing.session import Session
 from xmlchat.stanza import from_bytes, make, to_bytes
 from xmlchat.storage import (

@@ -6,17 +6,21 @@ stanzas of its sessions. Liveness is a heartbeat: a node silent for
 ``cluster.node_timeout`` is dead, its sessions are forgotten
 (:meth:`~xmlchat.routing.hub.Hub.forget_node`), and its users, reconnecting to
 any node, find what was acknowledged to their senders in the shared store.
+Core NATS keeps nothing for a node that is away: one back on NATS, or hearing
+again from a node it forgot, catches up (``_reconnected``, ``_heard``): the
+sessions are listed again and the modules reload what they cache
+(:meth:`~xmlchat.routing.hub.Hub.resync_cached`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-import nats
 import nats.errors
 from lxml import etree
 from nats.aio.client import Client
@@ -55,23 +59,36 @@ class NatsCluster:
         self._relays: set[asyncio.Task[None]] = set()
         # Hub.cluster_changed calls, one at a time and in order.
         self._changes: asyncio.Lock = asyncio.Lock()
+        # Registry events, and resyncs of what the modules cache, one at a time.
+        self._registry_turn: asyncio.Lock = asyncio.Lock()
+        self._resync_waiting = False
+        self._resyncs: set[asyncio.Task[None]] = set()
+        # Nodes this one forgot for their silence, with their incarnation: one
+        # heard again unrestarted was cut off from here, and its events with it.
+        self._forgotten: dict[str, str] = {}
+        # Sessions each node is listing (between its "listing" and "listed"),
+        # with the listing's number: a "listed" ends only the listing it closes.
+        self._listing: dict[str, tuple[int, set[JID]]] = {}
+        self._listings = itertools.count()
 
     @classmethod
     async def join(cls, settings: Cluster, node: str, hub: Hub) -> NatsCluster:
         if not wire.NODE_NAME.match(node):
             raise ValueError(f"cluster.node_name {node!r}: letters, digits, '-' and '_' only")
         servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
+        nc = Client()
+        bus = cls(settings, node, hub, nc)
         try:
-            nc = await nats.connect(
+            await nc.connect(
                 servers, name=f"xmlchat-{node}", connect_timeout=2, reconnect_time_wait=1,
                 max_reconnect_attempts=START_ATTEMPTS, error_cb=_nats_error,
+                reconnected_cb=bus._reconnected,
             )
         except Exception as e:
             raise OSError(f"cannot reach NATS at {settings.nats_url}: {e or type(e).__name__}") from None
         # Once in, never give up: a node cut off from NATS is forgotten by the
         # others (and stores what it cannot relay) until it is back.
         nc.options["max_reconnect_attempts"] = -1
-        bus = cls(settings, node, hub, nc)
         hub.attach_cluster(bus)
         await nc.subscribe(bus._registry, cb=bus._on_registry)
         await nc.subscribe(wire.node_subject(settings.subject_prefix, node), cb=bus._on_stanza)
@@ -88,9 +105,10 @@ class NatsCluster:
         """Say goodbye (the others forget this node at once) and disconnect."""
         self._emit(self._registry, wire.event("bye", self._node, self._incarnation))
         await self._outbox.join()
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._resyncs]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self._nc.drain()
 
     @property
@@ -167,13 +185,24 @@ class NatsCluster:
     # ---- what the others say
 
     async def _on_registry(self, msg: Msg) -> None:
+        async with self._registry_turn:
+            await self._registry_event(msg)
+
+    async def _registry_event(self, msg: Msg) -> None:
         try:
             event = wire.parse_event(msg.data)
             if event.node == self._node:
                 return
             await self._heard(event.node, event.incarnation)
             if event.op == "up":
-                self._hub.remote_session(event.remote_session())
+                remote = event.remote_session()
+                self._hub.remote_session(remote)
+                if event.node in self._listing:
+                    self._listing[event.node][1].add(remote.jid)
+            elif event.op == "listing":
+                self._listing[event.node] = (int(event.body["n"]), set())
+            elif event.op == "listed":
+                await self._listed(event.node, int(event.body["n"]))
             elif event.op == "gone":
                 self._hub.remote_session_gone(event.node, JID.parse(event.body["jid"]))
             elif event.op == "changed":
@@ -255,8 +284,12 @@ class NatsCluster:
             log.info("cluster: node %s is up", node)
             self._emit(self._node_subject(node), b"", {"op": "sync"})
             await self._changed()
+            if self._forgotten.pop(node, None) == incarnation:
+                # Back after a partition: what it announced meanwhile was lost here.
+                self._resync_soon()
         elif known[0] != incarnation:
             log.info("cluster: node %s restarted", node)
+            self._listing.pop(node, None)
             await self._hub.forget_node(node)
             self._emit(self._node_subject(node), b"", {"op": "sync"})
             await self._changed()
@@ -267,13 +300,15 @@ class NatsCluster:
             self._emit(self._registry, wire.event("beat", self._node, self._incarnation))
             await asyncio.sleep(self._settings.heartbeat_interval)
             now = loop.time()
-            for node, (_, seen) in list(self._peers.items()):
+            for node, (incarnation, seen) in list(self._peers.items()):
                 if now - seen > self._settings.node_timeout:
+                    self._forgotten[node] = incarnation
                     await self._forget(node, f"silent for {now - seen:.1f} s")
 
     async def _forget(self, node: str, why: str) -> None:
         if self._peers.pop(node, None) is None:
             return  # forgotten already (a bye, then its silence)
+        self._listing.pop(node, None)
         count = await self._hub.forget_node(node)
         log.warning("cluster: node %s %s; forgot its %d session(s)", node, why, count)
         await self._changed()
@@ -285,11 +320,59 @@ class NatsCluster:
             except Exception:
                 log.exception("cluster: a module failed on the change of live nodes")
 
+    # ---- catching up
+
+    async def _listed(self, node: str, number: int) -> None:
+        """``node`` listed all its sessions: forget the proxies it did not
+        list. Only when this node heard the whole listing (its start too)."""
+        started, listed = self._listing.get(node, (None, set()))
+        if started != number:
+            return
+        del self._listing[node]
+        count = await self._hub.forget_unlisted(node, listed)
+        if count:
+            log.warning("cluster: node %s: %d session(s) went while this node did not hear", node, count)
+
+    async def _reconnected(self) -> None:
+        """Back on NATS after a cut (a NATS restart, a network blip): core
+        NATS kept nothing for this node meanwhile, so the registry events of
+        that time are lost to it, and what it published may be lost to the
+        others. Each side lists its sessions again (``hello``: the others
+        answer with theirs), and the modules reload what they cache."""
+        log.warning("cluster: back on NATS; catching up on what may have been missed")
+        self._emit(self._registry, wire.event("hello", self._node, self._incarnation))
+        self._publish_all()
+        self._resync_soon()
+
+    def _resync_soon(self) -> None:
+        """Have the modules reload what they cache of this node's users
+        (Hub.resync_cached), after the registry event being handled; one
+        waiting run serves every request made before it starts."""
+        if self._resync_waiting:
+            return
+        self._resync_waiting = True
+        task = asyncio.create_task(self._resync())
+        self._resyncs.add(task)
+        task.add_done_callback(self._resyncs.discard)
+
+    async def _resync(self) -> None:
+        async with self._registry_turn:
+            self._resync_waiting = False
+            try:
+                await self._hub.resync_cached()
+            except Exception:
+                log.exception("cluster: a module failed to reload what it caches")
+
     # ---- publishing
 
     def _publish_all(self) -> None:
+        """Every local session, bracketed: a node that hears the whole listing
+        forgets the proxies of this node it did not list (gone unheard)."""
+        number = next(self._listings)
+        self._emit(self._registry, wire.event("listing", self._node, self._incarnation, n=number))
         for session in self._hub.router.local_sessions():
             self.publish_session(session)
+        self._emit(self._registry, wire.event("listed", self._node, self._incarnation, n=number))
 
     def _emit(self, subject: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
         self._outbox.put_nowait((subject, payload, headers))

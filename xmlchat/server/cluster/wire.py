@@ -4,7 +4,9 @@
   sessions (``up`` with presence, ``gone``), about an account whose state
   the nodes cache changed on the sender (``changed``: ``topic``, e.g. its
   blocklist, and ``account``), and about itself (``beat``, ``hello`` when it
-  starts, ``bye`` when it stops). Each carries the node's
+  starts or is back on NATS, ``bye`` when it stops; ``listing`` and
+  ``listed``, numbered ``n``, around a publication of all its sessions).
+  Each carries the node's
   name and its incarnation (random per start), so a restarted node's old
   sessions are told apart from its new ones.
 * ``PREFIX.node.NAME``, only that node listens: a stanza for one of its
@@ -47,7 +49,7 @@ def node_subject(prefix: str, node: str) -> str:
 class NodeEvent:
     """One registry event, as received."""
 
-    op: str  # up | gone | changed | beat | hello | bye
+    op: str  # up | gone | changed | beat | hello | bye | listing | listed
     node: str
     incarnation: str
     body: dict[str, Any]
