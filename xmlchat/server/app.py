@@ -1,7 +1,7 @@
 """The composition root: Config -> Storage -> Hub and modules -> Listeners.
 
 The server owns the listeners, connections and timers; a connection gets what it needs as a
-:class:`ConnectionContext`, a module as a :class:`~xmlchat.routing.api.ModuleContext`
+:class:`ConnectionContext`, a module as a :class:`~xmlchat.routing.context.ModuleContext`
 (:mod:`xmlchat.server.modules`). No global state."""
 
 from __future__ import annotations
