@@ -18,7 +18,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import ServerProcess
-from e2e.web_page import CHROMIUM, NO_CHROMIUM, PHONE, ChatPage, WebSocketGate, chromium
+from e2e.web_page import (
+    CHROMIUM,
+    NO_CHROMIUM,
+    PHONE,
+    RECONNECT_TIMEOUT_MS,
+    ChatPage,
+    WebSocketGate,
+    chromium,
+)
 from e2e.xmpp_client_helpers import started_server
 from e2e.xmpp_helpers import connect
 from faults.peers import pin_ports
@@ -283,7 +291,7 @@ async def test_a_password_changed_while_away_ends_at_the_login_form(
     changed = await asyncio.to_thread(own_server.cli, "passwd", "alice@localhost", "--password", "newpw")
     assert changed.returncode == 0, changed.stderr  # straight into the store: the server is down
     await asyncio.to_thread(own_server.start)
-    await alice.shows_login_error("password was not accepted")
+    await alice.shows_login_error("password was not accepted", timeout=RECONNECT_TIMEOUT_MS)
     await alice.login("alice@localhost", "newpw")  # the form works with the new one
 
 

@@ -64,8 +64,8 @@ class ChatPage:
         await page.goto(url)
         return cls(page)
 
-    async def shows_login_error(self, text: str) -> None:
-        await expect(self.page.locator("#login-error")).to_contain_text(text, timeout=TIMEOUT_MS)
+    async def shows_login_error(self, text: str, timeout: int = TIMEOUT_MS) -> None:
+        await expect(self.page.locator("#login-error")).to_contain_text(text, timeout=timeout)
         assert await self.page.locator("#main").is_hidden()
 
     async def login(self, address: str, password: str) -> None:
