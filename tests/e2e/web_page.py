@@ -18,12 +18,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from conftest import ServerProcess
-from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, WebSocketRoute, async_playwright, expect
 
 # Debian's package; Playwright's own browser downloads are never used.
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NO_CHROMIUM = "no Chromium installed: apt-get install chromium (Debian), see the README"
 TIMEOUT_MS = 15_000  # two cores shared with other test runs: generous, and still a deadline
+# Back after a drop: a server restart, then retries 1, 2, 4, 8 … s apart (capped at 30 s).
+RECONNECT_TIMEOUT_MS = 60_000
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -62,8 +64,8 @@ class ChatPage:
         await page.goto(url)
         return cls(page)
 
-    async def shows_login_error(self, text: str) -> None:
-        await expect(self.page.locator("#login-error")).to_contain_text(text, timeout=TIMEOUT_MS)
+    async def shows_login_error(self, text: str, timeout: int = TIMEOUT_MS) -> None:
+        await expect(self.page.locator("#login-error")).to_contain_text(text, timeout=timeout)
         assert await self.page.locator("#main").is_hidden()
 
     async def login(self, address: str, password: str) -> None:
@@ -114,5 +116,50 @@ class ChatPage:
         message = self.page.locator(f"#messages li.message.{sender}", has_text=text)
         await expect(message).to_have_count(1, timeout=TIMEOUT_MS)
 
+    async def shows_reconnecting(self) -> None:
+        status = self.page.locator("#connection-status[data-state='reconnecting']")
+        await expect(status).to_be_visible(timeout=TIMEOUT_MS)
+        await expect(status).to_contain_text("Reconnecting")
+        await expect(self.page.locator("#main")).to_be_visible()  # the chat stays on screen
+
+    async def is_back(self) -> None:
+        """Logged in again: the status is gone and the composer is back."""
+        await expect(self.page.locator("#connection-status")).to_be_hidden(timeout=RECONNECT_TIMEOUT_MS)
+        await expect(self.page.locator("#main")).to_be_visible()
+        await expect(self.page.locator("#text")).to_be_enabled()
+
     async def close(self) -> None:
         await self.page.context.close()
+
+
+class WebSocketGate:
+    """Lets the page's WebSockets through to the server, or refuses them while
+    shut (the page then sees a connection that closes at once, as when the
+    server is down), so a test decides when a reconnecting page can get back.
+
+        gate = await WebSocketGate.install(alice)
+        gate.shut()   # every attempt fails until gate.open()
+    """
+
+    def __init__(self) -> None:
+        self.is_open = True
+        self.refused = 0  # attempts refused while shut
+
+    @classmethod
+    async def install(cls, chat: ChatPage) -> WebSocketGate:
+        gate = cls()
+        await chat.page.route_web_socket("**/xmpp-websocket", gate._route)
+        return gate
+
+    def shut(self) -> None:
+        self.is_open = False
+
+    def open(self) -> None:
+        self.is_open = True
+
+    async def _route(self, ws: WebSocketRoute) -> None:
+        if self.is_open:
+            ws.connect_to_server()  # unhandled messages flow both ways untouched
+        else:
+            self.refused += 1
+            await ws.close(code=1011, reason="the test's gate is shut")

@@ -5,13 +5,22 @@
 // with stanza(), and XmppClient.send (xmpp.js) writes it as one WebSocket
 // message. Incoming stanzas come back through XmppClient.received as "stanza"
 // events, handled by onStanza.
+//
+// A drop (the socket closes, not by "Log out") keeps the chat on screen and
+// logs in again by itself (reconnect.js); see docs/web-client.md.
 
+import { Reconnector, reconnectVerdict } from "./reconnect.js";
 import { Rooms } from "./rooms.js";
 import { LoginError, NS, XmppClient, bare, newId, stanza, xml } from "./xmpp.js";
 
 const $ = (id) => document.getElementById(id);
 
-let client = null;
+let client = null; // the session, while it is logged in
+let connecting = null; // a session logging in again after a drop
+// What the user typed at login, to log in again after a drop: this page's
+// memory only (never localStorage), forgotten at "Log out".
+let credentials = null;
+let droppedAt = null; // when the last drop happened: rooms ask for the history since
 const contacts = new Map(); // bare JID -> { name, subscription, online: Set of resources }
 const conversations = new Map(); // bare JID or room -> [{ from: "me" | "them", text, nick }]
 const rooms = new Rooms();
@@ -29,27 +38,79 @@ $("login").addEventListener("submit", async (event) => {
   event.preventDefault();
   $("login-error").textContent = "";
   $("login-button").disabled = true;
-  client = new XmppClient(websocketUrl());
+  credentials = { address: $("jid").value.trim(), password: $("password").value };
   try {
-    const jid = await client.login($("jid").value.trim(), $("password").value);
-    client.addEventListener("stanza", (e) => onStanza(e.detail));
-    client.addEventListener("closed", () => showLogin("Disconnected."));
-    $("me").textContent = bare(jid);
+    await startSession(credentials);
     $("login").hidden = true;
     $("main").hidden = false;
-    await loadRoster();
-    client.send(stanza("presence", {})); // RFC 6121 §4.2: initial presence, after the roster
   } catch (error) {
-    client.close();
+    credentials = null;
     $("login-error").textContent = error instanceof LoginError ? error.message : `Login failed: ${error.message ?? error}`;
   } finally {
     $("login-button").disabled = false;
   }
 });
 
-$("logout").addEventListener("click", () => client.close());
+// Log in, fetch the roster, then say we are here (RFC 6121 §4.2: initial
+// presence after the roster) and join again the rooms we were in. Only then
+// does the page listen for the end of the session: a session that fails
+// before that is the caller's to report (the form, or the next retry).
+async function startSession({ address, password }) {
+  const session = new XmppClient(websocketUrl());
+  connecting = session;
+  try {
+    const jid = await session.login(address, password);
+    session.addEventListener("stanza", (e) => onStanza(e.detail));
+    client = session;
+    $("me").textContent = bare(jid);
+    await loadRoster();
+    if (!session.isOpen) throw new LoginError("The connection closed.", session.streamError);
+    session.send(stanza("presence", {}));
+    if (droppedAt) rooms.rejoin(session, droppedAt);
+    session.addEventListener("closed", (e) => onClosed(session, e.detail));
+  } catch (error) {
+    session.close();
+    if (client === session) client = null;
+    throw error;
+  } finally {
+    if (connecting === session) connecting = null;
+  }
+  setOnline(true);
+}
+
+$("logout").addEventListener("click", () => {
+  reconnector.stop();
+  if (client) client.close(); // "closed" follows: to the login form
+  else showLogin(""); // reconnecting: nothing to close but the attempt
+  connecting?.close();
+});
+
+const reconnector = new Reconnector({
+  attempt: () => startSession(credentials),
+  onAttempt: (attempt, delayMs) => showStatus(`Reconnecting… (attempt ${attempt})`, attempt, delayMs),
+  onBack: () => showStatus(null),
+  onGiveUp: (message) => showLogin(message),
+});
+window.addEventListener("online", () => reconnector.now()); // the network is back: no need to wait
+
+function onClosed(session, detail) {
+  if (client !== session) return;
+  client = null;
+  const verdict = reconnectVerdict(detail);
+  if (verdict !== null) return showLogin(verdict);
+  // A drop: no one is known to be online any more, and we are in no room.
+  droppedAt = new Date();
+  for (const contact of contacts.values()) contact.online.clear();
+  rooms.dropped();
+  setOnline(false);
+  reconnector.start();
+}
 
 function showLogin(message) {
+  reconnector.stop();
+  credentials = null;
+  droppedAt = null;
+  showStatus(null);
   $("main").hidden = true;
   $("login").hidden = false;
   $("login-error").textContent = message;
@@ -58,13 +119,36 @@ function showLogin(message) {
   requests.clear();
   rooms.rooms.clear();
   current = null;
+  setOnline(false);
+}
+
+// Offline, nothing can be sent: the composer and the forms wait (what is
+// typed stays in the textarea) rather than lose what they were given.
+function setOnline(online) {
+  document.body.dataset.online = String(online);
+  for (const control of document.querySelectorAll("#add-contact button, #join-room button, #leave")) control.disabled = !online;
+  $("text").disabled = $("send").disabled = !online || !current;
+  render();
+}
+
+function showStatus(text, attempt, delayMs) {
+  const status = $("connection-status");
+  status.hidden = !text;
+  status.textContent = text ?? "";
+  status.dataset.state = text ? "reconnecting" : "connected";
+  status.dataset.attempt = attempt ?? "";
+  status.title = delayMs ? `next try in ${Math.round(delayMs / 1000)} s` : "";
 }
 
 // ---- the roster (RFC 6121 §2)
 
+// Again after a reconnect: contacts removed meanwhile go, unless we chat with them.
 async function loadRoster() {
   const result = await client.iq("get", xml("query", { xmlns: NS.roster }));
-  for (const item of result.getElementsByTagNameNS(NS.roster, "item")) rosterItem(item);
+  const items = [...result.getElementsByTagNameNS(NS.roster, "item")];
+  const listed = new Set(items.map((item) => item.getAttribute("jid")));
+  for (const jid of contacts.keys()) if (!listed.has(jid) && !conversations.has(jid)) contacts.delete(jid);
+  for (const item of items) rosterItem(item);
   render();
 }
 
@@ -80,6 +164,7 @@ function rosterItem(item) {
 
 $("add-contact").addEventListener("submit", (event) => {
   event.preventDefault();
+  if (!client?.isOpen) return;
   const jid = $("add-jid").value.trim();
   client.iq("set", xml("query", { xmlns: NS.roster }, xml("item", { jid })));
   client.send(stanza("presence", { to: jid, type: "subscribe" }));
@@ -87,6 +172,7 @@ $("add-contact").addEventListener("submit", (event) => {
 });
 
 function answerRequest(jid, accept) {
+  if (!client?.isOpen) return;
   requests.delete(jid);
   client.send(stanza("presence", { to: jid, type: accept ? "subscribed" : "unsubscribed" }));
   const subscription = contacts.get(jid)?.subscription;
@@ -145,6 +231,7 @@ function onIq(element, from, type) {
 
 $("join-room").addEventListener("submit", (event) => {
   event.preventDefault();
+  if (!client?.isOpen) return;
   const room = rooms.join(client, $("room-name").value.trim(), bare(client.jid).split("@")[1]);
   $("room-name").value = "";
   if (!conversations.has(room)) conversations.set(room, []);
@@ -152,6 +239,7 @@ $("join-room").addEventListener("submit", (event) => {
 });
 
 $("leave").addEventListener("click", () => {
+  if (!client?.isOpen) return;
   rooms.leave(client, current);
   current = null;
   document.body.classList.remove("chatting");
@@ -187,7 +275,7 @@ function openChat(jid) {
   current = jid;
   (contacts.get(jid) ?? rooms.rooms.get(jid)).unread = 0;
   document.body.classList.add("chatting"); // on a phone: the chat replaces the contacts
-  $("text").disabled = $("send").disabled = false;
+  $("text").disabled = $("send").disabled = !client?.isOpen;
   render();
   $("text").focus();
 }
@@ -196,7 +284,7 @@ $("back").addEventListener("click", () => document.body.classList.remove("chatti
 
 function sendMessage() {
   const text = $("text").value;
-  if (!current || !text.trim()) return;
+  if (!current || !text.trim() || !client?.isOpen) return; // offline: it stays in the textarea
   $("text").value = "";
   if (rooms.has(current)) return rooms.say(client, current, text); // shown when the room echoes it
   client.send(stanza("message", { to: current, type: "chat", id: newId() }, xml("body", {}, text)));

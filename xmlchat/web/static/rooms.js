@@ -30,6 +30,27 @@ export class Rooms {
     return room;
   }
 
+  // The connection dropped: the server took us out of every room (our
+  // session ended), so no one is known to be there any more.
+  dropped() {
+    for (const [room, state] of this.rooms) {
+      if (state.leaving) this.rooms.delete(room);
+      state.joined = false;
+      state.occupants.clear();
+    }
+  }
+
+  // Logged in again: join every room again with the nick we had (§7.2),
+  // asking only for the history since the drop (§7.2.14), which is what
+  // the screen does not show yet. `since` is the browser's clock: one that
+  // runs behind the server's shows a few messages twice, one ahead misses some.
+  rejoin(client, since) {
+    for (const [room, state] of this.rooms) {
+      const history = xml("history", { since: since.toISOString() }); // XEP-0082, UTC
+      client.send(stanza("presence", { to: `${room}/${state.nick}` }, xml("x", { xmlns: MUC }, history)));
+    }
+  }
+
   // XEP-0045 §7.14: unavailable presence to our own occupant JID.
   leave(client, room) {
     const state = this.rooms.get(room);

@@ -5,6 +5,10 @@
 //   await client.login("alice@chat.example", "secret");   // SASL SCRAM, bind
 //   client.addEventListener("stanza", (event) => show(event.detail));
 //   client.send(xml("message", { to: "bob@chat.example", type: "chat" }, xml("body", {}, "hi")));
+//   client.addEventListener("closed", (event) => event.detail); // { byUser, streamError }
+//
+// A session is used once: after "closed", a new XmppClient logs in again
+// (reconnect.js decides whether and when).
 
 import { SCRAM_MECHANISMS, scram } from "./scram.js";
 
@@ -14,9 +18,19 @@ export const NS = {
   sasl: "urn:ietf:params:xml:ns:xmpp-sasl",
   bind: "urn:ietf:params:xml:ns:xmpp-bind",
   roster: "jabber:iq:roster",
+  streams: "http://etherx.jabber.org/streams",
+  streamErrors: "urn:ietf:params:xml:ns:xmpp-streams",
 };
 
-export class LoginError extends Error {}
+export class LoginError extends Error {
+  constructor(message, streamError = null) {
+    super(message);
+    this.streamError = streamError; // { condition, text } when the server ended the stream with one
+  }
+}
+
+// The server refused the credentials (SASL not-authorized, RFC 6120 §6.5.10).
+export class AuthError extends LoginError {}
 
 // ---- building stanzas as text: every attribute and text escaped here, once
 
@@ -60,6 +74,12 @@ export class XmppClient extends EventTarget {
     this.inbox = []; // elements received before anyone asked (during login)
     this.waiters = []; // login steps waiting for the next element
     this.pendingIq = new Map(); // id -> {resolve, reject}
+    this.streamError = null; // { condition, text } of the server's <stream:error/>, if it sent one
+    this.closedByUser = false; // close() was called: "Log out", not a drop
+  }
+
+  get isOpen() {
+    return this.ws?.readyState === WebSocket.OPEN && !this.closedByUser;
   }
 
   async login(address, password) {
@@ -74,7 +94,8 @@ export class XmppClient extends EventTarget {
     const outcome = await scram(mechanism, username, password, saslSend, () => this.next());
     if (outcome.localName !== "success") {
       this.close();
-      throw new LoginError(outcome.firstElementChild?.localName === "not-authorized" ? "Wrong address or password." : "Login failed.");
+      if (outcome.firstElementChild?.localName === "not-authorized") throw new AuthError("Wrong address or password.");
+      throw new LoginError("Login failed.");
     }
     await this.openStream(domain); // RFC 6120 §6.4.6: a new stream after SASL
     features = await this.next();
@@ -85,13 +106,17 @@ export class XmppClient extends EventTarget {
 
   connect() {
     return new Promise((resolve, reject) => {
-      this.ws = new WebSocket(this.url, "xmpp");
-      this.ws.onopen = () => resolve();
-      this.ws.onerror = () => reject(new LoginError(
+      const refused = () => reject(new LoginError(
         `The server refused the WebSocket at ${this.url}` +
         (location.protocol === "http:" ? " (XMPP over plain HTTP is refused unless a TLS proxy is in front; use https)." : ".")));
+      this.ws = new WebSocket(this.url, "xmpp");
+      this.ws.onopen = () => resolve();
+      this.ws.onerror = refused;
       this.ws.onmessage = (event) => this.received(new DOMParser().parseFromString(event.data, "text/xml").documentElement);
-      this.ws.onclose = () => this.closed();
+      this.ws.onclose = () => {
+        refused(); // closed before it opened (a no-op once resolved)
+        this.closed();
+      };
     });
   }
 
@@ -103,6 +128,11 @@ export class XmppClient extends EventTarget {
 
   // Every element the server sends arrives here.
   received(element) {
+    // RFC 7395 §3.6: a stream error arrives as a <stream:error/> of its own, before <close/>.
+    if (element.localName === "error" && element.namespaceURI === NS.streams) {
+      this.streamError = streamErrorOf(element);
+      return;
+    }
     const id = element.getAttribute("id");
     if (element.localName === "iq" && this.pendingIq.has(id) && ["result", "error"].includes(element.getAttribute("type"))) {
       const { resolve, reject } = this.pendingIq.get(id);
@@ -124,6 +154,7 @@ export class XmppClient extends EventTarget {
   iq(type, child, to) {
     const id = newId();
     return new Promise((resolve, reject) => {
+      if (this.ws?.readyState !== WebSocket.OPEN) return reject(new LoginError("The connection closed."));
       this.pendingIq.set(id, { resolve, reject });
       this.send(stanza("iq", { type, id, to }, child));
     });
@@ -134,15 +165,29 @@ export class XmppClient extends EventTarget {
     this.ws.send(String(stanza));
   }
 
+  // The user's way out: <close/>, and the server closes the socket (RFC 7395 §3.6).
+  // A socket still opening is dropped instead.
   close() {
+    this.closedByUser = true;
     if (this.ws?.readyState === WebSocket.OPEN) this.send(xml("close", { xmlns: NS.framing }));
+    else this.ws?.close();
   }
 
   closed() {
-    const gone = new LoginError("The connection closed.");
+    const { streamError } = this;
+    const gone = new LoginError(streamError?.text || "The connection closed.", streamError);
     for (const waiter of this.waiters.splice(0)) waiter.reject(gone);
     for (const pending of this.pendingIq.values()) pending.reject(gone);
     this.pendingIq.clear();
-    this.dispatchEvent(new Event("closed"));
+    this.dispatchEvent(new CustomEvent("closed", { detail: { byUser: this.closedByUser, streamError } }));
   }
+}
+
+// { condition, text } of a <stream:error/> (RFC 6120 §4.9.2): the condition is
+// the child in the xmpp-streams namespace other than <text/>.
+function streamErrorOf(element) {
+  const children = [...element.children].filter((child) => child.namespaceURI === NS.streamErrors);
+  const condition = children.find((child) => child.localName !== "text")?.localName ?? "undefined-condition";
+  const text = children.find((child) => child.localName === "text")?.textContent ?? "";
+  return { condition, text };
 }
