@@ -77,7 +77,9 @@ def publish_pep_item(conn: sqlite3.Connection, jid: str, node: str, item: PepIte
         _trim(conn, jid, node, config.kept)
 
 
-def get_pep_items(conn: sqlite3.Connection, jid: str, node: str, ids: list[str], limit: int) -> list[PepItem]:
+def get_pep_items(
+    conn: sqlite3.Connection, jid: str, node: str, ids: list[str], limit: int | None
+) -> list[PepItem]:
     where = "jid = ? AND node = ?"
     args: list[object] = [jid, node]
     if ids:
@@ -85,7 +87,7 @@ def get_pep_items(conn: sqlite3.Connection, jid: str, node: str, ids: list[str],
         args += ids
     rows = conn.execute(
         f"SELECT item_id, payload, published FROM pep_items WHERE {where} ORDER BY seq DESC LIMIT ?",
-        (*args, limit),
+        (*args, -1 if limit is None else limit),  # LIMIT -1: SQLite's "no limit"
     )
     return [PepItem(item_id, bytes(payload), datetime.fromisoformat(when)) for item_id, payload, when in rows]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from xmlchat.jid import JID
+from xmlchat.storage._sql_store import USER_TABLES
 from xmlchat.storage.base import (
     DeleteRosterItem,
     NoSuchUser,
@@ -29,12 +30,6 @@ from xmlchat.storage.base import (
 from xmlchat.storage.migrations import migrate
 
 log = logging.getLogger(__name__)
-
-# Every table with rows of one user's, keyed by their bare JID in column ``jid``.
-USER_TABLES: Final = (
-    "scram", "roster", "roster_version", "offline", "subscription_requests", "blocklist",
-    "archive", "archive_prefs", "archive_rules", "documents", "pep_nodes", "pep_items",
-)
 
 # Another process (``xmlchat adduser`` beside a running server) may hold the write lock.
 BUSY_TIMEOUT_MS: Final = 5000

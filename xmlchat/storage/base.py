@@ -97,6 +97,13 @@ class DeleteSubscriptionRequest:
 RosterChange = PutRosterItem | DeleteRosterItem | DeleteSubscriptionRequest
 
 
+def check_roster_item(item: RosterItem) -> RosterItem:
+    """``item``, if its subscription is one of :data:`SUBSCRIPTIONS` (ValueError otherwise)."""
+    if item.subscription not in SUBSCRIPTIONS:
+        raise ValueError(f"invalid subscription {item.subscription!r}")
+    return item
+
+
 def checked_roster_changes(changes: Sequence[RosterChange]) -> Iterator[RosterChange]:
     """Each change, once it is found valid; ValueError for a subscription outside
     :data:`SUBSCRIPTIONS` or a second item change to one roster.
@@ -110,8 +117,8 @@ def checked_roster_changes(changes: Sequence[RosterChange]) -> Iterator[RosterCh
     rosters: set[JID] = set()
     for change in changes:
         if not isinstance(change, DeleteSubscriptionRequest):
-            if isinstance(change, PutRosterItem) and change.item.subscription not in SUBSCRIPTIONS:
-                raise ValueError(f"invalid subscription {change.item.subscription!r}")
+            if isinstance(change, PutRosterItem):
+                check_roster_item(change.item)
             if change.user.bare in rosters:
                 raise ValueError(f"two item changes to the roster of {change.user.bare}")
             rosters.add(change.user.bare)
@@ -151,6 +158,17 @@ def require_user_address(jid: JID) -> JID:
     if jid.local is None:
         raise ValueError(f"{jid} is not a user address")
     return jid.bare
+
+
+def bare_key(jid: JID) -> str:
+    """The key of a user's, contact's or room's rows in every backend: the bare
+    JID's string form, so each backend treats every JID alike."""
+    return str(jid.bare)
+
+
+def user_key(jid: JID) -> str:
+    """:func:`bare_key` of an account; ValueError without a localpart."""
+    return str(require_user_address(jid))
 
 
 def blocking_items(contact: JID) -> tuple[JID, ...]:

@@ -22,7 +22,6 @@ from xmlchat.storage._memory_archive import MemoryArchive
 from xmlchat.storage._memory_personal import MemoryPersonal
 from xmlchat.storage.base import (
     BLOCKLIST_LIMIT,
-    SUBSCRIPTIONS,
     ArchivePage,
     ArchivePrefs,
     ArchiveQuery,
@@ -40,11 +39,13 @@ from xmlchat.storage.base import (
     ScramCredentials,
     StoredRoom,
     UserExists,
+    bare_key,
     blocking_items,
     check_archive_prefs,
     check_room,
+    check_roster_item,
     checked_roster_changes,
-    require_user_address,
+    user_key,
 )
 from xmlchat.storage.personal import PepItem, PepNode, check_pep_node
 
@@ -105,27 +106,27 @@ class MemoryStorage:
     # -- accounts -------------------------------------------------------------
 
     async def create_user(self, jid: JID, password: str) -> None:
-        key = _user_key(jid)
+        key = user_key(jid)
         keys = scram.derive_all(password, self._iterations)
         if key in self._db.scram:
             raise UserExists(key)
         self._db.scram[key] = {k.mechanism: k for k in keys}
 
     async def set_password(self, jid: JID, password: str) -> None:
-        key = _user_key(jid)
+        key = user_key(jid)
         keys = scram.derive_all(password, self._iterations)
         if key not in self._db.scram:
             raise NoSuchUser(key)
         self._db.scram[key].update((k.mechanism, k) for k in keys)
 
     async def delete_user(self, jid: JID) -> bool:
-        key = _key(jid)
+        key = bare_key(jid)
         existed = key in self._db.scram
         self._db.delete_user_rows(key)
         return existed
 
     async def user_exists(self, jid: JID) -> bool:
-        return _key(jid) in self._db.scram
+        return bare_key(jid) in self._db.scram
 
     async def list_users(self, host: str | None = None) -> list[JID]:
         users = [JID.parse(key) for key in sorted(self._db.scram)]
@@ -138,7 +139,7 @@ class MemoryStorage:
         return len(self._db.scram)
 
     async def get_scram(self, jid: JID, mechanism: str) -> ScramCredentials | None:
-        return self._db.scram.get(_key(jid), {}).get(mechanism)
+        return self._db.scram.get(bare_key(jid), {}).get(mechanism)
 
     async def check_password(self, jid: JID, password: str) -> bool:
         stored = await self.get_scram(jid, scram.CHECK_MECHANISM)
@@ -179,7 +180,7 @@ class MemoryStorage:
     ) -> int:
         if received.tzinfo is None:
             raise ValueError("received must be timezone-aware")
-        key = _key(to)
+        key = bare_key(to)
         queue = self._db.offline.setdefault(key, [])
         now = time.time()
         if origin is not None:
@@ -198,41 +199,39 @@ class MemoryStorage:
     async def fetch_offline(
         self, to: JID, after_id: int = 0, limit: int | None = None
     ) -> list[OfflineMessage]:
-        newer = [m for m in self._db.offline.get(_key(to), []) if m.id > after_id]
+        newer = [m for m in self._db.offline.get(bare_key(to), []) if m.id > after_id]
         return newer if limit is None else newer[:limit]
 
     async def delete_offline(self, to: JID, up_to_id: int) -> None:
-        queue = self._db.offline.get(_key(to), [])
+        queue = self._db.offline.get(bare_key(to), [])
         queue[:] = [m for m in queue if m.id > up_to_id]
 
     async def delete_offline_ids(self, to: JID, ids: Sequence[int]) -> None:
         gone = set(ids)
-        queue = self._db.offline.get(_key(to), [])
+        queue = self._db.offline.get(bare_key(to), [])
         queue[:] = [m for m in queue if m.id not in gone]
 
     async def count_offline(self, to: JID | None = None) -> int:
         if to is None:
             return sum(len(queue) for queue in self._db.offline.values())
-        return len(self._db.offline.get(_key(to), []))
+        return len(self._db.offline.get(bare_key(to), []))
 
     # -- roster (RFC 6121 §2), versioned (§2.6) --------------------------------
 
     async def get_roster(self, user: JID) -> tuple[list[RosterItem], int]:
-        key = _key(user)
+        key = bare_key(user)
         items = self._db.roster.get(key, {})
         return [items[c] for c in sorted(items)], self._db.roster_version.get(key, 0)
 
     async def get_roster_item(self, user: JID, contact: JID) -> RosterItem | None:
-        return self._db.roster.get(_key(user), {}).get(_key(contact))
+        return self._db.roster.get(bare_key(user), {}).get(bare_key(contact))
 
     async def put_roster_item(self, user: JID, item: RosterItem) -> int:
-        if item.subscription not in SUBSCRIPTIONS:
-            raise ValueError(f"invalid subscription {item.subscription!r}")
-        self._put_item(_key(user), item)
-        return self._bump_roster_version(_key(user))
+        self._put_item(bare_key(user), check_roster_item(item))
+        return self._bump_roster_version(bare_key(user))
 
     async def delete_roster_item(self, user: JID, contact: JID) -> int:
-        key = _key(user)
+        key = bare_key(user)
         if not self._delete_item(key, contact):
             return self._db.roster_version.get(key, 0)
         return self._bump_roster_version(key)
@@ -242,26 +241,26 @@ class MemoryStorage:
         checked = list(checked_roster_changes(changes))
         changed: dict[str, bool] = {}
         for change in checked:
-            key = _key(change.user)
+            key = bare_key(change.user)
             if isinstance(change, PutRosterItem):
                 self._put_item(key, change.item)
                 changed[key] = True
             elif isinstance(change, DeleteRosterItem):
                 changed[key] = self._delete_item(key, change.contact)
             else:
-                self._db.subscription_requests.get(key, {}).pop(_key(change.contact), None)
+                self._db.subscription_requests.get(key, {}).pop(bare_key(change.contact), None)
         return {
             JID.parse(key): self._bump_roster_version(key) if bump else self._db.roster_version.get(key, 0)
             for key, bump in changed.items()
         }
 
     def _put_item(self, key: str, item: RosterItem) -> None:
-        contact = _key(item.jid)
+        contact = bare_key(item.jid)
         stored = replace(item, jid=JID.parse(contact), groups=tuple(item.groups))
         self._db.roster.setdefault(key, {})[contact] = stored
 
     def _delete_item(self, key: str, contact: JID) -> bool:
-        return self._db.roster.get(key, {}).pop(_key(contact), None) is not None
+        return self._db.roster.get(key, {}).pop(bare_key(contact), None) is not None
 
     def _bump_roster_version(self, key: str) -> int:
         version = self._db.roster_version.get(key, 0) + 1
@@ -271,24 +270,24 @@ class MemoryStorage:
     # -- pending inbound subscription requests (RFC 6121 §3.1.3) ---------------
 
     async def add_subscription_request(self, user: JID, contact: JID, stanza: bytes) -> None:
-        self._db.subscription_requests.setdefault(_key(user), {})[_key(contact)] = stanza
+        self._db.subscription_requests.setdefault(bare_key(user), {})[bare_key(contact)] = stanza
 
     async def get_subscription_requests(self, user: JID) -> list[tuple[JID, bytes]]:
-        requests = self._db.subscription_requests.get(_key(user), {})
+        requests = self._db.subscription_requests.get(bare_key(user), {})
         return [(JID.parse(contact), stanza) for contact, stanza in requests.items()]
 
     async def delete_subscription_request(self, user: JID, contact: JID) -> None:
-        self._db.subscription_requests.get(_key(user), {}).pop(_key(contact), None)
+        self._db.subscription_requests.get(bare_key(user), {}).pop(bare_key(contact), None)
 
     # -- blocklist (XEP-0191) ----------------------------------------------------
 
     async def get_blocklist(self, user: JID) -> list[JID]:
-        return [JID.parse(item) for item in sorted(self._db.blocklist.get(_key(user), ()))]
+        return [JID.parse(item) for item in sorted(self._db.blocklist.get(bare_key(user), ()))]
 
     async def block(
         self, user: JID, jids: Sequence[JID], *, limit: int = BLOCKLIST_LIMIT
     ) -> list[JID]:
-        key = _key(user)
+        key = bare_key(user)
         items = self._db.blocklist.get(key, set())
         new = [item for item in dict.fromkeys(map(str, jids)) if item not in items]
         if len(items) + len(new) > limit:
@@ -297,17 +296,17 @@ class MemoryStorage:
         return [JID.parse(item) for item in new]
 
     async def unblock(self, user: JID, jids: Sequence[JID]) -> list[JID]:
-        items = self._db.blocklist.get(_key(user), set())
+        items = self._db.blocklist.get(bare_key(user), set())
         removed = [item for item in dict.fromkeys(map(str, jids)) if item in items]
         items.difference_update(removed)
         return [JID.parse(item) for item in removed]
 
     async def unblock_all(self, user: JID) -> list[JID]:
-        items = self._db.blocklist.pop(_key(user), set())
+        items = self._db.blocklist.pop(bare_key(user), set())
         return [JID.parse(item) for item in sorted(items)]
 
     async def is_blocked(self, user: JID, contact: JID) -> bool:
-        items = self._db.blocklist.get(_key(user), set())
+        items = self._db.blocklist.get(bare_key(user), set())
         return any(str(candidate) in items for candidate in blocking_items(contact))
 
     # -- message archive (XEP-0313) ----------------------------------------------
@@ -315,23 +314,23 @@ class MemoryStorage:
     async def archive_message(
         self, user: JID, with_: JID, stanza: bytes, stamp: datetime, *, outgoing: bool
     ) -> str:
-        return self._db.archive.add(_key(user), with_, stanza, stamp, outgoing)
+        return self._db.archive.add(bare_key(user), with_, stanza, stamp, outgoing)
 
     async def query_archive(self, user: JID, query: ArchiveQuery, page: PageRequest) -> ArchivePage:
-        return self._db.archive.query(_key(user), query, page)
+        return self._db.archive.query(bare_key(user), query, page)
 
     async def count_archive(self, user: JID, query: ArchiveQuery | None = None) -> int:
-        return len(self._db.archive.matching(_key(user), query or ArchiveQuery()))
+        return len(self._db.archive.matching(bare_key(user), query or ArchiveQuery()))
 
     async def expire_archive(self, older_than: datetime) -> int:
         return self._db.archive.expire(older_than)
 
     async def get_archive_prefs(self, user: JID) -> ArchivePrefs:
-        return self._db.archive.prefs.get(_key(user), ArchivePrefs())
+        return self._db.archive.prefs.get(bare_key(user), ArchivePrefs())
 
     async def set_archive_prefs(self, user: JID, prefs: ArchivePrefs) -> ArchivePrefs:
         stored = check_archive_prefs(prefs)
-        self._db.archive.prefs[_key(user)] = stored
+        self._db.archive.prefs[bare_key(user)] = stored
         return stored
 
     async def save_room(self, room: StoredRoom) -> None:
@@ -339,7 +338,7 @@ class MemoryStorage:
         self._db.rooms[str(stored.jid)] = stored
 
     async def delete_room(self, room: JID) -> bool:
-        return self._db.rooms.pop(_key(room), None) is not None
+        return self._db.rooms.pop(bare_key(room), None) is not None
 
     async def load_rooms(self, service: str | None = None) -> list[StoredRoom]:
         rooms = self._db.rooms
@@ -348,39 +347,32 @@ class MemoryStorage:
     # -- documents (XEP-0049, XEP-0054) and PEP (XEP-0163) -------------------------
 
     async def get_document(self, user: JID, key: str) -> bytes | None:
-        return self._db.personal.documents.get(_key(user), {}).get(key)
+        return self._db.personal.documents.get(bare_key(user), {}).get(key)
 
     async def put_document(self, user: JID, key: str, data: bytes | None) -> None:
-        self._db.personal.put_document(_key(user), key, data)
+        self._db.personal.put_document(bare_key(user), key, data)
 
     async def get_pep_node(self, user: JID, node: str) -> PepNode | None:
-        return self._db.personal.nodes.get(_key(user), {}).get(node)
+        return self._db.personal.nodes.get(bare_key(user), {}).get(node)
 
     async def list_pep_nodes(self, user: JID) -> list[PepNode]:
-        nodes = self._db.personal.nodes.get(_key(user), {})
+        nodes = self._db.personal.nodes.get(bare_key(user), {})
         return [nodes[name] for name in sorted(nodes)]
 
     async def put_pep_node(self, user: JID, node: PepNode) -> None:
-        self._db.personal.put_node(_key(user), check_pep_node(node))
+        self._db.personal.put_node(bare_key(user), check_pep_node(node))
 
     async def delete_pep_node(self, user: JID, node: str) -> bool:
-        return self._db.personal.delete_node(_key(user), node)
+        return self._db.personal.delete_node(bare_key(user), node)
 
     async def publish_pep_item(self, user: JID, node: str, item: PepItem) -> None:
-        self._db.personal.publish(_key(user), node, item)
+        self._db.personal.publish(bare_key(user), node, item)
 
     async def get_pep_items(
         self, user: JID, node: str, *, ids: Sequence[str] = (), limit: int | None = None
     ) -> list[PepItem]:
-        return self._db.personal.get_items(_key(user), node, list(ids), limit)
+        return self._db.personal.get_items(bare_key(user), node, list(ids), limit)
 
     async def retract_pep_item(self, user: JID, node: str, item_id: str) -> bool:
-        return self._db.personal.retract(_key(user), node, item_id)
+        return self._db.personal.retract(bare_key(user), node, item_id)
 
-
-def _key(jid: JID) -> str:
-    return str(jid.bare)
-
-
-def _user_key(jid: JID) -> str:
-    return str(require_user_address(jid))

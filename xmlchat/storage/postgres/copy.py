@@ -17,8 +17,8 @@ from typing import Any, Final
 
 from psycopg import AsyncConnection
 
+from xmlchat.storage._sql_store import USER_TABLES
 from xmlchat.storage.postgres.migrations import migrate
-from xmlchat.storage.postgres.queries import USER_TABLES
 from xmlchat.storage.sqlite import SqliteStorage
 
 

@@ -4,13 +4,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC
 from typing import Final
 
 from psycopg.rows import TupleRow
 
-from xmlchat.jid import JID
+from xmlchat.storage._sql_store import ROOM_COLUMNS, room_values, stored_room
 from xmlchat.storage.base import StoredRoom
 from xmlchat.storage.personal import PepItem, PepNode
 from xmlchat.storage.postgres.queries import Conn, lock_user, scalar
@@ -123,20 +122,12 @@ def _node(row: TupleRow) -> PepNode:
 
 
 async def save_room(conn: Conn, room: StoredRoom) -> None:
-    affiliations = {str(jid): affiliation for jid, affiliation in room.affiliations.items()}
     await conn.execute(
         "INSERT INTO rooms (jid, service, config, affiliations, subject, subject_by)"
         " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (jid) DO UPDATE SET service = excluded.service,"
         " config = excluded.config, affiliations = excluded.affiliations,"
         " subject = excluded.subject, subject_by = excluded.subject_by",
-        (
-            str(room.jid),
-            room.jid.domain,
-            json.dumps(dict(room.config), sort_keys=True),
-            json.dumps(affiliations, sort_keys=True),
-            room.subject,
-            room.subject_by,
-        ),
+        room_values(room),
     )
 
 
@@ -146,20 +137,9 @@ async def delete_room(conn: Conn, jid: str) -> bool:
 
 
 async def load_rooms(conn: Conn, service: str | None) -> list[StoredRoom]:
-    columns = "jid, config, affiliations, subject, subject_by"
+    select = f"SELECT {ROOM_COLUMNS} FROM rooms"
     if service is None:
-        cur = await conn.execute(f"SELECT {columns} FROM rooms ORDER BY jid COLLATE \"C\"".encode())
+        cur = await conn.execute(f'{select} ORDER BY jid COLLATE "C"'.encode())
     else:
-        cur = await conn.execute(
-            f"SELECT {columns} FROM rooms WHERE service = %s ORDER BY jid COLLATE \"C\"".encode(), (service,)
-        )
-    return [
-        StoredRoom(
-            JID.parse(jid),
-            json.loads(config),
-            {JID.parse(k): v for k, v in json.loads(affiliations).items()},
-            subject,
-            subject_by,
-        )
-        for jid, config, affiliations, subject, subject_by in await cur.fetchall()
-    ]
+        cur = await conn.execute(f'{select} WHERE service = %s ORDER BY jid COLLATE "C"'.encode(), (service,))
+    return [stored_room(row) for row in await cur.fetchall()]

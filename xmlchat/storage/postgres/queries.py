@@ -18,6 +18,7 @@ from psycopg.rows import TupleRow
 
 from xmlchat.jid import JID
 from xmlchat.storage._offline import DUPLICATE, QUEUE_FULL
+from xmlchat.storage._sql_store import USER_TABLES
 from xmlchat.storage.base import (
     UNLIMITED,
     DeleteRosterItem,
@@ -33,12 +34,6 @@ from xmlchat.storage.base import (
 )
 
 Conn = AsyncConnection[TupleRow]
-
-# Every table with rows of one user's, keyed by their bare JID in column ``jid``.
-USER_TABLES: Final = (
-    "scram", "roster", "roster_version", "offline", "subscription_requests", "blocklist",
-    "archive", "archive_prefs", "archive_rules", "documents", "pep_nodes", "pep_items",
-)
 
 
 async def lock_user(conn: Conn, purpose: str, jid: str) -> None:
