@@ -15,6 +15,11 @@ difference is the cost of the messages alone, client side included:
 
 The second form counts another checkout's server with this harness (the
 Server API it uses has been stable since the first release).
+
+The server and the raw peers here (``plaintext_server``, ``native_login``,
+``xmpp_login``, ``until``) also serve the tests that look inside a server run in
+their own process (``tests/e2e/inprocess_peers.py``). This file imports nothing
+of its own package: run as a file, it has only itself.
 """
 
 from __future__ import annotations
@@ -27,14 +32,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xmlchat.server.app import Server
 
 PAIRS = int(os.environ.get("PAIRS", "20"))
 PER_PAIR = int(os.environ.get("PER_PAIR", "1500"))
 # "native" or "xmpp" (plaintext, SASL PLAIN: the parts that cost per message).
 PROTOCOL = os.environ.get("PROTOCOL", "native")
 BATCH = 10
+UNLIMITED = ("stanzas_per_second", "bytes_per_second", "ip_stanzas_per_second", "ip_bytes_per_second")
 OPEN = "<session xmlns='urn:xmlchat:native:1' version='1'>"
 XMPP_OPEN = (
     "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
@@ -42,39 +53,88 @@ XMPP_OPEN = (
 )
 
 
-async def _login(port: int, user: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"{OPEN}<login><user>{user}</user><password>pw</password></login>".encode())
-    received = b""
-    while b"</login-ok>" not in received:
-        received += await reader.read(65536)
-    return reader, writer
+Peer = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
-async def _until(reader: asyncio.StreamReader, marker: bytes) -> None:
+@asynccontextmanager
+async def plaintext_server(
+    data_dir: str | os.PathLike[str],
+    users: Iterable[str] = ("alice", "bob"),
+    overrides: Mapping[str, Any] | None = None,
+) -> AsyncIterator[Server]:
+    """The server with plaintext XMPP and native listeners on free ports, PLAIN
+    allowed without TLS, HTTP off, then ``overrides`` (by config key); each of
+    ``users`` has the password "pw"."""
+    from xmlchat.config import load
+    from xmlchat.jid import JID
+    from xmlchat.server.app import Server
+
+    settings = {
+        "data_dir": os.fspath(data_dir),
+        "listeners.native.enabled": False,
+        "listeners.native_plain.enabled": True,
+        "listeners.native_plain.port": 0,
+        "listeners.xmpp.port": 0,
+        "listeners.xmpp.tls": "none",
+        "xmpp.require_encryption": False,
+        "xmpp.allow_unencrypted_plain_auth": True,
+        "listeners.http.enabled": False,
+        "listeners.https.enabled": False,
+        **(overrides or {}),
+    }
+    server = await Server.open(load(overrides=settings))
+    for name in users:
+        await server.storage.create_user(JID(name, "localhost"), "pw")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop(grace=1)
+
+
+async def until(reader: asyncio.StreamReader, marker: bytes, count: int = 1, timeout: float = 10) -> bytes:
+    """Read until ``marker`` arrived ``count`` times (``timeout`` seconds at most
+    per read); all that was read."""
     received = b""
-    while marker not in received:
-        data = await reader.read(65536)
+    while received.count(marker) < count:
+        data = await asyncio.wait_for(reader.read(65536), timeout)
         if not data:
             raise ConnectionError(f"closed before {marker!r}")
         received += data
+    return received
 
 
-async def _xmpp_login(port: int, user: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """RFC 6120 over plaintext: stream, SASL PLAIN, restart, bind, initial presence."""
+async def native_login(port: int, user: str) -> Peer:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"{OPEN}<login><user>{user}</user><password>pw</password></login>".encode())
+    await until(reader, b"</login-ok>")
+    return reader, writer
+
+
+async def xmpp_login(port: int, user: str, sm: bool = False, presence_apart: bool = False) -> Peer:
+    """RFC 6120 over plaintext: stream, SASL PLAIN, restart, bind, initial
+    presence (with the bind in one write, or in a write of its own after the
+    bind's answer: ``presence_apart``); with ``sm``, XEP-0198 enabled."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(XMPP_OPEN.encode())
-    await _until(reader, b"</stream:features>")
+    await until(reader, b"</stream:features>")
     token = base64.b64encode(f"\0{user}\0pw".encode()).decode()
     writer.write(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>".encode())
-    await _until(reader, b"success")
+    await until(reader, b"success")
     writer.write(XMPP_OPEN.encode())
-    await _until(reader, b"</stream:features>")
+    await until(reader, b"</stream:features>")
     bind = "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind>"
-    writer.write(f"<iq type='set' id='b1'>{bind}</iq>".encode())
-    await _until(reader, b"</iq>")
-    writer.write(b"<presence/>")
-    await _until(reader, b"<presence")
+    bind = f"<iq type='set' id='b1'>{bind}</iq>"
+    if presence_apart:
+        writer.write(bind.encode())
+        await until(reader, b"</iq>")
+        writer.write(b"<presence/>")
+    else:
+        writer.write(f"{bind}<presence/>".encode())
+    await until(reader, b"<presence")
+    if sm:  # XEP-0198: the client's stanzas go through the connection's in-order worker
+        writer.write(b"<enable xmlns='urn:xmpp:sm:3'/>")
+        await until(reader, b"<enabled")
     return reader, writer
 
 
@@ -98,35 +158,18 @@ async def _count(
 
 async def _run(measure: Callable[[], AbstractContextManager[object]] = nullcontext) -> float:
     """Log the pairs in, then send; ``measure`` wraps the sending alone (a profiler)."""
-    from xmlchat.config import load
-    from xmlchat.jid import JID
-    from xmlchat.server.app import Server
+    users = [name for i in range(PAIRS) for name in (f"s{i}", f"r{i}")]
+    # All the load comes from one address: no stanza, byte or per-IP rates.
+    unlimited = {f"limits.{rate}": 0 for rate in UNLIMITED}
+    data_dir = tempfile.mkdtemp(prefix="xmlchat-instr-")
+    async with plaintext_server(data_dir, users, unlimited) as server:
+        return await _send_and_receive(server, measure)
 
-    overrides = {
-        "data_dir": tempfile.mkdtemp(prefix="xmlchat-instr-"),
-        "listeners.native.enabled": False,
-        "listeners.xmpp.port": 0,
-        "listeners.xmpp.tls": "none",
-        "xmpp.require_encryption": False,
-        "xmpp.allow_unencrypted_plain_auth": True,
-        "listeners.native_plain.enabled": True,
-        "listeners.native_plain.port": 0,
-        "listeners.http.enabled": False,
-        "listeners.https.enabled": False,
-        "limits.stanzas_per_second": 0,
-        # All the load comes from one address: no byte or per-IP rates.
-        "limits.bytes_per_second": 0,
-        "limits.ip_stanzas_per_second": 0,
-        "limits.ip_bytes_per_second": 0,
-    }
-    server = await Server.open(load(overrides=overrides))
-    for i in range(PAIRS):
-        for name in (f"s{i}", f"r{i}"):
-            await server.storage.create_user(JID(name, "localhost"), "pw")
-    await server.start()
+
+async def _send_and_receive(server: Server, measure: Callable[[], AbstractContextManager[object]]) -> float:
     xmpp = PROTOCOL == "xmpp"
     port = server.port_of("xmpp" if xmpp else "native_plain")
-    login = _xmpp_login if xmpp else _login
+    login = partial(xmpp_login, presence_apart=True) if xmpp else native_login
     senders = [await login(port, f"s{i}") for i in range(PAIRS)]
     receivers = [await login(port, f"r{i}") for i in range(PAIRS)]
     body = "x" * 100
@@ -157,7 +200,6 @@ async def _run(measure: Callable[[], AbstractContextManager[object]] = nullconte
         cpu = time.process_time() - start
     for _, writer in senders + receivers:
         writer.close()
-    await server.stop(grace=1)
     return cpu
 
 

@@ -23,9 +23,9 @@ from xmlchat.cli.chat_shell import (
     CommandFailed,
     Extra,
     Unavailable,
+    chat_command,
     history_line,
-    quiet_libraries,
-    run_chat,
+    server_address,
 )
 from xmlchat.cli.chat_terminal import Terminal
 from xmlchat.cli.common import (
@@ -61,12 +61,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def make_client(args: argparse.Namespace, config: Config, **kwargs: Any) -> NativeClient:
     listener = config.listeners.native_plain if args.plain else config.listeners.native
-    host, port = listener.address, listener.port
-    if args.server:
-        host, _, port_text = args.server.rpartition(":")
-        port = int(port_text)
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
+    host, port = server_address(args.server, listener)
     jid = user_jid(args.jid, config)
     password = read_password(args, confirm=False)
     ssl = None if args.plain else client_tls(args, config, host, port, direct=True)
@@ -95,13 +90,7 @@ def _send(args: argparse.Namespace, config: Config) -> int:
 
 
 def _chat(args: argparse.Namespace, config: Config) -> int:
-    async def run() -> int:
-        terminal = Terminal()
-        backend = NativeChat(make_client(args, config), terminal, config)
-        quiet_libraries(args)
-        return await run_chat(backend, terminal)
-
-    return run_async(run())
+    return chat_command(args, lambda terminal: NativeChat(make_client(args, config), terminal, config))
 
 
 class NativeChat:

@@ -19,6 +19,8 @@ from typing import Protocol
 
 from xmlchat.cli.chat_lines import Command, Text, TooLong, parse, split_body
 from xmlchat.cli.chat_terminal import Terminal
+from xmlchat.cli.common import run_async
+from xmlchat.config import Listener
 
 HISTORY_LINES = 20  # /history without N: a screenful
 
@@ -224,6 +226,31 @@ def _one_word(args: str, usage: str) -> str:
     if len(words) != 1:
         raise Unavailable(f"type {usage}")
     return words[0]
+
+
+def server_address(server: str | None, listener: Listener) -> tuple[str, int]:
+    """Where a chat command connects: ``--server HOST:PORT`` (an IPv6 HOST in
+    brackets, as in a URL), else the configured listener; a wildcard address
+    is this machine."""
+    host, port = listener.address, listener.port
+    if server:
+        host, _, port_text = server.rpartition(":")
+        host, port = host.strip("[]"), int(port_text)
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return host, port
+
+
+def chat_command(args: argparse.Namespace, backend: Callable[[Terminal], ChatBackend]) -> int:
+    """``chat`` and ``xmpp-chat``: the backend made for a new terminal, in :func:`run_chat`."""
+
+    async def run() -> int:
+        terminal = Terminal()
+        chat = backend(terminal)
+        quiet_libraries(args)
+        return await run_chat(chat, terminal)
+
+    return run_async(run())
 
 
 def quiet_libraries(args: argparse.Namespace) -> None:

@@ -29,9 +29,9 @@ from xmlchat.cli.chat_shell import (
     CommandFailed,
     Extra,
     Unavailable,
+    chat_command,
     history_line,
-    quiet_libraries,
-    run_chat,
+    server_address,
 )
 from xmlchat.cli.chat_terminal import Terminal
 from xmlchat.cli.common import (
@@ -74,12 +74,7 @@ class _Connection:
     def __init__(self, args: argparse.Namespace, config: Config) -> None:
         self.config = config
         listener = config.listeners.xmpp_tls if args.direct_tls else config.listeners.xmpp
-        self.host, self.port = listener.address, listener.port
-        if args.server:
-            host, _, port = args.server.rpartition(":")
-            self.host, self.port = host.strip("[]"), int(port)
-        if self.host in ("0.0.0.0", "::", ""):
-            self.host = "127.0.0.1"
+        self.host, self.port = server_address(args.server, listener)
         self.tls = "direct" if args.direct_tls else "starttls"
         self.ssl = client_tls(args, config, self.host, self.port, direct=self.tls == "direct")
         jid = user_jid(args.jid, config)
@@ -135,13 +130,7 @@ def _send(args: argparse.Namespace, config: Config) -> int:
 
 
 def _chat(args: argparse.Namespace, config: Config) -> int:
-    async def run() -> int:
-        terminal = Terminal()
-        backend = XmppChat(args, config, terminal)
-        quiet_libraries(args)
-        return await run_chat(backend, terminal)
-
-    return run_async(run())
+    return chat_command(args, lambda terminal: XmppChat(args, config, terminal))
 
 
 class XmppChat:

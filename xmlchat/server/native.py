@@ -6,6 +6,12 @@ XMPP"): a login is a bound session plus initial presence, a ``<message>`` a
 ``<message type='chat'>``, a contact request an internal iq of the contacts
 module (history: of the archive module). Once logged in it is the transport of a
 :class:`~xmlchat.routing.session.Session`.
+
+The parts, each a file: ``native_login.py`` (the core, ``<login>``); here the
+logged-in session, both ways; beside it, what the session's requests become:
+``native_rooms.py`` (rooms), ``native_blocking.py`` (the blocklist),
+``native_history.py`` (the archive), ``native_receipts.py`` (``<received>``),
+``native_messages.py`` (a message's recipients).
 """
 
 from __future__ import annotations
@@ -17,56 +23,33 @@ from functools import partial
 
 from lxml import etree
 
-from xmlchat.errors import LoginRefused, StanzaCondition, StanzaError, StreamCondition, StreamError
+from xmlchat.errors import StanzaCondition, StanzaError
 from xmlchat.jid import JID, InvalidJID, bare_str
 from xmlchat.metrics import native_kind
 from xmlchat.modules import blocking
 from xmlchat.modules.roster import contacts
 from xmlchat.protocol import native
-from xmlchat.routing.session import NATIVE_CLIENT, Session
-from xmlchat.server.connection import Connection
+from xmlchat.server.native_blocking import NativeBlocklist
 from xmlchat.server.native_history import history_page
+from xmlchat.server.native_login import NativeLogin
 from xmlchat.server.native_messages import Recipients
-from xmlchat.server.native_receipts import Receipts, resume_resource, resume_token
 from xmlchat.server.native_rooms import NativeRooms
-from xmlchat.stanza import BODY, assigned_id, body_text, kind, make, new_id
-from xmlchat.xml.stream import StreamLimits
+from xmlchat.stanza import BODY, assigned_id, body_text, kind, make
 
 # What a native <message> becomes inside the server (docs/native-protocol.md, "Mapping to XMPP").
 _CHAT_MESSAGE = make("message", {"type": "chat"})
 etree.SubElement(_CHAT_MESSAGE, BODY)
-_WRONG = "wrong user name or password"
 
 
-class NativeConnection(Connection[native.Event]):
-    __slots__ = ("_answering_blocklist", "_bare", "_blocklist", "_blocklist_shown", "_failed_logins",
-                 "_full", "_jid", "_receipts", "_recipients", "_rooms", "_visible")
-    protocol = "native"
-    core: native.NativeServerStream
+class NativeConnection(NativeLogin):
+    __slots__ = ("_blocklist", "_recipients", "_rooms", "_visible")
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        limits = self.config.limits
-        self.core = native.NativeServerStream(
-            self.config.domain,
-            StreamLimits(limits.max_stanza_bytes, limits.max_depth),
-            limits.max_unauthenticated_stanza_bytes,
-            standalone=self.transport.messages,
-        )
-        self.session: Session | None = None
-        self._jid: JID | None = None
-        self._bare = ""  # str(jid.bare), written on every message delivered
-        self._full = ""  # str(jid), stamped on every message sent
-        self._failed_logins = 0
-        # The blocklist as this client was last shown it (pushes update it), and
-        # whether it gets pushes: after any blocking request (the spec).
-        self._blocklist: list[str] = []
-        self._blocklist_shown = False
-        self._answering_blocklist = False
+        super().__init__(*args, **kwargs)
+        # Made at the first blocking request: only then does the client get pushes.
+        self._blocklist: NativeBlocklist | None = None
         # Resources of each contact whose available presence reached us.
         self._visible: dict[JID, set[str]] = {}
-        # Set at login when the client acknowledges messages (<receipts/>).
-        self._receipts: Receipts | None = None
         self._recipients = Recipients(self.config.domain)
         service = f"{self.config.muc.subdomain}.{self.config.domain}"
         session = partial(getattr, weakref.proxy(self), "session")  # weakly: no cycle to collect
@@ -74,23 +57,11 @@ class NativeConnection(Connection[native.Event]):
 
     # ---- SessionTransport
 
-    @property
-    def jid(self) -> JID:
-        assert self._jid is not None
-        return self._jid
-
-    @property
-    def authenticated(self) -> bool:
-        return self._jid is not None
-
-    @property
-    def account(self) -> JID | None:
-        return self._jid.bare if self._jid is not None else None
-
     def write(self, stanza: etree._Element, stamp: datetime, delayed: bool = False) -> None:
         name = kind(stanza)
-        self.metrics.stanza_out(self.protocol, name)
-        self.log_stanza("out", stanza)
+        if self.observed:  # else not even a call: this runs for every stanza delivered
+            self.metrics.stanza_out(self.protocol, name)
+            self.log_stanza("out", stanza)
         self._write(name, stanza, stamp)
         self.flush()
 
@@ -102,8 +73,9 @@ class NativeConnection(Connection[native.Event]):
             case "presence":
                 if not self._rooms.write_presence(stanza):
                     self._write_presence(stanza)
-            case "iq":
-                self._write_blocklist_push(stanza)
+            case "iq":  # a XEP-0191 push: the new whole list
+                if self._blocklist is not None and (entries := self._blocklist.pushed(stanza)) is not None:
+                    self.core.send_blocklist(entries)
             # Other iqs have no native form: the hub answers those to sessions without full XMPP.
 
     def _write_message(self, type_: str | None, stanza: etree._Element, stamp: datetime) -> None:
@@ -164,8 +136,9 @@ class NativeConnection(Connection[native.Event]):
 
     async def handle(self, event: native.Event) -> list[native.Event]:
         """Perform one event; return the events its answer released."""
-        self.metrics.stanza_in(self.protocol, native_kind(event))
-        self.log_stanza("in", event)
+        if self.observed:
+            self.metrics.stanza_in(self.protocol, native_kind(event))
+            self.log_stanza("in", event)
         match event:
             case native.MessageReceived():
                 await self._message(event)
@@ -209,65 +182,6 @@ class NativeConnection(Connection[native.Event]):
                 self.flush()
                 self.close_after_flush()
         return []
-
-    async def _login(self, event: native.LoginRequested) -> list[native.Event]:
-        config = self.config
-        if not self.tls and not config.native.allow_plaintext_login:
-            return self.core.login_failed(StanzaCondition.NOT_ALLOWED, "log in over TLS")
-        try:
-            user = JID.user(event.user, config.domain)
-        except InvalidJID:
-            user = None
-        account = str(user) if user is not None else event.user
-        guard = self.ctx.login_guard
-        try:
-            if guard is not None:
-                guard.check(self.ip, account)
-        except LoginRefused as e:
-            self.metrics.limit_hit("login_backoff")
-            return self._login_failed(event.user, StanzaCondition.POLICY_VIOLATION, e.text)
-        if (
-            user is None
-            or user.domain not in config.hosts
-            or not await self.ctx.accounts.check_password(user, event.password)
-        ):
-            self.guard_failed(account)
-            return self._login_failed(event.user)
-        if guard is not None:
-            guard.succeeded(self.ip, account)
-        resumed = resume_resource(self.ctx.scram_secret, user, event.resume) if event.receipts else None
-        resource = resumed or event.resource or f"native-{new_id()[:8]}"
-        self._jid = user.with_resource(resource)
-        self._bare = str(user)
-        self._full = str(self._jid)
-        token = resume_token(self.ctx.scram_secret, self._jid) if event.receipts else None
-        released = self.core.logged_in(str(self._jid), token)
-        if event.receipts:
-            self._receipts = Receipts()
-        self.flush()
-        self.log.info("logged in as %s", self._jid)
-        self.metrics.login(self.protocol, True)
-        self.login_done()
-        self.session = Session(self._jid, NATIVE_CLIENT, self)
-        await self.ctx.hub.open_session(self.session)
-        # A native login is initial presence (RFC 6121 §4.2) with no show or
-        # status: stored messages and subscription requests follow it (the
-        # replay runs beside this reading loop, which must read <received>).
-        await self.ctx.hub.receive(self.session, make("presence", {"from": str(self._jid)}), None)
-        return released
-
-    def _login_failed(
-        self, user: str, condition: StanzaCondition = StanzaCondition.NOT_AUTHORIZED, text: str = _WRONG
-    ) -> list[native.Event]:
-        self._failed_logins += 1
-        self.log.info("login failed for %r (%d): %s", user, self._failed_logins, text)
-        self.metrics.login(self.protocol, False)
-        released = self.core.login_failed(condition, text)
-        if self._failed_logins >= self.config.limits.max_login_attempts:
-            self.metrics.limit_hit("login_attempts")
-            self.close(StreamError(StreamCondition.POLICY_VIOLATION, "too many failed logins"))
-            return []
-        return released
 
     async def _message(self, event: native.MessageReceived) -> None:
         assert self.session is not None
@@ -322,59 +236,16 @@ class NativeConnection(Connection[native.Event]):
         )
 
     async def _blocking(self, tag: str | None, jids: tuple[str, ...], ref: str | None) -> None:
-        """A change (``tag``: block or unblock, XEP-0191) then the whole list,
-        as the answer to request ``ref``; pushes our own change makes are not
-        shown, the answer is."""
-        self._answering_blocklist = True
+        """A change (``tag``: block or unblock), then the whole list, as the
+        answer to request ``ref`` (native_blocking.py)."""
+        if self._blocklist is None:
+            self._blocklist = NativeBlocklist()
         try:
-            if tag == blocking.UNBLOCK:
-                self._blocklist = await self._blocklist_now()  # to know the entries' forms
-            if tag is not None:
-                change = etree.Element(tag, nsmap={None: blocking.NS})
-                for jid in self._blocking_items(jids):
-                    etree.SubElement(change, blocking.ITEM, jid=jid)
-                await self._call("set", change)
-            self._blocklist = await self._blocklist_now()
+            entries = await self._blocklist.request(self._call, self.config.domain, tag, jids)
         except StanzaError as e:
             self._refused(e, ref)
             return
-        finally:
-            self._answering_blocklist = False
-        self._blocklist_shown = True
-        self.core.send_blocklist(self._blocklist, ref)
-
-    async def _blocklist_now(self) -> list[str]:
-        result = await self._call("get", etree.Element(blocking.BLOCKLIST, nsmap={None: blocking.NS}))
-        assert result is not None
-        return [item.get("jid", "") for item in result.iter(blocking.ITEM)]
-
-    def _blocking_items(self, jids: tuple[str, ...]) -> list[str]:
-        """Native addresses (``bob``: the server's domain), or an entry exactly
-        as the list showed it; one malformed address fails the request."""
-        items = []
-        for text in dict.fromkeys(jids):
-            if text in self._blocklist:
-                items.append(text)
-                continue
-            try:
-                items.append(str(JID.user(text, self.config.domain)))
-            except InvalidJID:
-                raise StanzaError(StanzaCondition.JID_MALFORMED, f"bad address {text!r}") from None
-        return items
-
-    def _write_blocklist_push(self, iq: etree._Element) -> None:
-        """A XEP-0191 push from a change made elsewhere: the new whole list."""
-        change = next(iter(iq), None)
-        if change is None or change.tag not in (blocking.BLOCK, blocking.UNBLOCK):
-            return
-        if self._answering_blocklist or not self._blocklist_shown:
-            return
-        jids = [item.get("jid", "") for item in change.iter(blocking.ITEM)]
-        if change.tag == blocking.BLOCK:
-            self._blocklist = sorted({*self._blocklist, *jids})
-        else:
-            self._blocklist = [j for j in self._blocklist if jids and j not in jids]
-        self.core.send_blocklist(self._blocklist)
+        self.core.send_blocklist(entries, ref)
 
     # ---- history: the archive module's internal iq
 
