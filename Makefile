@@ -30,7 +30,7 @@ faults: $(BIN)/xmlchat
 
 # Long (tens of minutes at full size); needs Debian's prosody and ejabberd for the comparison.
 # Every target and scenario, 3 repeats; ends by rewriting docs/performance.md and its JSON
-# (35 minutes on a quiet 2-CPU machine; no measurement starts after 55). The reduced run (one
+# (35-45 minutes on a quiet 2-CPU machine, as fast as it is that day; no measurement starts after 55). The reduced run (one
 # repeat, 5,000 idle sessions at most, about 15 minutes) is `make bench-reduced`.
 bench: $(BIN)/xmlchat
 	$(BIN)/pip install --quiet -e '.[bench]'
