@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
@@ -36,10 +36,17 @@ def _nats_reachable(url: str) -> bool:
 
 @contextmanager
 def running_cluster(
-    tmp_path: Path, count: int, users: dict[str, str], config: str = ""
+    tmp_path: Path,
+    count: int,
+    users: dict[str, str],
+    config: str = "",
+    *,
+    cluster_config: str = CLUSTER_CONFIG,
+    nats_urls: Sequence[str] = (),
 ) -> Iterator[list[ServerProcess]]:
     """``count`` started nodes named n0, n1, …; accounts in the shared store;
-    ``config``: more of each node's configuration file.
+    ``config``: more of each node's configuration file, after ``cluster_config``;
+    ``nats_urls``: where each node reaches NATS (default: all at NATS_URL).
     Every run has its own NATS subject prefix and PostgreSQL schema, so runs
     side by side never hear each other."""
     if not _nats_reachable(NATS_URL):
@@ -49,10 +56,10 @@ def running_cluster(
         nodes: list[ServerProcess] = []
         try:
             for index in range(count):
-                node = make_server(tmp_path / f"n{index}", CLUSTER_CONFIG + config)
+                node = make_server(tmp_path / f"n{index}", cluster_config + config)
                 node.env.update({
                     "XMLCHAT_STORAGE_URL": storage_url,
-                    "XMLCHAT_CLUSTER_NATS_URL": NATS_URL,
+                    "XMLCHAT_CLUSTER_NATS_URL": nats_urls[index] if nats_urls else NATS_URL,
                     "XMLCHAT_CLUSTER_NODE_NAME": f"n{index}",
                     "XMLCHAT_CLUSTER_SUBJECT_PREFIX": prefix,
                 })

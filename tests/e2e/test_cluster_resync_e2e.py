@@ -15,17 +15,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_nodes import NATS_URL, _nats_reachable
-from conftest import ServerProcess, create_users, make_server
+from cluster_nodes import NATS_URL, _nats_reachable, running_cluster
+from conftest import ServerProcess
 from e2e.test_blocking_e2e import ALICE, BOB, CAROL, _next, closing, xmpp_user
 from e2e.xmpp_helpers import TIMEOUT, connect, subscribe_and_approve
 from faults.peers import USERS
-from postgres import postgres_schema
 from slixmpp import JID as SlixJID
 
 CONFIG = """
@@ -115,26 +113,8 @@ def proxy() -> Iterator[NatsProxy]:
 @pytest.fixture
 def nodes(tmp_path: Path, proxy: NatsProxy) -> Iterator[list[ServerProcess]]:
     """n0 on NATS directly, n1 through the proxy; one subject prefix and schema per run."""
-    prefix = f"xmlchat-test-{uuid.uuid4().hex[:12]}"
-    with postgres_schema() as storage_url:
-        started: list[ServerProcess] = []
-        try:
-            for index, nats_url in enumerate((NATS_URL, proxy.url)):
-                node = make_server(tmp_path / f"n{index}", CONFIG)
-                node.env.update({
-                    "XMLCHAT_STORAGE_URL": storage_url,
-                    "XMLCHAT_CLUSTER_NATS_URL": nats_url,
-                    "XMLCHAT_CLUSTER_NODE_NAME": f"n{index}",
-                    "XMLCHAT_CLUSTER_SUBJECT_PREFIX": prefix,
-                })
-                if index == 0:
-                    create_users(node, USERS)
-                node.start()
-                started.append(node)
-            yield started
-        finally:
-            for node in started:
-                node.stop()
+    with running_cluster(tmp_path, 2, USERS, cluster_config=CONFIG, nats_urls=(NATS_URL, proxy.url)) as nodes:
+        yield nodes
 
 
 async def test_a_block_made_while_a_node_was_cut_off_applies_there_once_it_is_back(

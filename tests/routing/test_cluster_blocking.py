@@ -42,14 +42,20 @@ def _chat(sender: Session, to: str) -> etree._Element:
     return message
 
 
-async def test_a_block_through_one_node_refuses_and_pushes_on_the_other() -> None:
+async def _alice_on_a_and_b_bob_on_b() -> tuple[Cluster, Session, Recorder, Session]:
+    """alice on both nodes, her resource on b interested in pushes (§3.3); bob on b."""
     cluster = Cluster("a", "b")
     for user in (ALICE, BOB):
         await cluster.store.create_user(user, "pw")
     alice_a, _ = await cluster.online("a", "alice@localhost/a")
     alice_b, alice_b_sees = await cluster.online("b", "alice@localhost/b")
     bob, _ = await cluster.online("b", "bob@localhost/desk")
-    await _iq(cluster, "b", alice_b, "get", BLOCKLIST)  # interested in pushes (§3.3)
+    await _iq(cluster, "b", alice_b, "get", BLOCKLIST)
+    return cluster, alice_a, alice_b_sees, bob
+
+
+async def test_a_block_through_one_node_refuses_and_pushes_on_the_other() -> None:
+    cluster, alice_a, alice_b_sees, bob = await _alice_on_a_and_b_bob_on_b()
 
     await _iq(cluster, "a", alice_a, "set", BLOCK, BOB)
     await cluster.announced()
@@ -80,13 +86,7 @@ async def test_a_node_without_sessions_of_the_user_keeps_no_copy() -> None:
 async def test_a_node_back_on_the_bus_reloads_the_lists_it_may_have_missed() -> None:
     # A block announced while node b was cut off never reaches b (core NATS
     # keeps nothing); once b is back, the bus has the hub resync what it caches.
-    cluster = Cluster("a", "b")
-    for user in (ALICE, BOB):
-        await cluster.store.create_user(user, "pw")
-    alice_a, _ = await cluster.online("a", "alice@localhost/a")
-    alice_b, alice_b_sees = await cluster.online("b", "alice@localhost/b")
-    bob, _ = await cluster.online("b", "bob@localhost/desk")
-    await _iq(cluster, "b", alice_b, "get", BLOCKLIST)
+    cluster, alice_a, alice_b_sees, bob = await _alice_on_a_and_b_bob_on_b()
     cluster.cut.add("b")
 
     await _iq(cluster, "a", alice_a, "set", BLOCK, BOB)
