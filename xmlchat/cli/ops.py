@@ -137,17 +137,13 @@ def _alt_names(cert: x509.Certificate) -> list[str]:
 
 
 def _check_listener(name: str, listener: Listener, config: Config, report: _Report) -> None:
-    from xmlchat.server.app import HTTP_LISTENERS, PROTOCOLS
     from xmlchat.server.listening import check_plaintext_address
 
     where = f"{listener.address}:{listener.port}" if listener.port else f"{listener.address}:(any free port)"
-    if name in HTTP_LISTENERS:
-        protocol = "http"
-    elif name not in PROTOCOLS:
+    protocol = probes.served_protocol(name)
+    if protocol is None:
         report.warn(f"listener {name}: {where} tls={listener.tls}: not available in this build, skipped")
         return
-    else:
-        protocol = PROTOCOLS[name][0]
     if listener.tls == "none" and name == "native_plain":
         try:
             check_plaintext_address(listener, config.native.allow_plaintext_on_network)

@@ -52,13 +52,21 @@ class Probe:
         return f"{self.name} {self.protocol} {self.host}:{self.port} tls={self.tls}"
 
 
-def probes(config: Config, chosen: dict[str, Listener]) -> list[Probe]:
-    """One probe per listener in ``chosen`` this build serves, at a connectable address."""
+def served_protocol(name: str) -> str | None:
+    """What the listener ``name`` speaks ("native", "xmpp", "component", "http"),
+    None if this build does not serve it."""
     from xmlchat.server.app import HTTP_LISTENERS, PROTOCOLS
 
+    if name in HTTP_LISTENERS:
+        return "http"
+    return PROTOCOLS[name][0] if name in PROTOCOLS else None
+
+
+def probes(config: Config, chosen: dict[str, Listener]) -> list[Probe]:
+    """One probe per listener in ``chosen`` this build serves, at a connectable address."""
     out = []
     for name, listener in chosen.items():
-        protocol = "http" if name in HTTP_LISTENERS else PROTOCOLS[name][0] if name in PROTOCOLS else None
+        protocol = served_protocol(name)
         if protocol is not None and listener.port:
             out.append(Probe(name, protocol, connectable(listener.address), listener.port, listener.tls))
     return out
